@@ -1,0 +1,47 @@
+"""Run ``compress_file`` over many files, in parallel processes, results in input order."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from pathlib import Path
+
+from dcmtier.compress import Options, TierResult, compress_file
+from dcmtier.errors import ConfigError
+from dcmtier.tiers import Tier
+
+
+def find_files(sources: Iterable[Path]) -> list[Path]:
+    """Files named, and every regular file below folders named, in a stable order."""
+    found: list[Path] = []
+    for src in sources:
+        if src.is_dir():
+            found.extend(sorted(p for p in src.rglob("*") if p.is_file() and not _hidden(p, src)))
+        elif src.exists():
+            found.append(src)
+        else:
+            raise ConfigError(f"{src}: no such file or folder")
+    return found
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_batch(
+    files: Sequence[Path], tiers: Sequence[Tier], options: Options, *, jobs: int
+) -> Iterator[list[TierResult]]:
+    """Yield each file's results in input order; ``jobs`` processes work ahead of the reader."""
+    work = partial(compress_file, tiers=tiers, options=options)
+    if jobs <= 1 or len(files) <= 1:
+        yield from map(work, files)
+        return
+    with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
+        yield from pool.map(work, files, chunksize=1)
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    """Temporary and hidden files (ours are ``.name.tmp``) are never inputs."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)

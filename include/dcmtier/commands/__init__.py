@@ -1,0 +1,1 @@
+"""Sub-commands of the ``dcmtier`` command line, one module each."""

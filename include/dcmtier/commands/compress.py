@@ -1,0 +1,104 @@
+"""``dcmtier compress``: compress DICOM files into tiers, verify every output by decoding it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from dcmtier.compress import FAILED, Options, TierResult
+from dcmtier.policy import Policy
+from dcmtier.tiers import DEFAULT_TIERS, resolve_tiers
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "compress",
+        help="compress files into tiers",
+        description=__doc__,
+        epilog="Exit status: 0 nothing failed, 1 an instance failed, 2 bad usage.",
+    )
+    parser.add_argument("sources", nargs="+", type=Path, metavar="SRC", help="files or folders")
+    parser.add_argument(
+        "--tier",
+        action="append",
+        dest="tiers",
+        metavar="NAME",
+        help=f"tier to make, repeatable (default: {' '.join(DEFAULT_TIERS)})",
+    )
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument("--jobs", type=int, default=0, metavar="N", help="processes (0: all cores)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per (source, tier)")
+    parser.add_argument("--policy", type=Path, metavar="FILE", help="modality policy JSON")
+    parser.add_argument(
+        "--pass-through",
+        action="store_true",
+        help="copy objects without pixel data (SR, RTPLAN, KO...) unchanged into each tier",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from dcmtier.batch import default_jobs, find_files, run_batch
+    from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
+
+    tiers = resolve_tiers(args.tiers)
+    policy = Policy.from_file(args.policy) if args.policy else Policy()
+    files = find_files(args.sources)
+    options = Options(out_dir=args.out, policy=policy, passthrough=args.pass_through)
+    jobs = args.jobs or default_jobs()
+    results: list[TierResult] = []
+    with _progress(len(files), enabled=not args.json and sys.stderr.isatty()) as advance:
+        for file_results in run_batch(files, tiers, options, jobs=jobs):
+            for result in file_results:
+                if args.json:
+                    print_json(result.as_dict())
+            results.extend(file_results)
+            advance()
+    if not args.json:
+        _print_table(results)
+    return EXIT_FAILED if any(r.status == FAILED for r in results) else EXIT_OK
+
+
+class _progress:
+    """A rich progress bar on stderr, or nothing when stderr is not a terminal."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total, self.enabled = total, enabled
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return lambda: None
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._bar = Progress(console=Console(stderr=True), transient=True)
+        self._bar.start()
+        task = self._bar.add_task("compressing", total=self.total)
+        return lambda: self._bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self._bar.stop()
+
+
+def _print_table(results: list[TierResult]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("source", "tier", "status", "pixel ratio", "file ratio", "encode ms", "reason")
+    for r in results:
+        table.add_row(
+            Path(r.source).name,
+            r.tier,
+            r.status,
+            f"{r.pixel_ratio:.2f}" if r.pixel_ratio else "",
+            f"{r.file_ratio:.2f}" if r.file_ratio else "",
+            f"{r.encode_ms:.1f}" if r.encode_ms is not None else "",
+            r.reason or "",
+        )
+    console = Console(width=200)
+    console.print(table)
+    counts = Counter(r.status for r in results)
+    console.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no files")

@@ -1,0 +1,49 @@
+"""``dcmtier tiers``: every tier with codec, ratio, transfer syntax and intended use."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from dcmtier.tiers import DEFAULT_TIERS, TIERS, Tier
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("tiers", help="list the tiers", description=__doc__)
+    parser.add_argument("--json", action="store_true", help="one JSON object per tier")
+
+
+def describe(tier: Tier) -> dict[str, object]:
+    return {
+        "name": tier.name,
+        "codec": tier.codec.label,
+        "lossless": tier.lossless,
+        "target_ratio": tier.target_ratio,
+        "near": tier.near,
+        "transfer_syntax": tier.transfer_syntax,
+        "use": tier.use.value,
+        "default": tier.name in DEFAULT_TIERS,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from dcmtier.cli import print_json
+
+    rows = [describe(t) for t in TIERS.values()]
+    if args.json:
+        for row in rows:
+            print_json(row)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("tier", "codec", "ratio", "transfer syntax", "use", "default")
+    for row in rows:
+        ratio = f"{row['target_ratio']:g}:1" if row["target_ratio"] else "lossless"
+        ratio = f"near-lossless NEAR={row['near']}" if row["near"] else ratio
+        table.add_row(
+            str(row["name"]), str(row["codec"]), ratio, str(row["transfer_syntax"]),
+            str(row["use"]), "yes" if row["default"] else "",
+        )
+    Console().print(table)
+    return 0

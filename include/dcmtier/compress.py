@@ -1,0 +1,255 @@
+"""Compress one source file into every requested tier, write atomically, verify by decoding.
+
+Each (source, tier) ends as one ``TierResult``: ``ok``, ``skipped``, ``refused`` or ``failed``,
+with the reason; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydicom import Dataset, dcmread
+
+from dcmtier import codecs
+from dcmtier.codecs import Encoded
+from dcmtier.derive import build_output
+from dcmtier.errors import (
+    CodecError,
+    DcmtierError,
+    InvalidInput,
+    NoPixelData,
+    PolicyRefused,
+    VerificationFailed,
+)
+from dcmtier.pixels import SourceImage, iter_decoded, metadata, read_source
+from dcmtier.policy import PixelKind, Policy
+from dcmtier.tiers import Tier
+
+OK, SKIPPED, REFUSED, FAILED = "ok", "skipped", "refused", "failed"
+
+
+@dataclass
+class TierResult:
+    """What happened to one (source, tier); the ``--json`` line of ``dcmtier compress``."""
+
+    source: str
+    tier: str
+    status: str
+    reason: str | None = None
+    error: str | None = None  # the error class, for failed
+    rule: str | None = None
+    output: str | None = None
+    study_instance_uid: str | None = None
+    series_instance_uid: str | None = None
+    sop_instance_uid_in: str | None = None
+    sop_instance_uid_out: str | None = None
+    modality: str | None = None
+    codec: str | None = None
+    transfer_syntax: str | None = None
+    target_ratio: float | None = None
+    frames: int | None = None
+    pixel_bytes_in: int | None = None
+    pixel_bytes_out: int | None = None
+    pixel_ratio: float | None = None
+    file_bytes_in: int | None = None
+    file_bytes_out: int | None = None
+    file_ratio: float | None = None
+    encode_ms: float | None = None
+    verify_ms: float | None = None
+    encodes: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a batch runs; read once from the command line or the task's params."""
+
+    out_dir: Path
+    policy: Policy = field(default_factory=Policy)
+    passthrough: bool = False  # copy objects without pixel data unchanged into each tier
+
+
+def output_path(out_dir: Path, tier: str, study: str, series: str, sop: str) -> Path:
+    """``DIR/<tier>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm`` (UIDs only)."""
+    return out_dir / tier / study / series / f"{sop}.dcm"
+
+
+def compress_file(path: Path, tiers: Sequence[Tier], options: Options) -> list[TierResult]:
+    """Compress ``path`` into each of ``tiers``; never raises for a bad input."""
+    try:
+        source = read_source(path)
+    except NoPixelData as exc:
+        return [_skipped(path, tier, exc, options) for tier in tiers]
+    except InvalidInput as exc:
+        return [
+            TierResult(str(path), tier.name, FAILED, reason=str(exc), error=type(exc).__name__)
+            for tier in tiers
+        ]
+    header = metadata(source.dataset)
+    return [_compress_tier(source, header, tier, options) for tier in tiers]
+
+
+def _compress_tier(source: SourceImage, header: Dataset, tier: Tier, opts: Options) -> TierResult:
+    result = _base_result(source, tier)
+    try:
+        kind = PixelKind(source.spec.bits_allocated, source.dataset.PhotometricInterpretation)
+        opts.policy.check(tier, modality=source.modality, kind=kind)
+        _check_codec(source, tier)
+        started = time.perf_counter()
+        encoded = [_encode(source, frame, tier) for frame in source.iter_frames()]
+        result.encode_ms = round((time.perf_counter() - started) * 1000, 3)
+        pixel_out = sum(len(e.data) for e in encoded)
+        ratio = source.pixel_bytes / pixel_out
+        out = build_output(header, encoded, tier, achieved_ratio=ratio, lossy_source=source.lossy_history)
+        target = output_path(
+            opts.out_dir, tier.name, source.study_uid, source.series_uid, str(out.SOPInstanceUID)
+        )
+        write_atomic(out, target)
+        started = time.perf_counter()
+        verify(target, source, tier)
+        result.verify_ms = round((time.perf_counter() - started) * 1000, 3)
+    except PolicyRefused as exc:
+        result.status, result.reason, result.rule = REFUSED, str(exc), exc.rule
+        return result
+    except DcmtierError as exc:
+        result.status, result.error, result.reason = FAILED, type(exc).__name__, _reason(source.path, exc)
+        return result
+    _fill_sizes(result, source, encoded, target, out)
+    return result
+
+
+def _encode(source: SourceImage, frame: np.ndarray, tier: Tier) -> Encoded:
+    encoded: Encoded = codecs.backend(tier.codec.label).encode(frame, source.spec, tier)
+    return encoded
+
+
+def _check_codec(source: SourceImage, tier: Tier) -> None:
+    backend = codecs.backend(tier.codec.label)
+    if not backend.is_available():
+        raise CodecError(f"codec {tier.codec.label} is not installed")
+    limit = int(getattr(backend, "MAX_BITS", 16))
+    if source.spec.bits_stored > limit:
+        raise PolicyRefused(
+            f"{tier.codec.description} here codes at most {limit} bits stored",
+            rule=f"codec:{tier.codec.label}:max-bits",
+        )
+    if source.spec.bits_allocated == 1 and tier.codec.label != "j2k":
+        raise PolicyRefused(
+            f"1-bit pixel data is coded with JPEG 2000 only, not {tier.codec.description}",
+            rule=f"codec:{tier.codec.label}:1-bit",
+        )
+    min_side = int(backend.MIN_SIDE if tier.lossless else backend.MIN_LOSSY_SIDE)
+    if min(source.spec.rows, source.spec.columns) < min_side:
+        mode = "lossless" if tier.lossless else "lossy"
+        raise PolicyRefused(
+            f"{tier.codec.description} {mode} here needs images of at least {min_side} pixels a side",
+            rule=f"codec:{tier.codec.label}:min-size",
+        )
+
+
+def write_atomic(ds: Dataset, target: Path) -> None:
+    """Write ``ds`` to a temporary file beside ``target``, then rename it into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            ds.save_as(handle, enforce_file_format=True)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def verify(path: Path, source: SourceImage, tier: Tier) -> list[np.ndarray]:
+    """Decode the written file with pydicom and compare each frame with the source.
+
+    Lossless must be bit-exact and JPEG-LS near-lossless within NEAR; any tier must decode to
+    the source's frame count and shape. Returns the decoded frames (for quality metrics).
+    """
+    decoded = list(_decode_written(path))
+    if len(decoded) != source.frames:
+        raise VerificationFailed(f"{path}: {len(decoded)} frames decoded, {source.frames} written")
+    for index, (got, want) in enumerate(zip(decoded, source.iter_frames(), strict=True)):
+        _compare(path, index, got, want, tier)
+    return decoded
+
+
+def _decode_written(path: Path) -> Iterator[np.ndarray]:
+    try:
+        for frame in iter_decoded(dcmread(path)):
+            yield np.asarray(frame)
+    except Exception as exc:
+        raise VerificationFailed(f"{path}: written output does not decode: {exc}") from exc
+
+
+def _compare(path: Path, index: int, got: np.ndarray, want: np.ndarray, tier: Tier) -> None:
+    where = f"{path}: frame {index}"
+    if got.shape != want.shape:
+        raise VerificationFailed(f"{where}: decoded shape {got.shape}, source {want.shape}")
+    if tier.target_ratio is not None:
+        return
+    err = int(np.max(np.abs(got.astype(np.int64) - want.astype(np.int64)), initial=0))
+    if err > tier.near:
+        kind = "lossless" if tier.lossless else f"NEAR={tier.near}"
+        raise VerificationFailed(f"{where}: {kind} output differs from source by up to {err}")
+
+
+def _base_result(source: SourceImage, tier: Tier) -> TierResult:
+    return TierResult(
+        source=str(source.path),
+        tier=tier.name,
+        status=OK,
+        study_instance_uid=source.study_uid,
+        series_instance_uid=source.series_uid,
+        sop_instance_uid_in=source.sop_uid,
+        modality=source.modality,
+        codec=tier.codec.label,
+        transfer_syntax=tier.transfer_syntax,
+        target_ratio=tier.target_ratio,
+        frames=source.frames,
+        pixel_bytes_in=source.pixel_bytes,
+        file_bytes_in=source.file_bytes,
+    )
+
+
+def _fill_sizes(
+    result: TierResult, source: SourceImage, encoded: list[Encoded], target: Path, out: Dataset
+) -> None:
+    result.output = str(target)
+    result.sop_instance_uid_out = str(out.SOPInstanceUID)
+    result.pixel_bytes_out = sum(len(e.data) for e in encoded)
+    result.pixel_ratio = round(source.pixel_bytes / result.pixel_bytes_out, 4)
+    result.file_bytes_out = target.stat().st_size
+    result.file_ratio = round(source.file_bytes / result.file_bytes_out, 4)
+    result.encodes = sum(e.encodes for e in encoded)
+    result.params = {**encoded[0].params, "photometric_out": encoded[0].photometric}
+
+
+def _reason(path: Path, exc: Exception) -> str:
+    """One line naming the file once."""
+    message = " ".join(str(exc).split())
+    return message if message.startswith(str(path)) else f"{path}: {message}"
+
+
+def _skipped(path: Path, tier: Tier, exc: NoPixelData, opts: Options) -> TierResult:
+    result = TierResult(str(path), tier.name, SKIPPED, reason=str(exc))
+    if opts.passthrough:
+        ds = dcmread(path)
+        target = output_path(
+            opts.out_dir, tier.name, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        result.output = str(target)
+    return result

@@ -1,0 +1,110 @@
+"""The tier table: every named output dcmtier can make, as data.
+
+A tier's ``target_ratio`` N means the encoded pixel data is N times smaller than the
+uncompressed stored pixel bytes (Rows x Columns x Samples x Frames x BitsAllocated / 8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from dcmtier.errors import ConfigError
+
+
+class Use(StrEnum):
+    """Intended use bands from the reference survey (REFERENCE.md section 1)."""
+
+    DIAGNOSIS = "diagnosis"
+    REVIEW = "review"
+    PREVIEW = "preview"
+    THUMBNAIL = "thumbnail"
+    EXTREME = "extreme"
+
+
+@dataclass(frozen=True)
+class Codec:
+    """A codec family and what the DICOM output must say about it."""
+
+    label: str  # registry key in dcmtier.codecs
+    lossless_syntax: str
+    lossy_syntax: str
+    lossy_method: str  # Lossy Image Compression Method (0028,2114)
+    description: str
+
+
+J2K = Codec("j2k", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "ISO_15444_1", "JPEG 2000")
+HTJ2K = Codec(
+    "htj2k", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.203", "ISO_15444_15", "HTJ2K"
+)
+JLS = Codec("jls", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "ISO_14495_1", "JPEG-LS")
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One named output: a codec and either lossless, a target ratio, or a JPEG-LS NEAR."""
+
+    name: str
+    codec: Codec
+    use: Use
+    target_ratio: float | None = None  # None: no rate target
+    near: int = 0  # JPEG-LS NEAR; 0 is lossless
+
+    @property
+    def lossless(self) -> bool:
+        return self.target_ratio is None and self.near == 0
+
+    @property
+    def transfer_syntax(self) -> str:
+        return self.codec.lossless_syntax if self.lossless else self.codec.lossy_syntax
+
+    def parameters(self) -> dict[str, object]:
+        """What determines this tier's bytes; part of the derived UID's entropy."""
+        return {
+            "tier": self.name,
+            "codec": self.codec.label,
+            "target_ratio": self.target_ratio,
+            "near": self.near,
+            "transfer_syntax": self.transfer_syntax,
+        }
+
+
+def _use_for_ratio(ratio: float) -> Use:
+    """Usage band of a rate, as the reference survey table assigns r3..r1000."""
+    bands = ((5, Use.DIAGNOSIS), (20, Use.REVIEW), (50, Use.PREVIEW), (200, Use.THUMBNAIL))
+    return next((use for limit, use in bands if ratio <= limit), Use.EXTREME)
+
+
+J2K_RATES = (3, 5, 10, 15, 20, 30, 50, 100, 200, 300, 500, 1000)
+HTJ2K_RATES = (10, 20, 50, 100)
+
+TIERS: dict[str, Tier] = {
+    t.name: t
+    for t in (
+        Tier("j2k-lossless", J2K, Use.DIAGNOSIS),
+        *(Tier(f"j2k-r{n}", J2K, _use_for_ratio(n), target_ratio=float(n)) for n in J2K_RATES),
+        Tier("htj2k-lossless", HTJ2K, Use.DIAGNOSIS),
+        *(Tier(f"htj2k-r{n}", HTJ2K, _use_for_ratio(n), target_ratio=float(n)) for n in HTJ2K_RATES),
+        Tier("jls-lossless", JLS, Use.DIAGNOSIS),
+        Tier("jls-near2", JLS, Use.DIAGNOSIS, near=2),
+    )
+}
+
+DEFAULT_TIERS: tuple[str, ...] = ("j2k-lossless", *(f"j2k-r{n}" for n in J2K_RATES))
+
+
+def get_tier(name: str) -> Tier:
+    """Return the tier called ``name``; an unknown name raises with the known ones."""
+    try:
+        return TIERS[name]
+    except KeyError:
+        raise ConfigError(f"unknown tier {name!r}; known tiers: {', '.join(TIERS)}") from None
+
+
+def resolve_tiers(names: list[str] | tuple[str, ...] | None) -> list[Tier]:
+    """Tiers for ``names`` (the default set when empty), without duplicates, in table order."""
+    wanted = set(names or DEFAULT_TIERS)
+    unknown = sorted(n for n in wanted if n not in TIERS)
+    if unknown:
+        get_tier(unknown[0])
+    return [tier for name, tier in TIERS.items() if name in wanted]

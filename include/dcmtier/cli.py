@@ -7,7 +7,6 @@ import importlib
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from types import ModuleType
 
 from dcmtier import __version__
@@ -41,16 +40,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"dcmtier: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `dcmtier ... | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return EXIT_OK
     return code
 
 
 def print_json(obj: object) -> None:
     """One JSON object per line on stdout (NaN/inf as JSON strings never appear: None instead)."""
     sys.stdout.write(json.dumps(obj, sort_keys=True, default=str) + "\n")
-
-
-def existing_path(value: str) -> Path:
-    return Path(value)
 
 
 if __name__ == "__main__":  # pragma: no cover

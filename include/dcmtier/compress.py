@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,19 +111,24 @@ def _compress_tier(source: SourceImage, header: Dataset, tier: Tier, opts: Optio
         result.encode_ms = round((time.perf_counter() - started) * 1000, 3)
         pixel_out = sum(len(e.data) for e in encoded)
         ratio = source.pixel_bytes / pixel_out
-        out = build_output(header, encoded, tier, achieved_ratio=ratio, lossy_source=source.lossy_history)
+        out = build_output(
+            header, encoded, tier, achieved_ratio=ratio, lossy_source=source.lossy_history
+        )
         target = output_path(
             opts.out_dir, tier.name, source.study_uid, source.series_uid, str(out.SOPInstanceUID)
         )
-        write_atomic(out, target)
         started = time.perf_counter()
-        verify(target, source, tier)
+        write_atomic(out, target, check=lambda written: verify(written, source, tier))
         result.verify_ms = round((time.perf_counter() - started) * 1000, 3)
     except PolicyRefused as exc:
         result.status, result.reason, result.rule = REFUSED, str(exc), exc.rule
         return result
     except DcmtierError as exc:
-        result.status, result.error, result.reason = FAILED, type(exc).__name__, _reason(source.path, exc)
+        result.status, result.error, result.reason = (
+            FAILED,
+            type(exc).__name__,
+            _reason(source.path, exc),
+        )
         return result
     _fill_sizes(result, source, encoded, target, out)
     return result
@@ -158,13 +163,20 @@ def _check_codec(source: SourceImage, tier: Tier) -> None:
         )
 
 
-def write_atomic(ds: Dataset, target: Path) -> None:
-    """Write ``ds`` to a temporary file beside ``target``, then rename it into place."""
+def write_atomic(
+    ds: Dataset, target: Path, *, check: Callable[[Path], object] | None = None
+) -> None:
+    """Write ``ds`` to a temporary file beside ``target``, ``check`` it, then rename it.
+
+    A file that fails its check never appears under ``target``'s name.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             ds.save_as(handle, enforce_file_format=True)
+        if check is not None:
+            check(Path(tmp))
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

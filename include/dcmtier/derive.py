@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from collections.abc import Iterable, Sequence
 
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate, encapsulate_extended
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import UID, generate_uid
+from pydicom.uid import UID
 
 from dcmtier import __version__
 from dcmtier.codecs import Encoded
@@ -28,9 +29,14 @@ LOSSY_COMPRESSION = ("113040", "Lossy Compression")
 
 
 def derived_uid(source_uid: str, tier: Tier) -> str:
-    """Deterministic SOP Instance UID of a lossy derivative: same source and tier, same UID."""
+    """Deterministic SOP Instance UID of a lossy derivative: same source and tier, same UID.
+
+    A name-based UUID (RFC 9562 version 5) of the source UID and the tier's parameters, in
+    the ``2.25`` arc (PS3.5 B.2), so no organisation root is needed.
+    """
     params = json.dumps(tier.parameters(), sort_keys=True)
-    return str(generate_uid(prefix=None, entropy_srcs=[ENTROPY_VERSION, source_uid, params]))
+    name = "\n".join((ENTROPY_VERSION, source_uid, params))
+    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, name).int}"
 
 
 def build_output(
@@ -68,9 +74,7 @@ def _encapsulate(ds: Dataset, frames: list[bytes]) -> None:
     ds["PixelData"].is_undefined_length = True
 
 
-def _mark_lossy(
-    ds: Dataset, header: Dataset, tier: Tier, ratio: float, lossy_source: bool
-) -> None:
+def _mark_lossy(ds: Dataset, header: Dataset, tier: Tier, ratio: float, lossy_source: bool) -> None:
     source_uid = str(header.SOPInstanceUID)
     ds.SOPInstanceUID = derived_uid(source_uid, tier)
     ds.LossyImageCompression = "01"
@@ -85,7 +89,9 @@ def _mark_lossy(
     purpose = PROCESSING_SOURCE if lossy_source else UNCOMPRESSED_PREDECESSOR
     ds.SourceImageSequence = DicomSequence([_reference(header, purpose)])
     codes = [item for item in header.get("DerivationCodeSequence", []) if not _is_lossy_code(item)]
-    ds.DerivationCodeSequence = DicomSequence([*map(copy.deepcopy, codes), _code(*LOSSY_COMPRESSION)])
+    ds.DerivationCodeSequence = DicomSequence(
+        [*map(copy.deepcopy, codes), _code(*LOSSY_COMPRESSION)]
+    )
 
 
 def _description(header: Dataset, tier: Tier, ratio: float) -> str:

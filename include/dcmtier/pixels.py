@@ -98,9 +98,12 @@ class SourceImage:
         try:
             for frame in iter_decoded(self.dataset):
                 # native byte order: big-endian sources decode to big-endian arrays
-                yield fit_bits(np.asarray(frame).astype(self.spec.dtype, copy=False), self.spec)
+                native = np.ascontiguousarray(frame, dtype=self.spec.dtype)
+                yield fit_bits(native, self.spec)
         except (ValueError, RuntimeError, TypeError, IndexError, NotImplementedError) as exc:
-            raise InvalidInput(f"{self.path}: pixel data cannot be decoded: {_one_line(exc)}") from exc
+            raise InvalidInput(
+                f"{self.path}: pixel data cannot be decoded: {_one_line(exc)}"
+            ) from exc
 
 
 def iter_decoded(ds: Dataset) -> Iterator[np.ndarray]:
@@ -162,8 +165,10 @@ def fit_bits(frame: np.ndarray, spec: FrameSpec) -> np.ndarray:
         return frame
     if spec.signed:
         shift = width - spec.bits_stored
-        return (frame.astype(spec.dtype) << shift) >> shift
-    return frame & np.asarray((1 << spec.bits_stored) - 1, frame.dtype)
+        extended: np.ndarray = (frame.astype(spec.dtype) << shift) >> shift
+        return extended
+    masked: np.ndarray = frame & np.asarray((1 << spec.bits_stored) - 1, frame.dtype)
+    return masked
 
 
 def _read(path: Path) -> Dataset:

@@ -84,7 +84,10 @@ TIERS: dict[str, Tier] = {
         Tier("j2k-lossless", J2K, Use.DIAGNOSIS),
         *(Tier(f"j2k-r{n}", J2K, _use_for_ratio(n), target_ratio=float(n)) for n in J2K_RATES),
         Tier("htj2k-lossless", HTJ2K, Use.DIAGNOSIS),
-        *(Tier(f"htj2k-r{n}", HTJ2K, _use_for_ratio(n), target_ratio=float(n)) for n in HTJ2K_RATES),
+        *(
+            Tier(f"htj2k-r{n}", HTJ2K, _use_for_ratio(n), target_ratio=float(n))
+            for n in HTJ2K_RATES
+        ),
         Tier("jls-lossless", JLS, Use.DIAGNOSIS),
         Tier("jls-near2", JLS, Use.DIAGNOSIS, near=2),
     )

@@ -7,6 +7,7 @@ and ``decode(data, spec) -> numpy.ndarray`` over one frame of stored values.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -56,7 +57,7 @@ class Encoded:
     photometric: str  # YBR_RCT / YBR_ICT when a colour transform was applied
     bits_stored: int  # precision written in the codestream
     encodes: int = 1  # how many encoder calls rate control needed
-    params: dict[str, object] = field(default_factory=dict)
+    params: Mapping[str, object] = field(default_factory=dict)
 
 
 def backend(label: str) -> ModuleType:
@@ -64,7 +65,9 @@ def backend(label: str) -> ModuleType:
     try:
         module_name = _BACKENDS[label]
     except KeyError:
-        raise ConfigError(f"unknown codec {label!r}; known codecs: {', '.join(_BACKENDS)}") from None
+        raise ConfigError(
+            f"unknown codec {label!r}; known codecs: {', '.join(_BACKENDS)}"
+        ) from None
     return importlib.import_module(module_name)
 
 

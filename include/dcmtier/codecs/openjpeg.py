@@ -51,7 +51,9 @@ def encode(frame: np.ndarray, spec: FrameSpec, tier: Tier) -> Encoded:
             break  # no closer: the image compresses beyond the target or the rate floor
         data = retry
     params = {"opj_ratio": round(nominal, 6)}
-    return Encoded(data, "YBR_ICT" if colour else spec.photometric, spec.bits_stored, encodes, params)
+    return Encoded(
+        data, "YBR_ICT" if colour else spec.photometric, spec.bits_stored, encodes, params
+    )
 
 
 def decode(data: bytes, spec: FrameSpec) -> np.ndarray:

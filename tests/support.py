@@ -1,0 +1,79 @@
+"""Test support: reference files, and independent decoders to check outputs with.
+
+The decoders are GDCM's gdcmconv and OpenJPEG's opj_decompress.
+
+Neither shares code with the encoders dcmtier calls (pylibjpeg-openjpeg, OpenJPH, pyjpegls).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+from pydicom.encaps import generate_frames
+
+
+def reference_file(name: str) -> Path:
+    path = get_testdata_file(name)
+    assert path is not None, f"pydicom test file {name} is missing"
+    return Path(str(path))
+
+
+def require_tool(name: str) -> str:
+    """The path of a command-line tool the tests need; CI installs it (.ci/run)."""
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: run `apt-get install` as .ci/run does")
+    return found
+
+
+def gdcm_frames(path: Path, workdir: Path) -> list[np.ndarray]:
+    """Decode with ``gdcmconv --raw`` and read the uncompressed result."""
+    out = workdir / f"{path.stem}.raw.dcm"
+    subprocess.run(
+        [require_tool("gdcmconv"), "--raw", str(path), str(out)],
+        check=True,
+        capture_output=True,
+    )
+    ds = dcmread(out)
+    arr = ds.pixel_array
+    frames = int(ds.get("NumberOfFrames") or 1)
+    return list(arr) if frames > 1 else [arr]
+
+
+def openjpeg_frames(path: Path, workdir: Path) -> list[np.ndarray]:
+    """Decode each J2K/HTJ2K frame with ``opj_decompress`` into raw little-endian samples."""
+    ds = dcmread(path)
+    frames = int(ds.get("NumberOfFrames") or 1)
+    signed = int(ds.PixelRepresentation) == 1
+    out: list[np.ndarray] = []
+    for index, codestream in enumerate(generate_frames(ds.PixelData, number_of_frames=frames)):
+        j2k = workdir / f"{path.stem}.{index}.j2k"
+        raw = workdir / f"{path.stem}.{index}.rawl"
+        j2k.write_bytes(codestream)
+        subprocess.run(
+            [require_tool("opj_decompress"), "-i", str(j2k), "-o", str(raw)],
+            check=True,
+            capture_output=True,
+        )
+        size = 1 if int(ds.BitsAllocated) <= 8 else 2
+        dtype = np.dtype(f"<{'i' if signed else 'u'}{size}")
+        planes = np.fromfile(raw, dtype=dtype)
+        samples = int(ds.SamplesPerPixel)
+        shaped = planes.reshape(samples, int(ds.Rows), int(ds.Columns))
+        out.append(np.moveaxis(shaped, 0, -1) if samples > 1 else shaped[0])
+    return out
+
+
+def dciodvfy_errors(path: Path) -> set[str]:
+    """The error lines dicom3tools' dciodvfy reports for ``path``."""
+    proc = subprocess.run(
+        [require_tool("dciodvfy"), str(path)], capture_output=True, text=True, check=False
+    )
+    lines = (proc.stdout + proc.stderr).splitlines()
+    return {line.strip() for line in lines if line.startswith("Error")}

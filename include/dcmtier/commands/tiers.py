@@ -42,8 +42,12 @@ def run(args: argparse.Namespace) -> int:
         ratio = f"{row['target_ratio']:g}:1" if row["target_ratio"] else "lossless"
         ratio = f"near-lossless NEAR={row['near']}" if row["near"] else ratio
         table.add_row(
-            str(row["name"]), str(row["codec"]), ratio, str(row["transfer_syntax"]),
-            str(row["use"]), "yes" if row["default"] else "",
+            str(row["name"]),
+            str(row["codec"]),
+            ratio,
+            str(row["transfer_syntax"]),
+            str(row["use"]),
+            "yes" if row["default"] else "",
         )
     Console().print(table)
     return 0

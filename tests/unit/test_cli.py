@@ -1,0 +1,131 @@
+"""The ``dcmtier`` command as a user runs it: exit codes, JSON lines, parallel = serial."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dcmtier.cli import main
+from tests.support import reference_file
+
+REQUIRED_FIELDS = {
+    "source", "tier", "status", "reason", "output", "sop_instance_uid_in",
+    "sop_instance_uid_out", "transfer_syntax", "target_ratio", "pixel_bytes_in",
+    "pixel_bytes_out", "pixel_ratio", "file_bytes_in", "file_bytes_out", "file_ratio", "encode_ms",
+}  # fmt: skip
+TIMING = ("encode_ms", "verify_ms")
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    folder = tmp_path / "landing" / "nested"
+    folder.mkdir(parents=True)
+    for name in ("CT_small.dcm", "MR_small.dcm", "examples_rgb_color.dcm", "rtplan.dcm"):
+        shutil.copy(reference_file(name), folder / name)
+    return tmp_path / "landing"
+
+
+def _json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_compress_json_has_one_line_per_source_and_tier(
+    landing: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "compress", str(landing), "--tier", "j2k-lossless", "--tier", "j2k-r20",
+            "--out", str(tmp_path / "out"), "--json", "--jobs", "1",
+        ]
+    )  # fmt: skip
+    rows = _json_lines(capsys.readouterr().out)
+    assert code == 0
+    assert len(rows) == 4 * 2
+    assert all(REQUIRED_FIELDS <= row.keys() for row in rows)
+    statuses = {(Path(str(r["source"])).name, r["tier"]): r["status"] for r in rows}
+    assert statuses[("rtplan.dcm", "j2k-r20")] == "skipped"
+    assert statuses[("CT_small.dcm", "j2k-r20")] == "ok"
+    for row in rows:
+        if row["status"] == "ok":
+            out = Path(str(row["output"]))
+            assert out.is_file()
+            parts = out.relative_to(tmp_path / "out").parts
+            assert parts[0] == row["tier"]
+            assert parts[-1] == f"{row['sop_instance_uid_out']}.dcm"
+
+
+def test_parallel_jobs_give_the_same_results_as_one(
+    landing: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        assert main(["compress", str(landing), "--tier", "j2k-r10", "--tier", "jls-lossless",
+                     "--out", str(out), "--json", "--jobs", jobs]) == 0  # fmt: skip
+        rows = _json_lines(capsys.readouterr().out)
+        for row in rows:
+            for key in TIMING:
+                row.pop(key)
+            row["output"] = row["output"] and str(Path(str(row["output"])).relative_to(out))
+        files = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.dcm")}
+        outputs[jobs] = (rows, files)
+    assert outputs["1"] == outputs["2"]
+
+
+def test_a_failed_instance_exits_1_after_the_rest_is_done(
+    landing: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (landing / "broken.dcm").write_bytes(b"DICM but not really")
+    shutil.copy(reference_file("MR_truncated.dcm"), landing / "truncated.dcm")
+    code = main(["compress", str(landing), "--tier", "j2k-r20", "--out", str(tmp_path / "o"),
+                 "--json"])  # fmt: skip
+    rows = _json_lines(capsys.readouterr().out)
+    assert code == 1
+    by_name = {Path(str(r["source"])).name: r for r in rows}
+    assert by_name["broken.dcm"]["status"] == "failed"
+    assert by_name["truncated.dcm"]["status"] == "failed"
+    assert "truncated.dcm" in str(by_name["truncated.dcm"]["reason"])
+    assert by_name["CT_small.dcm"]["status"] == "ok"
+    assert by_name["MR_small.dcm"]["status"] == "ok"
+
+
+def test_the_table_lists_every_result_and_a_summary(
+    landing: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["compress", str(landing), "--tier", "j2k-r20", "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "CT_small.dcm" in out
+    assert "3 ok, 1 skipped" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compress", "--out", "x"],
+        ["compress", "somewhere", "--out", "x", "--tier", "j2k-r7"],
+        ["compress", "/no/such/folder", "--out", "x"],
+        ["frobnicate"],
+    ],
+    ids=["no-source", "unknown-tier", "missing-source", "unknown-command"],
+)
+def test_bad_usage_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own usage errors
+        code = int(exc.code or 0)
+    assert code == 2
+    assert capsys.readouterr().err.strip()
+
+
+def test_tiers_json_lists_every_tier(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tiers", "--json"]) == 0
+    rows = _json_lines(capsys.readouterr().out)
+    assert len(rows) == 20
+    r20 = next(r for r in rows if r["name"] == "j2k-r20")
+    assert r20 == {
+        "name": "j2k-r20", "codec": "j2k", "lossless": False, "target_ratio": 20.0, "near": 0,
+        "transfer_syntax": "1.2.840.10008.1.2.4.91", "use": "review", "default": True,
+    }  # fmt: skip

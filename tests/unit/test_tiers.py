@@ -1,0 +1,70 @@
+"""The tier table is the contract users read: names, codecs, ratios and syntaxes."""
+
+from __future__ import annotations
+
+import pytest
+
+from dcmtier.errors import ConfigError
+from dcmtier.tiers import DEFAULT_TIERS, TIERS, Use, get_tier, resolve_tiers
+
+
+def test_every_named_tier_exists_with_its_codec() -> None:
+    j2k_rates = [3, 5, 10, 15, 20, 30, 50, 100, 200, 300, 500, 1000]
+    expected = {
+        "j2k-lossless",
+        *(f"j2k-r{n}" for n in j2k_rates),
+        "htj2k-lossless",
+        *(f"htj2k-r{n}" for n in (10, 20, 50, 100)),
+        "jls-lossless",
+        "jls-near2",
+    }
+    assert set(TIERS) == expected
+    assert DEFAULT_TIERS == ("j2k-lossless", *(f"j2k-r{n}" for n in j2k_rates))
+
+
+@pytest.mark.parametrize(
+    ("name", "syntax", "lossless"),
+    [
+        ("j2k-lossless", "1.2.840.10008.1.2.4.90", True),
+        ("j2k-r20", "1.2.840.10008.1.2.4.91", False),
+        ("htj2k-lossless", "1.2.840.10008.1.2.4.201", True),
+        ("htj2k-r50", "1.2.840.10008.1.2.4.203", False),
+        ("jls-lossless", "1.2.840.10008.1.2.4.80", True),
+        ("jls-near2", "1.2.840.10008.1.2.4.81", False),
+    ],
+)
+def test_tier_transfer_syntax_matches_its_losslessness(
+    name: str, syntax: str, lossless: bool
+) -> None:
+    tier = get_tier(name)
+    assert tier.transfer_syntax == syntax
+    assert tier.lossless is lossless
+
+
+@pytest.mark.parametrize(
+    ("name", "use"),
+    [
+        ("j2k-lossless", Use.DIAGNOSIS),
+        ("j2k-r5", Use.DIAGNOSIS),
+        ("j2k-r10", Use.REVIEW),
+        ("j2k-r20", Use.REVIEW),
+        ("j2k-r30", Use.PREVIEW),
+        ("j2k-r100", Use.THUMBNAIL),
+        ("j2k-r200", Use.THUMBNAIL),
+        ("j2k-r300", Use.EXTREME),
+        ("j2k-r1000", Use.EXTREME),
+    ],
+)
+def test_usage_bands_follow_the_reference_survey(name: str, use: Use) -> None:
+    assert get_tier(name).use is use
+
+
+def test_unknown_tier_names_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="known tiers: j2k-lossless"):
+        resolve_tiers(["j2k-r20", "j2k-r7"])
+
+
+def test_resolve_keeps_table_order_and_drops_duplicates() -> None:
+    names = [t.name for t in resolve_tiers(["j2k-r20", "j2k-lossless", "j2k-r20"])]
+    assert names == ["j2k-lossless", "j2k-r20"]
+    assert [t.name for t in resolve_tiers(None)] == list(DEFAULT_TIERS)

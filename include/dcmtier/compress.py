@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,9 +31,11 @@ from dcmtier.errors import (
 )
 from dcmtier.pixels import SourceImage, iter_decoded, metadata, read_source
 from dcmtier.policy import PixelKind, Policy
+from dcmtier.quality import DEFAULT_GATES, ModalityLUT, frame_metrics
 from dcmtier.tiers import Tier
 
 OK, SKIPPED, REFUSED, FAILED = "ok", "skipped", "refused", "failed"
+GATE_FAILED = "gate_failed"  # written and verified, but a frame broke the tier's quality gate
 
 
 @dataclass
@@ -66,6 +68,8 @@ class TierResult:
     verify_ms: float | None = None
     encodes: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    gate: str | None = None  # the quality rule broken, with its numbers
+    frame_metrics: list[dict[str, Any]] = field(default_factory=list)  # with Options.measure
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,6 +82,7 @@ class Options:
     out_dir: Path
     policy: Policy = field(default_factory=Policy)
     passthrough: bool = False  # copy objects without pixel data unchanged into each tier
+    measure: bool = False  # compute per-frame quality metrics and apply the tier's gate
 
 
 def output_path(out_dir: Path, tier: str, study: str, series: str, sop: str) -> Path:
@@ -106,37 +111,49 @@ def _compress_tier(source: SourceImage, header: Dataset, tier: Tier, opts: Optio
         kind = PixelKind(source.spec.bits_allocated, source.dataset.PhotometricInterpretation)
         opts.policy.check(tier, modality=source.modality, kind=kind)
         _check_codec(source, tier)
-        started = time.perf_counter()
-        encoded = [_encode(source, frame, tier) for frame in source.iter_frames()]
-        result.encode_ms = round((time.perf_counter() - started) * 1000, 3)
-        pixel_out = sum(len(e.data) for e in encoded)
-        ratio = source.pixel_bytes / pixel_out
+        encoded, encode_ms = _encode_frames(source, tier)
+        result.encode_ms = round(sum(encode_ms), 3)
+        ratio = source.pixel_bytes / sum(len(e.data) for e in encoded)
         out = build_output(
             header, encoded, tier, achieved_ratio=ratio, lossy_source=source.lossy_history
         )
         target = output_path(
             opts.out_dir, tier.name, source.study_uid, source.series_uid, str(out.SOPInstanceUID)
         )
+        verified: list[Verified] = []
         started = time.perf_counter()
-        write_atomic(out, target, check=lambda written: verify(written, source, tier))
+        write_atomic(out, target, check=lambda tmp: verified.append(verify(tmp, source, tier)))
         result.verify_ms = round((time.perf_counter() - started) * 1000, 3)
     except PolicyRefused as exc:
         result.status, result.reason, result.rule = REFUSED, str(exc), exc.rule
         return result
     except DcmtierError as exc:
-        result.status, result.error, result.reason = (
-            FAILED,
-            type(exc).__name__,
-            _reason(source.path, exc),
-        )
+        result.status, result.error = FAILED, type(exc).__name__
+        result.reason = _reason(source.path, exc)
         return result
     _fill_sizes(result, source, encoded, target, out)
+    if opts.measure:
+        measure(
+            result,
+            source=source,
+            tier=tier,
+            encoded=encoded,
+            encode_ms=encode_ms,
+            verified=verified[0],
+        )
     return result
 
 
-def _encode(source: SourceImage, frame: np.ndarray, tier: Tier) -> Encoded:
-    encoded: Encoded = codecs.backend(tier.codec.label).encode(frame, source.spec, tier)
-    return encoded
+def _encode_frames(source: SourceImage, tier: Tier) -> tuple[list[Encoded], list[float]]:
+    """Encode every frame; also return each frame's encode time in ms."""
+    backend = codecs.backend(tier.codec.label)
+    encoded: list[Encoded] = []
+    times: list[float] = []
+    for frame in source.iter_frames():
+        started = time.perf_counter()
+        encoded.append(backend.encode(frame, source.spec, tier))
+        times.append(round((time.perf_counter() - started) * 1000, 3))
+    return encoded, times
 
 
 def _check_codec(source: SourceImage, tier: Tier) -> None:
@@ -158,7 +175,7 @@ def _check_codec(source: SourceImage, tier: Tier) -> None:
     if min(source.spec.rows, source.spec.columns) < min_side:
         mode = "lossless" if tier.lossless else "lossy"
         raise PolicyRefused(
-            f"{tier.codec.description} {mode} here needs images of at least {min_side} pixels a side",
+            f"{tier.codec.description} {mode} here needs at least {min_side} pixels a side",
             rule=f"codec:{tier.codec.label}:min-size",
         )
 
@@ -183,24 +200,41 @@ def write_atomic(
         raise
 
 
-def verify(path: Path, source: SourceImage, tier: Tier) -> list[np.ndarray]:
+@dataclass
+class Verified:
+    """The decoded frames of a written output, with each frame's decode time in ms."""
+
+    frames: list[np.ndarray]
+    decode_ms: list[float]
+
+
+def verify(path: Path, source: SourceImage, tier: Tier) -> Verified:
     """Decode the written file with pydicom and compare each frame with the source.
 
     Lossless must be bit-exact and JPEG-LS near-lossless within NEAR; any tier must decode to
     the source's frame count and shape. Returns the decoded frames (for quality metrics).
     """
-    decoded = list(_decode_written(path))
-    if len(decoded) != source.frames:
-        raise VerificationFailed(f"{path}: {len(decoded)} frames decoded, {source.frames} written")
-    for index, (got, want) in enumerate(zip(decoded, source.iter_frames(), strict=True)):
+    decoded = _decode_written(path)
+    if len(decoded.frames) != source.frames:
+        raise VerificationFailed(
+            f"{path}: {len(decoded.frames)} frames decoded, {source.frames} written"
+        )
+    for index, (got, want) in enumerate(zip(decoded.frames, source.iter_frames(), strict=True)):
         _compare(path, index, got, want, tier)
     return decoded
 
 
-def _decode_written(path: Path) -> Iterator[np.ndarray]:
+def _decode_written(path: Path) -> Verified:
+    out = Verified([], [])
     try:
-        for frame in iter_decoded(dcmread(path)):
-            yield np.asarray(frame)
+        frames = iter_decoded(dcmread(path))
+        while True:
+            started = time.perf_counter()
+            frame = next(frames, None)
+            if frame is None:
+                return out
+            out.decode_ms.append(round((time.perf_counter() - started) * 1000, 3))
+            out.frames.append(np.asarray(frame))
     except Exception as exc:
         raise VerificationFailed(f"{path}: written output does not decode: {exc}") from exc
 
@@ -246,6 +280,38 @@ def _fill_sizes(
     result.file_ratio = round(source.file_bytes / result.file_bytes_out, 4)
     result.encodes = sum(e.encodes for e in encoded)
     result.params = {**encoded[0].params, "photometric_out": encoded[0].photometric}
+
+
+def measure(
+    result: TierResult,
+    *,
+    source: SourceImage,
+    tier: Tier,
+    encoded: list[Encoded],
+    encode_ms: list[float],
+    verified: Verified,
+) -> None:
+    """Fill ``result.frame_metrics`` and apply the tier's quality gate (REFERENCE.md 4)."""
+    lut = ModalityLUT.from_dataset(source.dataset)
+    gate = None if tier.lossless else DEFAULT_GATES.get(tier.use.value)
+    for index, (original, decoded) in enumerate(
+        zip(source.iter_frames(), verified.frames, strict=True)
+    ):
+        metrics = frame_metrics(original, decoded, lut, index)
+        broken = gate.check(metrics) if gate is not None else None
+        result.frame_metrics.append(
+            {
+                **metrics.as_dict(),
+                "pixel_bytes_in": source.spec.pixel_bytes,
+                "pixel_bytes_out": len(encoded[index].data),
+                "encode_ms": encode_ms[index],
+                "decode_ms": verified.decode_ms[index],
+                "gate": broken,
+            }
+        )
+        if broken and result.gate is None:
+            result.status, result.gate = GATE_FAILED, f"{tier.use.value} gate: {broken}"
+            result.reason = f"{source.path}: frame {index} broke the {result.gate}"
 
 
 def _reason(path: Path, exc: Exception) -> str:

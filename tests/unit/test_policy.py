@@ -34,9 +34,7 @@ def test_other_modalities_take_every_tier_by_default() -> None:
     ],
     ids=["segmentation", "palette"],
 )
-def test_lossy_tiers_are_refused_for_binary_and_palette_pixels(
-    kind: PixelKind, rule: str
-) -> None:
+def test_lossy_tiers_are_refused_for_binary_and_palette_pixels(kind: PixelKind, rule: str) -> None:
     Policy().check(get_tier("j2k-lossless"), modality="SEG", kind=kind)
     with pytest.raises(PolicyRefused) as refused:
         Policy().check(get_tier("jls-near2"), modality="SEG", kind=kind)

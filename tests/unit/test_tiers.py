@@ -19,7 +19,7 @@ def test_every_named_tier_exists_with_its_codec() -> None:
         "jls-near2",
     }
     assert set(TIERS) == expected
-    assert DEFAULT_TIERS == ("j2k-lossless", *(f"j2k-r{n}" for n in j2k_rates))
+    assert ("j2k-lossless", *(f"j2k-r{n}" for n in j2k_rates)) == DEFAULT_TIERS
 
 
 @pytest.mark.parametrize(

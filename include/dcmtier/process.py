@@ -1,0 +1,308 @@
+"""The unit of work: for each study under a landing area and each tier, compress, verify,
+measure, write the quality partition and the package, and quarantine what failed.
+
+Layout under the output root: ``derived/``, ``quality/``, ``packages/``, ``quarantine/``.
+Everything written is keyed by UIDs and tier, so running it again replaces rather than adds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+
+from dcmtier.batch import find_files, run_batch
+from dcmtier.compress import FAILED, GATE_FAILED, OK, Options, TierResult
+from dcmtier.packaging import PackageMember, write_package
+from dcmtier.policy import Policy
+from dcmtier.quality_store import write_partition
+from dcmtier.tiers import Tier
+from dcmtier.versions import software_versions
+
+UNIDENTIFIED = "_unidentified"  # quarantine folder for files without a readable Study UID
+STUDY_OK, STUDY_PARTIAL, STUDY_FAILED = "ok", "partial", "failed"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one run's outputs go."""
+
+    root: Path
+
+    @property
+    def derived(self) -> Path:
+        return self.root / "derived"
+
+    @property
+    def quality(self) -> Path:
+        return self.root / "quality"
+
+    @property
+    def packages(self) -> Path:
+        return self.root / "packages"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    def package(self, study_uid: str, tier: str) -> Path:
+        return self.packages / study_uid / f"{tier}.zip"
+
+
+@dataclass(frozen=True)
+class Study:
+    """Files that share a StudyInstanceUID (from their headers, not their folders)."""
+
+    uid: str
+    files: tuple[Path, ...]
+    sop_uids: Mapping[Path, str]
+
+
+@dataclass(frozen=True)
+class Unidentified:
+    """A file whose header gives no StudyInstanceUID."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class StudyTierResult:
+    """The outcome of one study x tier: what the DAG's mapped task returns (no pixels)."""
+
+    study_uid: str
+    tier: str
+    status: str
+    run_id: str
+    instances: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    pixel_bytes_in: int = 0
+    pixel_bytes_out: int = 0
+    file_bytes_in: int = 0
+    file_bytes_out: int = 0
+    quality_partition: str | None = None
+    package: str | None = None
+    package_bytes: int | None = None
+    package_sha256: str | None = None
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    results: list[TierResult] = field(default_factory=list, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("results")
+        return out
+
+
+def discover(sources: Sequence[Path]) -> tuple[list[Study], list[Unidentified]]:
+    """Group files by StudyInstanceUID, reading headers only (no pixel data)."""
+    groups: dict[str, list[tuple[Path, str]]] = defaultdict(list)
+    unidentified: list[Unidentified] = []
+    for path in find_files(sources):
+        try:
+            ds = dcmread(path, stop_before_pixels=True)
+            study_uid = str(ds.StudyInstanceUID)
+        except (InvalidDicomError, AttributeError, OSError, EOFError, ValueError) as exc:
+            unidentified.append(Unidentified(path, f"{path}: no readable StudyInstanceUID: {exc}"))
+            continue
+        groups[study_uid].append((path, str(ds.get("SOPInstanceUID") or "")))
+    studies = [
+        Study(uid, tuple(p for p, _ in members), {p: sop for p, sop in members})
+        for uid, members in sorted(groups.items())
+    ]
+    return studies, unidentified
+
+
+def process_study(
+    study: Study,
+    tiers: Sequence[Tier],
+    layout: Layout,
+    *,
+    run_id: str,
+    jobs: int = 1,
+    policy: Policy | None = None,
+) -> list[StudyTierResult]:
+    """Run one study through every tier; one result per tier, never raising for bad input."""
+    options = Options(layout.derived, policy or Policy(), measure=True)
+    by_tier: dict[str, list[TierResult]] = {t.name: [] for t in tiers}
+    for file_results in run_batch(study.files, tiers, options, jobs=jobs):
+        for result in file_results:
+            by_tier[result.tier].append(result)
+        _quarantine(study, file_results, layout)
+    created_at = _content_time(study.files)
+    return [
+        _finish_tier(
+            study,
+            tier,
+            results=by_tier[tier.name],
+            layout=layout,
+            run_id=run_id,
+            created_at=created_at,
+        )
+        for tier in tiers
+    ]
+
+
+def quarantine_unidentified(item: Unidentified, layout: Layout) -> None:
+    folder = layout.quarantine / UNIDENTIFIED
+    _write_quarantine(folder, item.path, None, {"reason": item.reason, "tiers": {}})
+
+
+def _finish_tier(
+    study: Study,
+    tier: Tier,
+    *,
+    results: list[TierResult],
+    layout: Layout,
+    run_id: str,
+    created_at: datetime,
+) -> StudyTierResult:
+    summary = _summarise(study, tier, results, run_id)
+    rows = _quality_rows(results, tier, run_id)
+    summary.quality_partition = str(
+        write_partition(layout.quality, tier=tier.name, study_uid=study.uid, rows=rows)
+    )
+    members = [_member(r) for r in results if r.status == OK]
+    if members:
+        info = write_package(
+            layout.package(study.uid, tier.name),
+            members,
+            study_uid=study.uid,
+            tier=tier.name,
+            codec=tier.codec.label,
+            target_ratio=tier.target_ratio,
+            software=software_versions(),
+            created_at=created_at,
+        )
+        summary.package, summary.package_bytes = str(info.path), info.bytes
+        summary.package_sha256 = info.sha256
+    else:
+        layout.package(study.uid, tier.name).unlink(missing_ok=True)
+    return summary
+
+
+def _summarise(study: Study, tier: Tier, results: list[TierResult], run_id: str) -> StudyTierResult:
+    counts: dict[str, int] = defaultdict(int)
+    for r in results:
+        counts[r.status] += 1
+    done = [r for r in results if r.status in (OK, GATE_FAILED)]
+    bad = counts.get(FAILED, 0) + counts.get(GATE_FAILED, 0)
+    status = STUDY_OK if not bad else STUDY_FAILED if bad == len(results) else STUDY_PARTIAL
+    return StudyTierResult(
+        study_uid=study.uid,
+        tier=tier.name,
+        status=status,
+        run_id=run_id,
+        instances=len(results),
+        counts=dict(sorted(counts.items())),
+        pixel_bytes_in=sum(r.pixel_bytes_in or 0 for r in done),
+        pixel_bytes_out=sum(r.pixel_bytes_out or 0 for r in done),
+        file_bytes_in=sum(r.file_bytes_in or 0 for r in done),
+        file_bytes_out=sum(r.file_bytes_out or 0 for r in done),
+        failures=[
+            {
+                "source": r.source,
+                "sop_uid": r.sop_instance_uid_in or study.sop_uids.get(Path(r.source)),
+                "status": r.status,
+                "reason": r.reason,
+                "rule": r.rule or r.gate,
+            }
+            for r in results
+            if r.status not in (OK,) and r.status != "skipped"
+        ],
+        results=results,
+    )
+
+
+def _quality_rows(results: list[TierResult], tier: Tier, run_id: str) -> list[dict[str, Any]]:
+    software = json.dumps(software_versions(), sort_keys=True)
+    now = datetime.now(UTC)
+    rows = []
+    for r in results:
+        for metrics in r.frame_metrics:
+            rows.append(
+                {
+                    **metrics,
+                    "study_uid": r.study_instance_uid,
+                    "series_uid": r.series_instance_uid,
+                    "source_sop_uid": r.sop_instance_uid_in,
+                    "derived_sop_uid": r.sop_instance_uid_out,
+                    "tier": tier.name,
+                    "codec": tier.codec.label,
+                    "transfer_syntax": tier.transfer_syntax,
+                    "strategy": "per_tier",
+                    "target_ratio": tier.target_ratio,
+                    "file_bytes_in": r.file_bytes_in,
+                    "file_bytes_out": r.file_bytes_out,
+                    "pixel_ratio": metrics["pixel_bytes_in"] / metrics["pixel_bytes_out"],
+                    "file_ratio": r.file_ratio,
+                    "run_id": run_id,
+                    "software": software,
+                    "computed_at": now,
+                }
+            )
+    return rows
+
+
+def _member(result: TierResult) -> PackageMember:
+    return PackageMember(
+        path=Path(str(result.output)),
+        series_uid=str(result.series_instance_uid),
+        sop_uid=str(result.sop_instance_uid_out),
+        source_sop_uid=str(result.sop_instance_uid_in),
+    )
+
+
+def _quarantine(study: Study, results: list[TierResult], layout: Layout) -> None:
+    """Copy a source that failed any tier to ``quarantine/<study>/`` with its reasons."""
+    failed = {r.tier: r.reason for r in results if r.status == FAILED}
+    if not failed:
+        return
+    path = Path(results[0].source)
+    reason = next(iter(failed.values()))
+    details = {"reason": reason, "tiers": failed}
+    _write_quarantine(layout.quarantine / study.uid, path, study.sop_uids.get(path), details)
+
+
+def _write_quarantine(
+    folder: Path, path: Path, sop_uid: str | None, details: dict[str, Any]
+) -> None:
+    """Copy ``path`` in as ``<SOPInstanceUID>.dcm`` (else its own name) beside a reason file."""
+    name = sop_uid or path.name
+    copy = folder / (f"{sop_uid}.dcm" if sop_uid else path.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    if path.is_file():
+        shutil.copyfile(path, copy)
+    record = {"source": str(path), "copy": copy.name, **details}
+    (folder / f"{name}.reason.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def _content_time(files: Sequence[Path]) -> datetime:
+    """The newest source modification time: stable across reruns of the same inputs."""
+    newest = max((p.stat().st_mtime for p in files if p.exists()), default=0.0)
+    return datetime.fromtimestamp(int(newest), UTC)
+
+
+def process(
+    sources: Sequence[Path],
+    tiers: Sequence[Tier],
+    out_dir: Path,
+    *,
+    run_id: str,
+    jobs: int = 1,
+    policy: Policy | None = None,
+) -> Iterator[StudyTierResult]:
+    """Discover studies under ``sources`` and process each one; yields per study x tier."""
+    layout = Layout(out_dir)
+    studies, unidentified = discover(sources)
+    for item in unidentified:
+        quarantine_unidentified(item, layout)
+    for study in studies:
+        yield from process_study(study, tiers, layout, run_id=run_id, jobs=jobs, policy=policy)

@@ -52,7 +52,7 @@ def test_step_search_converges_on_a_power_law() -> None:
         calls.append(step)
         return b"x" * int(1_000_000 / (1000 * step) ** 0.7)
 
-    data, step, encodes = search_step(fake_encode, 1_000_000, 40.0, first_step=1e-4)
+    data, _step, encodes = search_step(fake_encode, 1_000_000, 40.0, first_step=1e-4)
     assert within(1_000_000 / len(data), 40.0)
     assert encodes == len(calls) <= 5
 

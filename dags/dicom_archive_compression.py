@@ -1,0 +1,122 @@
+"""
+### dicom_archive_compression
+
+Turns the DICOM studies that land in **landing** into rate-tiered JPEG 2000 (HTJ2K, JPEG-LS)
+copies under **output**: `derived/`, `quality/` (Parquet), `packages/` (ZIP per study × tier),
+`quarantine/`, with lineage and savings in the `dcmtier_catalogue` connection (else
+`$DCMTIER_CATALOGUE_URL`, else SQLite `<output>/catalogue.db`).
+
+`discover` reads headers only, groups files by StudyInstanceUID, waits for studies to settle,
+selects by arrival time or StudyDate within the run's data interval (a manual run takes every
+settled study not yet done), skips study × tier pairs already `ok` in the catalogue unless
+`reprocess` says otherwise, and caps the run at `max_studies_per_run` (the rest is left for the
+next run). `compress` runs once per study × tier (mapped, named "…study UID · tier"); a failed
+instance is quarantined and the study × tier reports `partial`; an infrastructure error (output
+not writable, catalogue unreachable) fails the task, which retries with exponential backoff.
+Retry one study × tier by clearing its mapped task instance. `summary` logs the run's totals.
+
+Backfill an archive by study date:
+`airflow backfill create --dag-id dicom_archive_compression --from-date 2024-01-01
+--to-date 2024-01-31 --dag-run-conf '{"select_by": "study_date"}'`
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+
+from dcmtier.tiers import DEFAULT_TIERS, TIERS
+
+QUALITY_DATASET = Asset(name="dcmtier_quality", uri="dcmtier://quality")
+PACKAGES = Asset(name="dcmtier_packages", uri="dcmtier://packages")
+POOL = os.environ.get("DCMTIER_POOL", "dcmtier")
+RETRIES = int(os.environ.get("DCMTIER_TASK_RETRIES", "3"))
+
+PARAMS = {
+    "landing": Param(
+        os.environ.get("DCMTIER_LANDING", "./landing"),
+        type="string",
+        description="Where new studies land: a local path or an fsspec URL (s3://, gs://, ...).",
+    ),
+    "output": Param(
+        os.environ.get("DCMTIER_DATA_DIR", "./data"),
+        type="string",
+        description="Local folder for derived/, quality/, packages/ and quarantine/.",
+    ),
+    "tiers": Param(
+        list(DEFAULT_TIERS),
+        type="array",
+        items={"type": "string", "enum": list(TIERS)},
+        description="Tiers to make for each study (default: lossless plus the 12 J2K rates).",
+    ),
+    "select_by": Param(
+        "arrival",
+        enum=["arrival", "study_date"],
+        description="arrival: files that arrived in the run's interval; study_date: StudyDate "
+        "in the interval (archive backfills). Manual runs take every settled study not yet done.",
+    ),
+    "reprocess": Param(
+        "none",
+        enum=["none", "failed", "all"],
+        description="none: only study × tier pairs never done; failed: also failed or partial "
+        "ones; all: everything selected.",
+    ),
+    "settle_seconds": Param(
+        300,
+        type="integer",
+        minimum=0,
+        description="A study is settled when no file arrived for this long.",
+    ),
+    "max_studies_per_run": Param(
+        50, type="integer", minimum=1, description="More studies than this wait for the next run."
+    ),
+}
+
+
+@dag(
+    dag_id="dicom_archive_compression",
+    # a data interval per day: what `select_by` filters on, and what backfills walk through
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=datetime(2020, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    params=PARAMS,
+    tags=["dicom", "compression", "dcmtier"],
+    doc_md=__doc__,
+    default_args={
+        "retries": RETRIES,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=30),
+    },
+)
+def dicom_archive_compression() -> None:
+    @task
+    def discover() -> list[dict[str, Any]]:
+        from dcmtier.airflow_tasks import discover_task
+
+        return discover_task(get_current_context())
+
+    @task(
+        pool=POOL,
+        map_index_template="{{ task.op_kwargs['item']['label'] }}",
+        outlets=[QUALITY_DATASET, PACKAGES],
+    )
+    def compress(item: dict[str, Any]) -> dict[str, Any]:
+        from dcmtier.airflow_tasks import compress_task
+
+        return compress_task(item, get_current_context())
+
+    @task(trigger_rule="all_done")
+    def summary(results: list[dict[str, Any] | None]) -> dict[str, Any]:
+        from dcmtier.airflow_tasks import summary_task
+
+        return summary_task(results)
+
+    summary(compress.expand(item=discover()))
+
+
+dicom_archive_compression()

@@ -1,0 +1,130 @@
+"""The landing area: a local folder or any fsspec URL (s3://, gs://, az://, memory://, file://).
+
+Discovery reads headers only; a work item on a remote landing area stages its study's files
+into a local folder before the unit of work runs (the codecs need real files).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dcmtier.errors import ConfigError
+
+LOCAL_SCHEMES = ("", "file", "local")
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    """One file in the landing area: where it is, its size, and when it arrived (mtime)."""
+
+    uri: str
+    size: int
+    modified: datetime
+
+
+def is_local(uri: str) -> bool:
+    return _scheme(uri) in LOCAL_SCHEMES
+
+
+def local_path(uri: str) -> Path:
+    """The filesystem path of a local URI (``/x``, ``file:///x``); remote URIs raise."""
+    if not is_local(uri):
+        raise ConfigError(f"{uri}: not a local path")
+    return Path(uri.split("://", 1)[1] if "://" in uri else uri)
+
+
+def list_files(uri: str) -> list[LandingFile]:
+    """Every regular file below ``uri`` (hidden names skipped), in a stable order."""
+    if is_local(uri):
+        root = local_path(uri)
+        if not root.exists():
+            raise ConfigError(f"{uri}: landing area does not exist")
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        return [_local(p) for p in files if not _hidden(p, root)]
+    fs, base = _filesystem(uri)
+    found = []
+    for name, info in sorted(fs.find(base, detail=True).items()):
+        if info.get("type") == "file" and not any(s.startswith(".") for s in name.split("/")):
+            found.append(LandingFile(_unstrip(fs, name, uri), int(info["size"]), _mtime(info)))
+    return found
+
+
+def open_file(uri: str) -> Any:
+    """A binary file object for reading ``uri``."""
+    if is_local(uri):
+        return local_path(uri).open("rb")
+    fs, path = _filesystem(uri)
+    return fs.open(path, "rb")
+
+
+def stage(uris: Sequence[str], folder: Path) -> list[Path]:
+    """Local paths for ``uris``: local files as they are, remote ones copied into ``folder``."""
+    out: list[Path] = []
+    for index, uri in enumerate(uris):
+        if is_local(uri):
+            out.append(local_path(uri))
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{index:06d}-{uri.rsplit('/', 1)[-1]}"
+        with open_file(uri) as src, target.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        out.append(target)
+    return out
+
+
+def iter_headers(files: Sequence[LandingFile]) -> Iterator[tuple[LandingFile, Any, str | None]]:
+    """Yield (file, header dataset or None, error) reading headers only, never pixel data."""
+    from pydicom import dcmread
+
+    for item in files:
+        try:
+            with open_file(item.uri) as handle:
+                yield item, dcmread(handle, stop_before_pixels=True), None
+        except Exception as exc:  # pydicom raises many types on junk input
+            yield item, None, " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _scheme(uri: str) -> str:
+    return uri.split("://", 1)[0].lower() if "://" in uri else ""
+
+
+def _filesystem(uri: str) -> tuple[Any, str]:
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(f"{uri}: no filesystem for this URL: {exc}") from exc
+    return fs, str(path)
+
+
+def _unstrip(fs: Any, path: str, uri: str) -> str:
+    return str(fs.unstrip_protocol(path)) if "://" in uri else path
+
+
+def _mtime(info: dict[str, Any]) -> datetime:
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str):
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return datetime.now(UTC)
+
+
+def _local(path: Path) -> LandingFile:
+    stat = path.stat()
+    return LandingFile(str(path), stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    if path == root:
+        return False
+    return any(part.startswith(".") for part in path.relative_to(root).parts)

@@ -37,3 +37,7 @@ class VerificationFailed(DcmtierError):
 
 class ConfigError(DcmtierError):
     """A tier, modality rule or option is unknown or malformed."""
+
+
+class CatalogueError(DcmtierError):
+    """The catalogue database is unreachable, not at the code's schema revision, or misused."""

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
@@ -26,6 +26,9 @@ from dcmtier.policy import Policy
 from dcmtier.quality_store import write_partition
 from dcmtier.tiers import Tier
 from dcmtier.versions import software_versions
+
+if TYPE_CHECKING:  # the catalogue (SQLAlchemy) loads only when a caller passes one
+    from dcmtier.catalogue import Catalogue, JobContext
 
 UNIDENTIFIED = "_unidentified"  # quarantine folder for files without a readable Study UID
 STUDY_OK, STUDY_PARTIAL, STUDY_FAILED = "ok", "partial", "failed"
@@ -64,6 +67,11 @@ class Study:
     uid: str
     files: tuple[Path, ...]
     sop_uids: Mapping[Path, str]
+    uris: Mapping[Path, str] = field(default_factory=dict)  # recorded location, if not the path
+
+    def uri(self, path: Path) -> str:
+        """Where the catalogue records ``path`` (a staged copy may stand in for a remote file)."""
+        return self.uris.get(path) or path.absolute().as_uri()
 
 
 @dataclass(frozen=True)
@@ -128,26 +136,89 @@ def process_study(
     run_id: str,
     jobs: int = 1,
     policy: Policy | None = None,
+    catalogue: Catalogue | None = None,
+    context: JobContext | None = None,
 ) -> list[StudyTierResult]:
-    """Run one study through every tier; one result per tier, never raising for bad input."""
-    options = Options(layout.derived, policy or Policy(), measure=True)
+    """Run one study through every tier; one result per tier, never raising for bad input.
+
+    With a ``catalogue``, the study's sources are recorded once and each tier is an attempt
+    (``start_job`` ... ``finish_job``) under ``context`` (default: ``JobContext.cli(run_id)``).
+    An unexpected exception marks the unfinished attempts failed and is raised again.
+    """
+    policy = policy or Policy()
+    jobs_of = _start_jobs(
+        catalogue, study, tiers, context, layout=layout, run_id=run_id, jobs=jobs, policy=policy
+    )
+    done: list[StudyTierResult] = []
+    try:
+        by_tier = _compress_study(study, tiers, layout, jobs=jobs, policy=policy)
+        created_at = _content_time(study.files)
+        for tier in tiers:
+            result = _finish_tier(
+                study,
+                tier,
+                results=by_tier[tier.name],
+                layout=layout,
+                run_id=run_id,
+                created_at=created_at,
+            )
+            if catalogue is not None:
+                catalogue.finish_job(jobs_of[tier.name], result)
+            done.append(result)
+    except Exception as exc:
+        if catalogue is not None:
+            _fail_jobs(catalogue, [jobs_of[t.name] for t in tiers[len(done) :]], exc)
+        raise
+    return done
+
+
+def _compress_study(
+    study: Study, tiers: Sequence[Tier], layout: Layout, *, jobs: int, policy: Policy
+) -> dict[str, list[TierResult]]:
+    options = Options(layout.derived, policy, measure=True)
     by_tier: dict[str, list[TierResult]] = {t.name: [] for t in tiers}
     for file_results in run_batch(study.files, tiers, options, jobs=jobs):
         for result in file_results:
             by_tier[result.tier].append(result)
         _quarantine(study, file_results, layout)
-    created_at = _content_time(study.files)
-    return [
-        _finish_tier(
-            study,
-            tier,
-            results=by_tier[tier.name],
-            layout=layout,
-            run_id=run_id,
-            created_at=created_at,
-        )
+    return by_tier
+
+
+def _start_jobs(
+    catalogue: Catalogue | None,
+    study: Study,
+    tiers: Sequence[Tier],
+    context: JobContext | None,
+    *,
+    layout: Layout,
+    run_id: str,
+    jobs: int,
+    policy: Policy,
+) -> dict[str, int]:
+    """Record the study and open one attempt per tier; nothing without a catalogue."""
+    if catalogue is None:
+        return {}
+    if context is None:
+        from dcmtier.catalogue import JobContext
+
+        context = JobContext.cli(run_id)
+    catalogue.record_study(study)
+    rules = {m: asdict(rule) for m, rule in sorted(policy.modality_rules.items())}
+    shared = {"jobs": jobs, "policy": rules, "output": str(layout.root.absolute())}
+    return {
+        tier.name: catalogue.start_job(study.uid, tier, context, {**shared, **tier.parameters()})
         for tier in tiers
-    ]
+    }
+
+
+def _fail_jobs(catalogue: Catalogue, job_ids: Sequence[int], exc: Exception) -> None:
+    """Mark attempts failed; a catalogue that fails too must not hide the first error."""
+    error = f"{type(exc).__name__}: {exc}"
+    for job_id in job_ids:
+        try:
+            catalogue.fail_job(job_id, error)
+        except Exception as also:  # the original error is the one to raise
+            exc.add_note(f"recording job {job_id} as failed failed too: {also}")
 
 
 def quarantine_unidentified(item: Unidentified, layout: Layout) -> None:

@@ -1,0 +1,268 @@
+"""The catalogue's tables: what was found, what each attempt made of it, and what it saved.
+
+Every table has a natural key (UIDs, tier, Airflow task identity) that writes upsert on, so a
+retried step never duplicates a row. No patient name or ID is stored. The Alembic migrations in
+``migrations/versions`` create exactly these tables (a test compares the two).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+JOB_STATUSES = ("running", "ok", "partial", "failed")
+FAILURE_STATUSES = ("failed", "refused", "gate_failed")
+
+UID = String(64)  # DICOM UIDs are at most 64 characters
+AIRFLOW_ID = String(250)  # Airflow's limit for dag_id, run_id and task_id
+# BIGINT ids on PostgreSQL; SQLite assigns row ids only to a column typed exactly INTEGER.
+BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
+DOCUMENT = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp on every engine, stored as UTC.
+
+    PostgreSQL keeps the zone (``timestamptz``); SQLite keeps text without one, so values are
+    written as UTC and read back with UTC attached.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive timestamp {value!r}: pass a timezone-aware datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime()}  # noqa: RUF012
+
+
+class Study(Base):
+    """One StudyInstanceUID, as found in the landing area."""
+
+    __tablename__ = "studies"
+
+    study_uid: Mapped[str] = mapped_column(UID, primary_key=True)
+    modalities: Mapped[str] = mapped_column(String(64), nullable=False)  # e.g. "CT" or "CT,SR"
+    first_seen_at: Mapped[datetime] = mapped_column(nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(nullable=False)
+
+
+class Series(Base):
+    __tablename__ = "series"
+
+    series_uid: Mapped[str] = mapped_column(UID, primary_key=True)
+    study_uid: Mapped[str] = mapped_column(UID, ForeignKey("studies.study_uid"), nullable=False)
+    modality: Mapped[str] = mapped_column(String(16), nullable=False)
+    series_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Instance(Base):
+    """One source file, described from its header; ``bytes`` is its size on disk."""
+
+    __tablename__ = "instances"
+    __table_args__ = (Index(None, "study_uid"),)
+
+    sop_uid: Mapped[str] = mapped_column(UID, primary_key=True)
+    series_uid: Mapped[str] = mapped_column(UID, ForeignKey("series.series_uid"), nullable=False)
+    study_uid: Mapped[str] = mapped_column(UID, ForeignKey("studies.study_uid"), nullable=False)
+    sop_class_uid: Mapped[str | None] = mapped_column(UID, nullable=True)
+    file_uri: Mapped[str] = mapped_column(Text, nullable=False)
+    bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    modality: Mapped[str] = mapped_column(String(16), nullable=False)
+    transfer_syntax: Mapped[str | None] = mapped_column(UID, nullable=True)
+    rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    columns: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    frames: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    bits_allocated: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    bits_stored: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    photometric: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    discovered_at: Mapped[datetime] = mapped_column(nullable=False)
+
+
+class TierRow(Base):
+    """A copy of one entry of ``dcmtier.tiers.TIERS``, so views can join on it."""
+
+    __tablename__ = "tiers"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    codec: Mapped[str] = mapped_column(String(16), nullable=False)
+    lossless: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    target_ratio: Mapped[float | None] = mapped_column(Double, nullable=True)
+    near: Mapped[int] = mapped_column(Integer, nullable=False)
+    transfer_syntax: Mapped[str] = mapped_column(UID, nullable=False)
+    use: Mapped[str] = mapped_column(String(16), nullable=False)
+
+
+class Job(Base):
+    """One attempt at one study x tier; an Airflow retry (new try_number) is a new row."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint(
+            "study_uid", "tier", "dag_id", "run_id", "task_id", "map_index", "try_number"
+        ),
+        Index(None, "study_uid", "tier"),
+        CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    study_uid: Mapped[str] = mapped_column(UID, ForeignKey("studies.study_uid"), nullable=False)
+    tier: Mapped[str] = mapped_column(String(32), ForeignKey("tiers.name"), nullable=False)
+    dag_id: Mapped[str] = mapped_column(AIRFLOW_ID, nullable=False)  # "cli" when run by hand
+    run_id: Mapped[str] = mapped_column(AIRFLOW_ID, nullable=False)
+    task_id: Mapped[str] = mapped_column(AIRFLOW_ID, nullable=False)
+    map_index: Mapped[int] = mapped_column(Integer, nullable=False)
+    try_number: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    instances: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    counts: Mapped[dict[str, int] | None] = mapped_column(DOCUMENT, nullable=True)
+    software: Mapped[dict[str, str]] = mapped_column(DOCUMENT, nullable=False)
+    parameters: Mapped[dict[str, Any]] = mapped_column(DOCUMENT, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class DerivedInstance(Base):
+    """A written and verified output of one source instance in one tier (latest attempt)."""
+
+    __tablename__ = "derived_instances"
+    __table_args__ = (
+        UniqueConstraint("source_sop_uid", "tier"),
+        Index(None, "study_uid", "tier"),
+        Index(None, "derived_sop_uid"),
+    )
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    source_sop_uid: Mapped[str] = mapped_column(
+        UID, ForeignKey("instances.sop_uid"), nullable=False
+    )
+    tier: Mapped[str] = mapped_column(String(32), ForeignKey("tiers.name"), nullable=False)
+    study_uid: Mapped[str] = mapped_column(UID, ForeignKey("studies.study_uid"), nullable=False)
+    series_uid: Mapped[str] = mapped_column(UID, nullable=False)
+    derived_sop_uid: Mapped[str] = mapped_column(UID, nullable=False)
+    job_id: Mapped[int] = mapped_column(BIG_ID, ForeignKey("jobs.id"), nullable=False)
+    output_uri: Mapped[str] = mapped_column(Text, nullable=False)
+    bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    frames: Mapped[int] = mapped_column(Integer, nullable=False)
+    pixel_bytes_in: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    pixel_bytes_out: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    pixel_ratio: Mapped[float] = mapped_column(Double, nullable=False)
+    file_ratio: Mapped[float] = mapped_column(Double, nullable=False)
+    psnr_min: Mapped[float | None] = mapped_column(Double, nullable=True)  # +inf when exact
+    ssim_min: Mapped[float | None] = mapped_column(Double, nullable=True)
+    max_abs_diff: Mapped[float | None] = mapped_column(Double, nullable=True)
+    gate_passed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    gate: Mapped[str | None] = mapped_column(Text, nullable=True)  # the broken rule
+    created_at: Mapped[datetime] = mapped_column(nullable=False)
+
+
+class FrameQuality(Base):
+    """Per-frame metrics of a derived instance: what the median in ``quality_by_tier`` needs."""
+
+    __tablename__ = "frame_quality"
+
+    derived_id: Mapped[int] = mapped_column(
+        BIG_ID, ForeignKey("derived_instances.id", ondelete="CASCADE"), primary_key=True
+    )
+    frame: Mapped[int] = mapped_column(Integer, primary_key=True)
+    psnr_db: Mapped[float] = mapped_column(Double, nullable=False)
+    psnr_peak: Mapped[float] = mapped_column(Double, nullable=False)
+    ssim: Mapped[float | None] = mapped_column(Double, nullable=True)
+    mse: Mapped[float] = mapped_column(Double, nullable=False)
+    max_abs_diff: Mapped[float] = mapped_column(Double, nullable=False)
+    mean_abs_diff: Mapped[float] = mapped_column(Double, nullable=False)
+    pixel_match_pct: Mapped[float] = mapped_column(Double, nullable=False)
+    unit: Mapped[str] = mapped_column(String(16), nullable=False)
+    gate: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Package(Base):
+    """The ZIP of one study x tier (latest attempt)."""
+
+    __tablename__ = "packages"
+    __table_args__ = (UniqueConstraint("study_uid", "tier"),)
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    study_uid: Mapped[str] = mapped_column(UID, ForeignKey("studies.study_uid"), nullable=False)
+    tier: Mapped[str] = mapped_column(String(32), ForeignKey("tiers.name"), nullable=False)
+    job_id: Mapped[int] = mapped_column(BIG_ID, ForeignKey("jobs.id"), nullable=False)
+    uri: Mapped[str] = mapped_column(Text, nullable=False)
+    bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    member_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(nullable=False)
+
+
+class FailureRecord(Base):
+    """A failed, refused or gate-failed instance, or a failed attempt as a whole.
+
+    ``source_key`` is the SOP Instance UID, else the file, else ``""`` for an attempt that
+    failed before any instance was judged. A later attempt that no longer fails sets
+    ``resolved_at``; the ``failures`` view shows unresolved rows only.
+    """
+
+    __tablename__ = "failure_records"
+    __table_args__ = (
+        UniqueConstraint("study_uid", "tier", "source_key"),
+        CheckConstraint(f"status IN {FAILURE_STATUSES!r}", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    study_uid: Mapped[str] = mapped_column(UID, ForeignKey("studies.study_uid"), nullable=False)
+    tier: Mapped[str] = mapped_column(String(32), ForeignKey("tiers.name"), nullable=False)
+    source_key: Mapped[str] = mapped_column(Text, nullable=False)
+    sop_uid: Mapped[str | None] = mapped_column(UID, nullable=True)
+    file: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    rule: Mapped[str | None] = mapped_column(Text, nullable=True)
+    job_id: Mapped[int] = mapped_column(BIG_ID, ForeignKey("jobs.id"), nullable=False)
+    first_seen_at: Mapped[datetime] = mapped_column(nullable=False)
+    last_seen_at: Mapped[datetime] = mapped_column(nullable=False)
+    resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)

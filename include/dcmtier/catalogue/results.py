@@ -1,0 +1,160 @@
+"""Rows for one finished study x tier: derived instances with their frames, package, failures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dcmtier.catalogue.models import FAILURE_STATUSES
+from dcmtier.compress import GATE_FAILED, OK, TierResult
+from dcmtier.errors import CatalogueError
+from dcmtier.process import StudyTierResult
+from dcmtier.tiers import Tier
+
+JOB_KEY = ""  # source_key of a failure of the attempt as a whole
+
+
+@dataclass
+class DerivedRows:
+    """One derived instance and its per-frame quality rows (``derived_id`` filled on write)."""
+
+    instance: dict[str, Any]
+    frames: list[dict[str, Any]]
+
+
+def tier_row(tier: Tier) -> dict[str, Any]:
+    return {
+        "name": tier.name,
+        "codec": tier.codec.label,
+        "lossless": tier.lossless,
+        "target_ratio": tier.target_ratio,
+        "near": tier.near,
+        "transfer_syntax": tier.transfer_syntax,
+        "use": tier.use.value,
+    }
+
+
+def derived_rows(result: StudyTierResult, job_id: int, now: datetime) -> list[DerivedRows]:
+    """Every written and verified output (``ok`` and ``gate_failed``) of ``result``."""
+    if result.instances and not result.results:
+        raise CatalogueError(
+            f"study {result.study_uid} tier {result.tier}: the result carries no per-instance "
+            "results; pass the StudyTierResult that process_study returned, not its dict"
+        )
+    return [_derived(r, result.study_uid, job_id, now) for r in _written(result.results)]
+
+
+def _written(results: Iterable[TierResult]) -> Iterator[TierResult]:
+    for r in results:
+        if r.status in (OK, GATE_FAILED) and r.output and r.sop_instance_uid_in:
+            yield r
+
+
+def _derived(r: TierResult, study_uid: str, job_id: int, now: datetime) -> DerivedRows:
+    metrics = r.frame_metrics
+    ssims = [m["ssim"] for m in metrics if m.get("ssim") is not None]
+    instance = {
+        "source_sop_uid": r.sop_instance_uid_in,
+        "tier": r.tier,
+        "study_uid": study_uid,
+        "series_uid": r.series_instance_uid or "",
+        "derived_sop_uid": r.sop_instance_uid_out or r.sop_instance_uid_in,
+        "job_id": job_id,
+        "output_uri": Path(str(r.output)).absolute().as_uri(),
+        "bytes": r.file_bytes_out or 0,
+        "frames": r.frames or len(metrics),
+        "pixel_bytes_in": r.pixel_bytes_in or 0,
+        "pixel_bytes_out": r.pixel_bytes_out or 0,
+        "pixel_ratio": r.pixel_ratio or 0.0,
+        "file_ratio": r.file_ratio or 0.0,
+        "psnr_min": min((float(m["psnr_db"]) for m in metrics), default=None),
+        "ssim_min": min(ssims, default=None),
+        "max_abs_diff": max((float(m["max_abs_diff"]) for m in metrics), default=None),
+        "gate_passed": r.status == OK,
+        "gate": r.gate,
+        "created_at": now,
+    }
+    return DerivedRows(instance, [_frame(m) for m in metrics])
+
+
+def _frame(m: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "frame": int(m["frame"]),
+        "psnr_db": float(m["psnr_db"]),  # +inf for an exact frame, kept as such
+        "psnr_peak": float(m["psnr_peak"]),
+        "ssim": None if m.get("ssim") is None else float(m["ssim"]),
+        "mse": float(m["mse"]),
+        "max_abs_diff": float(m["max_abs_diff"]),
+        "mean_abs_diff": float(m["mean_abs_diff"]),
+        "pixel_match_pct": float(m["pixel_match_pct"]),
+        "unit": str(m["unit"]),
+        "gate": m.get("gate"),
+    }
+
+
+def package_row(result: StudyTierResult, job_id: int, now: datetime) -> dict[str, Any] | None:
+    if not result.package or result.package_bytes is None or not result.package_sha256:
+        return None
+    return {
+        "study_uid": result.study_uid,
+        "tier": result.tier,
+        "job_id": job_id,
+        "uri": Path(result.package).absolute().as_uri(),
+        "bytes": result.package_bytes,
+        "sha256": result.package_sha256,
+        "member_count": result.counts.get(OK, 0),
+        "created_at": now,
+    }
+
+
+def failure_rows(result: StudyTierResult, job_id: int, now: datetime) -> list[dict[str, Any]]:
+    """One row per failed, refused or gate-failed instance, keyed by SOP UID else file."""
+    rows = []
+    for f in result.failures:
+        status = str(f.get("status"))
+        if status not in FAILURE_STATUSES:
+            continue
+        sop_uid = f.get("sop_uid") or None
+        source = f.get("source") or None
+        rows.append(
+            failure_row(
+                result.study_uid,
+                result.tier,
+                job_id,
+                now,
+                key=sop_uid or source or JOB_KEY,
+                sop_uid=sop_uid,
+                file=source,
+                status=status,
+                reason=str(f.get("reason") or status),
+                rule=f.get("rule"),
+            )
+        )
+    return rows
+
+
+def failure_row(
+    study_uid: str, tier: str, job_id: int, now: datetime, *, key: str, **fields: Any
+) -> dict[str, Any]:
+    return {
+        "study_uid": study_uid,
+        "tier": tier,
+        "source_key": key,
+        "job_id": job_id,
+        "first_seen_at": now,
+        "last_seen_at": now,
+        "resolved_at": None,
+        **fields,
+    }
+
+
+def job_summary(result: StudyTierResult) -> str | None:
+    """A one-line error for a job that was not ``ok``: what went wrong, counted."""
+    bad = {k: v for k, v in result.counts.items() if k not in (OK, "skipped")}
+    if result.status == OK or not bad:
+        return None
+    counted = ", ".join(f"{v} {k}" for k, v in sorted(bad.items()))
+    return f"{counted} of {result.instances} instances; see the failures view"

@@ -1,0 +1,105 @@
+"""Rows for studies, series and instances, from file headers and a streamed SHA-256.
+
+Only headers are read (``stop_before_pixels``); no patient name or ID leaves the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydicom import Dataset, dcmread
+from pydicom.errors import InvalidDicomError
+
+from dcmtier.process import Study
+
+
+@dataclass
+class SourceRows:
+    """What ``Catalogue.record_study`` writes for one study."""
+
+    study: dict[str, Any]
+    series: list[dict[str, Any]] = field(default_factory=list)
+    instances: list[dict[str, Any]] = field(default_factory=list)
+
+
+def source_rows(study: Study, now: datetime) -> SourceRows:
+    """Describe every readable file of ``study``; files without a SOP Instance UID are left out
+    (the failures table names them by file)."""
+    series: dict[str, dict[str, Any]] = {}
+    instances: dict[str, dict[str, Any]] = {}
+    for path in study.files:
+        ds = _header(path)
+        sop_uid = str(ds.get("SOPInstanceUID") or "") if ds is not None else ""
+        if ds is None or not sop_uid:
+            continue
+        row = _instance(path, ds, study, sop_uid, now)
+        instances[sop_uid] = row
+        series.setdefault(
+            row["series_uid"],
+            {
+                "series_uid": row["series_uid"],
+                "study_uid": study.uid,
+                "modality": row["modality"],
+                "series_number": _int(ds.get("SeriesNumber")),
+            },
+        )
+    modalities = ",".join(sorted({r["modality"] for r in instances.values()})) or "-"
+    return SourceRows(
+        study={
+            "study_uid": study.uid,
+            "modalities": modalities[:64],
+            "first_seen_at": now,
+            "updated_at": now,
+        },
+        series=list(series.values()),
+        instances=list(instances.values()),
+    )
+
+
+def _header(path: Path) -> Dataset | None:
+    try:
+        return dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, EOFError, ValueError, AttributeError):
+        return None
+
+
+def _instance(path: Path, ds: Dataset, study: Study, sop_uid: str, now: datetime) -> dict[str, Any]:
+    size, digest = file_digest(path)
+    meta = getattr(ds, "file_meta", None)
+    syntax = str(meta.get("TransferSyntaxUID") or "") if meta is not None else ""
+    return {
+        "sop_uid": sop_uid,
+        "series_uid": str(ds.get("SeriesInstanceUID") or f"{study.uid}.unknown-series"),
+        "study_uid": study.uid,
+        "sop_class_uid": str(ds.get("SOPClassUID") or "") or None,
+        "file_uri": study.uri(path),
+        "bytes": size,
+        "sha256": digest,
+        "modality": str(ds.get("Modality") or "OT"),
+        "transfer_syntax": syntax or None,
+        "rows": _int(ds.get("Rows")),
+        "columns": _int(ds.get("Columns")),
+        "frames": _int(ds.get("NumberOfFrames")) or (1 if "Rows" in ds else None),
+        "bits_allocated": _int(ds.get("BitsAllocated")),
+        "bits_stored": _int(ds.get("BitsStored")),
+        "photometric": str(ds.get("PhotometricInterpretation") or "") or None,
+        "discovered_at": now,
+    }
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """Size and hex SHA-256 of a file, read in chunks."""
+    with path.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256")
+    return path.stat().st_size, digest.hexdigest()
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None

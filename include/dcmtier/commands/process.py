@@ -2,16 +2,24 @@
 
 compress -> verify -> metrics -> Parquet -> ZIP, per study x tier; failed instances are
 quarantined and the study x tier reports ``partial``.
+
+Each study x tier is recorded in the catalogue: --catalogue URL, else $DCMTIER_CATALOGUE_URL,
+else the embedded SQLite OUT/catalogue.db (created and migrated on first use; an explicit URL
+must already be at the current schema: `dcmtier db upgrade --catalogue URL`).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dcmtier.tiers import DEFAULT_TIERS
+
+if TYPE_CHECKING:
+    from dcmtier.catalogue import Catalogue
 
 
 def add_parser(subparsers: Any) -> None:
@@ -32,9 +40,26 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per study x tier")
     parser.add_argument("--policy", type=Path, metavar="FILE", help="modality policy JSON")
     parser.add_argument("--run-id", help="recorded in every row (default: cli-<UTC time>)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--catalogue", metavar="URL",
+        help="catalogue database (default: $DCMTIER_CATALOGUE_URL, else OUT/catalogue.db)",
+    )  # fmt: skip
+    where.add_argument("--no-catalogue", action="store_true", help="record nothing in a catalogue")
 
 
 def run(args: argparse.Namespace) -> int:
+    from dcmtier.cli import EXIT_FAILED
+    from dcmtier.errors import CatalogueError
+
+    try:
+        return _run(args)
+    except CatalogueError as exc:
+        print(f"dcmtier: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _run(args: argparse.Namespace) -> int:
     from dcmtier.batch import default_jobs
     from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
     from dcmtier.policy import Policy
@@ -45,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     policy = Policy.from_file(args.policy) if args.policy else Policy()
     run_id = args.run_id or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     layout = Layout(args.out)
+    catalogue = None if args.no_catalogue else open_catalogue(args.catalogue, args.out)
     studies, unidentified = discover(args.sources)
     for item in unidentified:
         quarantine_unidentified(item, layout)
@@ -52,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
     worst = EXIT_FAILED if unidentified else EXIT_OK
     jobs = args.jobs or default_jobs()
     for study in studies:
-        for result in process_study(study, tiers, layout, run_id=run_id, jobs=jobs, policy=policy):
+        results = process_study(
+            study, tiers, layout, run_id=run_id, jobs=jobs, policy=policy, catalogue=catalogue
+        )
+        for result in results:
             row = result.as_dict()
             if args.json:
                 print_json(row)
@@ -60,6 +89,17 @@ def run(args: argparse.Namespace) -> int:
                 _print_line(row)
             worst = EXIT_FAILED if result.status != "ok" else worst
     return worst
+
+
+def open_catalogue(explicit: str | None, data_dir: Path) -> Catalogue:
+    """The catalogue to record into; only the embedded default is migrated here."""
+    from dcmtier.catalogue import Catalogue, resolve_url
+    from dcmtier.catalogue.engine import is_default
+
+    url = resolve_url(explicit, data_dir)
+    if is_default(explicit):
+        Catalogue.upgrade(url)
+    return Catalogue.connect(url)
 
 
 def _report(row: dict[str, Any], as_json: bool) -> None:

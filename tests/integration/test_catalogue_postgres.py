@@ -1,0 +1,146 @@
+"""The catalogue on the real PostgreSQL: a full run, reruns, views against disk, migrations,
+and several workers writing different tiers of one study at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from dcmtier.catalogue import Catalogue, CatalogueError
+from dcmtier.catalogue.engine import make_engine
+from dcmtier.catalogue.models import Base
+from dcmtier.catalogue.schema import VERSION_TABLE
+from dcmtier.cli import main
+from tests.integration.catalogue_cases import (
+    TABLES,
+    assert_medians,
+    assert_views_match_disk,
+    make_landing,
+    record_synthetic,
+    run_all,
+    view,
+)
+from tests.integration.conftest import fresh_database
+
+pytestmark = pytest.mark.postgres
+VIEWS = {"savings_by_tier", "savings_by_study", "quality_by_tier", "lineage", "failures"}
+
+
+def test_process_command_fills_every_table_and_a_rerun_changes_no_count(
+    pg_catalogue: Catalogue, postgres: str, tmp_path: Path
+) -> None:
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    make_landing(landing)
+    argv = ["process", str(landing), "--out", str(out), "--catalogue", postgres, "--jobs", "1",
+            "--tier", "j2k-lossless", "--tier", "j2k-r10", "--tier", "htj2k-r10"]  # fmt: skip
+    assert main([*argv, "--run-id", "first"]) == 1  # the truncated slice makes study a partial
+    counts = pg_catalogue.row_counts()
+    assert all(counts[table] > 0 for table in TABLES), counts
+    assert not (out / "catalogue.db").exists()
+    assert main([*argv, "--run-id", "first"]) == 1  # the same attempt again
+    assert pg_catalogue.row_counts() == counts
+    assert main([*argv, "--run-id", "second"]) == 1  # a new attempt per study x tier
+    again = pg_catalogue.row_counts()
+    assert again == {**counts, "jobs": counts["jobs"] + 6}
+    assert {r["run_id"] for r in view(pg_catalogue, "lineage")} == {"second"}
+
+
+def test_views_equal_the_files_on_disk(pg_catalogue: Catalogue, tmp_path: Path) -> None:
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    broken = make_landing(landing)
+    run_all(landing, out, pg_catalogue)
+    assert_views_match_disk(pg_catalogue, landing, out, broken)
+    failures = view(pg_catalogue, "failures")
+    assert {(f["file"], f["status"]) for f in failures} == {(str(broken), "failed")}
+    assert len(failures) == 3  # one per tier
+
+
+def test_the_psnr_median_is_exact_and_keeps_infinity(
+    pg_catalogue: Catalogue, tmp_path: Path
+) -> None:
+    record_synthetic(pg_catalogue, tmp_path / "landing")
+    assert_medians(pg_catalogue)
+
+
+def test_migrations_upgrade_downgrade_and_upgrade_again(postgres_server: str) -> None:
+    with fresh_database(postgres_server) as url:
+        Catalogue.upgrade(url)
+        _assert_matches_models(url)
+        Catalogue.downgrade(url, "0001")
+        assert not VIEWS & _names(url)[1]
+        Catalogue.downgrade(url)
+        assert _names(url) == ({VERSION_TABLE}, set())
+        with pytest.raises(CatalogueError, match="db upgrade"):
+            Catalogue.connect(url)
+        Catalogue.upgrade(url)
+        _assert_matches_models(url)
+        Catalogue.connect(url).close()
+
+
+def _names(url: str) -> tuple[set[str], set[str]]:
+    """The tables and the views in the database at ``url``."""
+    engine = make_engine(url)
+    try:
+        found = inspect(engine)
+        return set(found.get_table_names()), set(found.get_view_names())
+    finally:
+        engine.dispose()
+
+
+def _assert_matches_models(url: str) -> None:
+    """The migrated schema is what models.py declares, and every view is there."""
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
+    assert _names(url)[1] >= VIEWS
+
+
+def _worker(url: str, folders: tuple[str, str], tier: str, index: int, start: object) -> None:
+    """One Airflow-like task: every try of one tier of the one study, started with the others."""
+    from dcmtier.catalogue import JobContext
+    from tests.integration.catalogue_cases import run_all as run
+
+    landing, out = folders
+    catalogue = Catalogue.connect(url)
+    start.wait(timeout=60)  # type: ignore[attr-defined]
+    for try_number in (1, 2):
+        context = JobContext("dcmtier", "concurrent", "process", index, try_number)
+        run(Path(landing), Path(out), catalogue, run_id="concurrent", tiers=[tier], context=context)
+
+
+def test_concurrent_workers_on_one_study_lose_and_duplicate_nothing(
+    pg_catalogue: Catalogue, postgres: str, tmp_path: Path
+) -> None:
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    make_landing(landing)
+    tiers = ["j2k-lossless", "j2k-r10", "htj2k-r10"]
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Barrier(len(tiers))
+    workers = [
+        spawn.Process(target=_worker, args=(postgres, (str(landing), str(out)), t, i, start))
+        for i, t in enumerate(tiers)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0, 0, 0]  # a deadlock would have raised
+    counts = pg_catalogue.row_counts()
+    ok_instances = 2 * 3 - 1  # the truncated slice fails every tier
+    assert counts == {
+        "studies": 2, "series": 2, "instances": 6, "tiers": 3,
+        "jobs": 2 * 2 * len(tiers),  # two studies x two tries per tier
+        "derived_instances": ok_instances * len(tiers), "frame_quality": ok_instances * len(tiers),
+        "packages": 2 * len(tiers), "failure_records": len(tiers),
+    }  # fmt: skip
+    statuses = pg_catalogue.pair_status(
+        [r["study_uid"] for r in view(pg_catalogue, "studies")], tiers
+    )
+    assert sorted(statuses.values()) == ["ok"] * 3 + ["partial"] * 3

@@ -114,7 +114,7 @@ def dicom_archive_compression() -> None:
     def summary(results: list[dict[str, Any] | None]) -> dict[str, Any]:
         from dcmtier.airflow_tasks import summary_task
 
-        return summary_task(results)
+        return summary_task(results, get_current_context())
 
     summary(compress.expand(item=discover()))
 

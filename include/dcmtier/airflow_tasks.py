@@ -82,9 +82,32 @@ def compress_task(item: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
     return result
 
 
-def summary_task(results: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
+def summary_task(
+    results: Sequence[Mapping[str, Any] | None], context: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Log the run's totals; fail (so the run shows failed) when a compress task failed.
+
+    The summary runs whatever happened upstream, and a run's state follows its last task:
+    without this check a run with a failed study x tier would look successful.
+    """
     totals = summarise(list(results))
     log.info("run summary: %s", totals)
+    ti = context["ti"]
+    failed = int(
+        ti.get_ti_count(
+            dag_id=ti.dag_id,
+            task_ids=["compress"],
+            run_ids=[ti.run_id],
+            states=["failed", "upstream_failed"],
+        )
+    )
+    if failed:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            f"{failed} study x tier task(s) failed: fix the cause, then clear them "
+            "(with downstream) to retry only those"
+        )
     return totals
 
 

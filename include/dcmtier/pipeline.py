@@ -143,7 +143,8 @@ def run_item(
     paths = stage(manifest["files"], staging)
     uris = manifest["files"]
     sop_uids = {p: manifest["sop_uids"].get(u, "") for p, u in zip(paths, uris, strict=True)}
-    study = Study(item["study_uid"], tuple(paths), sop_uids)
+    recorded = {p: u for p, u in zip(paths, uris, strict=True) if "://" in u}  # staged copies
+    study = Study(item["study_uid"], tuple(paths), sop_uids, recorded)
     catalogue = Catalogue.connect(resolve_url(catalogue_url, output))
     try:
         (result,) = process_study(

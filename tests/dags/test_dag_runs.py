@@ -1,0 +1,77 @@
+"""Whole DAG runs through ``dag.test()`` on generated studies, with the embedded defaults."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from dcmtier.sample import write_ct_series
+
+DAG_ID = "dicom_archive_compression"
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+TIERS = ["j2k-lossless", "j2k-r20"]
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    root = tmp_path / "landing"
+    write_ct_series(root / "one", slices=3, rows=128, columns=128, seed=11)
+    write_ct_series(root / "two", slices=2, rows=128, columns=128, seed=12, signed=False)
+    broken = root / "one" / "CT0002.dcm"
+    broken.write_bytes(broken.read_bytes()[:-3000])  # header readable, pixel data cut short
+    return root
+
+
+def _run(landing: Path, output: Path, **conf: Any) -> Any:
+    dag = DagBag(dag_folder=str(DAGS)).dags[DAG_ID]
+    run_conf = {"landing": str(landing), "output": str(output), "tiers": TIERS,
+                "settle_seconds": 0, **conf}  # fmt: skip
+    return dag.test(run_conf=run_conf)
+
+
+def _query(output: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(output / "catalogue.db") as conn:
+        return conn.execute(sql).fetchall()
+
+
+def _states(run: Any) -> dict[tuple[str, int], str]:
+    return {(ti.task_id, ti.map_index): str(ti.state) for ti in run.get_task_instances()}
+
+
+def test_a_manual_run_compresses_every_study_and_quarantines_the_broken_file(
+    airflow_db: Path, landing: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "out"
+    run = _run(landing, output)
+    states = _states(run)
+    assert str(run.state).endswith("success"), states
+    compress = {k: v for k, v in states.items() if k[0] == "compress"}
+    assert len(compress) == 2 * len(TIERS)
+    assert set(compress.values()) == {"success"}
+    rows = _query(output, "SELECT tier, studies, instances FROM savings_by_tier ORDER BY tier")
+    assert [r[0] for r in rows] == TIERS
+    assert all(r[1] == 2 for r in rows)
+    failures = _query(output, "SELECT tier, sop_uid, reason FROM failures")
+    assert {f[0] for f in failures} == set(TIERS)  # one row per tier for the broken instance
+    assert all(f[1] and "CT0002.dcm: pixel data cannot be decoded" in f[2] for f in failures)
+    assert list((output / "quarantine").rglob("*.reason.json"))
+    assert len(list((output / "packages").rglob("*.zip"))) == 2 * len(TIERS)
+
+
+def test_a_second_run_skips_what_is_done_and_reprocess_all_redoes_it(
+    airflow_db: Path, landing: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "out"
+    _run(landing, output)
+    jobs_before = _query(output, "SELECT count(*) FROM lineage")
+    second = _run(landing, output)
+    assert [k for k in _states(second) if k[0] == "compress" and k[1] >= 0] == []
+    assert _query(output, "SELECT count(*) FROM lineage") == jobs_before
+    third = _run(landing, output, reprocess="all")
+    assert len([k for k in _states(third) if k[0] == "compress"]) == 2 * len(TIERS)
+    derived = _query(output, "SELECT count(*) FROM lineage")
+    assert derived == jobs_before  # replaced, not added

@@ -1,0 +1,210 @@
+"""Operators' and data teams' workflows on real Airflow processes.
+
+api-server, scheduler, dag-processor and two CeleryExecutor workers (Redis broker) on a fresh
+PostgreSQL metadata database, the catalogue in its own fresh PostgreSQL database; everything is
+driven through the REST API (and the backfill CLI), as an operator would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from dcmtier.catalogue import Catalogue
+from dcmtier.sample import write_ct_series
+from tests.integration.airflow_stack import (
+    AirflowStack,
+    create_database,
+    drop_database,
+    wait_for,
+)
+
+DAG_ID = "dicom_archive_compression"
+TIERS = ["j2k-lossless", "j2k-r20"]
+RUN_TIMEOUT = 420
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("deployment")
+    suffix = uuid.uuid4().hex[:8]
+    metadata_db, catalogue_db = f"dcmtier_it_airflow_{suffix}", f"dcmtier_it_catalogue_{suffix}"
+    try:
+        metadata_url = create_database(metadata_db)
+        catalogue_url = create_database(catalogue_db)
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required in CI: {exc}")
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 unreachable: {exc}")
+    Catalogue.upgrade(catalogue_url)
+    landing, output = root / "landing", root / "output"
+    landing.mkdir()
+    stack = AirflowStack.configure(
+        root / "airflow",
+        metadata_url,
+        redis_db=11,
+        extra={
+            "AIRFLOW_CONN_DCMTIER_CATALOGUE": catalogue_url,
+            "DCMTIER_LANDING": str(landing),
+            "DCMTIER_DATA_DIR": str(output),
+            "DCMTIER_TASK_RETRIES": "0",
+        },
+    )
+    try:
+        stack.start()
+        yield {"stack": stack, "landing": landing, "output": output, "catalogue": catalogue_url}
+    finally:
+        stack.stop()
+        drop_database(metadata_db)
+        drop_database(catalogue_db)
+
+
+def _trigger(stack: AirflowStack, landing: Path, **conf: Any) -> str:
+    body = {"logical_date": None, "conf": {"landing": str(landing), "tiers": TIERS,
+                                           "settle_seconds": 0, **conf}}  # fmt: skip
+    return str(stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json=body)["dag_run_id"])
+
+
+def _wait_run(stack: AirflowStack, run_id: str) -> str:
+    def finished() -> str | None:
+        state = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
+        return state if state in ("success", "failed") else None
+
+    try:
+        return str(wait_for(finished, timeout=RUN_TIMEOUT, what=f"run {run_id}", every=3))
+    except TimeoutError as exc:
+        logs = "\n".join(f"--- {n}\n{stack.log_tail(n, 30)}" for n in stack.processes)
+        raise AssertionError(f"{exc}\n{logs}") from None
+
+
+def _task_instances(stack: AirflowStack, run_id: str) -> list[dict[str, Any]]:
+    data = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=500")
+    return list(data["task_instances"])
+
+
+def _xcom(stack: AirflowStack, run_id: str, task_id: str) -> Any:
+    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+    return stack.api("GET", path)["value"]
+
+
+def _catalogue(url: str, sql: str, **params: Any) -> list[Any]:
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text(sql), params).all())
+    finally:
+        engine.dispose()
+
+
+def _study(landing: Path, name: str, seed: int, *, study_date: str = "20240115") -> str:
+    files = write_ct_series(landing / name, slices=3, rows=128, columns=128, seed=seed,
+                            study_date=study_date)  # fmt: skip
+    from pydicom import dcmread
+
+    return str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+
+
+def test_1_a_run_completes_every_study_and_lists_the_corrupt_file(
+    deployment: dict[str, Any],
+) -> None:
+    stack, landing = deployment["stack"], deployment["landing"] / "run1"
+    studies = [_study(landing, f"s{i}", seed=100 + i) for i in range(3)]
+    broken = landing / "s0" / "CT0002.dcm"
+    broken.write_bytes(broken.read_bytes()[:-3000])
+    run_id = _trigger(stack, landing)
+    assert _wait_run(stack, run_id) == "success"
+    compress = [ti for ti in _task_instances(stack, run_id) if ti["task_id"] == "compress"]
+    assert len(compress) == len(studies) * len(TIERS)
+    assert {ti["state"] for ti in compress} == {"success"}
+    assert all(" · " in str(ti["rendered_map_index"]) for ti in compress)
+    failures = _catalogue(
+        deployment["catalogue"],
+        "SELECT tier, sop_uid, reason FROM failures WHERE study_uid = :s",
+        s=studies[0],
+    )
+    assert {row[0] for row in failures} == set(TIERS)
+    assert all(
+        row[1] and "CT0002.dcm: pixel data cannot be decoded" in row[2] for row in failures
+    ), failures
+    quarantined = list((deployment["output"] / "quarantine" / studies[0]).glob("*.reason.json"))
+    assert len(quarantined) == 1
+
+
+def test_2_an_operator_clears_one_failed_study_tier_and_its_retry_leaves_one_result(
+    deployment: dict[str, Any],
+) -> None:
+    stack, output = deployment["stack"], deployment["output"]
+    landing = deployment["landing"] / "run2"
+    study = _study(landing, "only", seed=200)
+    blocker = output / "derived" / "j2k-r20" / study  # a file where a folder must go
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("storage fault")
+    run_id = _trigger(stack, landing)
+    assert _wait_run(stack, run_id) == "failed"
+    states = {
+        (ti["task_id"], str(ti["rendered_map_index"])): ti for ti in _task_instances(stack, run_id)
+    }
+    failed = [ti for ti in states.values() if ti["state"] == "failed"]
+    # only the blocked study x tier failed, and the summary says so (the run shows failed)
+    assert sorted((ti["task_id"], ti["rendered_map_index"].endswith("j2k-r20")
+                   if ti["rendered_map_index"] else None) for ti in failed) == [
+        ("compress", True), ("summary", None)]  # fmt: skip
+    failed = [ti for ti in failed if ti["task_id"] == "compress"]
+    blocker.unlink()  # the operator repairs the storage
+    body = {"dry_run": False, "dag_run_id": run_id,
+            "task_ids": [["compress", failed[0]["map_index"]]], "only_failed": True,
+            "reset_dag_runs": True, "include_downstream": True}  # fmt: skip
+    stack.api("POST", f"/dags/{DAG_ID}/clearTaskInstances", json=body)
+    assert _wait_run(stack, run_id) == "success"
+    rows = _catalogue(deployment["catalogue"],
+                      "SELECT count(*), count(DISTINCT derived_sop_uid) FROM lineage "
+                      "WHERE tier = 'j2k-r20' AND source_sop_uid IN "
+                      "(SELECT source_sop_uid FROM lineage WHERE run_id = :r)",
+                      r=run_id)  # fmt: skip
+    assert rows == [(3, 3)]  # three instances, one derived each: the retry replaced nothing twice
+    packages = list((output / "packages" / study).glob("*.zip"))
+    assert sorted(p.name for p in packages) == sorted(f"{t}.zip" for t in TIERS)
+
+
+def test_3_a_backfill_by_study_date_processes_each_interval_exactly_its_studies(
+    deployment: dict[str, Any],
+) -> None:
+    stack = deployment["stack"]
+    landing = deployment["landing"] / "archive"
+    days = ["20230301", "20230302", "20230303"]
+    expected = {day: _study(landing, f"d{day}", seed=300 + i, study_date=day)
+                for i, day in enumerate(days)}  # fmt: skip
+    conf = {"select_by": "study_date", "landing": str(landing), "tiers": TIERS[:1],
+            "settle_seconds": 0}  # fmt: skip
+    import json
+
+    stack.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", "2023-03-01",
+              "--to-date", "2023-03-03", "--dag-run-conf", json.dumps(conf))  # fmt: skip
+    start = datetime(2023, 3, 1, tzinfo=UTC)
+
+    def backfill_runs() -> list[dict[str, Any]] | None:
+        runs = stack.api("GET", f"/dags/{DAG_ID}/dagRuns?run_type=backfill&limit=50")["dag_runs"]
+        done = [r for r in runs if r["state"] in ("success", "failed")]
+        return runs if len(runs) >= len(days) and len(done) == len(runs) else None
+
+    runs = wait_for(backfill_runs, timeout=RUN_TIMEOUT, what="the backfill", every=3)
+    processed: dict[str, list[str]] = {}
+    for run in runs:
+        assert run["state"] == "success", run
+        interval = datetime.fromisoformat(run["data_interval_start"].replace("Z", "+00:00"))
+        day = (start + timedelta(days=(interval - start).days)).strftime("%Y%m%d")
+        items = _xcom(stack, run["dag_run_id"], "discover")
+        processed[day] = sorted({item["study_uid"] for item in items})
+    for day, study in expected.items():
+        assert processed.get(day) == [study], (day, processed)
+    shutil.rmtree(landing)

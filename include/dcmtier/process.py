@@ -8,7 +8,9 @@ Everything written is keyed by UIDs and tier, so running it again replaces rathe
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,6 +31,8 @@ from dcmtier.versions import software_versions
 
 if TYPE_CHECKING:  # the catalogue (SQLAlchemy) loads only when a caller passes one
     from dcmtier.catalogue import Catalogue, JobContext
+
+log = logging.getLogger(__name__)
 
 UNIDENTIFIED = "_unidentified"  # quarantine folder for files without a readable Study UID
 STUDY_OK, STUDY_PARTIAL, STUDY_FAILED = "ok", "partial", "failed"
@@ -177,11 +181,40 @@ def _compress_study(
 ) -> dict[str, list[TierResult]]:
     options = Options(layout.derived, policy, measure=True)
     by_tier: dict[str, list[TierResult]] = {t.name: [] for t in tiers}
+    progress = Progress(study.uid, len(study.files), [t.name for t in tiers])
     for file_results in run_batch(study.files, tiers, options, jobs=jobs):
         for result in file_results:
             by_tier[result.tier].append(result)
         _quarantine(study, file_results, layout)
+        progress.advance(file_results[0].file_bytes_in or 0)
+    progress.log(final=True)
     return by_tier
+
+
+class Progress:
+    """Instances done / total and MB/s of source read, logged every few seconds."""
+
+    EVERY_SECONDS = 10.0
+
+    def __init__(self, study_uid: str, total: int, tiers: list[str]) -> None:
+        self.study_uid, self.total, self.tiers = study_uid, total, ", ".join(tiers)
+        self.done = self.bytes = 0
+        self.started = self.last = time.monotonic()
+
+    def advance(self, source_bytes: int) -> None:
+        self.done += 1
+        self.bytes += source_bytes
+        if time.monotonic() - self.last >= self.EVERY_SECONDS:
+            self.log()
+
+    def log(self, *, final: bool = False) -> None:
+        self.last = time.monotonic()
+        elapsed = max(self.last - self.started, 1e-9)
+        log.info(
+            "%s study %s [%s]: %d/%d instances, %.1f MB/s of source",
+            "done" if final else "progress", self.study_uid, self.tiers, self.done, self.total,
+            self.bytes / elapsed / 1e6,
+        )  # fmt: skip
 
 
 def _start_jobs(

@@ -207,7 +207,13 @@ def _in_interval(study: Candidate, request: PlanRequest) -> bool:
         return True
     start, end = request.interval
     if request.select_by == "arrival":
-        return any(start <= f.modified < end for f in study.files)
+        # Studies that arrived in the interval, plus earlier ones still not done (deferred by
+        # the cap, or unsettled last time): the catalogue check drops those already done.
+        # Reprocessing everything stays within the interval.
+        earliest = (
+            start if request.reprocess == "all" else datetime.min.replace(tzinfo=start.tzinfo)
+        )
+        return any(earliest <= f.modified < end for f in study.files)
     if study.study_date is None:
         return False
     last_day = max(start.date(), (end - timedelta(microseconds=1)).date())

@@ -6,6 +6,7 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import fsspec
 import pytest
@@ -61,17 +62,26 @@ def test_a_manual_run_takes_every_settled_study_with_one_item_per_tier(
     assert "pixel" not in json.dumps(result.items)  # references only
 
 
-def test_arrival_selects_studies_whose_files_arrived_in_the_interval(
+def _planned_folders(result: Any) -> set[str]:
+    files = {json.loads(Path(i["manifest"]).read_text())["files"][0] for i in result.items}
+    return {Path(f).parent.name for f in files}
+
+
+def test_arrival_selects_the_interval_and_earlier_studies_not_yet_done(
     landing: Path, tmp_path: Path
 ) -> None:
     day = (NOW - timedelta(days=2)).replace(hour=0, minute=0)
-    req = _request(
-        landing, tmp_path, interval=(day, day + timedelta(days=1)), run_id="scheduled__1"
-    )
-    result = plan(req)
-    manifests = {json.loads(Path(i["manifest"]).read_text())["files"][0] for i in result.items}
-    assert len(manifests) == 1 and "/jan/" in manifests.pop()
-    assert result.outside_interval == 1
+    first = (day, day + timedelta(days=1))
+    result = plan(_request(landing, tmp_path, interval=first, run_id="scheduled__1"))
+    assert _planned_folders(result) == {"jan"}
+    assert result.outside_interval == 1  # "feb" arrived after this interval
+    # the next interval also takes "jan" again while nothing recorded it as done (no catalogue)
+    second = (first[1], first[1] + timedelta(days=1))
+    result = plan(_request(landing, tmp_path, interval=second, run_id="scheduled__2"))
+    assert _planned_folders(result) == {"jan", "feb"}
+    # reprocessing everything stays within the interval
+    result = plan(_request(landing, tmp_path, interval=second, run_id="s3", reprocess="all"))
+    assert _planned_folders(result) == {"feb"}
 
 
 def test_study_date_selects_by_the_header_date_for_backfills(landing: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dcmtier.landing import scope as landing_scope
 from dcmtier.pipeline import PlanRequest, plan, run_item, summarise
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ def discover_task(context: Mapping[str, Any]) -> list[dict[str, Any]]:
         max_map_length=_max_map_length(),
     )
     result = plan(request, catalogue)
+    unidentified = {item["file"]: item["reason"] for item in result.unidentified}
+    catalogue.record_unidentified(landing_scope(request.landing), unidentified)
     for item in result.unidentified:
         if "://" not in item["file"]:
             quarantine_unidentified(

@@ -41,7 +41,7 @@ def local_path(uri: str) -> Path:
 def list_files(uri: str) -> list[LandingFile]:
     """Every regular file below ``uri`` (hidden names skipped), in a stable order."""
     if is_local(uri):
-        root = local_path(uri)
+        root = local_path(uri).absolute()
         if not root.exists():
             raise ConfigError(f"{uri}: landing area does not exist")
         files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
@@ -52,6 +52,11 @@ def list_files(uri: str) -> list[LandingFile]:
         if info.get("type") == "file" and not any(s.startswith(".") for s in name.split("/")):
             found.append(LandingFile(_unstrip(fs, name, uri), int(info["size"]), _mtime(info)))
     return found
+
+
+def scope(uri: str) -> str:
+    """The prefix every file URI under ``uri`` starts with (absolute for local paths)."""
+    return str(local_path(uri).absolute()) if is_local(uri) else uri
 
 
 def open_file(uri: str) -> Any:

@@ -138,7 +138,7 @@ def test_concurrent_workers_on_one_study_lose_and_duplicate_nothing(
         "studies": 2, "series": 2, "instances": 6, "tiers": 3,
         "jobs": 2 * 2 * len(tiers),  # two studies x two tries per tier
         "derived_instances": ok_instances * len(tiers), "frame_quality": ok_instances * len(tiers),
-        "packages": 2 * len(tiers), "failure_records": len(tiers),
+        "packages": 2 * len(tiers), "failure_records": len(tiers), "unidentified_files": 0,
     }  # fmt: skip
     statuses = pg_catalogue.pair_status(
         [r["study_uid"] for r in view(pg_catalogue, "studies")], tiers

@@ -266,3 +266,19 @@ class FailureRecord(Base):
     first_seen_at: Mapped[datetime] = mapped_column(nullable=False)
     last_seen_at: Mapped[datetime] = mapped_column(nullable=False)
     resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class UnidentifiedFile(Base):
+    """A landing-area file whose header gives no StudyInstanceUID: no study, no tier.
+
+    It shows in the ``failures`` view (study and tier NULL) until a later discovery of the same
+    landing area no longer finds it unidentified, which sets ``resolved_at``.
+    """
+
+    __tablename__ = "unidentified_files"
+
+    file: Mapped[str] = mapped_column(Text, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    first_seen_at: Mapped[datetime] = mapped_column(nullable=False)
+    last_seen_at: Mapped[datetime] = mapped_column(nullable=False)
+    resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)

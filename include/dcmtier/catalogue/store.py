@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from dcmtier.catalogue.models import (
     Series,
     Study,
     TierRow,
+    UnidentifiedFile,
     utcnow,
 )
 from dcmtier.catalogue.sources import source_rows
@@ -182,6 +183,34 @@ class Catalogue:
             upsert(
                 connection, FailureRecord, [row], keys=writes.FAILURE_KEY, keep=["first_seen_at"]
             )
+
+        self._write(write)
+
+    def record_unidentified(self, scope: str, files: Mapping[str, str]) -> None:
+        """Record the files under ``scope`` (a landing URI) that belong to no study.
+
+        ``files`` maps each such file's URI to its reason; they show in ``failures``. Files
+        under ``scope`` recorded earlier and absent from ``files`` are marked resolved.
+        """
+
+        def write(connection: Connection) -> None:
+            now = utcnow()
+            rows = [
+                {"file": f, "reason": r, "first_seen_at": now, "last_seen_at": now,
+                 "resolved_at": None}
+                for f, r in files.items()
+            ]  # fmt: skip
+            upsert(connection, UnidentifiedFile, rows, keys=["file"], keep=["first_seen_at"])
+            table = UnidentifiedFile.__table__
+            stale = (
+                update(UnidentifiedFile)
+                .where(table.c.resolved_at.is_(None))
+                .where(func.substr(table.c.file, 1, len(scope)) == scope)
+                .values(resolved_at=now)
+            )
+            if files:
+                stale = stale.where(table.c.file.not_in(sorted(files)))
+            connection.execute(stale)
 
         self._write(write)
 

@@ -39,7 +39,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--jobs", type=int, default=0, metavar="N", help="processes (0: all cores)")
     parser.add_argument("--json", action="store_true", help="one JSON object per study x tier")
     parser.add_argument("--policy", type=Path, metavar="FILE", help="modality policy JSON")
-    parser.add_argument("--run-id", help="recorded in every row (default: cli-<UTC time>)")
+    parser.add_argument(
+        "--run-id", help="recorded in every row (default: cli-<UTC time to the microsecond>)"
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--catalogue", metavar="URL",
@@ -68,13 +70,23 @@ def _run(args: argparse.Namespace) -> int:
 
     tiers = resolve_tiers(args.tiers)
     policy = Policy.from_file(args.policy) if args.policy else Policy()
-    run_id = args.run_id or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    # microseconds: two runs started within a second are still two attempts
+    run_id = args.run_id or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"
     layout = Layout(args.out)
     catalogue = None if args.no_catalogue else open_catalogue(args.catalogue, args.out)
     studies, unidentified = discover(args.sources)
     for item in unidentified:
         quarantine_unidentified(item, layout)
         _report({"status": "failed", "source": str(item.path), "reason": item.reason}, args.json)
+    if catalogue is not None:
+        for source in args.sources:
+            root = source.absolute()
+            under = {
+                str(u.path.absolute()): u.reason
+                for u in unidentified
+                if u.path.absolute().is_relative_to(root)
+            }
+            catalogue.record_unidentified(str(root), under)
     worst = EXIT_FAILED if unidentified else EXIT_OK
     jobs = args.jobs or default_jobs()
     for study in studies:

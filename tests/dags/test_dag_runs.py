@@ -23,6 +23,7 @@ def landing(tmp_path: Path) -> Path:
     write_ct_series(root / "two", slices=2, rows=128, columns=128, seed=12, signed=False)
     broken = root / "one" / "CT0002.dcm"
     broken.write_bytes(broken.read_bytes()[:-3000])  # header readable, pixel data cut short
+    (root / "notes.txt").write_text("not DICOM\n")  # belongs to no study
     return root
 
 
@@ -55,7 +56,10 @@ def test_a_manual_run_compresses_every_study_and_quarantines_the_broken_file(
     rows = _query(output, "SELECT tier, studies, instances FROM savings_by_tier ORDER BY tier")
     assert [r[0] for r in rows] == TIERS
     assert all(r[1] == 2 for r in rows)
-    failures = _query(output, "SELECT tier, sop_uid, reason FROM failures")
+    stray = _query(output, "SELECT file, reason FROM failures WHERE study_uid IS NULL")
+    assert [Path(f).name for f, _ in stray] == ["notes.txt"]
+    assert (output / "quarantine" / "_unidentified" / "notes.txt.reason.json").is_file()
+    failures = _query(output, "SELECT tier, sop_uid, reason FROM failures WHERE tier IS NOT NULL")
     assert {f[0] for f in failures} == set(TIERS)  # one row per tier for the broken instance
     assert all(f[1] and "CT0002.dcm: pixel data cannot be decoded" in f[2] for f in failures)
     assert list((output / "quarantine").rglob("*.reason.json"))

@@ -64,6 +64,10 @@ def openjpeg_frames(path: Path, workdir: Path) -> list[np.ndarray]:
         size = 1 if int(ds.BitsAllocated) <= 8 else 2
         dtype = np.dtype(f"<{'i' if signed else 'u'}{size}")
         planes = np.fromfile(raw, dtype=dtype)
+        stored = int(ds.BitsStored)
+        if signed and stored < 8 * size:  # opj_decompress writes the bits without sign extension
+            shift = 8 * size - stored
+            planes = (planes << shift) >> shift
         samples = int(ds.SamplesPerPixel)
         shaped = planes.reshape(samples, int(ds.Rows), int(ds.Columns))
         out.append(np.moveaxis(shaped, 0, -1) if samples > 1 else shaped[0])

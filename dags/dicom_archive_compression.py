@@ -64,6 +64,12 @@ PARAMS = {
         description="none: only study × tier pairs never done; failed: also failed or partial "
         "ones; all: everything selected.",
     ),
+    "strategy": Param(
+        "layered",
+        enum=["layered", "per_tier"],
+        description="layered: one JPEG 2000 encode per study with a quality layer per rate, "
+        "each tier cut from it; per_tier: one encode per tier.",
+    ),
     "settle_seconds": Param(
         300,
         type="integer",
@@ -100,10 +106,23 @@ def dicom_archive_compression() -> None:
 
         return discover_task(get_current_context())
 
+    @task
+    def studies(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from dcmtier.pipeline import studies_of
+
+        return studies_of(items)
+
+    @task(pool=POOL, map_index_template="{{ task.op_kwargs['study']['label'] }}")
+    def encode(study: dict[str, Any]) -> dict[str, Any]:
+        from dcmtier.airflow_tasks import encode_task
+
+        return encode_task(study, get_current_context())
+
     @task(
         pool=POOL,
         map_index_template="{{ task.op_kwargs['item']['label'] }}",
         outlets=[QUALITY_DATASET, PACKAGES],
+        trigger_rule="all_done",  # without a layered encode, a tier task encodes by itself
     )
     def compress(item: dict[str, Any]) -> dict[str, Any]:
         from dcmtier.airflow_tasks import compress_task
@@ -116,7 +135,11 @@ def dicom_archive_compression() -> None:
 
         return summary_task(results, get_current_context())
 
-    summary(compress.expand(item=discover()))
+    work = discover()
+    layers = encode.expand(study=studies(work))
+    results = compress.expand(item=work)
+    layers >> results
+    summary(results)
 
 
 dicom_archive_compression()

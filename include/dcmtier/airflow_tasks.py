@@ -42,6 +42,7 @@ def discover_task(context: Mapping[str, Any]) -> list[dict[str, Any]]:
         settle_seconds=int(params["settle_seconds"]),
         max_studies_per_run=int(params["max_studies_per_run"]),
         max_map_length=_max_map_length(),
+        strategy=str(params.get("strategy", "layered")),
     )
     result = plan(request, catalogue)
     unidentified = {item["file"]: item["reason"] for item in result.unidentified}
@@ -55,6 +56,16 @@ def discover_task(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     if result.deferred:
         log.info("left for the next run: %s", ", ".join(result.deferred))
     return result.items
+
+
+def encode_task(study: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Encode one study's layered J2K codestreams once, for its tier tasks to cut."""
+    from dcmtier.pipeline import prepare_layers
+
+    output = _output(context["params"])
+    summary = prepare_layers(study, output=output, run_id=str(context["run_id"]))
+    log.info("layered encode: %s", summary)
+    return summary
 
 
 def compress_task(item: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:

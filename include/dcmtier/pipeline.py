@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dcmtier.errors import ConfigError
+from dcmtier.errors import ConfigError, DcmtierError
 from dcmtier.landing import LandingFile, is_local, iter_headers, list_files, stage
 from dcmtier.tiers import resolve_tiers
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SELECT_BY = ("arrival", "study_date")
 REPROCESS = ("none", "failed", "all")
+STRATEGIES = ("layered", "per_tier")
 RERUN_STATUSES = {"none": frozenset(), "failed": frozenset({"failed", "partial"})}
 FAILURES_IN_XCOM = 20  # a study x tier's summary keeps this many failure lines
 
@@ -49,10 +51,13 @@ class PlanRequest:
     settle_seconds: int = 300
     max_studies_per_run: int = 50
     max_map_length: int = 1024
+    strategy: str = "layered"
 
     def __post_init__(self) -> None:
         if self.select_by not in SELECT_BY:
             raise ConfigError(f"select_by must be one of {SELECT_BY}, not {self.select_by!r}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy must be one of {STRATEGIES}, not {self.strategy!r}")
         if self.reprocess not in REPROCESS:
             raise ConfigError(f"reprocess must be one of {REPROCESS}, not {self.reprocess!r}")
         resolve_tiers(list(self.tiers))
@@ -120,7 +125,9 @@ def plan(request: PlanRequest, catalogue: Catalogue | None = None) -> Plan:
     for study in chosen:
         if study.uid in keep:
             manifest = _write_manifest(request, study)
-            result.items += [_item(study.uid, t, manifest) for s, t in pairs if s == study.uid]
+            mine = [t for s, t in pairs if s == study.uid]
+            layers = _layer_tier_names(mine) if request.strategy == "layered" else []
+            result.items += [_item(study.uid, t, manifest, request.strategy, layers) for t in mine]
             if catalogue is not None and is_local(request.landing):
                 catalogue.record_study(_local_study(study))
     return result
@@ -136,15 +143,10 @@ def run_item(
 ) -> dict[str, Any]:
     """Run the unit of work for one study x tier; raise on infrastructure errors (retry)."""
     from dcmtier.catalogue import Catalogue, resolve_url
-    from dcmtier.process import Layout, Study, process_study
+    from dcmtier.process import Layout, process_study
 
-    manifest = json.loads(Path(item["manifest"]).read_text())
     staging = output / "staging" / _safe(context.run_id) / f"{item['study_uid']}-{item['tier']}"
-    paths = stage(manifest["files"], staging)
-    uris = manifest["files"]
-    sop_uids = {p: manifest["sop_uids"].get(u, "") for p, u in zip(paths, uris, strict=True)}
-    recorded = {p: u for p, u in zip(paths, uris, strict=True) if "://" in u}  # staged copies
-    study = Study(item["study_uid"], tuple(paths), sop_uids, recorded)
+    study = _staged_study(item, staging)
     catalogue = Catalogue.connect(resolve_url(catalogue_url, output))
     try:
         (result,) = process_study(
@@ -155,12 +157,78 @@ def run_item(
             jobs=jobs,
             catalogue=catalogue,
             context=context,
+            strategy=str(item.get("strategy", "layered")),
+            layer_tiers=resolve_tiers(list(item.get("layer_tiers") or [item["tier"]])),
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     summary = result.as_dict()
     summary["failures"] = summary["failures"][:FAILURES_IN_XCOM]
     return summary
+
+
+def prepare_layers(study_item: Mapping[str, Any], *, output: Path, run_id: str) -> dict[str, Any]:
+    """Encode a study's layered J2K codestreams once, into the cache its tier tasks cut from.
+
+    Bad input is left for the tier tasks to report (they read the same files); only
+    infrastructure errors raise.
+    """
+    from dcmtier.layering import LAYERED, cut_tiers
+    from dcmtier.pixels import read_source
+    from dcmtier.process import Layout
+
+    names = list(study_item.get("layer_tiers") or [])
+    tiers = resolve_tiers(names) if names else []
+    summary: dict[str, Any] = {"study_uid": study_item["study_uid"], "encoded": 0, "skipped": 0}
+    if study_item.get("strategy") != LAYERED or len(tiers) < 2:
+        return {**summary, "note": "no layered encode: fewer than two J2K rate tiers"}
+    staging = output / "staging" / _safe(run_id) / f"{study_item['study_uid']}-layers"
+    study = _staged_study(study_item, staging)
+    started = time.perf_counter()
+    try:
+        for path in study.files:
+            try:
+                cut_tiers(read_source(path), tiers, Layout(output).layer_cache)
+                summary["encoded"] += 1
+            except DcmtierError as exc:
+                log.info("no layered encode for %s: %s", path, exc)
+                summary["skipped"] += 1
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    summary["encode_s"] = round(time.perf_counter() - started, 3)
+    return summary
+
+
+def studies_of(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per study of the run's work items: what the layered encode task maps over."""
+    seen: dict[str, dict[str, Any]] = {}
+    for item in items:
+        seen.setdefault(
+            str(item["study_uid"]),
+            {"study_uid": item["study_uid"], "manifest": item["manifest"],
+             "strategy": item.get("strategy", "layered"),
+             "layer_tiers": list(item.get("layer_tiers") or []),
+             "label": f"…{str(item['study_uid'])[-12:]}"},
+        )  # fmt: skip
+    return list(seen.values())
+
+
+def _staged_study(item: Mapping[str, Any], staging: Path) -> Study:
+    """The study of a work item, with remote files staged into ``staging``."""
+    from dcmtier.process import Study
+
+    manifest = json.loads(Path(item["manifest"]).read_text())
+    uris = manifest["files"]
+    paths = stage(uris, staging)
+    sop_uids = {p: manifest["sop_uids"].get(u, "") for p, u in zip(paths, uris, strict=True)}
+    recorded = {p: u for p, u in zip(paths, uris, strict=True) if "://" in u}  # staged copies
+    return Study(item["study_uid"], tuple(paths), sop_uids, recorded)
+
+
+def _layer_tier_names(tiers: Sequence[str]) -> list[str]:
+    from dcmtier.layering import layered_tiers
+
+    return [t.name for t in layered_tiers(resolve_tiers(list(tiers)))]
 
 
 def summarise(results: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
@@ -262,10 +330,14 @@ def _write_manifest(request: PlanRequest, study: Candidate) -> str:
     return str(path)
 
 
-def _item(study_uid: str, tier: str, manifest: str) -> dict[str, Any]:
+def _item(
+    study_uid: str, tier: str, manifest: str, strategy: str, layer_tiers: list[str]
+) -> dict[str, Any]:
     return {
         "study_uid": study_uid,
         "tier": tier,
+        "strategy": strategy,
+        "layer_tiers": layer_tiers,
         "manifest": manifest,
         "label": f"…{study_uid[-12:]} · {tier}",
     }

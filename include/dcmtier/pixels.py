@@ -6,7 +6,7 @@ sign-extended to Bits Stored so that bits outside it never reach an encoder.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,14 +106,15 @@ class SourceImage:
             ) from exc
 
 
-def iter_decoded(ds: Dataset) -> Iterator[np.ndarray]:
+def iter_decoded(ds: Dataset, plugins: Sequence[str] = DECODING_PLUGINS) -> Iterator[np.ndarray]:
     """Frames as pydicom decodes them, trying the next plugin when one fails on frame 0.
 
     python-gdcm, when installed, comes first for some syntaxes and fails on signed JPEG-LS
-    ("output array is read-only"); pylibjpeg and pyjpegls decode those.
+    ("output array is read-only"); pylibjpeg and pyjpegls decode those. ``plugins`` is the
+    order to try ("" lets pydicom choose).
     """
     failure: Exception | None = None
-    for plugin in DECODING_PLUGINS:
+    for plugin in plugins:
         frames = iter_pixels(ds, decoding_plugin=plugin)
         try:
             first = next(frames)

@@ -23,6 +23,7 @@ from pydicom.errors import InvalidDicomError
 
 from dcmtier.batch import find_files, run_batch
 from dcmtier.compress import FAILED, GATE_FAILED, OK, Options, TierResult
+from dcmtier.layering import LAYERED, PER_TIER, layered_tiers
 from dcmtier.packaging import PackageMember, write_package
 from dcmtier.policy import Policy
 from dcmtier.quality_store import write_partition
@@ -59,6 +60,10 @@ class Layout:
     @property
     def quarantine(self) -> Path:
         return self.root / "quarantine"
+
+    @property
+    def layer_cache(self) -> Path:
+        return self.root / "cache" / "layered"
 
     def package(self, study_uid: str, tier: str) -> Path:
         return self.packages / study_uid / f"{tier}.zip"
@@ -142,20 +147,36 @@ def process_study(
     policy: Policy | None = None,
     catalogue: Catalogue | None = None,
     context: JobContext | None = None,
+    strategy: str = LAYERED,
+    layer_tiers: Sequence[Tier] = (),
 ) -> list[StudyTierResult]:
     """Run one study through every tier; one result per tier, never raising for bad input.
+
+    With the ``layered`` strategy, the J2K rate tiers (of ``tiers``, and of ``layer_tiers`` when
+    a task makes one tier of a wider run) are cut from one layered encode per frame, kept under
+    ``<output>/cache/layered`` so that the tier tasks of a study share it.
 
     With a ``catalogue``, the study's sources are recorded once and each tier is an attempt
     (``start_job`` ... ``finish_job``) under ``context`` (default: ``JobContext.cli(run_id)``).
     An unexpected exception marks the unfinished attempts failed and is raised again.
     """
     policy = policy or Policy()
+    layering = _layering(strategy, tiers, layer_tiers)
     jobs_of = _start_jobs(
-        catalogue, study, tiers, context, layout=layout, run_id=run_id, jobs=jobs, policy=policy
-    )
+        catalogue, study, tiers, context, layout=layout, run_id=run_id, jobs=jobs, policy=policy,
+        layering=layering,
+    )  # fmt: skip
     done: list[StudyTierResult] = []
     try:
-        by_tier = _compress_study(study, tiers, layout, jobs=jobs, policy=policy)
+        options = Options(
+            layout.derived,
+            policy,
+            measure=True,
+            strategy=strategy,
+            layer_tiers=tuple(layer_tiers),
+            layer_cache=layout.layer_cache if strategy == LAYERED else None,
+        )
+        by_tier = _compress_study(study, tiers, layout, jobs=jobs, options=options)
         created_at = _content_time(study.files)
         for tier in tiers:
             result = _finish_tier(
@@ -177,9 +198,8 @@ def process_study(
 
 
 def _compress_study(
-    study: Study, tiers: Sequence[Tier], layout: Layout, *, jobs: int, policy: Policy
+    study: Study, tiers: Sequence[Tier], layout: Layout, *, jobs: int, options: Options
 ) -> dict[str, list[TierResult]]:
-    options = Options(layout.derived, policy, measure=True)
     by_tier: dict[str, list[TierResult]] = {t.name: [] for t in tiers}
     progress = Progress(study.uid, len(study.files), [t.name for t in tiers])
     for file_results in run_batch(study.files, tiers, options, jobs=jobs):
@@ -227,6 +247,7 @@ def _start_jobs(
     run_id: str,
     jobs: int,
     policy: Policy,
+    layering: dict[str, dict[str, Any]],
 ) -> dict[str, int]:
     """Record the study and open one attempt per tier; nothing without a catalogue."""
     if catalogue is None:
@@ -239,8 +260,26 @@ def _start_jobs(
     rules = {m: asdict(rule) for m, rule in sorted(policy.modality_rules.items())}
     shared = {"jobs": jobs, "policy": rules, "output": str(layout.root.absolute())}
     return {
-        tier.name: catalogue.start_job(study.uid, tier, context, {**shared, **tier.parameters()})
+        tier.name: catalogue.start_job(
+            study.uid, tier, context, {**shared, **tier.parameters(), **layering[tier.name]}
+        )
         for tier in tiers
+    }
+
+
+def _layering(
+    strategy: str, tiers: Sequence[Tier], layer_tiers: Sequence[Tier]
+) -> dict[str, dict[str, Any]]:
+    """Which strategy, and which layer of how many, makes each tier (recorded in lineage)."""
+    layered = layered_tiers([*{t.name: t for t in (*layer_tiers, *tiers)}.values()])
+    names = [t.name for t in layered] if strategy == LAYERED and len(layered) > 1 else []
+    return {
+        t.name: (
+            {"strategy": LAYERED, "layer": names.index(t.name) + 1, "layers": len(names)}
+            if t.name in names
+            else {"strategy": PER_TIER}
+        )
+        for t in tiers
     }
 
 
@@ -341,7 +380,7 @@ def _quality_rows(results: list[TierResult], tier: Tier, run_id: str) -> list[di
                     "tier": tier.name,
                     "codec": tier.codec.label,
                     "transfer_syntax": tier.transfer_syntax,
-                    "strategy": "per_tier",
+                    "strategy": r.params.get("strategy", PER_TIER),
                     "target_ratio": tier.target_ratio,
                     "file_bytes_in": r.file_bytes_in,
                     "file_bytes_out": r.file_bytes_out,

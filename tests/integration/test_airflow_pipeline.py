@@ -92,8 +92,8 @@ def _task_instances(stack: AirflowStack, run_id: str) -> list[dict[str, Any]]:
     return list(data["task_instances"])
 
 
-def _xcom(stack: AirflowStack, run_id: str, task_id: str) -> Any:
-    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+def _xcom(stack: AirflowStack, run_id: str, task_id: str, key: str = "return_value") -> Any:
+    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
     return stack.api("GET", path)["value"]
 
 

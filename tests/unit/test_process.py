@@ -154,3 +154,31 @@ def test_process_command_reports_json_and_exits_1_on_partial(
     statuses = sorted(line["status"] for line in lines[1:])
     assert statuses == ["ok", "ok", "partial"]
     assert all(line["run_id"] == "cli-test" for line in lines[1:])
+
+
+def test_layered_rate_tiers_come_from_one_encode_that_tier_tasks_share(
+    landing: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    study = next(s for s in discover([landing])[0] if len(s.files) == 4)
+    tiers = resolve_tiers(["j2k-lossless", "j2k-r20", "j2k-r100"])
+    results = process_study(study, tiers, Layout(out), run_id="all", strategy="layered")
+    rows = read_dataset(out / "quality").to_pylist()
+    assert {(r["tier"], r["strategy"]) for r in rows} == {
+        ("j2k-lossless", "per_tier"), ("j2k-r20", "layered"), ("j2k-r100", "layered")}  # fmt: skip
+    by_tier = {r.tier: r for r in results}
+    r20 = [x for x in by_tier["j2k-r20"].results if x.status == "ok"]
+    assert [x.params["layer"] for x in r20] == [2, 2, 2]  # r100 is layer 1 of 2
+    encodes = sum(x.encodes or 0 for x in by_tier["j2k-r100"].results)
+    assert 3 <= encodes <= 3 * 2  # one layered encode per instance, at most one correction
+    assert sum(x.encodes or 0 for x in by_tier["j2k-r20"].results) == 0  # counted once
+    cached = list((out / "cache" / "layered" / study.uid).glob("*.j2c"))
+    assert len(cached) == 3  # the truncated slice has no codestream
+    # a DAG tier task makes one tier of the run: it cuts from the cache, encoding nothing
+    (alone,) = process_study(study, [tiers[1]], Layout(out), run_id="retry",
+                             strategy="layered", layer_tiers=tiers)  # fmt: skip
+    assert alone.status == "partial" and alone.counts == {"failed": 1, "ok": 3}
+    assert sum(x.encodes or 0 for x in alone.results) == 0
+    assert [x.sop_instance_uid_out for x in alone.results] == [
+        x.sop_instance_uid_out for x in by_tier["j2k-r20"].results
+    ]

@@ -50,8 +50,13 @@ def _next_log_step(tried: list[tuple[float, float, bytes]], goal: float) -> floa
         hi = min(above, key=lambda t: t[1])
         if hi[1] - lo[1] > 1e-9:
             guess = lo[0] + (goal - lo[1]) * (hi[0] - lo[0]) / (hi[1] - lo[1])
+            if not _bracketed(tried[:-1], goal):
+                # the first interpolation is taken as is: on a power law it lands on the goal
+                # (measured: r20 on CT took 3.75 encodes per frame with the nudge below, 2.9
+                # without)
+                return guess
             mid = (lo[0] + hi[0]) / 2
-            # keep the guess strictly inside the bracket, nudged towards the middle
+            # an interpolation already missed: nudge towards the middle so the bracket shrinks
             return 0.8 * guess + 0.2 * mid
     if len(tried) >= 2:  # one-sided: extrapolate the slope of the last two points
         (s0, r0, _), (s1, r1, _) = tried[-2], tried[-1]
@@ -61,3 +66,7 @@ def _next_log_step(tried: list[tuple[float, float, bytes]], goal: float) -> floa
     last_step, last_ratio, _ = tried[-1]
     # first move: assume ratio ~ step^0.8 (measured on CT with OpenJPH)
     return last_step + max(-3.0, min(3.0, (goal - last_ratio) / 0.8))
+
+
+def _bracketed(tried: list[tuple[float, float, bytes]], goal: float) -> bool:
+    return any(t[1] < goal for t in tried) and any(t[1] > goal for t in tried)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dcmtier.compress import FAILED, Options, TierResult
+from dcmtier.layering import LAYERED, STRATEGIES
 from dcmtier.policy import Policy
 from dcmtier.tiers import DEFAULT_TIERS, resolve_tiers
 
@@ -33,6 +34,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per (source, tier)")
     parser.add_argument("--policy", type=Path, metavar="FILE", help="modality policy JSON")
     parser.add_argument(
+        "--strategy", choices=STRATEGIES, default=LAYERED,
+        help="layered (default): J2K rate tiers cut from one layered encode per frame; "
+        "per_tier: one encode per tier",
+    )  # fmt: skip
+    parser.add_argument(
         "--pass-through",
         action="store_true",
         help="copy objects without pixel data (SR, RTPLAN, KO...) unchanged into each tier",
@@ -46,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     tiers = resolve_tiers(args.tiers)
     policy = Policy.from_file(args.policy) if args.policy else Policy()
     files = find_files(args.sources)
-    options = Options(out_dir=args.out, policy=policy, passthrough=args.pass_through)
+    options = Options(
+        out_dir=args.out, policy=policy, passthrough=args.pass_through, strategy=args.strategy
+    )
     jobs = args.jobs or default_jobs()
     results: list[TierResult] = []
     with _progress(len(files), enabled=not args.json and sys.stderr.isatty()) as advance:

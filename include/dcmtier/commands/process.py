@@ -40,6 +40,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per study x tier")
     parser.add_argument("--policy", type=Path, metavar="FILE", help="modality policy JSON")
     parser.add_argument(
+        "--strategy", choices=("per_tier", "layered"), default="layered",
+        help="layered (default): J2K rate tiers cut from one layered encode per frame; "
+        "per_tier: one encode per tier",
+    )  # fmt: skip
+    parser.add_argument(
         "--run-id", help="recorded in every row (default: cli-<UTC time to the microsecond>)"
     )
     where = parser.add_mutually_exclusive_group()
@@ -91,8 +96,9 @@ def _run(args: argparse.Namespace) -> int:
     jobs = args.jobs or default_jobs()
     for study in studies:
         results = process_study(
-            study, tiers, layout, run_id=run_id, jobs=jobs, policy=policy, catalogue=catalogue
-        )
+            study, tiers, layout, run_id=run_id, jobs=jobs, policy=policy, catalogue=catalogue,
+            strategy=args.strategy,
+        )  # fmt: skip
         for result in results:
             row = result.as_dict()
             if args.json:

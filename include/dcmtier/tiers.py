@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from dcmtier.errors import ConfigError
 
@@ -57,6 +58,18 @@ class Tier:
     @property
     def transfer_syntax(self) -> str:
         return self.codec.lossless_syntax if self.lossless else self.codec.lossy_syntax
+
+    def as_dict(self) -> dict[str, Any]:
+        """The tier as plain data: what ``dcmtier tiers --json`` prints, the catalogue stores."""
+        return {
+            "name": self.name,
+            "codec": self.codec.label,
+            "lossless": self.lossless,
+            "target_ratio": self.target_ratio,
+            "near": self.near,
+            "transfer_syntax": self.transfer_syntax,
+            "use": self.use.value,
+        }
 
     def parameters(self) -> dict[str, object]:
         """What determines this tier's bytes; part of the derived UID's entropy."""

@@ -26,15 +26,7 @@ class DerivedRows:
 
 
 def tier_row(tier: Tier) -> dict[str, Any]:
-    return {
-        "name": tier.name,
-        "codec": tier.codec.label,
-        "lossless": tier.lossless,
-        "target_ratio": tier.target_ratio,
-        "near": tier.near,
-        "transfer_syntax": tier.transfer_syntax,
-        "use": tier.use.value,
-    }
+    return tier.as_dict()
 
 
 def derived_rows(result: StudyTierResult, job_id: int, now: datetime) -> list[DerivedRows]:

@@ -14,16 +14,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def describe(tier: Tier) -> dict[str, object]:
-    return {
-        "name": tier.name,
-        "codec": tier.codec.label,
-        "lossless": tier.lossless,
-        "target_ratio": tier.target_ratio,
-        "near": tier.near,
-        "transfer_syntax": tier.transfer_syntax,
-        "use": tier.use.value,
-        "default": tier.name in DEFAULT_TIERS,
-    }
+    return {**tier.as_dict(), "default": tier.name in DEFAULT_TIERS}
 
 
 def run(args: argparse.Namespace) -> int:

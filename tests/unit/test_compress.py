@@ -283,3 +283,51 @@ def test_a_lossless_output_that_does_not_verify_is_never_left_on_disk(
     assert "differs from source" in str(result.reason)
     assert not list(tmp_path.rglob("*.dcm"))
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+LAYERED_CASES = ("CT_small.dcm", "examples_rgb_color.dcm", "examples_ybr_color.dcm", "monochrome1")
+LAYERED_TIERS = ("j2k-r10", "j2k-r20", "j2k-r100")
+
+
+@pytest.fixture(scope="module")
+def layered_outputs(
+    tmp_path_factory: pytest.TempPathFactory, derived_inputs: dict[str, Path]
+) -> dict[str, tuple[Path, dict[str, TierResult]]]:
+    out_dir = tmp_path_factory.mktemp("layered")
+    done = {}
+    for name in LAYERED_CASES:
+        src = derived_inputs.get(name) or reference_file(name)
+        options = Options(out_dir, strategy="layered")
+        results = compress_file(src, [TIERS[t] for t in LAYERED_TIERS], options)
+        done[name] = (src, {r.tier: r for r in results})
+    return done
+
+
+LAYERED_PAIRS = [(c, t) for c in LAYERED_CASES for t in LAYERED_TIERS]
+
+
+@pytest.mark.parametrize(
+    ("case", "tier"), LAYERED_PAIRS, ids=[f"{c}-{t}" for c, t in LAYERED_PAIRS]
+)
+def test_layered_outputs_pass_the_same_checks_as_per_tier_outputs(
+    layered_outputs: dict[str, tuple[Path, dict[str, TierResult]]],
+    case: str,
+    tier: str,
+    tmp_path: Path,
+) -> None:
+    src, results = layered_outputs[case]
+    result = results[tier]
+    assert result.status == OK, result.reason
+    assert result.params["strategy"] == "layered"
+    assert result.params["layer"] == LAYERED_TIERS[::-1].index(tier) + 1
+    out = Path(str(result.output))
+    source_ds, out_ds = dcmread(src), dcmread(out)
+    _assert_encapsulation(out_ds)
+    _assert_lossy_attributes(source_ds, out_ds, tier)
+    gdcm = gdcm_frames(out, tmp_path)  # GDCM reads the cut codestreams inside DICOM
+    ours = list(read_source(out).iter_frames())
+    for independent, pydicom_decoded in zip(gdcm, ours, strict=True):
+        shaped = independent.reshape(pydicom_decoded.shape)
+        assert np.abs(shaped.astype(np.int64) - pydicom_decoded.astype(np.int64)).max() <= 1
+    new = dciodvfy_errors(out) - dciodvfy_errors(src)
+    assert not new, "\n".join(sorted(new))

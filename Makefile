@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo clean
+.PHONY: install test lint demo bench clean
 
 install: $(STAMP)
 
@@ -25,6 +25,13 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	bash scripts/demo.sh
+
+# dcmtier against the gdcmconv-per-file chain (README "Benchmark"): writes bench/results.json.
+# The defaults take about an hour on 2 cores; pass options through BENCH_ARGS, e.g.
+#   make bench BENCH_ARGS="--slices 20 --runs 1 --rss-slices 10 20 --dag-slices 5"
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/dcmtier bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info include/*.egg-info demo-data

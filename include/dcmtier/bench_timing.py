@@ -1,0 +1,131 @@
+"""Clocks, summaries and machine facts for ``dcmtier bench``.
+
+A measurement is wall time and CPU time (user + system of this process and of every child it
+has waited for: pool workers, gdcmconv processes). Per-core figures come from one process at a
+time; the CPU times are recorded beside them so that a run slowed by other work on a shared
+machine can be recognised.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MB = 1e6  # throughput is in MB/s of stored pixel bytes, MB = 10^6 bytes
+
+
+@dataclass
+class Timing:
+    """Wall and CPU seconds of one measured step (filled when its ``clock`` block ends)."""
+
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+
+
+def cpu_seconds() -> float:
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+@contextmanager
+def clock() -> Iterator[Timing]:
+    """Measure the block: wall time, and CPU time of this process and its waited-for children."""
+    timing = Timing()
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    yield timing
+    timing.wall_s = time.perf_counter() - wall
+    timing.cpu_s = cpu_seconds() - cpu
+
+
+def summary(values: Sequence[float], digits: int = 5) -> dict[str, Any]:
+    """``{"min", "median", "max", "runs"}`` of one figure over the runs (``digits`` significant)."""
+    if not values:
+        return {"min": None, "median": None, "max": None, "runs": []}
+
+    def fit(value: float) -> float:
+        return float(f"{value:.{digits}g}")
+
+    return {
+        "min": fit(min(values)),
+        "median": fit(statistics.median(values)),
+        "max": fit(max(values)),
+        "runs": [fit(v) for v in values],
+    }
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (the platform's processor string elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_counters() -> dict[str, int]:
+    """Aggregate CPU jiffies from /proc/stat (empty off Linux): to report steal and busy time."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return {}
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    return {name: int(value) for name, value in zip(names, fields, strict=False)}
+
+
+def machine_info() -> dict[str, Any]:
+    """What the figures were measured on."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if _has_sysconf() else 0
+    return {
+        "hostname": platform.node(),
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "memory_gb": round(memory / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def _has_sysconf() -> bool:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") > 0 and os.sysconf("SC_PHYS_PAGES") > 0
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
+def contention(start: dict[str, int], end: dict[str, int], own_cpu_s: float) -> dict[str, Any]:
+    """How busy the machine was during the bench, and how much of that was the bench itself.
+
+    ``other_busy_pct`` is CPU time spent by other work (other users, the hypervisor's steal)
+    as a share of all CPU time available; a high value means the wall times are inflated.
+    """
+    if not start or not end:
+        return {"measured": False}
+    delta = {k: end[k] - start.get(k, 0) for k in end}
+    total = sum(delta.values())
+    if total <= 0:
+        return {"measured": False}
+    hz = os.sysconf("SC_CLK_TCK")
+    busy = total - delta.get("idle", 0) - delta.get("iowait", 0)
+    other = max(0.0, busy / hz - own_cpu_s)
+    return {
+        "measured": True,
+        "steal_pct": round(100 * delta.get("steal", 0) / total, 2),
+        "busy_pct": round(100 * busy / total, 2),
+        "other_busy_pct": round(100 * other * hz / total, 2),
+        "load_average_at_end": list(os.getloadavg()),
+    }

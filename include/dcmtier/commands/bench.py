@@ -1,0 +1,112 @@
+"""``dcmtier bench``: dcmtier against one gdcmconv process per file, same files, same run.
+
+Generates a CT study (signed and unsigned, SLICES of SIZE x SIZE) or takes --data, then times,
+alternately, the gdcmconv chain and dcmtier for j2k-lossless, j2k-r20 and j2k-r100, dcmtier for
+htj2k-lossless and htj2k-r20, and the unit of work (catalogue included) for the 13 default
+tiers, layered and per tier, with one process and with all cores; measures peak RSS of one
+study x tier at two slice counts, and Airflow's share of a DAG run (dag.test). Writes every
+figure (min / median / max over the runs) to --out and prints a table with the ratios.
+The defaults take about an hour on two cores; quick: --slices 20 --runs 1 --rss-slices 5 10
+--dag-slices 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {value}")
+    return value
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="benchmark against the gdcmconv-per-file chain",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Exit status: 0 measured (targets met or not: see the table), 2 bad usage.",
+    )
+    add = parser.add_argument
+    add("--slices", type=_positive, default=400, metavar="N", help="slices per variant (400)")
+    add("--size", type=_positive, default=512, metavar="PX", help="rows and columns (512)")
+    add("--data", type=Path, metavar="DIR", help="measure this study, not a generated one")
+    add("--runs", type=_positive, default=3, metavar="N", help="runs of every figure (3)")
+    add("--jobs", type=_count, default=0, metavar="N", help="processes (0: all cores)")
+    add(
+        "--gdcm-files", type=_count, default=0, metavar="N",
+        help="run gdcmconv on the first N files of each variant (0: all)",
+    )  # fmt: skip
+    add(
+        "--rss-slices", type=_positive, nargs="+", default=[100, 800], metavar="N",
+        help="slice counts of the peak-RSS studies (100 800)",
+    )  # fmt: skip
+    add("--rss-size", type=_positive, default=512, metavar="PX", help="their size (512)")
+    add("--rss-tier", default="j2k-lossless", metavar="NAME", help="their tier (j2k-lossless)")
+    add(
+        "--dag-slices", type=_count, default=40, metavar="N",
+        help="slices of the study the DAG runs on (40; 0: skip the DAG figure)",
+    )  # fmt: skip
+    add(
+        "--out", type=Path, default=Path("bench/results.json"), metavar="FILE",
+        help="where the results go (bench/results.json)",
+    )  # fmt: skip
+    add(
+        "--strategies", nargs="+", default=["layered", "per_tier"], metavar="NAME",
+        help="unit-of-work strategies, the first also with --jobs 1 (layered per_tier)",
+    )  # fmt: skip
+    add("--work", type=Path, metavar="DIR", help="scratch folder, kept (default: a temporary one)")
+    add("--gdcmconv", metavar="PATH", help="gdcmconv to run (default: the one on PATH)")
+    add("--no-install", action="store_true", help="never apt-get install libgdcm-tools")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from dcmtier.batch import default_jobs
+    from dcmtier.bench import BenchConfig, run_bench
+    from dcmtier.bench_table import print_table
+    from dcmtier.cli import EXIT_OK
+    from dcmtier.errors import ConfigError
+    from dcmtier.layering import STRATEGIES
+    from dcmtier.tiers import get_tier
+
+    get_tier(args.rss_tier)
+    unknown = sorted(set(args.strategies) - set(STRATEGIES))
+    if unknown:
+        raise ConfigError(f"unknown strategy {unknown[0]!r}; known: {', '.join(STRATEGIES)}")
+    config = BenchConfig(
+        slices=args.slices,
+        size=args.size,
+        runs=args.runs,
+        jobs=args.jobs or default_jobs(),
+        gdcm_files=args.gdcm_files,
+        rss_slices=tuple(args.rss_slices),
+        rss_size=args.rss_size,
+        rss_tier=args.rss_tier,
+        dag_slices=args.dag_slices,
+        strategies=tuple(dict.fromkeys(args.strategies)),
+        data=args.data,
+        work=args.work,
+        out=args.out,
+        gdcmconv=args.gdcmconv,
+        install=not args.no_install,
+    )
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    results = run_bench(config, echo=lambda line: console.print(line, style="dim"))
+    print_table(results, console)
+    console.print(f"wrote {config.out}")
+    return EXIT_OK

@@ -130,7 +130,10 @@ def test_peak_rss_is_measured_at_each_slice_count_with_its_bound(
     results, _ = bench
     assert set(results["rss"]) == {"2", "3"}
     for entry in results["rss"].values():
-        assert 20 < _median(entry["peak_rss_mb"]) < entry["bound_mb"]
+        # a figure, not a timed/sized test: whether it meets the bound is the benchmark's verdict
+        assert _median(entry["peak_rss_mb"]) > 20
+        peaks = entry["peak_rss_mb"]["runs"]
+        assert entry["within_bound"] is (max(peaks) <= entry["bound_mb"])
         bound = 2 * entry["largest_instance_bytes"] / 1e6 + 300
         assert entry["bound_mb"] == pytest.approx(bound, abs=0.1)
 

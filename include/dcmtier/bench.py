@@ -93,7 +93,7 @@ def run_bench(config: BenchConfig, *, echo: Callable[[str], None] = print) -> di
     if config.runs < 1:
         raise ConfigError("--runs must be at least 1")
     gdcmconv = gdcm.ensure_gdcmconv(config.gdcmconv, install=config.install)
-    machine = machine_info()
+    machine, commit = machine_info(), _commit()  # the commit before the runs: what is timed
     counters, cpu_start = cpu_counters(), cpu_seconds()
     work = config.work or Path(tempfile.mkdtemp(prefix="dcmtier-bench-"))
     try:
@@ -128,7 +128,7 @@ def run_bench(config: BenchConfig, *, echo: Callable[[str], None] = print) -> di
         figures=figures,
         rss=rss,
         gdcm_ratios=gdcm_ratios,
-        context=_context(config, data, gdcmconv, machine | {"contention": load}),
+        context=_context(config, data, gdcmconv, machine | {"contention": load}, commit),
         dag=dag,
     )
     config.out.parent.mkdir(parents=True, exist_ok=True)
@@ -275,7 +275,7 @@ def _gdcmconv_ratios(
 
 
 def _context(
-    config: BenchConfig, data: Data, gdcmconv: str, machine: dict[str, Any]
+    config: BenchConfig, data: Data, gdcmconv: str, machine: dict[str, Any], commit: str
 ) -> dict[str, Any]:
     return {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -283,7 +283,7 @@ def _context(
         "versions": {
             **software_versions(),
             "gdcmconv": gdcm.gdcmconv_version(gdcmconv),
-            "dcmtier_commit": _commit(),
+            "dcmtier_commit": commit,
         },
         "config": {
             "slices": config.slices if data.generated else None,

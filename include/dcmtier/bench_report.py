@@ -219,8 +219,9 @@ def _dag(dag: dict[str, Any]) -> dict[str, Any]:
             "sequence) on a generated study, default strategy; 'outside_tasks' = 1 - sum of "
             "task-instance durations / run wall time (Airflow around the tasks); 'vs_direct' = "
             "1 - the same work run directly (process_study, same tiers and strategy, 1 process, "
-            "embedded catalogue) / run wall time (everything the DAG adds: Airflow in and "
-            "around the tasks, one task per study x tier instead of one call per study). A "
+            "embedded catalogue; discovery not included) / run wall time (everything the DAG "
+            "adds: Airflow in and around the tasks, the discover task, one task per study x "
+            "tier instead of one call per study). A "
             "deployed scheduler's latency and an executor's process start per task are not "
             "included: both are lower bounds."
         ),

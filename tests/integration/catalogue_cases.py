@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from dcmtier.catalogue import Catalogue, JobContext
+from dcmtier.catalogue.engine import make_engine
 from dcmtier.process import Layout, StudyTierResult, discover, process_study
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import resolve_tiers
@@ -224,3 +225,13 @@ def assert_medians(catalogue: Catalogue) -> None:
         assert quality[tier]["psnr_median"] == median, tier
         assert quality[tier]["psnr_min"] == min(p for frames in psnrs for p in frames)
         assert quality[tier]["frames"] == sum(len(frames) for frames in psnrs)
+
+
+def schema_names(url: str) -> tuple[set[str], set[str]]:
+    """The tables and the views in the database at ``url``."""
+    engine = make_engine(url)
+    try:
+        found = inspect(engine)
+        return set(found.get_table_names()), set(found.get_view_names())
+    finally:
+        engine.dispose()

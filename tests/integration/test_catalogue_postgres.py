@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
 
 from dcmtier.catalogue import Catalogue, CatalogueError
 from dcmtier.catalogue.engine import make_engine
@@ -23,6 +22,7 @@ from tests.integration.catalogue_cases import (
     make_landing,
     record_synthetic,
     run_all,
+    schema_names,
     view,
 )
 from tests.integration.conftest import fresh_database
@@ -72,24 +72,14 @@ def test_migrations_upgrade_downgrade_and_upgrade_again(postgres_server: str) ->
         Catalogue.upgrade(url)
         _assert_matches_models(url)
         Catalogue.downgrade(url, "0001")
-        assert not VIEWS & _names(url)[1]
+        assert not VIEWS & schema_names(url)[1]
         Catalogue.downgrade(url)
-        assert _names(url) == ({VERSION_TABLE}, set())
+        assert schema_names(url) == ({VERSION_TABLE}, set())
         with pytest.raises(CatalogueError, match="db upgrade"):
             Catalogue.connect(url)
         Catalogue.upgrade(url)
         _assert_matches_models(url)
         Catalogue.connect(url).close()
-
-
-def _names(url: str) -> tuple[set[str], set[str]]:
-    """The tables and the views in the database at ``url``."""
-    engine = make_engine(url)
-    try:
-        found = inspect(engine)
-        return set(found.get_table_names()), set(found.get_view_names())
-    finally:
-        engine.dispose()
 
 
 def _assert_matches_models(url: str) -> None:
@@ -99,7 +89,7 @@ def _assert_matches_models(url: str) -> None:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
-    assert _names(url)[1] >= VIEWS
+    assert schema_names(url)[1] >= VIEWS
 
 
 def _worker(url: str, folders: tuple[str, str], tier: str, index: int, start: object) -> None:

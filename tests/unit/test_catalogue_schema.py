@@ -8,23 +8,15 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 
 from dcmtier.catalogue import Catalogue, CatalogueError
 from dcmtier.catalogue.engine import make_engine
 from dcmtier.catalogue.models import Base
 from dcmtier.catalogue.schema import VERSION_TABLE, current_revision_at, head_revision
+from tests.integration.catalogue_cases import schema_names
 
 VIEWS = {"savings_by_tier", "savings_by_study", "quality_by_tier", "lineage", "failures"}
-
-
-def _names(url: str) -> tuple[set[str], set[str]]:
-    engine = make_engine(url)
-    try:
-        found = inspect(engine)
-        return set(found.get_table_names()), set(found.get_view_names())
-    finally:
-        engine.dispose()
 
 
 def test_upgrade_builds_the_models_and_every_view(tmp_path: Path) -> None:
@@ -35,7 +27,7 @@ def test_upgrade_builds_the_models_and_every_view(tmp_path: Path) -> None:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
-    tables, views = _names(url)
+    tables, views = schema_names(url)
     assert tables == {t.name for t in Base.metadata.sorted_tables} | {VERSION_TABLE}
     assert views == VIEWS
     assert current_revision_at(url) == head_revision()
@@ -45,12 +37,12 @@ def test_downgrade_to_base_then_upgrade_again(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/catalogue.db"
     Catalogue.upgrade(url)
     Catalogue.downgrade(url, "0001")
-    assert _names(url)[1] == set()
+    assert schema_names(url)[1] == set()
     Catalogue.downgrade(url)
-    assert _names(url) == ({VERSION_TABLE}, set())
+    assert schema_names(url) == ({VERSION_TABLE}, set())
     assert current_revision_at(url) is None
     Catalogue.upgrade(url)
-    assert _names(url)[1] == VIEWS
+    assert schema_names(url)[1] == VIEWS
     Catalogue.connect(url).close()
 
 

@@ -1,14 +1,16 @@
 """One JPEG 2000 encode for every rate tier: quality layers, then truncated codestreams.
 
 OpenJPEG orders packets layer by layer (LRCP, one tile), so the first k layers of a layered
-codestream are a prefix of its packet data. With packet lengths in PLT markers, the codestream
-for rate k is: the main header with the layer count in COD set to k, the tile-part header with
-Psot and PLT rewritten to the kept packets, those packets, and EOC. Each truncation is a
-standalone, valid codestream.
+codestream are a prefix of its packet data. The layered encode carries PLT markers, which give
+every packet's length; the codestream for rate k is the main header with the layer count in COD
+set to k, a tile-part header with Psot rewritten, the kept packets, and EOC. Each truncation is
+a standalone, valid codestream. The cuts carry no PLT (like single-rate encodes): at r1000 a
+512x512 codestream is ~520 bytes, and the PLT of its 6 packets would add ~3 % to it.
 
 Layer i's cumulative size is OpenJPEG's rate target for that layer (relative to Bits Stored,
-like a single-rate encode), so the nominal ratios are converted from dcmtier's pixel ratios and
-corrected by measurement with at most ``MAX_CORRECTIONS`` more encode for all layers at once.
+like a single-rate encode), so the nominal ratios are converted from dcmtier's pixel ratios.
+A layer more than the rate tolerance over its budget (the rule single-rate encodes follow) is
+corrected by one more encode of all layers at once, at most ``MAX_CORRECTIONS`` times.
 """
 
 from __future__ import annotations
@@ -22,13 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from dcmtier.codecs import FrameSpec
+from dcmtier.codecs.ratecontrol import TOLERANCE
 from dcmtier.errors import CodecError
 
 SOC, SIZ, COD, SOT, PLT, SOD, EOC = 0xFF4F, 0xFF51, 0xFF52, 0xFF90, 0xFF58, 0xFF93, 0xFFD9
 MAX_CORRECTIONS = 1
-CLOSE = 0.02  # layers more than 2 % over budget are corrected (single encodes land within ~1 %)
 _GREYSCALE, _SRGB = 2, 1
-_PLT_MAX_BODY = 65535 - 3  # Lplt is 16 bits and counts itself and Zplt
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class Layers:
         kept = self.packet_lengths[: layers * self.packets_per_layer]
         header = bytearray(self.main_header)
         struct.pack_into(">H", header, self.cod_offset + 6, layers)  # SGcod: number of layers
-        tile = self.tile_markers + _plt_segments(kept)
+        tile = self.tile_markers
         body_start = len(self.data) - 2 - sum(self.packet_lengths)  # packets end before EOC
         body = self.data[body_start : body_start + sum(kept)]
         psot = 12 + len(tile) + 2 + len(body)
@@ -65,11 +66,10 @@ class Layers:
     def sizes(self) -> list[int]:
         """Byte size of each cut, without building it."""
         fixed = len(self.main_header) + 12 + len(self.tile_markers) + 2 + 2
-        out = []
-        for layer in range(1, self.count + 1):
-            kept = self.packet_lengths[: layer * self.packets_per_layer]
-            out.append(fixed + len(_plt_segments(kept)) + sum(kept))
-        return out
+        ends = itertools.accumulate(self.packet_lengths)
+        per_layer = list(itertools.islice(ends, self.packets_per_layer - 1, None,
+                                          self.packets_per_layer))  # fmt: skip
+        return [fixed + size for size in per_layer]
 
 
 def encode_layers(frame: np.ndarray, spec: FrameSpec, targets: Sequence[float]) -> Layers:
@@ -85,10 +85,7 @@ def encode_layers(frame: np.ndarray, spec: FrameSpec, targets: Sequence[float]) 
     layers = _encode(frame, spec, nominal, goals)
     for _ in range(MAX_CORRECTIONS):
         achieved = [spec.pixel_bytes / size for size in layers.sizes()]
-        # A layer smaller than its budget means the encoder ran out of data to add (the image
-        # compresses beyond the target): another encode cannot fix that, so only layers larger
-        # than their budget call for a correction.
-        if all(a >= t * (1 - CLOSE) for a, t in zip(achieved, goals, strict=True)):
+        if not _needs_correction(achieved, goals):
             break
         nominal = _corrected(nominal, achieved, goals)
         retry = _encode(frame, spec, nominal, goals, encodes=layers.encodes + 1)
@@ -97,6 +94,22 @@ def encode_layers(frame: np.ndarray, spec: FrameSpec, targets: Sequence[float]) 
             break
         layers = retry
     return layers
+
+
+def _needs_correction(achieved: Sequence[float], goals: Sequence[float]) -> bool:
+    """Whether a layer misses its target by more than the rate tolerance in a fixable way.
+
+    A layer over its budget is always fixable. A layer under its budget is fixable only below
+    the last layer, which proves more data exists; the last layer under budget means the
+    image compresses beyond the target (as a single-rate encode would find too).
+    """
+    last = len(goals) - 1
+    for index, (ratio, target) in enumerate(zip(achieved, goals, strict=True)):
+        if ratio < target * (1 - TOLERANCE):
+            return True
+        if ratio > target * (1 + TOLERANCE) and index < last:
+            return True
+    return False
 
 
 def _corrected(
@@ -198,27 +211,3 @@ def _read_plt(body: bytes) -> list[int]:
             values.append(value)
             value = 0
     return values
-
-
-def _plt_segments(lengths: Sequence[int]) -> bytes:
-    """PLT marker segments (Zplt 0, 1, ...) for ``lengths``."""
-    encoded = [_varint(n) for n in lengths]
-    segments, body = [], b""
-    for item in encoded:
-        if len(body) + len(item) > _PLT_MAX_BODY:
-            segments.append(body)
-            body = b""
-        body += item
-    segments.append(body)
-    return b"".join(
-        struct.pack(">HHB", PLT, len(seg) + 3, index) + seg for index, seg in enumerate(segments)
-    )
-
-
-def _varint(value: int) -> bytes:
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))

@@ -48,7 +48,7 @@ def build_output(
     lossy_source: bool,
 ) -> Dataset:
     """Return the output dataset: ``header`` (no pixel data) plus encapsulated ``frames``."""
-    ds = copy.deepcopy(header)
+    ds = _copy(header)
     first = frames[0]
     ds.PhotometricInterpretation = first.photometric
     ds.BitsStored = first.bits_stored
@@ -59,6 +59,19 @@ def build_output(
     if not tier.lossless:
         _mark_lossy(ds, header, tier, achieved_ratio, lossy_source)
     ds.file_meta = _file_meta(ds, tier.transfer_syntax)
+    return ds
+
+
+def _copy(header: Dataset) -> Dataset:
+    """A copy of ``header`` that can be changed without touching it.
+
+    Top-level elements are copied one by one (their values are replaced, never changed in
+    place, below); sequences are copied deeply. A whole-dataset deep copy cost ~2.5 ms per
+    CT instance, as much as HTJ2K's encode.
+    """
+    ds = Dataset()
+    for elem in header:
+        ds.add(copy.deepcopy(elem) if elem.VR == "SQ" else copy.copy(elem))
     return ds
 
 

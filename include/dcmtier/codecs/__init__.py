@@ -42,6 +42,11 @@ class FrameSpec:
         return self.rows * self.columns * self.samples * self.bits_allocated // 8 or 1
 
     @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one decoded frame: rows x columns, with a samples axis for colour."""
+        return (self.rows, self.columns) if self.samples == 1 else (self.rows, self.columns, 3)
+
+    @property
     def dtype(self) -> np.dtype[np.generic]:
         import numpy as np
 

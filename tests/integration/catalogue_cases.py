@@ -24,6 +24,13 @@ from dcmtier.sample import write_ct_series
 from dcmtier.tiers import resolve_tiers
 
 TIERS = ("j2k-lossless", "j2k-r10", "htj2k-r10")  # all pass their gates on 64 x 64 slices
+# Two J2K rate tiers are cut from one layered encode, layer 1 the most compressed.
+LAYERED_TIERS = ("j2k-lossless", "j2k-r10", "j2k-r20")
+LAYERED_ENCODING = {
+    "j2k-lossless": ("per_tier", None),
+    "j2k-r20": ("layered", 1),
+    "j2k-r10": ("layered", 2),
+}
 TABLES = (
     "studies",
     "series",
@@ -57,6 +64,7 @@ def run_all(
     run_id: str = "run-1",
     tiers: Sequence[str] = TIERS,
     context: JobContext | None = None,
+    strategy: str = "layered",
 ) -> list[StudyTierResult]:
     studies, unidentified = discover([landing])
     assert not unidentified
@@ -69,6 +77,7 @@ def run_all(
             run_id=run_id,
             catalogue=catalogue,
             context=context,
+            strategy=strategy,
         )
     return results
 
@@ -235,3 +244,56 @@ def schema_names(url: str) -> tuple[set[str], set[str]]:
         return set(found.get_table_names()), set(found.get_view_names())
     finally:
         engine.dispose()
+
+
+def encodings(catalogue: Catalogue, name: str) -> dict[str, set[tuple[str | None, int | None]]]:
+    """Tier -> the (strategy, layer) pairs of its rows in ``derived_instances`` or ``lineage``."""
+    found: dict[str, set[tuple[str | None, int | None]]] = defaultdict(set)
+    for row in view(catalogue, name):
+        found[row["tier"]].add((row["strategy"], row["layer"]))
+    return dict(found)
+
+
+def assert_lineage_names_strategy_and_layer(catalogue: Catalogue, landing: Path, out: Path) -> None:
+    """A layered run, then a per_tier run of the same tiers that replaces its rows."""
+    run_all(landing, out, catalogue, run_id="layered", tiers=LAYERED_TIERS)
+    layered = {tier: {pair} for tier, pair in LAYERED_ENCODING.items()}
+    assert encodings(catalogue, "derived_instances") == layered
+    assert encodings(catalogue, "lineage") == layered
+    assert len(view(catalogue, "lineage")) == 5 * len(LAYERED_TIERS)  # the broken slice: none
+    run_all(landing, out, catalogue, run_id="per-tier", tiers=LAYERED_TIERS, strategy="per_tier")
+    per_tier = {tier: {("per_tier", None)} for tier in LAYERED_TIERS}
+    assert encodings(catalogue, "derived_instances") == per_tier
+    assert encodings(catalogue, "lineage") == per_tier
+    assert {r["run_id"] for r in view(catalogue, "lineage")} == {"per-tier"}
+
+
+def assert_backfill_survives_down_and_up(url: str, landing: Path, out: Path) -> None:
+    """Rows recorded at head lose the columns in 0003 and get them back from job parameters.
+
+    The synthetic study's jobs name no strategy (as attempts made before the layered strategy
+    did not): recorded ``per_tier`` at head, NULL after the backfill.
+    """
+    catalogue = Catalogue.connect(url)
+    try:
+        run_all(landing, out, catalogue, tiers=LAYERED_TIERS)
+        processed = {(r["derived_sop_uid"], r["tier"]) for r in view(catalogue, "lineage")}
+        record_synthetic(catalogue, out / "synthetic")
+        before = {(r["derived_sop_uid"], r["tier"]): r for r in view(catalogue, "lineage")}
+        catalogue.engine.dispose()
+        Catalogue.downgrade(url, "0003")
+        assert not {"strategy", "layer"} & set(view(catalogue, "lineage")[0])
+        catalogue.engine.dispose()
+        Catalogue.upgrade(url)
+        after = {(r["derived_sop_uid"], r["tier"]): r for r in view(catalogue, "lineage")}
+    finally:
+        catalogue.close()
+    assert len(processed) == 5 * len(LAYERED_TIERS) and after.keys() == before.keys()
+    for (uid, tier), row in after.items():
+        was = before[uid, tier]
+        ours = (uid, tier) in processed
+        made = LAYERED_ENCODING[tier] if ours else ("per_tier", None)
+        backfilled = made if ours else (None, None)
+        assert (was["strategy"], was["layer"]) == made, (tier, uid)
+        assert (row["strategy"], row["layer"]) == backfilled, (tier, uid)
+        assert {**row, "strategy": None, "layer": None} == {**was, "strategy": None, "layer": None}

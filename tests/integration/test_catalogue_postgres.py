@@ -17,6 +17,8 @@ from dcmtier.catalogue.schema import VERSION_TABLE
 from dcmtier.cli import main
 from tests.integration.catalogue_cases import (
     TABLES,
+    assert_backfill_survives_down_and_up,
+    assert_lineage_names_strategy_and_layer,
     assert_medians,
     assert_views_match_disk,
     make_landing,
@@ -60,6 +62,14 @@ def test_views_equal_the_files_on_disk(pg_catalogue: Catalogue, tmp_path: Path) 
     assert len(failures) == 3  # one per tier
 
 
+def test_lineage_names_the_strategy_and_layer_that_made_each_instance(
+    pg_catalogue: Catalogue, tmp_path: Path
+) -> None:
+    landing = tmp_path / "landing"
+    make_landing(landing)
+    assert_lineage_names_strategy_and_layer(pg_catalogue, landing, tmp_path / "out")
+
+
 def test_the_psnr_median_is_exact_and_keeps_infinity(
     pg_catalogue: Catalogue, tmp_path: Path
 ) -> None:
@@ -80,6 +90,16 @@ def test_migrations_upgrade_downgrade_and_upgrade_again(postgres_server: str) ->
         Catalogue.upgrade(url)
         _assert_matches_models(url)
         Catalogue.connect(url).close()
+
+
+def test_strategy_and_layer_go_down_and_come_back_from_job_parameters(
+    postgres_server: str, tmp_path: Path
+) -> None:
+    landing = tmp_path / "landing"
+    make_landing(landing)
+    with fresh_database(postgres_server) as url:
+        Catalogue.upgrade(url)
+        assert_backfill_survives_down_and_up(url, landing, tmp_path / "out")
 
 
 def _assert_matches_models(url: str) -> None:

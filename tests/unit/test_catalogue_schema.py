@@ -14,7 +14,11 @@ from dcmtier.catalogue import Catalogue, CatalogueError
 from dcmtier.catalogue.engine import make_engine
 from dcmtier.catalogue.models import Base
 from dcmtier.catalogue.schema import VERSION_TABLE, current_revision_at, head_revision
-from tests.integration.catalogue_cases import schema_names
+from tests.integration.catalogue_cases import (
+    assert_backfill_survives_down_and_up,
+    make_landing,
+    schema_names,
+)
 
 VIEWS = {"savings_by_tier", "savings_by_study", "quality_by_tier", "lineage", "failures"}
 
@@ -46,6 +50,14 @@ def test_downgrade_to_base_then_upgrade_again(tmp_path: Path) -> None:
     Catalogue.connect(url).close()
 
 
+def test_strategy_and_layer_go_down_and_come_back_from_job_parameters(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/catalogue.db"
+    Catalogue.upgrade(url)
+    landing = tmp_path / "landing"
+    make_landing(landing)
+    assert_backfill_survives_down_and_up(url, landing, tmp_path / "out")
+
+
 def test_a_missing_sqlite_file_is_refused_and_not_created(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/absent.db"
     with pytest.raises(CatalogueError, match=r"no catalogue at .*dcmtier db upgrade"):
@@ -57,7 +69,7 @@ def test_a_missing_sqlite_file_is_refused_and_not_created(tmp_path: Path) -> Non
 def test_a_catalogue_behind_the_code_is_refused_with_the_fix(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/catalogue.db"
     Catalogue.upgrade(url, "0001")
-    with pytest.raises(CatalogueError, match=r"is at revision 0001, .* needs 0003: run `dcmtier"):
+    with pytest.raises(CatalogueError, match=r"is at revision 0001, .* needs 0004: run `dcmtier"):
         Catalogue.connect(url)
     empty = make_engine(f"sqlite:///{tmp_path}/empty.db")
     with empty.begin() as connection:

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,15 +17,20 @@ from sqlalchemy.orm import Session
 from dcmtier import quality
 from dcmtier.catalogue import Catalogue, CatalogueError, JobContext
 from dcmtier.catalogue.models import FailureRecord, Instance, Job
+from dcmtier.pipeline import PlanRequest, plan, prepare_layers, run_item, studies_of
 from dcmtier.process import Study, discover
 from dcmtier.quality import Gate
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import get_tier
 from tests.integration.catalogue_cases import (
+    LAYERED_ENCODING,
+    LAYERED_TIERS,
     TABLES,
     TIERS,
+    assert_lineage_names_strategy_and_layer,
     assert_medians,
     assert_views_match_disk,
+    encodings,
     make_landing,
     record_synthetic,
     run_all,
@@ -74,6 +79,32 @@ def test_the_views_equal_the_files_on_disk(catalogue: Catalogue, tmp_path: Path)
     broken = make_landing(landing)
     run_all(landing, out, catalogue)
     assert_views_match_disk(catalogue, landing, out, broken)
+
+
+def test_lineage_names_the_strategy_and_layer_that_made_each_instance(
+    catalogue: Catalogue, landing: Path, tmp_path: Path
+) -> None:
+    assert_lineage_names_strategy_and_layer(catalogue, landing, tmp_path / "out")
+
+
+def test_the_dag_tasks_record_the_strategy_and_layer_of_each_tier(
+    catalogue: Catalogue, landing: Path, tmp_path: Path
+) -> None:
+    """What airflow_tasks' discover, encode and compress tasks call, one study x tier a task."""
+    out = tmp_path / "out"
+    request = PlanRequest(landing=str(landing), output=out, tiers=list(LAYERED_TIERS),
+                          run_id="dag", now=datetime.now(UTC), settle_seconds=0)  # fmt: skip
+    items = plan(request, catalogue).items
+    assert len(items) == 2 * len(LAYERED_TIERS)
+    for study in studies_of(items):
+        prepare_layers(study, output=out, run_id="dag")
+    url = catalogue.engine.url.render_as_string(hide_password=False)
+    for index, item in enumerate(items):
+        context = JobContext("dicom_archive_compression", "dag", "compress", index, 1)
+        run_item(item, output=out, context=context, catalogue_url=url)
+    expected = {tier: {pair} for tier, pair in LAYERED_ENCODING.items()}
+    assert encodings(catalogue, "lineage") == expected
+    assert len(view(catalogue, "lineage")) == 5 * len(LAYERED_TIERS)
 
 
 def test_the_psnr_median_is_exact_and_keeps_infinity(catalogue: Catalogue, tmp_path: Path) -> None:
@@ -190,6 +221,10 @@ def test_misuse_is_refused_with_what_to_do(catalogue: Catalogue, landing: Path) 
         catalogue.finish_job(job, result)
     with pytest.raises(CatalogueError, match=r"is study .* tier j2k-r5, not study .* tier j2k-r10"):
         catalogue.finish_job(job, synthetic_result(study, "j2k-r10", [[40.0]]))
+    unknown = synthetic_result(study, "j2k-r5", [[40.0]])
+    unknown.results[0].params = {"strategy": "layered"}  # a layered cut names its layer
+    with pytest.raises(CatalogueError, match=r"strategy 'layered', layer None; .* integer layer"):
+        catalogue.finish_job(job, unknown)
     with pytest.raises(CatalogueError, match="no job 999"):
         catalogue.fail_job(999, "boom")
     with Session(catalogue.engine) as session:

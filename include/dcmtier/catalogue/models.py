@@ -22,6 +22,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -200,6 +201,10 @@ class DerivedInstance(Base):
     gate_passed: Mapped[bool] = mapped_column(Boolean, nullable=False)
     gate: Mapped[str | None] = mapped_column(Text, nullable=True)  # the broken rule
     created_at: Mapped[datetime] = mapped_column(nullable=False)
+    # How it was encoded: "per_tier", or "layered" cut at ``layer`` (1-based, 1 the most
+    # compressed). NULL strategy: made before 0004 by an attempt that named none.
+    strategy: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    layer: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)  # NULL unless layered
 
 
 class FrameQuality(Base):

@@ -11,6 +11,7 @@ from typing import Any
 from dcmtier.catalogue.models import FAILURE_STATUSES
 from dcmtier.compress import GATE_FAILED, OK, TierResult
 from dcmtier.errors import CatalogueError
+from dcmtier.layering import LAYERED, PER_TIER, STRATEGIES
 from dcmtier.process import StudyTierResult
 from dcmtier.tiers import Tier
 
@@ -48,6 +49,7 @@ def _written(results: Iterable[TierResult]) -> Iterator[TierResult]:
 def _derived(r: TierResult, study_uid: str, job_id: int, now: datetime) -> DerivedRows:
     metrics = r.frame_metrics
     ssims = [m["ssim"] for m in metrics if m.get("ssim") is not None]
+    strategy, layer = _encoding(r)
     instance = {
         "source_sop_uid": r.sop_instance_uid_in,
         "tier": r.tier,
@@ -68,8 +70,26 @@ def _derived(r: TierResult, study_uid: str, job_id: int, now: datetime) -> Deriv
         "gate_passed": r.status == OK,
         "gate": r.gate,
         "created_at": now,
+        "strategy": strategy,
+        "layer": layer,
     }
     return DerivedRows(instance, [_frame(m) for m in metrics])
+
+
+def _encoding(r: TierResult) -> tuple[str, int | None]:
+    """The strategy, and for a layered cut its 1-based layer, named in the output's params.
+
+    An output whose params name no strategy was encoded on its own (``per_tier``).
+    """
+    strategy = str(r.params.get("strategy") or PER_TIER)
+    layer = r.params.get("layer")
+    if strategy not in STRATEGIES or (strategy == LAYERED and not isinstance(layer, int)):
+        raise CatalogueError(
+            f"instance {r.sop_instance_uid_in} tier {r.tier}: encoded with strategy "
+            f"{strategy!r}, layer {layer!r}; the catalogue knows {', '.join(STRATEGIES)}, "
+            f"and a {LAYERED} output needs an integer layer"
+        )
+    return strategy, layer if strategy == LAYERED else None
 
 
 def _frame(m: Mapping[str, Any]) -> dict[str, Any]:

@@ -66,6 +66,10 @@ class Figures:
     values: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     ratios: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # tier -> per file
     notes: dict[str, str] = field(default_factory=dict)
+    # strategy -> the J2K rate outputs of its first all-cores unit-of-work run (issue #7)
+    j2k_rate_outputs: dict[str, dict[tuple[str, str], tuple[int, float]]] = field(
+        default_factory=dict
+    )
 
     def timing(self, path: str, timing: Timing, stored_bytes: int) -> None:
         self.values[f"{path}/wall_s"].append(timing.wall_s)
@@ -169,6 +173,11 @@ def _one_run(
                 run_id="bench", strategy=strategy,
             )  # fmt: skip
             _record(figures, f"unit/{strategy}/{label}", run, unit_bytes)
+            figures.values[f"unit/{strategy}/{label}/j2k_rate_encode_s"].append(
+                run.outcome.j2k_rate_encode_s
+            )
+            if label == "jobs_N":
+                figures.j2k_rate_outputs.setdefault(strategy, run.outcome.j2k_rate_outputs)
             figures.notes["catalogue"] = str(run.catalogue)
             figures.first_ratios(strategy, run.outcome.ratios)
     shutil.rmtree(scratch, ignore_errors=True)

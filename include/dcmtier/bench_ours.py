@@ -33,13 +33,23 @@ class Outcome:
     verify_s: float = 0.0  # write + decode again + compare
     # per-file pixel ratios of every written output (a quality-gate failure has one too)
     ratios: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    j2k_rate_encode_s: float = 0.0  # encoder time of the J2K rate tiers (layered: shared)
+    # (tier, source SOP Instance UID) -> (encoded bytes, mean PSNR over frames) of J2K rates
+    j2k_rate_outputs: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
 
     def add(self, result: TierResult) -> None:
         self.statuses[result.status] += 1
         self.encode_s += (result.encode_ms or 0.0) / 1000
         self.verify_s += (result.verify_ms or 0.0) / 1000
-        if result.status in (OK, GATE_FAILED) and result.pixel_ratio is not None:
+        written = result.status in (OK, GATE_FAILED)
+        if written and result.pixel_ratio is not None:
             self.ratios[result.tier].append(result.pixel_ratio)
+        if result.codec == "j2k" and result.target_ratio is not None:
+            self.j2k_rate_encode_s += (result.encode_ms or 0.0) / 1000
+            if written and result.pixel_bytes_out and result.frame_metrics:
+                psnr = [float(m["psnr_db"]) for m in result.frame_metrics]
+                key = (result.tier, str(result.sop_instance_uid_in))
+                self.j2k_rate_outputs[key] = (result.pixel_bytes_out, sum(psnr) / len(psnr))
 
 
 @dataclass

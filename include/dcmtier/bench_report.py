@@ -10,7 +10,8 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dcmtier.bench_timing import summary
+from dcmtier import bench_layers as layers
+from dcmtier.bench_timing import spread, summary
 from dcmtier.codecs.ratecontrol import TOLERANCE
 from dcmtier.tiers import DEFAULT_TIERS, TIERS, get_tier
 
@@ -57,6 +58,7 @@ def assemble(
             source: _accuracy(ratios, gdcm_ratios if source == "compress" else {})
             for source, ratios in figures.ratios.items()
         },
+        "layered_vs_per_tier": layers.compare(figures.values, figures.j2k_rate_outputs),
         "rss": _rss(rss),
         "dag_overhead": _dag(dag),
         "notes": _notes(config),
@@ -163,7 +165,7 @@ def _accuracy(
     for tier in _in_table_order(ratios):
         values = ratios[tier]
         target = get_tier(tier).target_ratio
-        entry: dict[str, Any] = {"target": target, "files": len(values), **_spread(values)}
+        entry: dict[str, Any] = {"target": target, "files": len(values), **spread(values)}
         if target is not None:
             deviations: list[float] = [100 * (v / target - 1) for v in values]
             worst: float | None = max(deviations, key=abs) if deviations else None
@@ -171,19 +173,9 @@ def _accuracy(
             entry["files_outside_tolerance"] = sum(abs(d) > 100 * TOLERANCE for d in deviations)
             entry["within_tolerance"] = bool(values) and entry["files_outside_tolerance"] == 0
         if tier in gdcm_ratios:
-            entry["gdcmconv"] = {"files": len(gdcm_ratios[tier]), **_spread(gdcm_ratios[tier])}
+            entry["gdcmconv"] = {"files": len(gdcm_ratios[tier]), **spread(gdcm_ratios[tier])}
         out[tier] = entry
     return out
-
-
-def _spread(values: Sequence[float]) -> dict[str, Any]:
-    if not values:
-        return {"min": None, "median": None, "max": None}
-    return {
-        "min": round(min(values), 3),
-        "median": round(statistics.median(values), 3),
-        "max": round(max(values), 3),
-    }
 
 
 def _rss(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -257,7 +249,7 @@ def _median(results: Mapping[str, Any], *path: str) -> float | None:
 
 
 def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each target of issue #6 with the measured median and whether it was met."""
+    """Each target of issues #6 and #7 with the measured value and whether it was met."""
     rows: list[dict[str, Any]] = []
 
     def check(name: str, value: float | None, limit: float, *, at_most: bool = False) -> None:
@@ -283,6 +275,7 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         unit = _median(results, "unit_of_work", strategy, "ratio_jobs_N_to_gdcmconv")
         name = f"unit of work ({strategy}), 13 tiers, all cores / gdcmconv 13 tiers"
         check(name, unit, UNIT_SHARE, at_most=True)
+    rows += layers.targets(results.get("layered_vs_per_tier", {}))
     for slices, entry in results["rss"].items():
         peak = entry["peak_rss_mb"]["max"]
         check(f"peak RSS at {slices} slices (MB)", peak, entry["bound_mb"], at_most=True)

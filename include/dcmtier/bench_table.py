@@ -67,6 +67,7 @@ def _print_unit(results: Mapping[str, Any], console: Console) -> None:
             f"{_fmt_ratio(figures['ratio_jobs_N_to_gdcmconv'])}"
         )
     console.print(f"Catalogue {unit['catalogue']}")
+    _print_layers(results, console)
     for slices, entry in results["rss"].items():
         console.print(
             f"Peak RSS, {slices} slices x {results['config']['rss_tier']}: "
@@ -85,10 +86,45 @@ def _print_unit(results: Mapping[str, Any], console: Console) -> None:
     )
 
 
+def _print_layers(results: Mapping[str, Any], console: Console) -> None:
+    from rich.table import Table
+
+    section = results.get("layered_vs_per_tier", {})
+    if not section.get("measured"):
+        console.print(f"Layered vs per tier: {section.get('reason', 'not measured')}")
+        return
+    cpu = section["j2k_rate_encode_s"]
+    console.print(
+        f"J2K encoder time of the 12 rate tiers (unit of work, all cores): per_tier "
+        f"{_fmt(cpu['per_tier'])} s, layered {_fmt(cpu['layered'])} s: per_tier / layered "
+        f"{_fmt_ratio(section['cpu_factor_per_tier_over_layered'])}"
+    )
+    table = Table(title="Layered cuts vs per-tier encodes, per J2K rate tier (first run)")
+    for column in ("tier", "instances", "bytes vs per_tier", "per instance", "mean PSNR diff",
+                   "per instance (dB)"):  # fmt: skip
+        table.add_column(column)
+    ordered = sorted(section["tiers"].items(), key=lambda kv: -float(kv[1]["target_ratio"]))
+    for tier, entry in ordered:
+        size, psnr = entry["size_instance_pct"], entry["psnr_diff_db"]
+        table.add_row(
+            tier,
+            str(entry["instances"]),
+            _signed(entry["size_total_pct"], " %"),
+            f"{_signed(size['min'], '')} .. {_signed(size['max'], ' %')}",
+            _signed(entry["mean_psnr_diff_db"], " dB"),
+            f"{_signed(psnr['min'], '')} .. {_signed(psnr['max'], '')}",
+        )
+    console.print(table)
+
+
+def _signed(value: float | None, unit: str) -> str:
+    return "-" if value is None else f"{value:+.2f}{unit}"
+
+
 def _print_targets(results: Mapping[str, Any], console: Console) -> None:
     from rich.table import Table
 
-    table = Table(title="Targets (issue #6), judged on the median")
+    table = Table(title="Targets (issues #6 and #7), judged on the median")
     for column in ("target", "measured", "limit", "met"):
         table.add_column(column)
     for row in results["targets"]:

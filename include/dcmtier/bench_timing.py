@@ -129,3 +129,14 @@ def contention(start: dict[str, int], end: dict[str, int], own_cpu_s: float) -> 
         "other_busy_pct": round(100 * other * hz / total, 2),
         "load_average_at_end": list(os.getloadavg()),
     }
+
+
+def spread(values: Sequence[float]) -> dict[str, Any]:
+    """``{"min", "median", "max"}`` of values that are not runs (per file, per instance)."""
+    if not values:
+        return {"min": None, "median": None, "max": None}
+    return {
+        "min": round(min(values), 3),
+        "median": round(statistics.median(values), 3),
+        "max": round(max(values), 3),
+    }

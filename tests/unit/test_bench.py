@@ -180,3 +180,37 @@ def test_a_summary_gives_min_median_max_and_the_runs() -> None:
         "max": 3.0,
         "runs": [3.0, 1.0, 2.0],
     }
+
+
+def test_layered_and_per_tier_are_compared_on_cpu_bytes_and_psnr_per_rate_tier(
+    bench: tuple[dict[str, Any], str],
+) -> None:
+    results, printed = bench
+    section = results["layered_vs_per_tier"]
+    assert section["measured"] is True
+    cpu = section["j2k_rate_encode_s"]
+    factor = _median(cpu["per_tier"]) / _median(cpu["layered"])
+    assert _median(section["cpu_factor_per_tier_over_layered"]) == pytest.approx(factor, rel=1e-3)
+    rated = [t for t in DEFAULT_TIERS if t.startswith("j2k-r")]
+    assert sorted(section["tiers"]) == sorted(rated)
+    for entry in section["tiers"].values():
+        assert entry["instances"] == 2  # the unit of work's study: the signed variant
+        theirs, ours = entry["bytes"]["per_tier"], entry["bytes"]["layered"]
+        assert entry["size_total_pct"] == pytest.approx(100 * (ours / theirs - 1), abs=1e-3)
+        assert (
+            entry["psnr_diff_db"]["min"]
+            <= entry["mean_psnr_diff_db"]
+            <= entry["psnr_diff_db"]["max"]
+        )
+    names = [row["target"] for row in results["targets"]]
+    assert any(name.startswith("J2K CPU of the 12 rate tiers") for name in names)
+    assert sum("layered bytes vs per_tier" in name for name in names) == len(rated)
+    assert "per_tier / layered" in printed
+
+
+def test_the_layered_comparison_says_when_a_strategy_was_not_run() -> None:
+    from dcmtier.bench_layers import compare, targets
+
+    section = compare({"unit/layered/jobs_N/j2k_rate_encode_s": [1.0]}, {"layered": {}})
+    assert section == {"measured": False, "reason": "needs --strategies layered per_tier"}
+    assert targets(section) == []

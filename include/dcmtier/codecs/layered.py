@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dcmtier.codecs import FrameSpec
-from dcmtier.codecs.ratecontrol import TOLERANCE
+from dcmtier.codecs.ratecontrol import TOLERANCE, within
 from dcmtier.errors import CodecError
 
 SOC, SIZ, COD, SOT, PLT, SOD, EOC = 0xFF4F, 0xFF51, 0xFF52, 0xFF90, 0xFF58, 0xFF93, 0xFFD9
@@ -89,7 +89,7 @@ def encode_layers(frame: np.ndarray, spec: FrameSpec, targets: Sequence[float]) 
             break
         nominal = _corrected(nominal, achieved, goals)
         retry = _encode(frame, spec, nominal, goals, encodes=layers.encodes + 1)
-        if _error(retry, spec) >= _error(layers, spec):  # no closer: keep the first
+        if _misses(retry, spec) >= _misses(layers, spec):  # no better: keep the first
             layers = _with_encodes(layers, retry.encodes)
             break
         layers = retry
@@ -123,6 +123,13 @@ def _corrected(
             value = out[-1] * 0.999
         out.append(value)
     return out
+
+
+def _misses(layers: Layers, spec: FrameSpec) -> tuple[int, float]:
+    """Layers outside the rate tolerance, then the summed log error: less is better."""
+    achieved = [spec.pixel_bytes / size for size in layers.sizes()]
+    outside = sum(not within(a, t) for a, t in zip(achieved, layers.targets, strict=True))
+    return outside, _error(layers, spec)
 
 
 def _error(layers: Layers, spec: FrameSpec) -> float:

@@ -34,6 +34,7 @@ LOSSY_SYNTAXES = frozenset(
         *(f"1.2.840.10008.1.2.4.{n}" for n in range(100, 109)),
     }
 )
+NATIVE_LITTLE_ENDIAN = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
 REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 DECODING_PLUGINS = ("", "pylibjpeg", "pyjpegls", "gdcm")
 CACHE_LIMIT = 256 * 2**20  # frames up to this size are decoded once and kept for every tier
@@ -95,6 +96,9 @@ class SourceImage:
             self._cache = frames
 
     def _decode(self) -> Iterator[np.ndarray]:
+        if self._native_little_endian():
+            yield from self._read_native()
+            return
         try:
             for frame in iter_decoded(self.dataset):
                 # native byte order: big-endian sources decode to big-endian arrays
@@ -104,6 +108,33 @@ class SourceImage:
             raise InvalidInput(
                 f"{self.path}: pixel data cannot be decoded: {_one_line(exc)}"
             ) from exc
+
+    def _native_little_endian(self) -> bool:
+        """Uncompressed little-endian greyscale of 8 or 16 bits: read without pydicom's pipeline.
+
+        The common archive input (CT, MR); saves ~0.5 ms a 512x512 frame. Everything else
+        (colour, 1-bit, big endian, encapsulated) goes through pydicom.
+        """
+        s = self.spec
+        return (
+            self.transfer_syntax in NATIVE_LITTLE_ENDIAN
+            and s.samples == 1
+            and s.bits_allocated in (8, 16)
+            and not self.dataset["PixelData"].is_undefined_length
+        )
+
+    def _read_native(self) -> Iterator[np.ndarray]:
+        s = self.spec
+        count = s.rows * s.columns * self.frames
+        data = self.dataset.PixelData
+        if len(data) < count * s.dtype.itemsize:
+            raise InvalidInput(
+                f"{self.path}: pixel data cannot be decoded: {len(data)} bytes of pixel data, "
+                f"{count * s.dtype.itemsize} expected"
+            )
+        values = np.frombuffer(data, dtype=s.dtype.newbyteorder("<"), count=count)
+        for frame in values.reshape(self.frames, s.rows, s.columns):
+            yield fit_bits(np.array(frame, dtype=s.dtype), s)  # a writeable copy
 
 
 def iter_decoded(ds: Dataset, plugins: Sequence[str] = DECODING_PLUGINS) -> Iterator[np.ndarray]:
@@ -150,11 +181,23 @@ def read_source(path: Path) -> SourceImage:
 
 
 def metadata(ds: Dataset) -> Dataset:
-    """A copy of the header without pixel data or encapsulation-specific elements."""
+    """A copy of the header without pixel data or encapsulation-specific elements.
+
+    From an explicit VR little endian source (what dcmtier writes), elements not yet parsed
+    stay raw and the source's encoding is recorded, so pydicom writes their bytes as they
+    are instead of parsing and encoding each value again (~1 ms per CT instance). From any
+    other encoding every element is converted here, as pydicom must re-encode it anyway.
+    """
     out = Dataset()
-    for elem in ds:  # iterating converts raw (possibly big-endian) elements to values
-        if elem.tag not in DROPPED_TAGS:
-            out.add(elem)
+    if ds.original_encoding == (False, True):
+        for tag in ds.keys():  # noqa: SIM118 (iterating a Dataset parses every element)
+            if tag not in DROPPED_TAGS:
+                out[tag] = ds.get_item(tag)
+        out.set_original_encoding(False, True, ds.original_character_set)
+    else:
+        for elem in ds:  # iterating converts raw (possibly big-endian) elements to values
+            if elem.tag not in DROPPED_TAGS:
+                out.add(elem)
     out.file_meta = ds.file_meta
     return out
 

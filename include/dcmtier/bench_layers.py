@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Mapping
 from typing import Any
 
-from dcmtier.bench_timing import spread, summary
+from dcmtier.bench_timing import spread, summary, target_row
 from dcmtier.tiers import get_tier
 
 CPU_FACTOR, SIZE_PCT, PSNR_DB = 5.0, 2.0, 0.6  # the issue's "done when"
@@ -95,13 +95,6 @@ def targets(section: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _row(
     name: str, value: float | None, limit: float, *, at_most: bool = False, absolute: bool = False
 ) -> dict[str, Any]:
-    judged = None if value is None else abs(value) if absolute else value
-    met = judged is not None and (judged <= limit if at_most else judged >= limit)
     sign = "|value| " if absolute else ""
-    return {
-        "target": f"{name} (issue #7, {sign}judged on the study)",
-        "value": value,
-        "limit": limit,
-        "at_most": at_most,
-        "met": met,
-    }
+    label = f"{name} (issue #7, {sign}judged on the study)"
+    return target_row(label, value, limit, at_most=at_most, absolute=absolute)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dcmtier import bench_layers as layers
-from dcmtier.bench_timing import spread, summary
+from dcmtier.bench_timing import spread, summary, target_row
 from dcmtier.codecs.ratecontrol import TOLERANCE
 from dcmtier.tiers import DEFAULT_TIERS, TIERS, get_tier
 
@@ -253,10 +253,7 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
     def check(name: str, value: float | None, limit: float, *, at_most: bool = False) -> None:
-        met = value is not None and (value <= limit if at_most else value >= limit)
-        rows.append(
-            {"target": name, "value": value, "limit": limit, "at_most": at_most, "met": met}
-        )
+        rows.append(target_row(name, value, limit, at_most=at_most))
 
     for tier in ("j2k-lossless", "j2k-r20", "j2k-r100"):
         check(
@@ -283,16 +280,15 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         for tier, entry in tiers.items():
             if entry["target"] is None:
                 continue
+            tolerance = f"+-{100 * TOLERANCE:g} % of {entry['target']:g}"
+            name = f"{tier} ({source}) every file within {tolerance}"
             rows.append(
-                {
-                    "target": (
-                        f"{tier} ({source}) every file within +-{100 * TOLERANCE:g} % "
-                        f"of {entry['target']:g}"
-                    ),
-                    "value": entry["worst_deviation_pct"],
-                    "limit": 100 * TOLERANCE,
-                    "at_most": True,
-                    "met": entry["within_tolerance"],
-                }
+                target_row(
+                    name,
+                    entry["worst_deviation_pct"],
+                    100 * TOLERANCE,
+                    at_most=True,
+                    met=entry["within_tolerance"],
+                )
             )
     return rows

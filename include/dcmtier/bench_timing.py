@@ -140,3 +140,22 @@ def spread(values: Sequence[float]) -> dict[str, Any]:
         "median": round(statistics.median(values), 3),
         "max": round(max(values), 3),
     }
+
+
+def target_row(
+    name: str,
+    value: float | None,
+    limit: float,
+    *,
+    at_most: bool = False,
+    absolute: bool = False,
+    met: bool | None = None,
+) -> dict[str, Any]:
+    """One row of the targets table: met when ``value`` (or ``|value|``) is within ``limit``.
+
+    ``met`` overrides the comparison where the verdict is not the value's (e.g. every file).
+    """
+    judged = None if value is None else abs(value) if absolute else value
+    if met is None:
+        met = judged is not None and (judged <= limit if at_most else judged >= limit)
+    return {"target": name, "value": value, "limit": limit, "at_most": at_most, "met": met}

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from dcmtier.bench_timing import child_report
 from dcmtier.errors import ConfigError
 
 DAG_ID = "dicom_archive_compression"
@@ -58,14 +59,10 @@ def measure_dag(
     landing: Path, output: Path, *, tiers: Sequence[str], env: dict[str, str]
 ) -> dict[str, Any]:
     """Run the child once and return its report."""
-    command = [sys.executable, "-m", "dcmtier.bench_dag", str(landing), str(output)]
+    args = [str(landing), str(output)]
     for tier in tiers:
-        command += ["--tier", tier]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise ConfigError(f"the DAG run failed: {done.stderr.strip()[-800:]}")
-    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return report
+        args += ["--tier", tier]
+    return child_report("dcmtier.bench_dag", args, failure="the DAG run failed", env=env)
 
 
 def dag_runs(

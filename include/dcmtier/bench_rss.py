@@ -11,13 +11,12 @@ import argparse
 import json
 import resource
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dcmtier.errors import ConfigError
+from dcmtier.bench_timing import child_report
 
 _KIB = 1024  # Linux reports ru_maxrss in KiB
 _MB = 1e6
@@ -25,13 +24,8 @@ _MB = 1e6
 
 def measure_rss(src: Path, out: Path, *, tier: str, jobs: int) -> dict[str, Any]:
     """Run the child on ``src``; its report has peak RSS in MB (1e6 bytes) and wall seconds."""
-    command = [sys.executable, "-m", "dcmtier.bench_rss", str(src), str(out), "--tier", tier]
-    command += ["--jobs", str(jobs)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise ConfigError(f"the RSS child failed on {src}: {done.stderr.strip()[-500:]}")
-    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return report
+    args = [str(src), str(out), "--tier", tier, "--jobs", str(jobs)]
+    return child_report("dcmtier.bench_rss", args, failure=f"the RSS child failed on {src}")
 
 
 def peak_rss(

@@ -8,16 +8,21 @@ machine can be recognised.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from dcmtier.errors import ConfigError
 
 MB = 1e6  # throughput is in MB/s of stored pixel bytes, MB = 10^6 bytes
 
@@ -159,3 +164,18 @@ def target_row(
     if met is None:
         met = judged is not None and (judged <= limit if at_most else judged >= limit)
     return {"target": name, "value": value, "limit": limit, "at_most": at_most, "met": met}
+
+
+def child_report(
+    module: str, args: Sequence[str], *, failure: str, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Run ``python -m module args`` and return the JSON report on its last line of output.
+
+    A child that fails raises ``ConfigError`` with ``failure`` and the end of its stderr.
+    """
+    command = [sys.executable, "-m", module, *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ConfigError(f"{failure}: {done.stderr.strip()[-800:]}")
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dcmtier.codecs import FrameSpec
-from dcmtier.codecs.ratecontrol import TOLERANCE, within
+from dcmtier.codecs.ratecontrol import within
 from dcmtier.errors import CodecError
 
 SOC, SIZ, COD, SOT, PLT, SOD, EOC = 0xFF4F, 0xFF51, 0xFF52, 0xFF90, 0xFF58, 0xFF93, 0xFFD9
@@ -104,12 +104,10 @@ def _needs_correction(achieved: Sequence[float], goals: Sequence[float]) -> bool
     image compresses beyond the target (as a single-rate encode would find too).
     """
     last = len(goals) - 1
-    for index, (ratio, target) in enumerate(zip(achieved, goals, strict=True)):
-        if ratio < target * (1 - TOLERANCE):
-            return True
-        if ratio > target * (1 + TOLERANCE) and index < last:
-            return True
-    return False
+    return any(
+        not within(ratio, target) and (ratio < target or index < last)
+        for index, (ratio, target) in enumerate(zip(achieved, goals, strict=True))
+    )
 
 
 def _corrected(

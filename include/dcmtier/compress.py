@@ -139,9 +139,9 @@ def _compress_tier(
 ) -> TierResult:
     result = _base_result(source, tier)
     try:
-        kind = PixelKind(source.spec.bits_allocated, source.dataset.PhotometricInterpretation)
-        opts.policy.check(tier, modality=source.modality, kind=kind)
-        _check_codec(source, tier)
+        refusal = _refusal(source, tier, opts)
+        if refusal is not None:
+            raise refusal
         encoded, encode_ms = (cut.frames, cut.encode_ms) if cut else _encode_frames(source, tier)
         result.encode_ms = round(sum(encode_ms), 3)
         ratio = source.pixel_bytes / sum(len(e.data) for e in encoded)

@@ -209,7 +209,10 @@ def _record(figures: Figures, path: str, run: Run, stored_bytes: int) -> None:
     outcome = run.outcome
     figures.values[f"{path}/encode_s"].append(outcome.encode_s)
     figures.values[f"{path}/verify_s"].append(outcome.verify_s)
+    figures.values[f"{path}/decode_s"].append(outcome.decode_s)
     figures.values[f"{path}/encode_only_mb_s"].append(stored_bytes / MB / outcome.encode_s)
+    codec_s = outcome.encode_s + outcome.decode_s
+    figures.values[f"{path}/codec_only_mb_s"].append(stored_bytes / MB / codec_s)
     figures.values[f"{path}/not_ok"].append(sum(outcome.statuses.values()) - outcome.statuses["ok"])
     if path.startswith("dcmtier/"):
         figures.first_ratios("compress", outcome.ratios)

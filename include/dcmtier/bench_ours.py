@@ -31,6 +31,7 @@ class Outcome:
     statuses: Counter[str] = field(default_factory=Counter)
     encode_s: float = 0.0  # time inside the encoder (rate-control re-encodes included)
     verify_s: float = 0.0  # write + decode again + compare
+    decode_s: float = 0.0  # of which inside the decoder
     # per-file pixel ratios of every written output (a quality-gate failure has one too)
     ratios: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     j2k_rate_encode_s: float = 0.0  # encoder time of the J2K rate tiers (layered: shared)
@@ -41,6 +42,7 @@ class Outcome:
         self.statuses[result.status] += 1
         self.encode_s += (result.encode_ms or 0.0) / 1000
         self.verify_s += (result.verify_ms or 0.0) / 1000
+        self.decode_s += (result.decode_ms or 0.0) / 1000
         written = result.status in (OK, GATE_FAILED)
         if written and result.pixel_ratio is not None:
             self.ratios[result.tier].append(result.pixel_ratio)

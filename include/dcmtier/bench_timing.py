@@ -155,15 +155,19 @@ def target_row(
     at_most: bool = False,
     absolute: bool = False,
     met: bool | None = None,
+    bound: float | None = None,
 ) -> dict[str, Any]:
     """One row of the targets table: met when ``value`` (or ``|value|``) is within ``limit``.
 
     ``met`` overrides the comparison where the verdict is not the value's (e.g. every file).
+    ``bound`` is the best value reachable at all, where the run measured one (a ratio with
+    everything but the codec libraries' own time taken away).
     """
     judged = None if value is None else abs(value) if absolute else value
     if met is None:
         met = judged is not None and (judged <= limit if at_most else judged >= limit)
-    return {"target": name, "value": value, "limit": limit, "at_most": at_most, "met": met}
+    row = {"target": name, "value": value, "limit": limit, "at_most": at_most, "met": met}
+    return row if bound is None else {**row, "bound": bound}
 
 
 def child_report(

@@ -68,7 +68,8 @@ class TierResult:
     file_bytes_out: int | None = None
     file_ratio: float | None = None
     encode_ms: float | None = None
-    verify_ms: float | None = None
+    verify_ms: float | None = None  # write, read back, decode and compare
+    decode_ms: float | None = None  # of which inside the decoder
     encodes: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     gate: str | None = None  # the quality rule broken, with its numbers
@@ -155,6 +156,7 @@ def _compress_tier(
         started = time.perf_counter()
         write_atomic(out, target, check=lambda tmp: verified.append(verify(tmp, source, tier)))
         result.verify_ms = round((time.perf_counter() - started) * 1000, 3)
+        result.decode_ms = round(sum(verified[0].decode_ms), 3)
     except PolicyRefused as exc:
         result.status, result.reason, result.rule = REFUSED, str(exc), exc.rule
         return result

@@ -92,6 +92,26 @@ def test_each_ratio_is_dcmtier_throughput_over_the_chain_s_in_the_same_run(
         assert _median(ratios[name]) == pytest.approx(value, rel=1e-2), name
 
 
+@pytest.mark.parametrize("tier", GDCM_TIERS + OURS_ONLY_TIERS)
+def test_the_codec_bound_counts_only_encoder_and_verifying_decoder_time(
+    bench: tuple[dict[str, Any], str], tier: str
+) -> None:
+    results, _ = bench
+    ours = results["dcmtier"][tier]["jobs_1"]
+    encode, decode = _median(ours["encode_s"]), _median(ours["decode_s"])
+    assert 0 < decode < _median(ours["verify_s"])  # the decoder is part of verifying
+    stored_mb = _median(ours["encode_only_mb_s"]) * encode
+    assert _median(ours["codec_only_mb_s"]) == pytest.approx(
+        stored_mb / (encode + decode), rel=1e-2
+    )
+    ratios = results["ratios"][tier]
+    # the whole verified file costs more than its codec calls: the bound is above the ratio
+    assert _median(ratios["codec_bound_per_core"]) > _median(ratios["per_core"])
+    assert _median(ratios["encode_only_per_core"]) > _median(ratios["codec_bound_per_core"])
+    row = next(r for r in results["targets"] if r["target"].startswith(f"{tier} per core"))
+    assert row["bound"] == pytest.approx(_median(ratios["codec_bound_per_core"]))
+
+
 def test_the_unit_of_work_is_compared_with_an_estimated_13_tier_gdcmconv_time(
     bench: tuple[dict[str, Any], str],
 ) -> None:
@@ -148,6 +168,7 @@ def test_targets_are_judged_and_printed_with_the_dag_figure_explained(
     assert all(isinstance(row["met"], bool) for row in results["targets"])
     assert results["dag_overhead"]["reason"].startswith("not measured")
     assert "per core" in printed and "not measured" in printed
+    assert "codec bound" in printed
 
 
 def test_a_gdcmconv_that_exits_0_without_writing_counts_as_a_failure(tmp_path: Path) -> None:

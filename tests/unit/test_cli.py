@@ -16,7 +16,7 @@ REQUIRED_FIELDS = {
     "sop_instance_uid_out", "transfer_syntax", "target_ratio", "pixel_bytes_in",
     "pixel_bytes_out", "pixel_ratio", "file_bytes_in", "file_bytes_out", "file_ratio", "encode_ms",
 }  # fmt: skip
-TIMING = ("encode_ms", "verify_ms")
+TIMING = ("encode_ms", "verify_ms", "decode_ms")
 
 
 @pytest.fixture

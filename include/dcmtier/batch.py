@@ -8,6 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
+from dcmtier.allocator import tune_allocator
 from dcmtier.compress import Options, TierResult, compress_file
 from dcmtier.errors import ConfigError
 from dcmtier.tiers import Tier
@@ -33,7 +34,11 @@ def default_jobs() -> int:
 def run_batch(
     files: Sequence[Path], tiers: Sequence[Tier], options: Options, *, jobs: int
 ) -> Iterator[list[TierResult]]:
-    """Yield each file's results in input order; ``jobs`` processes work ahead of the reader."""
+    """Yield each file's results in input order; ``jobs`` processes work ahead of the reader.
+
+    The processes doing the work keep freed buffers for the next file (``tune_allocator``).
+    """
+    tune_allocator()
     work = partial(compress_file, tiers=tiers, options=options)
     if jobs <= 1 or len(files) <= 1:
         yield from map(work, files)
@@ -42,7 +47,7 @@ def run_batch(
     # a few files per hand-over: one 512x512 HTJ2K file takes ~9 ms, and each hand-over
     # costs the reading process (which shares the cores) a pickle round trip
     chunk = max(1, min(8, len(files) // (workers * 16)))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=tune_allocator) as pool:
         yield from pool.map(work, files, chunksize=chunk)
 
 

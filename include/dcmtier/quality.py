@@ -237,6 +237,13 @@ def _ssim(a: NDArray[Any], b: NDArray[Any], lut: ModalityLUT) -> float | None:
     return total / float(samples * (rows - 2 * _RADIUS) * (columns - 2 * _RADIUS))
 
 
+def _ssim_of_identical(a: NDArray[Any]) -> float | None:
+    """SSIM of a frame with itself, without filtering: exactly 1 (each ratio in the map is a
+    value over itself, as ``_ssim`` computes it too), None below the 11x11 window."""
+    _, rows, columns = a.shape
+    return None if min(rows, columns) < 2 * _RADIUS + 1 else 1.0
+
+
 def frame_metrics(
     original: NDArray[Any], decoded: NDArray[Any], lut: ModalityLUT, frame: int = 0
 ) -> FrameMetrics:
@@ -276,7 +283,7 @@ def frame_metrics(
         mse=mse,
         psnr_db=10 * math.log10(lut.peak**2 / mse) if mse > 0 else math.inf,
         psnr_peak=lut.peak,
-        ssim=_ssim(a, b, lut),
+        ssim=_ssim(a, b, lut) if mse > 0 else _ssim_of_identical(a),
         pixel_match_pct=100.0 * (diff.size - np.count_nonzero(diff)) / diff.size,
         max_abs_diff=float(diff.max()) * slope,
         mean_abs_diff=float(np.sum(diff, dtype=np.float64)) / diff.size * slope,

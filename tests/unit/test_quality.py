@@ -21,6 +21,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000
 from skimage.metrics import structural_similarity
 
+from dcmtier import quality
 from dcmtier.commands import quality as quality_command
 from dcmtier.quality import (
     DEFAULT_GATES,
@@ -137,6 +138,15 @@ def test_identical_frames_are_perfect(name: str) -> None:
     m = frame_metrics(image.stored, image.stored.copy(), image.lut)
     assert (m.mse, m.psnr_db, m.ssim) == (0.0, math.inf, 1.0)
     assert (m.pixel_match_pct, m.max_abs_diff, m.mean_abs_diff) == (100.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("name", IMAGES, ids=list(IMAGES))
+def test_identical_frames_skip_the_filters_with_the_value_the_filters_give(name: str) -> None:
+    image = IMAGES[name]
+    planes = quality._planes(image.stored)
+    assert quality._ssim(planes, planes.copy(), image.lut) == 1.0  # exactly, not approximately
+    tiny = image.stored[:10, :10]
+    assert frame_metrics(tiny, tiny.copy(), image.lut).ssim is None
 
 
 def test_colour_ssim_is_the_mean_of_the_per_sample_ssims(

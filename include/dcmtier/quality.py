@@ -222,11 +222,19 @@ class _Bands:
         return float(np.sum(kept, dtype=np.float64))
 
 
-def _ssim(a: NDArray[Any], b: NDArray[Any], lut: ModalityLUT) -> float | None:
-    """Mean over samples of each sample plane's mean SSIM; None below the 11x11 window."""
+def _ssim(
+    a: NDArray[Any], b: NDArray[Any], lut: ModalityLUT, *, identical: bool = False
+) -> float | None:
+    """Mean over samples of each sample plane's mean SSIM; None below the 11x11 window.
+
+    ``identical`` frames (every lossless output) skip the filters: their SSIM is exactly 1,
+    each ratio in the map being a value over itself, which is what the filters give too.
+    """
     samples, rows, columns = a.shape
     if min(rows, columns) < 2 * _RADIUS + 1:
         return None
+    if identical:
+        return 1.0
     ws = _workspace(columns)
     bands = _Bands(ws, lut, centre=round(float(a.mean())))
     total = 0.0
@@ -235,13 +243,6 @@ def _ssim(a: NDArray[Any], b: NDArray[Any], lut: ModalityLUT) -> float | None:
             stop = min(start + ws.rows + 2 * _RADIUS, rows)
             total += bands.ssim_sum(plane_a[start:stop], plane_b[start:stop])
     return total / float(samples * (rows - 2 * _RADIUS) * (columns - 2 * _RADIUS))
-
-
-def _ssim_of_identical(a: NDArray[Any]) -> float | None:
-    """SSIM of a frame with itself, without filtering: exactly 1 (each ratio in the map is a
-    value over itself, as ``_ssim`` computes it too), None below the 11x11 window."""
-    _, rows, columns = a.shape
-    return None if min(rows, columns) < 2 * _RADIUS + 1 else 1.0
 
 
 def frame_metrics(
@@ -283,7 +284,7 @@ def frame_metrics(
         mse=mse,
         psnr_db=10 * math.log10(lut.peak**2 / mse) if mse > 0 else math.inf,
         psnr_peak=lut.peak,
-        ssim=_ssim(a, b, lut) if mse > 0 else _ssim_of_identical(a),
+        ssim=_ssim(a, b, lut, identical=mse == 0),
         pixel_match_pct=100.0 * (diff.size - np.count_nonzero(diff)) / diff.size,
         max_abs_diff=float(diff.max()) * slope,
         mean_abs_diff=float(np.sum(diff, dtype=np.float64)) / diff.size * slope,

@@ -102,19 +102,19 @@ PARAMS = {
 def dicom_archive_compression() -> None:
     @task
     def discover() -> list[dict[str, Any]]:
-        from dcmtier.airflow_tasks import discover_task
+        from dcmtier.orchestration.tasks import discover_task
 
         return discover_task(get_current_context())
 
     @task
     def studies(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from dcmtier.pipeline import studies_of
+        from dcmtier.orchestration.items import studies_of
 
         return studies_of(items)
 
     @task(pool=POOL, map_index_template="{{ task.op_kwargs['study']['label'] }}")
     def encode(study: dict[str, Any]) -> dict[str, Any]:
-        from dcmtier.airflow_tasks import encode_task
+        from dcmtier.orchestration.tasks import encode_task
 
         return encode_task(study, get_current_context())
 
@@ -125,13 +125,13 @@ def dicom_archive_compression() -> None:
         trigger_rule="all_done",  # without a layered encode, a tier task encodes by itself
     )
     def compress(item: dict[str, Any]) -> dict[str, Any]:
-        from dcmtier.airflow_tasks import compress_task
+        from dcmtier.orchestration.tasks import compress_task
 
         return compress_task(item, get_current_context())
 
     @task(trigger_rule="all_done")
     def summary(results: list[dict[str, Any] | None]) -> dict[str, Any]:
-        from dcmtier.airflow_tasks import summary_task
+        from dcmtier.orchestration.tasks import summary_task
 
         return summary_task(results, get_current_context())
 

@@ -6,6 +6,7 @@ uncompressed stored pixel bytes (Rows x Columns x Samples x Frames x BitsAllocat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -27,7 +28,7 @@ class Use(StrEnum):
 class Codec:
     """A codec family and what the DICOM output must say about it."""
 
-    label: str  # registry key in dcmtier.codecs
+    label: str  # registry key in dcmtier.codec.backends
     lossless_syntax: str
     lossy_syntax: str
     lossy_method: str  # Lossy Image Compression Method (0028,2114)
@@ -124,3 +125,9 @@ def resolve_tiers(names: list[str] | tuple[str, ...] | None) -> list[Tier]:
     if unknown:
         get_tier(unknown[0])
     return [tier for name, tier in TIERS.items() if name in wanted]
+
+
+def layered_tiers(tiers: Sequence[Tier]) -> list[Tier]:
+    """The tiers the layered strategy serves (J2K with a rate), most compressed first."""
+    rated = [t for t in tiers if t.codec.label == "j2k" and t.target_ratio is not None]
+    return sorted(rated, key=lambda t: -float(t.target_ratio or 0))

@@ -19,9 +19,12 @@ from sqlalchemy import inspect, text
 
 from dcmtier.catalogue import Catalogue, JobContext
 from dcmtier.catalogue.engine import make_engine
-from dcmtier.process import Layout, StudyTierResult, discover, process_study
+from dcmtier.discovery.files import discover
+from dcmtier.records import StudyTierResult
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import resolve_tiers
+from dcmtier.work.layout import Layout
+from dcmtier.work.study import process_study
 
 TIERS = ("j2k-lossless", "j2k-r10", "htj2k-r10")  # all pass their gates on 64 x 64 slices
 # Two J2K rate tiers are cut from one layered encode, layer 1 the most compressed.
@@ -168,7 +171,7 @@ def assert_views_match_disk(catalogue: Catalogue, landing: Path, out: Path, brok
 
 
 def frame(index: int, psnr: float, *, ssim: float = 0.99, diff: float = 1.0) -> dict[str, Any]:
-    """Per-frame metrics as ``dcmtier.compress.measure`` writes them."""
+    """Per-frame metrics as ``dcmtier.work.compress.measure`` writes them."""
     return {
         "frame": index,
         "mse": 0.0 if math.isinf(psnr) else 1.0,
@@ -187,7 +190,7 @@ def synthetic_result(
     study: Any, tier: str, psnrs_per_instance: Sequence[Sequence[float]]
 ) -> StudyTierResult:
     """A result whose instances carry the given PSNRs, frame by frame (no file is written)."""
-    from dcmtier.compress import TierResult
+    from dcmtier.records import TierResult
 
     results = []
     for path, psnrs in zip(study.files, psnrs_per_instance, strict=False):

@@ -9,10 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from dcmtier.catalogue.models import FAILURE_STATUSES
-from dcmtier.compress import GATE_FAILED, OK, TierResult
 from dcmtier.errors import CatalogueError
-from dcmtier.layering import LAYERED, PER_TIER, STRATEGIES
-from dcmtier.process import StudyTierResult
+from dcmtier.records import (
+    GATE_FAILED,
+    LAYERED,
+    OK,
+    PER_TIER,
+    STRATEGIES,
+    StudyTierResult,
+    TierResult,
+)
 from dcmtier.tiers import Tier
 
 JOB_KEY = ""  # source_key of a failure of the attempt as a whole

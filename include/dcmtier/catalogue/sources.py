@@ -14,7 +14,7 @@ from typing import Any
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 
-from dcmtier.process import Study
+from dcmtier.records import Study
 
 
 @dataclass

@@ -33,8 +33,8 @@ from dcmtier.catalogue.models import (
 from dcmtier.catalogue.sources import source_rows
 from dcmtier.catalogue.upsert import upsert, upsert_returning_id
 from dcmtier.errors import CatalogueError
-from dcmtier.process import Study as SourceStudy
-from dcmtier.process import StudyTierResult
+from dcmtier.records import Study as SourceStudy
+from dcmtier.records import StudyTierResult
 from dcmtier.tiers import TIERS, Tier
 from dcmtier.versions import software_versions
 

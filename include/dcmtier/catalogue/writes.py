@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Connection, delete, insert, select, update
 from dcmtier.catalogue.models import DerivedInstance, FailureRecord, FrameQuality, Package, utcnow
 from dcmtier.catalogue.results import DerivedRows
 from dcmtier.catalogue.upsert import upsert
-from dcmtier.process import StudyTierResult
+from dcmtier.records import StudyTierResult
 
 T = TypeVar("T")
 CHUNK = 500  # keys per IN (...) list

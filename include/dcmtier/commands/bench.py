@@ -76,13 +76,13 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from dcmtier.batch import default_jobs
-    from dcmtier.bench import BenchConfig, run_bench
-    from dcmtier.bench_table import print_table
+    from dcmtier.bench.run import BenchConfig, run_bench
+    from dcmtier.bench.table import print_table
     from dcmtier.cli import EXIT_OK
     from dcmtier.errors import ConfigError
-    from dcmtier.layering import STRATEGIES
+    from dcmtier.records import STRATEGIES
     from dcmtier.tiers import get_tier
+    from dcmtier.work.batch import default_jobs
 
     get_tier(args.rss_tier)
     unknown = sorted(set(args.strategies) - set(STRATEGIES))

@@ -8,10 +8,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from dcmtier.compress import FAILED, Options, TierResult
-from dcmtier.layering import LAYERED, STRATEGIES
-from dcmtier.policy import Policy
+from dcmtier.codec.policy import Policy
+from dcmtier.records import FAILED, LAYERED, STRATEGIES, TierResult
 from dcmtier.tiers import DEFAULT_TIERS, resolve_tiers
+from dcmtier.work.compress import Options
 
 
 def add_parser(subparsers: Any) -> None:
@@ -46,8 +46,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcmtier.batch import default_jobs, find_files, run_batch
     from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
+    from dcmtier.discovery.files import find_files
+    from dcmtier.work.batch import default_jobs, run_batch
 
     tiers = resolve_tiers(args.tiers)
     policy = Policy.from_file(args.policy) if args.policy else Policy()

@@ -67,11 +67,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dcmtier.batch import default_jobs
     from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
-    from dcmtier.policy import Policy
-    from dcmtier.process import Layout, discover, process_study, quarantine_unidentified
+    from dcmtier.codec.policy import Policy
+    from dcmtier.discovery.files import discover
     from dcmtier.tiers import resolve_tiers
+    from dcmtier.work.batch import default_jobs
+    from dcmtier.work.layout import Layout
+    from dcmtier.work.quarantine import quarantine_unidentified
+    from dcmtier.work.study import process_study
 
     tiers = resolve_tiers(args.tiers)
     policy = Policy.from_file(args.policy) if args.policy else Policy()

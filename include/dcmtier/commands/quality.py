@@ -17,7 +17,8 @@ from dcmtier.tiers import Use
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from dcmtier.quality import FrameMetrics, Gate
+    from dcmtier.measure.gates import Gate
+    from dcmtier.measure.metrics import FrameMetrics
 
 LOSSLESS = "lossless"
 
@@ -59,7 +60,7 @@ def _fail(path: Path, exc: BaseException | str) -> int:
 
 
 def _gate(name: str | None) -> Gate | None:
-    from dcmtier.quality import DEFAULT_GATES, LOSSLESS_GATE
+    from dcmtier.measure.gates import DEFAULT_GATES, LOSSLESS_GATE
 
     if name is None:
         return None
@@ -67,7 +68,7 @@ def _gate(name: str | None) -> Gate | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcmtier.quality import ModalityLUT, iter_frame_metrics
+    from dcmtier.measure.metrics import ModalityLUT, iter_frame_metrics
 
     read = []
     for path in (args.original, args.derived):

@@ -1,0 +1,143 @@
+"""The output instance: header rules of PS3.3 C.7.6.1.1.5 and PS3.5 A.4 (REFERENCE.md section 2).
+
+Everything here is a pure function of the source header, the tier and the encoded frames, so
+a rerun writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+
+from pydicom import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.encaps import encapsulate, encapsulate_extended
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import UID
+
+from dcmtier import __version__
+from dcmtier.codec.backends import Encoded
+from dcmtier.codec.pixels import copy_header
+from dcmtier.tiers import Tier
+
+ENTROPY_VERSION = "dcmtier-derived-uid-v1"  # bump only if derived UIDs must change
+EXTENDED_OFFSETS_ABOVE = 2**32 - 2**20  # the Basic Offset Table's 32-bit offsets run out
+UNCOMPRESSED_PREDECESSOR = ("121320", "Uncompressed predecessor")
+PROCESSING_SOURCE = ("121322", "Source image for image processing operation")
+LOSSY_COMPRESSION = ("113040", "Lossy Compression")
+
+
+def derived_uid(source_uid: str, tier: Tier) -> str:
+    """Deterministic SOP Instance UID of a lossy derivative: same source and tier, same UID.
+
+    A name-based UUID (RFC 9562 version 5) of the source UID and the tier's parameters, in
+    the ``2.25`` arc (PS3.5 B.2), so no organisation root is needed.
+    """
+    params = json.dumps(tier.parameters(), sort_keys=True)
+    name = "\n".join((ENTROPY_VERSION, source_uid, params))
+    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, name).int}"
+
+
+def build_output(
+    header: Dataset,
+    frames: Sequence[Encoded],
+    tier: Tier,
+    *,
+    achieved_ratio: float,
+    lossy_source: bool,
+) -> Dataset:
+    """Return the output dataset: ``header`` (no pixel data) plus encapsulated ``frames``."""
+    ds = copy_header(header)
+    first = frames[0]
+    ds.PhotometricInterpretation = first.photometric
+    ds.BitsStored = first.bits_stored
+    ds.HighBit = first.bits_stored - 1
+    if int(ds.SamplesPerPixel) > 1:
+        ds.PlanarConfiguration = 0
+    _encapsulate(ds, [f.data for f in frames])
+    if not tier.lossless:
+        _mark_lossy(ds, header, tier, achieved_ratio, lossy_source)
+    ds.file_meta = _file_meta(ds, tier.transfer_syntax)
+    return ds
+
+
+def _encapsulate(ds: Dataset, frames: list[bytes]) -> None:
+    if sum(len(f) + 8 for f in frames) < EXTENDED_OFFSETS_ABOVE:
+        ds.PixelData = encapsulate(frames, fragments_per_frame=1, has_bot=True)
+    else:
+        data, offsets, lengths = encapsulate_extended(frames)
+        ds.PixelData = data
+        ds.ExtendedOffsetTable = offsets
+        ds.ExtendedOffsetTableLengths = lengths
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+
+
+def _mark_lossy(ds: Dataset, header: Dataset, tier: Tier, ratio: float, lossy_source: bool) -> None:
+    source_uid = str(header.SOPInstanceUID)
+    ds.SOPInstanceUID = derived_uid(source_uid, tier)
+    ds.LossyImageCompression = "01"
+    ds.LossyImageCompressionRatio = [*_values(header, "LossyImageCompressionRatio"), f"{ratio:.2f}"]
+    ds.LossyImageCompressionMethod = [
+        *_values(header, "LossyImageCompressionMethod"),
+        tier.codec.lossy_method,
+    ]
+    image_type = [str(v) for v in _values(header, "ImageType")] or ["ORIGINAL", "SECONDARY"]
+    ds.ImageType = ["DERIVED", *image_type[1:]] if len(image_type) > 1 else ["DERIVED", "SECONDARY"]
+    ds.DerivationDescription = _description(header, tier, ratio)
+    purpose = PROCESSING_SOURCE if lossy_source else UNCOMPRESSED_PREDECESSOR
+    ds.SourceImageSequence = DicomSequence([_reference(header, purpose)])
+    codes = [item for item in header.get("DerivationCodeSequence", []) if not _is_lossy_code(item)]
+    ds.DerivationCodeSequence = DicomSequence(
+        [*map(copy.deepcopy, codes), _code(*LOSSY_COMPRESSION)]
+    )
+
+
+def _description(header: Dataset, tier: Tier, ratio: float) -> str:
+    target = f"{tier.target_ratio:g}:1" if tier.target_ratio else f"NEAR={tier.near}"
+    ours = (
+        f"Lossy compression {tier.codec.description} {ratio:.2f}:1 of stored pixel bytes "
+        f"(tier {tier.name}, target {target}) by dcmtier {__version__}"
+    )
+    earlier = str(header.get("DerivationDescription", "") or "")
+    return (f"{earlier}; {ours}" if earlier else ours)[-1024:]
+
+
+def _reference(header: Dataset, purpose: tuple[str, str]) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID = header.SOPClassUID
+    item.ReferencedSOPInstanceUID = header.SOPInstanceUID
+    item.PurposeOfReferenceCodeSequence = DicomSequence([_code(*purpose)])
+    return item
+
+
+def _code(value: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue = value
+    item.CodingSchemeDesignator = "DCM"
+    item.CodeMeaning = meaning
+    return item
+
+
+def _is_lossy_code(item: Dataset) -> bool:
+    return bool(item.get("CodeValue") == LOSSY_COMPRESSION[0])
+
+
+def _values(ds: Dataset, keyword: str) -> list[object]:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return []
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        return [value]
+    return list(value)
+
+
+def _file_meta(ds: Dataset, syntax: str) -> FileMetaDataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = UID(syntax)
+    meta.ImplementationVersionName = f"DCMTIER_{__version__}"[:16]
+    return meta

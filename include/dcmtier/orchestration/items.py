@@ -1,0 +1,139 @@
+"""What the DAG's work tasks do with discovery's items, runnable without Airflow.
+
+``run_item`` runs the unit of work for one study x tier; ``prepare_layers`` makes a study's
+layered J2K codestreams once for its tier tasks; ``studies_of`` and ``summarise`` shape the
+run's items and results.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from dcmtier.catalogue import Catalogue, JobContext, resolve_url
+from dcmtier.codec.layering import cut_tiers
+from dcmtier.codec.pixels import read_source
+from dcmtier.discovery.landing import stage
+from dcmtier.discovery.plan import safe_name
+from dcmtier.errors import DcmtierError
+from dcmtier.records import LAYERED, Study
+from dcmtier.tiers import resolve_tiers
+from dcmtier.work.layout import Layout
+from dcmtier.work.study import process_study
+
+log = logging.getLogger(__name__)
+
+FAILURES_IN_XCOM = 20  # a study x tier's summary keeps this many failure lines
+
+
+def run_item(
+    item: Mapping[str, Any],
+    *,
+    output: Path,
+    context: JobContext,
+    catalogue_url: str | None = None,
+    jobs: int = 1,
+) -> dict[str, Any]:
+    """Run the unit of work for one study x tier; raise on infrastructure errors (retry)."""
+
+    staging = output / "staging" / safe_name(context.run_id) / f"{item['study_uid']}-{item['tier']}"
+    study = _staged_study(item, staging)
+    catalogue = Catalogue.connect(resolve_url(catalogue_url, output))
+    try:
+        (result,) = process_study(
+            study,
+            resolve_tiers([item["tier"]]),
+            Layout(output),
+            run_id=context.run_id,
+            jobs=jobs,
+            catalogue=catalogue,
+            context=context,
+            strategy=str(item.get("strategy", "layered")),
+            layer_tiers=resolve_tiers(list(item.get("layer_tiers") or [item["tier"]])),
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    summary = result.as_dict()
+    summary["failures"] = summary["failures"][:FAILURES_IN_XCOM]
+    return summary
+
+
+def prepare_layers(study_item: Mapping[str, Any], *, output: Path, run_id: str) -> dict[str, Any]:
+    """Encode a study's layered J2K codestreams once, into the cache its tier tasks cut from.
+
+    Bad input is left for the tier tasks to report (they read the same files); only
+    infrastructure errors raise.
+    """
+
+    names = list(study_item.get("layer_tiers") or [])
+    tiers = resolve_tiers(names) if names else []
+    summary: dict[str, Any] = {"study_uid": study_item["study_uid"], "encoded": 0, "skipped": 0}
+    if study_item.get("strategy") != LAYERED or len(tiers) < 2:
+        return {**summary, "note": "no layered encode: fewer than two J2K rate tiers"}
+    staging = output / "staging" / safe_name(run_id) / f"{study_item['study_uid']}-layers"
+    study = _staged_study(study_item, staging)
+    started = time.perf_counter()
+    try:
+        for path in study.files:
+            try:
+                cut_tiers(read_source(path), tiers, Layout(output).layer_cache)
+                summary["encoded"] += 1
+            except DcmtierError as exc:
+                log.info("no layered encode for %s: %s", path, exc)
+                summary["skipped"] += 1
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    summary["encode_s"] = round(time.perf_counter() - started, 3)
+    return summary
+
+
+def studies_of(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per study of the run's work items: what the layered encode task maps over."""
+    seen: dict[str, dict[str, Any]] = {}
+    for item in items:
+        seen.setdefault(
+            str(item["study_uid"]),
+            {"study_uid": item["study_uid"], "manifest": item["manifest"],
+             "strategy": item.get("strategy", "layered"),
+             "layer_tiers": list(item.get("layer_tiers") or []),
+             "label": f"…{str(item['study_uid'])[-12:]}"},
+        )  # fmt: skip
+    return list(seen.values())
+
+
+def summarise(results: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """Totals over a run's study x tier results (None for a task that did not finish)."""
+    done = [r for r in results if r]
+    statuses: dict[str, int] = defaultdict(int)
+    for r in done:
+        statuses[str(r["status"])] += 1
+    pixel_in = sum(int(r["pixel_bytes_in"]) for r in done)
+    pixel_out = sum(int(r["pixel_bytes_out"]) for r in done)
+    return {
+        "study_tiers": len(results),
+        "finished": len(done),
+        "statuses": dict(sorted(statuses.items())),
+        "studies": len({r["study_uid"] for r in done}),
+        "pixel_bytes_in": pixel_in,
+        "pixel_bytes_out": pixel_out,
+        "pixel_ratio": round(pixel_in / pixel_out, 3) if pixel_out else None,
+        "file_bytes_in": sum(int(r["file_bytes_in"]) for r in done),
+        "file_bytes_out": sum(int(r["file_bytes_out"]) for r in done),
+    }
+
+
+def _staged_study(item: Mapping[str, Any], staging: Path) -> Study:
+    """The study of a work item, with remote files staged into ``staging``."""
+
+    manifest = json.loads(Path(item["manifest"]).read_text())
+    uris = manifest["files"]
+    paths = stage(uris, staging)
+    sop_uids = {p: manifest["sop_uids"].get(u, "") for p, u in zip(paths, uris, strict=True)}
+    recorded = {p: u for p, u in zip(paths, uris, strict=True) if "://" in u}  # staged copies
+    return Study(item["study_uid"], tuple(paths), sop_uids, recorded)

@@ -1,0 +1,177 @@
+"""The bodies of the DAG's tasks: read the Airflow context once, then call the package.
+
+Kept in the package (not in ``dags/``) so that the DAG file only wires, and imported lazily by
+the tasks so that parsing the DAG never loads numpy, pydicom or pyarrow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dcmtier.discovery.landing import scope as landing_scope
+from dcmtier.discovery.plan import PlanRequest, plan
+from dcmtier.orchestration.items import run_item, summarise
+
+log = logging.getLogger(__name__)
+
+CONNECTION_ID = "dcmtier_catalogue"
+INTERVAL_RUN_TYPES = frozenset({"scheduled", "backfill"})  # manual runs take every study
+
+
+def discover_task(context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Plan the run: one work item per study x tier (references only, never pixels)."""
+    from dcmtier.catalogue import Catalogue
+    from dcmtier.records import Unidentified
+    from dcmtier.work.layout import Layout
+    from dcmtier.work.quarantine import quarantine_unidentified
+
+    params = context["params"]
+    output = _output(params)
+    catalogue = Catalogue.connect(_ready_catalogue(output))
+    request = PlanRequest(
+        landing=str(params["landing"]),
+        output=output,
+        tiers=list(params["tiers"]),
+        run_id=str(context["run_id"]),
+        now=datetime.now(UTC),
+        interval=_interval(context),
+        select_by=str(params["select_by"]),
+        reprocess=str(params["reprocess"]),
+        settle_seconds=int(params["settle_seconds"]),
+        max_studies_per_run=int(params["max_studies_per_run"]),
+        max_map_length=_max_map_length(),
+        strategy=str(params.get("strategy", "layered")),
+    )
+    result = plan(request, catalogue)
+    unidentified = {item["file"]: item["reason"] for item in result.unidentified}
+    catalogue.record_unidentified(landing_scope(request.landing), unidentified)
+    for item in result.unidentified:
+        if "://" not in item["file"]:
+            quarantine_unidentified(
+                Unidentified(Path(item["file"]), item["reason"]), Layout(output)
+            )
+    log.info("discovery: %s", result.summary())
+    if result.deferred:
+        log.info("left for the next run: %s", ", ".join(result.deferred))
+    return result.items
+
+
+def encode_task(study: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Encode one study's layered J2K codestreams once, for its tier tasks to cut."""
+    from dcmtier.orchestration.items import prepare_layers
+
+    output = _output(context["params"])
+    summary = prepare_layers(study, output=output, run_id=str(context["run_id"]))
+    log.info("layered encode: %s", summary)
+    return summary
+
+
+def compress_task(item: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Run the unit of work for one study x tier and return its summary for XCom."""
+    from dcmtier.catalogue import JobContext
+
+    ti = context["ti"]
+    job = JobContext(
+        dag_id=str(ti.dag_id),
+        run_id=str(ti.run_id),
+        task_id=str(ti.task_id),
+        map_index=int(ti.map_index),
+        try_number=int(ti.try_number),
+    )
+    output = _output(context["params"])
+    result = run_item(
+        item,
+        output=output,
+        context=job,
+        catalogue_url=_catalogue_url(output),
+        jobs=int(os.environ.get("DCMTIER_JOBS", "1")),
+    )
+    log.info(
+        "%s %s: %s %s, pixel bytes %d -> %d",
+        result["study_uid"], result["tier"], result["status"], result["counts"],
+        result["pixel_bytes_in"], result["pixel_bytes_out"],
+    )  # fmt: skip
+    return result
+
+
+def summary_task(
+    results: Sequence[Mapping[str, Any] | None], context: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Log the run's totals; fail (so the run shows failed) when a compress task failed.
+
+    The summary runs whatever happened upstream, and a run's state follows its last task:
+    without this check a run with a failed study x tier would look successful.
+    """
+    totals = summarise(list(results))
+    log.info("run summary: %s", totals)
+    ti = context["ti"]
+    failed = int(
+        ti.get_ti_count(
+            dag_id=ti.dag_id,
+            task_ids=["compress"],
+            run_ids=[ti.run_id],
+            states=["failed", "upstream_failed"],
+        )
+    )
+    if failed:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            f"{failed} study x tier task(s) failed: fix the cause, then clear them "
+            "(with downstream) to retry only those"
+        )
+    return totals
+
+
+def _output(params: Mapping[str, Any]) -> Path:
+    return Path(str(params["output"])).expanduser().absolute()
+
+
+def _interval(context: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
+    run = context.get("dag_run")
+    run_type = str(getattr(run, "run_type", "") or "").lower().rsplit(".", 1)[-1]
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if run_type not in INTERVAL_RUN_TYPES or start is None or end is None:
+        return None
+    return _utc(start), _utc(end)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _max_map_length() -> int:
+    try:
+        from airflow.configuration import conf
+    except ImportError:  # a task-SDK-only worker
+        from airflow.sdk.configuration import conf  # type: ignore[no-redef]
+    return int(conf.getint("core", "max_map_length", fallback=1024))
+
+
+def _catalogue_url(output: Path) -> str:
+    """The ``dcmtier_catalogue`` connection, else $DCMTIER_CATALOGUE_URL, else SQLite."""
+    from dcmtier.catalogue import resolve_url
+
+    try:
+        from airflow.sdk import BaseHook
+
+        return resolve_url(str(BaseHook.get_connection(CONNECTION_ID).get_uri()), output)
+    except Exception as exc:  # AirflowNotFoundException, or no Airflow at all
+        log.debug("no %s connection (%s): using the environment or SQLite", CONNECTION_ID, exc)
+        return resolve_url(None, output)
+
+
+def _ready_catalogue(output: Path) -> str:
+    """The catalogue URL; the embedded SQLite default is migrated on first use."""
+    from dcmtier.catalogue import Catalogue
+
+    url = _catalogue_url(output)
+    if url.startswith("sqlite") and url.endswith(str(output / "catalogue.db")):
+        output.mkdir(parents=True, exist_ok=True)
+        Catalogue.upgrade(url)
+    return url

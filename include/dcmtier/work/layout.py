@@ -1,0 +1,36 @@
+"""Where a run's outputs go under its output root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one run's outputs go."""
+
+    root: Path
+
+    @property
+    def derived(self) -> Path:
+        return self.root / "derived"
+
+    @property
+    def quality(self) -> Path:
+        return self.root / "quality"
+
+    @property
+    def packages(self) -> Path:
+        return self.root / "packages"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def layer_cache(self) -> Path:
+        return self.root / "cache" / "layered"
+
+    def package(self, study_uid: str, tier: str) -> Path:
+        return self.packages / study_uid / f"{tier}.zip"

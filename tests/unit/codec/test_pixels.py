@@ -1,0 +1,91 @@
+"""Reading sources: native fast path = pydicom's values; raw headers write the same bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom import dcmread
+
+from dcmtier.codec import pixels
+from dcmtier.codec.pixels import fit_bits, metadata, read_source
+from dcmtier.sample import write_ct_series
+from dcmtier.tiers import TIERS
+from dcmtier.work.compress import Options, compress_file
+from tests.support import reference_file
+
+
+@pytest.fixture(scope="module")
+def native_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Signed and unsigned 12-in-16 CT (dcmtier sample), explicit and implicit VR MR."""
+    folder = tmp_path_factory.mktemp("native")
+    signed = write_ct_series(folder / "signed", slices=1, rows=64, columns=64, seed=3)
+    unsigned = write_ct_series(
+        folder / "unsigned", slices=1, rows=64, columns=64, seed=3, signed=False
+    )
+    return [
+        *signed,
+        *unsigned,
+        reference_file("CT_small.dcm"),
+        reference_file("MR_small.dcm"),
+        reference_file("MR_small_implicit.dcm"),
+    ]
+
+
+def test_native_little_endian_frames_equal_pydicom_s(native_files: list[Path]) -> None:
+    for path in native_files:
+        source = read_source(path)
+        assert source._native_little_endian(), path
+        (ours,) = list(source.iter_frames())
+        theirs = fit_bits(dcmread(path).pixel_array, source.spec)
+        assert ours.dtype == theirs.dtype and ours.flags.writeable
+        assert np.array_equal(ours, theirs), path
+
+
+def test_bits_outside_bits_stored_never_reach_the_encoder(tmp_path: Path) -> None:
+    ds = dcmread(reference_file("CT_small.dcm"))
+    ds.BitsStored, ds.HighBit = 12, 11
+    values = ds.pixel_array.astype(np.int16)
+    ds.PixelData = (values | np.int16(0x7000)).tobytes()  # junk above bit 11
+    path = tmp_path / "junk.dcm"
+    ds.save_as(path)
+    (frame,) = list(read_source(path).iter_frames())
+    assert frame.min() >= -2048 and frame.max() <= 2047
+
+
+def test_short_native_pixel_data_is_a_one_line_error_naming_the_file(tmp_path: Path) -> None:
+    ds = dcmread(reference_file("CT_small.dcm"))
+    ds.PixelData = ds.PixelData[:1000]
+    path = tmp_path / "short.dcm"
+    ds.save_as(path)
+    (result,) = compress_file(path, [TIERS["j2k-lossless"]], Options(tmp_path / "out"))
+    assert result.status == "failed"
+    assert result.reason is not None and "\n" not in result.reason
+    assert result.reason.startswith(f"{path}: pixel data cannot be decoded")
+
+
+@pytest.mark.parametrize(
+    "name", ["CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm"]
+)
+def test_headers_kept_raw_write_the_same_bytes_as_parsed_ones(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tiers = [TIERS["j2k-lossless"], TIERS["j2k-r20"]]
+    fast = compress_file(reference_file(name), tiers, Options(tmp_path / "fast"))
+
+    def parsed(ds: object) -> object:
+        header = metadata(ds)  # type: ignore[arg-type]
+        for elem in header:  # parse every element, as the code before raw pass-through did
+            assert not elem.is_raw
+        return header
+
+    monkeypatch.setattr("dcmtier.work.compress.metadata", parsed)
+    slow = compress_file(reference_file(name), tiers, Options(tmp_path / "slow"))
+    for a, b in zip(fast, slow, strict=True):
+        assert a.status == b.status == "ok", (a.reason, b.reason)
+        assert Path(str(a.output)).read_bytes() == Path(str(b.output)).read_bytes()
+    raw = metadata(dcmread(reference_file(name)))
+    kept_raw = any(raw.get_item(tag).is_raw for tag in raw.keys())  # noqa: SIM118
+    assert kept_raw == (name == "CT_small.dcm")  # only explicit VR little endian stays raw
+    assert pixels.PIXEL_DATA not in raw

@@ -52,7 +52,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     stack = AirflowStack.configure(
         root / "airflow",
         metadata_url,
-        redis_db=11,
+        redis_db=int(os.environ.get("DCMTIER_TEST_REDIS_DB", "11")),  # one per concurrent suite
         extra={
             "AIRFLOW_CONN_DCMTIER_CATALOGUE": catalogue_url,
             "DCMTIER_LANDING": str(landing),

@@ -14,6 +14,10 @@ next run). `compress` runs once per study × tier (mapped, named "…study UID �
 instance is quarantined and the study × tier reports `partial`; an infrastructure error (output
 not writable, catalogue unreachable) fails the task, which retries with exponential backoff.
 Retry one study × tier by clearing its mapped task instance. `summary` logs the run's totals.
+Each `compress` instance emits `dcmtier_packages` and `dcmtier_quality` asset events whose
+`extra` names the study, tier, status and package (`dcmtier_packages_changed` is an example
+consumer), and, where an OpenLineage transport is configured, `discover` and `compress` report
+their datasets (landing study in; derived series, Parquet partition and ZIP out).
 
 Backfill an archive by study date:
 `airflow backfill create --dag-id dicom_archive_compression --from-date 2024-01-01
@@ -28,10 +32,12 @@ from typing import Any
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
+from dcmtier.orchestration.assets import PACKAGES_ASSET, QUALITY_ASSET
+from dcmtier.orchestration.operators import lineage_task
 from dcmtier.tiers import DEFAULT_TIERS, TIERS
 
-QUALITY_DATASET = Asset(name="dcmtier_quality", uri="dcmtier://quality")
-PACKAGES = Asset(name="dcmtier_packages", uri="dcmtier://packages")
+QUALITY_DATASET = Asset(name=QUALITY_ASSET[0], uri=QUALITY_ASSET[1])
+PACKAGES = Asset(name=PACKAGES_ASSET[0], uri=PACKAGES_ASSET[1])
 POOL = os.environ.get("DCMTIER_POOL", "dcmtier")
 RETRIES = int(os.environ.get("DCMTIER_TASK_RETRIES", "3"))
 
@@ -100,7 +106,7 @@ PARAMS = {
     },
 )
 def dicom_archive_compression() -> None:
-    @task
+    @lineage_task
     def discover() -> list[dict[str, Any]]:
         from dcmtier.orchestration.tasks import discover_task
 
@@ -118,7 +124,7 @@ def dicom_archive_compression() -> None:
 
         return encode_task(study, get_current_context())
 
-    @task(
+    @lineage_task(
         pool=POOL,
         map_index_template="{{ task.op_kwargs['item']['label'] }}",
         outlets=[QUALITY_DATASET, PACKAGES],

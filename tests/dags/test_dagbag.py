@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,9 +55,10 @@ def test_the_schedule_is_time_based_for_backfills(dagbag: DagBag) -> None:
     assert timetable.can_be_scheduled
 
 
-def test_the_dag_file_only_wires(dagbag: DagBag) -> None:
+@pytest.mark.parametrize("dag_id", [DAG_ID, "dcmtier_packages_changed"])
+def test_the_dag_file_only_wires(dagbag: DagBag, dag_id: str) -> None:
     """No heavy imports at module level, and each task body is a short call into dcmtier."""
-    tree = ast.parse((DAGS / f"{DAG_ID}.py").read_text())
+    tree = ast.parse((DAGS / f"{dag_id}.py").read_text())
     top_imports = {
         (node.module or "").split(".")[0] if isinstance(node, ast.ImportFrom) else alias.name
         for node in tree.body
@@ -63,5 +66,27 @@ def test_the_dag_file_only_wires(dagbag: DagBag) -> None:
         for alias in node.names
     }
     assert not top_imports & {"numpy", "pydicom", "pyarrow", "sqlalchemy"}
-    tasks = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name != DAG_ID]
+    tasks = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name != dag_id]
     assert tasks and all(len(t.body) <= 3 for t in tasks)
+
+
+def test_parsing_the_dags_loads_no_heavy_library() -> None:
+    code = (
+        "import sys, runpy\n"
+        f"for name in ('{DAG_ID}', 'dcmtier_packages_changed'):\n"
+        f"    runpy.run_path('{DAGS}/' + name + '.py')\n"
+        "heavy = {'numpy', 'pydicom', 'pyarrow', 'openlineage'} & set(sys.modules)\n"
+        "sys.exit(' '.join(sorted(heavy)) or None)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_the_example_consumer_runs_on_the_packages_asset_the_compress_task_emits(
+    dagbag: DagBag,
+) -> None:
+    compress = dagbag.dags[DAG_ID].get_task("compress")
+    emitted = {(a.name, a.uri) for a in compress.outlets}
+    consumer = dagbag.dags["dcmtier_packages_changed"]
+    scheduled = {(a.name, a.uri) for a in consumer.timetable.asset_condition.objects}
+    assert [name for name, _ in scheduled] == ["dcmtier_packages"] and scheduled <= emitted

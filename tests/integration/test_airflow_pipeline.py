@@ -7,6 +7,7 @@ driven through the REST API (and the backfill CLI), as an operator would.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -58,11 +59,15 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
             "DCMTIER_LANDING": str(landing),
             "DCMTIER_DATA_DIR": str(output),
             "DCMTIER_TASK_RETRIES": "0",
+            "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+                {"type": "file", "log_file_path": str(root / "lineage.jsonl"), "append": True}
+            ),
         },
     )
     try:
         stack.start()
-        yield {"stack": stack, "landing": landing, "output": output, "catalogue": catalogue_url}
+        yield {"stack": stack, "landing": landing, "output": output, "catalogue": catalogue_url,
+               "lineage": root / "lineage.jsonl"}  # fmt: skip
     finally:
         stack.stop()
         drop_database(metadata_db)
@@ -138,6 +143,49 @@ def test_1_a_run_completes_every_study_and_lists_the_corrupt_file(
     ), failures
     quarantined = list((deployment["output"] / "quarantine" / studies[0]).glob("*.reason.json"))
     assert len(quarantined) == 1
+
+
+def test_1b_each_mapped_instance_reports_its_own_datasets_and_the_downstream_dag_lists_them(
+    deployment: dict[str, Any],
+) -> None:
+    """On real workers (one process per task instance) no instance reports another's datasets;
+    the example DAG scheduled on ``dcmtier_packages`` receives events naming study and tier."""
+    stack, landing = deployment["stack"], deployment["landing"] / "run1b"
+    studies = {_study(landing, f"s{i}", seed=150 + i) for i in range(2)}
+    run_id = _trigger(stack, landing)
+    assert _wait_run(stack, run_id) == "success"
+    events = [json.loads(line) for line in deployment["lineage"].read_text().splitlines()]
+    mine = [
+        e for e in events
+        if e["eventType"] == "COMPLETE" and e["job"]["name"] == f"{DAG_ID}.compress"
+        and e["inputs"] and e["inputs"][0]["name"].removeprefix("studies/") in studies
+    ]  # fmt: skip
+    assert len(mine) == len(studies) * len(TIERS)
+    for event in mine:
+        study = event["inputs"][0]["name"].removeprefix("studies/")
+        names = [o["name"] for o in event["outputs"]]
+        assert any(n.startswith("packages/") for n in names), names
+        assert any(n.startswith("quality/") for n in names), names
+        for name in names:  # its own study's datasets, none of another instance's
+            assert study in name and not any(other in name for other in studies - {study})
+        assert str(landing.name) not in json.dumps(event["outputs"])
+
+    def downstream_changes() -> list[dict[str, Any]] | None:
+        runs = stack.api("GET", "/dags/dcmtier_packages_changed/dagRuns?limit=50")["dag_runs"]
+        seen: list[dict[str, Any]] = []
+        for run in runs:
+            if run["state"] != "success":
+                continue
+            path = (f"/dags/dcmtier_packages_changed/dagRuns/{run['dag_run_id']}"
+                    "/taskInstances/list_changes/xcomEntries/return_value")  # fmt: skip
+            seen += stack.api("GET", path)["value"]
+        wanted = {(s, t) for s in studies for t in TIERS}
+        return seen if wanted <= {(c["study_uid"], c["tier"]) for c in seen} else None
+
+    changes = wait_for(downstream_changes, timeout=RUN_TIMEOUT, what="the downstream DAG", every=3)
+    assert all(
+        c["package_sha256"] and c["status"] == "ok" for c in changes if c["study_uid"] in studies
+    )
 
 
 def test_2_an_operator_clears_one_failed_study_tier_and_its_retry_leaves_one_result(

@@ -96,7 +96,21 @@ def compress_task(item: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
         result["study_uid"], result["tier"], result["status"], result["counts"],
         result["pixel_bytes_in"], result["pixel_bytes_out"],
     )  # fmt: skip
+    _describe_asset_events(context, result)
     return result
+
+
+def _describe_asset_events(context: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+    """Say in each outlet asset event which study, tier and package changed."""
+    from dcmtier.orchestration.lineage import asset_extra
+
+    events = context.get("outlet_events")
+    task = context.get("task")
+    if events is None or task is None:
+        return
+    extra = asset_extra(result)
+    for asset in getattr(task, "outlets", None) or []:
+        events[asset].extra.update(extra)
 
 
 def summary_task(
@@ -175,3 +189,19 @@ def _ready_catalogue(output: Path) -> str:
         output.mkdir(parents=True, exist_ok=True)
         Catalogue.upgrade(url)
     return url
+
+
+def changed_packages(triggering_asset_events: Any) -> list[dict[str, Any]]:
+    """The ``extra`` of each asset event that triggered a downstream run, logged one per line."""
+    changes = [
+        dict(event.extra or {})
+        for events in (triggering_asset_events or {}).values()
+        for event in events
+    ]
+    for change in changes:
+        log.info(
+            "changed: study %s tier %s (%s) package sha256 %s",
+            change.get("study_uid"), change.get("tier"), change.get("status"),
+            change.get("package_sha256"),
+        )  # fmt: skip
+    return changes

@@ -138,7 +138,8 @@ class AirflowStack:
         return f"http://127.0.0.1:{self.port}"
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, f"{self.url}/api/v2{path}", timeout=30, **kwargs)
+        # generous: a loaded 2-core machine can keep the api-server busy for tens of seconds
+        response = httpx.request(method, f"{self.url}/api/v2{path}", timeout=120, **kwargs)
         if response.status_code >= 400:
             raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
         return response.json() if response.content else None

@@ -182,7 +182,13 @@ def test_1b_each_mapped_instance_reports_its_own_datasets_and_the_downstream_dag
         wanted = {(s, t) for s in studies for t in TIERS}
         return seen if wanted <= {(c["study_uid"], c["tier"]) for c in seen} else None
 
-    changes = wait_for(downstream_changes, timeout=RUN_TIMEOUT, what="the downstream DAG", every=3)
+    try:
+        changes = wait_for(downstream_changes, timeout=RUN_TIMEOUT, what="the consumer", every=5)
+    except TimeoutError as exc:
+        runs = stack.api("GET", "/dags/dcmtier_packages_changed/dagRuns?limit=50")["dag_runs"]
+        seen = [(r["dag_run_id"], r["state"]) for r in runs]
+        log = stack.log_tail("scheduler", 40)
+        raise AssertionError(f"{exc}; its runs: {seen}\n{log}") from None
     assert all(
         c["package_sha256"] and c["status"] == "ok" for c in changes if c["study_uid"] in studies
     )

@@ -12,7 +12,7 @@ from types import ModuleType
 from dcmtier import __version__
 from dcmtier.errors import ConfigError
 
-COMMANDS = ("tiers", "compress", "process", "sample", "quality", "db", "report", "bench")
+COMMANDS = ("tiers", "compress", "process", "sample", "quality", "db", "report", "locate", "bench")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -44,6 +44,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return EXIT_OK
     return code
+
+
+def add_show_paths(parser: argparse.ArgumentParser) -> None:
+    """``--show-paths``: also print where source files are. Off by default, since landing
+    folders and file names often carry patient names; files are named by file key."""
+    parser.add_argument(
+        "--show-paths", action="store_true",
+        help="also print source files' paths (they may name patients; default: file keys only, "
+        "`dcmtier locate KEY` finds a file)",
+    )  # fmt: skip
 
 
 def print_json(obj: object) -> None:

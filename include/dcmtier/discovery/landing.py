@@ -6,6 +6,7 @@ into a local folder before the unit of work runs (the codecs need real files).
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dcmtier.errors import ConfigError
+from dcmtier.records import KEY_DIGITS, content_key, file_key, is_valid_uid
 
 LOCAL_SCHEMES = ("", "file", "local")
 
@@ -55,8 +57,30 @@ def list_files(uri: str) -> list[LandingFile]:
 
 
 def scope(uri: str) -> str:
-    """The prefix every file URI under ``uri`` starts with (absolute for local paths)."""
-    return str(local_path(uri).absolute()) if is_local(uri) else uri
+    """The prefix of the `location` of every file under ``uri`` (a folder ends with ``/``)."""
+    if not is_local(uri):
+        return uri if uri.endswith("/") else f"{uri}/"
+    path = local_path(uri).absolute()
+    return f"{path.as_uri().rstrip('/')}/" if path.is_dir() else path.as_uri()
+
+
+def location(uri: str) -> str:
+    """Where a landing file is, as the catalogue's operator table records it: a ``file://``
+    URI of the absolute path for local files, the URL for others."""
+    return local_path(uri).absolute().as_uri() if is_local(uri) else uri
+
+
+def key_of(item: LandingFile, sop_uid: str) -> str:
+    """The file key of a landing file (``dcmtier.records.file_key``), remote files included."""
+    if is_local(item.uri):
+        return file_key(local_path(item.uri), sop_uid)
+    if is_valid_uid(sop_uid):
+        return sop_uid
+    try:
+        with open_file(item.uri) as handle:
+            return content_key(handle)
+    except OSError:
+        return hashlib.sha256(item.uri.encode()).hexdigest()[:KEY_DIGITS]
 
 
 def open_file(uri: str) -> Any:
@@ -75,7 +99,7 @@ def stage(uris: Sequence[str], folder: Path) -> list[Path]:
             out.append(local_path(uri))
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{index:06d}-{uri.rsplit('/', 1)[-1]}"
+        target = folder / f"{index:06d}.dcm"  # not the file's name: it may name the patient
         with open_file(uri) as src, target.open("wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         out.append(target)

@@ -2,7 +2,9 @@
 
 It reads headers only, groups files by StudyInstanceUID, keeps settled studies of the run's
 interval, skips study x tier pairs the catalogue already has, caps the run and writes one small
-manifest per study; the work items it returns are references (paths and UIDs), never pixels.
+manifest per study; the work items it returns are references (UIDs and the manifest), never
+pixels. Manifests name files by file key and location id: landing paths, which may carry
+patient names, go to the catalogue's operator table ``file_locations`` only.
 """
 
 from __future__ import annotations
@@ -15,8 +17,17 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dcmtier.discovery.landing import LandingFile, is_local, iter_headers, list_files
+from dcmtier.discovery.landing import (
+    LandingFile,
+    is_local,
+    iter_headers,
+    key_of,
+    list_files,
+    local_path,
+    location,
+)
 from dcmtier.errors import ConfigError
+from dcmtier.records import Unidentified, name_by_key
 from dcmtier.tiers import layered_tiers, resolve_tiers
 
 if TYPE_CHECKING:
@@ -64,7 +75,8 @@ class Candidate:
 
     uid: str
     files: list[LandingFile] = field(default_factory=list)
-    sop_uids: dict[str, str] = field(default_factory=dict)
+    sop_uids: dict[str, str] = field(default_factory=dict)  # by landing URI
+    keys: dict[str, str] = field(default_factory=dict)  # file keys, by landing URI
     study_date: date | None = None
 
     @property
@@ -82,7 +94,7 @@ class Plan:
     outside_interval: int = 0
     already_done: int = 0
     deferred: list[str] = field(default_factory=list)
-    unidentified: list[dict[str, str]] = field(default_factory=list)
+    unidentified: list[Unidentified] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -96,8 +108,12 @@ class Plan:
         }
 
 
-def plan(request: PlanRequest, catalogue: Catalogue | None = None) -> Plan:
-    """Discover the work for one run (see the module docstring)."""
+def plan(request: PlanRequest, catalogue: Catalogue) -> Plan:
+    """Discover the work for one run (see the module docstring).
+
+    The catalogue says which pairs are done and records where each planned file was found
+    (the manifests hold its location id instead).
+    """
     candidates, unidentified = _candidates(request.landing)
     result = Plan(items=[], studies_seen=len(candidates), unidentified=unidentified)
     settle = timedelta(seconds=request.settle_seconds)
@@ -119,11 +135,14 @@ def plan(request: PlanRequest, catalogue: Catalogue | None = None) -> Plan:
         )
     for study in chosen:
         if study.uid in keep:
-            manifest = _write_manifest(request, study)
+            ids = catalogue.record_locations(
+                (study.keys[f.uri], location(f.uri)) for f in study.files
+            )
+            manifest = _write_manifest(request, study, ids)
             mine = [t for s, t in pairs if s == study.uid]
             layers = _layer_tier_names(mine) if request.strategy == "layered" else []
             result.items += [_item(study.uid, t, manifest, request.strategy, layers) for t in mine]
-            if catalogue is not None and is_local(request.landing):
+            if is_local(request.landing):
                 catalogue.record_study(_local_study(study))
     return result
 
@@ -132,22 +151,31 @@ def _layer_tier_names(tiers: Sequence[str]) -> list[str]:
     return [t.name for t in layered_tiers(resolve_tiers(list(tiers)))]
 
 
-def _candidates(landing: str) -> tuple[dict[str, Candidate], list[dict[str, str]]]:
+def _candidates(landing: str) -> tuple[dict[str, Candidate], list[Unidentified]]:
     studies: dict[str, Candidate] = {}
     unidentified = []
     for item, header, error in iter_headers(list_files(landing)):
         uid = str(header.get("StudyInstanceUID") or "") if header is not None else ""
+        sop_uid = str(header.get("SOPInstanceUID") or "") if header is not None else ""
+        key = key_of(item, sop_uid)
         if not uid:
-            reason = error or "no StudyInstanceUID in the header"
-            unidentified.append({"file": item.uri, "reason": f"{item.uri}: {reason}"})
+            unidentified.append(_unidentified(item, key, error))
             continue
         study = studies.setdefault(uid, Candidate(uid))
         study.files.append(item)
-        study.sop_uids[item.uri] = str(header.get("SOPInstanceUID") or "")
+        study.sop_uids[item.uri] = sop_uid
+        study.keys[item.uri] = key
         study.study_date = study.study_date or _dicom_date(header.get("StudyDate"))
     for bad in unidentified:
-        log.warning("no study for %s", bad["reason"])
+        log.warning("no study for %s", bad.reason)
     return studies, unidentified
+
+
+def _unidentified(item: LandingFile, key: str, error: str | None) -> Unidentified:
+    """A file without a StudyInstanceUID, its reason naming it by key."""
+    reason = name_by_key(error or "no StudyInstanceUID in the header", item.uri, key)
+    path = local_path(item.uri) if is_local(item.uri) else None
+    return Unidentified(key, location(item.uri), f"{key}: {reason}", path)
 
 
 def _in_interval(study: Candidate, request: PlanRequest) -> bool:
@@ -191,21 +219,31 @@ def _pairs_to_run(
 def _local_study(study: Candidate) -> Study:
     from dcmtier.records import Study
 
-    paths = {uri: Path(uri) for uri in study.sop_uids}
-    return Study(study.uid, tuple(paths.values()), {paths[u]: s for u, s in study.sop_uids.items()})
+    paths = {uri: local_path(uri) for uri in study.sop_uids}
+    return Study(
+        study.uid,
+        tuple(paths.values()),
+        {paths[u]: s for u, s in study.sop_uids.items()},
+        keys={paths[u]: k for u, k in study.keys.items()},
+    )
 
 
-def _write_manifest(request: PlanRequest, study: Candidate) -> str:
+def _write_manifest(
+    request: PlanRequest, study: Candidate, location_ids: dict[tuple[str, str], int]
+) -> str:
+    """``work/<run>/<study>.json``: per file its key, SOP Instance UID as found, and location
+    id in the catalogue (``file_locations.id``), never its path."""
     folder = request.output / "work" / safe_name(request.run_id)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{study.uid}.json"
-    body = {
-        "study_uid": study.uid,
-        "landing": request.landing,
-        "files": [f.uri for f in study.files],
-        "sop_uids": study.sop_uids,
-        "bytes": sum(f.size for f in study.files),
-    }
+    files = []
+    for f in study.files:
+        key = study.keys[f.uri]
+        files.append(
+            {"key": key, "sop_uid": study.sop_uids[f.uri],
+             "location": location_ids[(key, location(f.uri))]}
+        )  # fmt: skip
+    body = {"study_uid": study.uid, "files": files, "bytes": sum(f.size for f in study.files)}
     path.write_text(json.dumps(body, indent=1, sort_keys=True))
     return str(path)
 

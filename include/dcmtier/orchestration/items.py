@@ -15,14 +15,15 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from dcmtier.catalogue import Catalogue, JobContext, resolve_url
 from dcmtier.codec.layering import cut_tiers
 from dcmtier.codec.pixels import read_source
 from dcmtier.discovery.landing import stage
 from dcmtier.discovery.plan import safe_name
-from dcmtier.errors import DcmtierError
-from dcmtier.records import LAYERED, Study
+from dcmtier.errors import CatalogueError, DcmtierError
+from dcmtier.records import LAYERED, Study, name_by_key
 from dcmtier.tiers import resolve_tiers
 from dcmtier.work.layout import Layout
 from dcmtier.work.study import process_study
@@ -43,9 +44,9 @@ def run_item(
     """Run the unit of work for one study x tier; raise on infrastructure errors (retry)."""
 
     staging = output / "staging" / safe_name(context.run_id) / f"{item['study_uid']}-{item['tier']}"
-    study = _staged_study(item, staging)
     catalogue = Catalogue.connect(resolve_url(catalogue_url, output))
     try:
+        study = _staged_study(item, staging, catalogue)
         (result,) = process_study(
             study,
             resolve_tiers([item["tier"]]),
@@ -64,7 +65,9 @@ def run_item(
     return summary
 
 
-def prepare_layers(study_item: Mapping[str, Any], *, output: Path, run_id: str) -> dict[str, Any]:
+def prepare_layers(
+    study_item: Mapping[str, Any], *, output: Path, run_id: str, catalogue_url: str | None = None
+) -> dict[str, Any]:
     """Encode a study's layered J2K codestreams once, into the cache its tier tasks cut from.
 
     Bad input is left for the tier tasks to report (they read the same files); only
@@ -77,7 +80,11 @@ def prepare_layers(study_item: Mapping[str, Any], *, output: Path, run_id: str) 
     if study_item.get("strategy") != LAYERED or len(tiers) < 2:
         return {**summary, "note": "no layered encode: fewer than two J2K rate tiers"}
     staging = output / "staging" / safe_name(run_id) / f"{study_item['study_uid']}-layers"
-    study = _staged_study(study_item, staging)
+    catalogue = Catalogue.connect(resolve_url(catalogue_url, output))
+    try:
+        study = _staged_study(study_item, staging, catalogue)
+    finally:
+        catalogue.close()
     started = time.perf_counter()
     try:
         for path in study.files:
@@ -85,7 +92,8 @@ def prepare_layers(study_item: Mapping[str, Any], *, output: Path, run_id: str) 
                 cut_tiers(read_source(path), tiers, Layout(output).layer_cache)
                 summary["encoded"] += 1
             except DcmtierError as exc:
-                log.info("no layered encode for %s: %s", path, exc)
+                key = study.key(path)
+                log.info("no layered encode for %s: %s", key, name_by_key(str(exc), path, key))
                 summary["skipped"] += 1
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -128,12 +136,29 @@ def summarise(results: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
     }
 
 
-def _staged_study(item: Mapping[str, Any], staging: Path) -> Study:
-    """The study of a work item, with remote files staged into ``staging``."""
+def _staged_study(item: Mapping[str, Any], staging: Path, catalogue: Catalogue) -> Study:
+    """The study of a work item, its files found through the catalogue's location ids, remote
+    files staged into ``staging``."""
 
     manifest = json.loads(Path(item["manifest"]).read_text())
-    uris = manifest["files"]
-    paths = stage(uris, staging)
-    sop_uids = {p: manifest["sop_uids"].get(u, "") for p, u in zip(paths, uris, strict=True)}
-    recorded = {p: u for p, u in zip(paths, uris, strict=True) if "://" in u}  # staged copies
-    return Study(item["study_uid"], tuple(paths), sop_uids, recorded)
+    entries = manifest["files"]
+    found = catalogue.locations(int(e["location"]) for e in entries)
+    missing = [e["key"] for e in entries if int(e["location"]) not in found]
+    if missing:
+        raise CatalogueError(
+            f"study {item['study_uid']}: the catalogue has no location for {len(missing)} "
+            f"file(s) of its manifest (first: {missing[0]}); run discovery again"
+        )
+    uris = [found[int(e["location"])][1] for e in entries]
+    paths = stage([_landing_uri(u) for u in uris], staging)
+    sop_uids = {p: str(e.get("sop_uid") or "") for p, e in zip(paths, entries, strict=True)}
+    keys = {p: str(e["key"]) for p, e in zip(paths, entries, strict=True)}
+    recorded = {p: u for p, u in zip(paths, uris, strict=True) if not u.startswith("file:")}
+    return Study(item["study_uid"], tuple(paths), sop_uids, recorded, keys)
+
+
+def _landing_uri(location: str) -> str:
+    """A recorded location as the landing area names it (a ``file://`` URI as a local path)."""
+    if location.startswith("file://"):
+        return str(Path(unquote(urlparse(location).path)))
+    return location

@@ -26,7 +26,6 @@ INTERVAL_RUN_TYPES = frozenset({"scheduled", "backfill"})  # manual runs take ev
 def discover_task(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Plan the run: one work item per study x tier (references only, never pixels)."""
     from dcmtier.catalogue import Catalogue
-    from dcmtier.records import Unidentified
     from dcmtier.work.layout import Layout
     from dcmtier.work.quarantine import quarantine_unidentified
 
@@ -48,13 +47,9 @@ def discover_task(context: Mapping[str, Any]) -> list[dict[str, Any]]:
         strategy=str(params.get("strategy", "layered")),
     )
     result = plan(request, catalogue)
-    unidentified = {item["file"]: item["reason"] for item in result.unidentified}
-    catalogue.record_unidentified(landing_scope(request.landing), unidentified)
+    catalogue.record_unidentified(landing_scope(request.landing), result.unidentified)
     for item in result.unidentified:
-        if "://" not in item["file"]:
-            quarantine_unidentified(
-                Unidentified(Path(item["file"]), item["reason"]), Layout(output)
-            )
+        quarantine_unidentified(item, Layout(output))  # local files; named by key
     log.info("discovery: %s", result.summary())
     if result.deferred:
         log.info("left for the next run: %s", ", ".join(result.deferred))
@@ -66,7 +61,9 @@ def encode_task(study: Mapping[str, Any], context: Mapping[str, Any]) -> dict[st
     from dcmtier.orchestration.items import prepare_layers
 
     output = _output(context["params"])
-    summary = prepare_layers(study, output=output, run_id=str(context["run_id"]))
+    summary = prepare_layers(
+        study, output=output, run_id=str(context["run_id"]), catalogue_url=_catalogue_url(output)
+    )
     log.info("layered encode: %s", summary)
     return summary
 

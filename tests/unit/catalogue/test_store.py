@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from pydicom import dcmread
 from sqlalchemy.orm import Session
 
 from dcmtier.catalogue import Catalogue, CatalogueError, JobContext
@@ -98,9 +99,9 @@ def test_the_dag_tasks_record_the_strategy_and_layer_of_each_tier(
                           run_id="dag", now=datetime.now(UTC), settle_seconds=0)  # fmt: skip
     items = plan(request, catalogue).items
     assert len(items) == 2 * len(LAYERED_TIERS)
-    for study in studies_of(items):
-        prepare_layers(study, output=out, run_id="dag")
     url = catalogue.engine.url.render_as_string(hide_password=False)
+    for study in studies_of(items):
+        prepare_layers(study, output=out, run_id="dag", catalogue_url=url)
     for index, item in enumerate(items):
         context = JobContext("dicom_archive_compression", "dag", "compress", index, 1)
         run_item(item, output=out, context=context, catalogue_url=url)
@@ -119,7 +120,9 @@ def test_a_repaired_file_resolves_its_failure_and_joins_the_package(
 ) -> None:
     run_all(landing, tmp_path / "out", catalogue)
     (failed,) = {f["file"] for f in view(catalogue, "failures")}
-    assert failed.endswith("CT0002.dcm")
+    broken = landing / "a" / "CT0002.dcm"
+    assert failed == dcmread(broken, stop_before_pixels=True).SOPInstanceUID  # its file key
+    assert [r["uri"] for r in catalogue.locate([failed])] == [broken.absolute().as_uri()]
     write_ct_series(landing / "a", slices=3, rows=64, columns=64, seed=11)  # the same, whole
     run_all(landing, tmp_path / "out", catalogue, run_id="repaired")
     assert view(catalogue, "failures") == []
@@ -198,10 +201,11 @@ def test_sources_are_recorded_from_headers_without_patient_identity(
     catalogue.record_study(staged)
     catalogue.record_study(staged)
     with Session(catalogue.engine) as session:
-        rows = {Path(r.file_uri).name: r for r in session.scalars(select(Instance))}
+        rows = {r.sop_uid: r for r in session.scalars(select(Instance))}
     assert len(rows) == 3
-    row = rows["CT0001.dcm"]
-    assert row.file_uri == "s3://archive/a/CT0001.dcm"
+    row = rows[study.sop_uids[first]]
+    located = catalogue.locate([row.sop_uid])  # the one table that says where a file was
+    assert [r["uri"] for r in located] == ["s3://archive/a/CT0001.dcm"]
     assert row.bytes == os.path.getsize(first)
     assert row.sha256 == hashlib.sha256(first.read_bytes()).hexdigest()
     assert (row.modality, row.rows, row.columns, row.frames) == ("CT", 64, 64, 1)

@@ -7,9 +7,9 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
-from pydicom import dcmread
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from pydicom import dcmread
 
 from dcmtier.catalogue import Catalogue, CatalogueError
 from dcmtier.catalogue.engine import make_engine

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from pydicom import dcmread
 
 from dcmtier.cli import main

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 from pydicom import dcmread
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dcmtier.catalogue import Catalogue, CatalogueError, JobContext

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from dcmtier.catalogue import Catalogue
 from dcmtier.sample import write_ct_series
+from tests.faults.planted import leaks_in_text, leaks_under, plant_landing, postgres_leaks
 from tests.integration.airflow_stack import (
     AirflowStack,
     create_database,
@@ -67,7 +68,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     try:
         stack.start()
         yield {"stack": stack, "landing": landing, "output": output, "catalogue": catalogue_url,
-               "lineage": root / "lineage.jsonl"}  # fmt: skip
+               "lineage": root / "lineage.jsonl", "metadata": metadata_url}  # fmt: skip
     finally:
         stack.stop()
         drop_database(metadata_db)
@@ -262,3 +263,28 @@ def test_3_a_backfill_by_study_date_processes_each_interval_exactly_its_studies(
     for day, study in expected.items():
         assert processed.get(day) == [study], (day, processed)
     shutil.rmtree(landing)
+
+
+def test_4_a_patient_name_in_landing_paths_reaches_no_task_log_xcom_or_view(
+    deployment: dict[str, Any],
+) -> None:
+    """Folders, file names and headers name the patient (tests/faults/planted.py); after a run
+    on real workers only DICOM headers and the operators' file_locations hold the name."""
+    stack = deployment["stack"]
+    landing = deployment["landing"] / "planted"
+    plant_landing(landing)
+    run_id = _trigger(stack, landing)
+    assert _wait_run(stack, run_id) == "success"
+    task_logs = [p for p in (stack.home / "logs").rglob("*") if p.is_file() and run_id in str(p)]
+    assert any(b"discovery:" in p.read_bytes() for p in task_logs), task_logs
+    process_logs = list(stack.home.glob("*.log"))
+    leaks = [f for p in task_logs + process_logs for f in leaks_in_text(str(p), p.read_bytes())]
+    xcoms = _catalogue(
+        deployment["metadata"],
+        "SELECT task_id, map_index, value FROM xcom WHERE run_id = :r",
+        r=run_id,
+    )
+    assert {row[0] for row in xcoms} >= {"discover", "compress", "summary"}
+    leaks += leaks_in_text("XCom", repr(xcoms))
+    leaks += postgres_leaks(deployment["catalogue"]) + leaks_under(deployment["output"])
+    assert leaks == []

@@ -287,4 +287,6 @@ def test_4_a_patient_name_in_landing_paths_reaches_no_task_log_xcom_or_view(
     assert {row[0] for row in xcoms} >= {"discover", "compress", "summary"}
     leaks += leaks_in_text("XCom", repr(xcoms))
     leaks += postgres_leaks(deployment["catalogue"]) + leaks_under(deployment["output"])
+    events = deployment["lineage"]  # the OpenLineage events of every run so far
+    leaks += leaks_in_text("OpenLineage", events.read_bytes() if events.exists() else b"")
     assert leaks == []

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo bench clean
+.PHONY: install system-deps test lint demo ui bench clean
 
 install: $(STAMP)
 
@@ -15,7 +15,12 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-test: $(STAMP)
+# The Debian tools the tests check outputs with (the same script CI runs): installed when make
+# runs as root; otherwise one line says what to run.
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+test: system-deps $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests
 
 lint: $(STAMP)

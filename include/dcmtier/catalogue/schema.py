@@ -40,6 +40,16 @@ def head_revision() -> str:
     return head
 
 
+def revisions() -> list[tuple[str, str]]:
+    """Every shipped revision, oldest first, with the first line of its description."""
+    script = ScriptDirectory.from_config(alembic_config(""))
+    found = [
+        (str(r.revision), (r.doc or "").strip().splitlines()[0] if r.doc else "")
+        for r in script.walk_revisions()
+    ]
+    return found[::-1]
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations up to ``revision``; a SQLite file's folder is created if missing."""
     path = sqlite_path(url)

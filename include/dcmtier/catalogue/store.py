@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -42,8 +42,10 @@ from dcmtier.versions import software_versions
 T = TypeVar("T")
 RETRIED_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 ATTEMPTS = 3
-REPORT_VIEWS = ("savings_by_tier", "quality_by_tier")
 LOCATION_KEYS = ["file_key", "uri"]
+# every view the migrations make, in the README's order; `dcmtier report` shows the first two
+VIEWS = ("savings_by_tier", "quality_by_tier", "savings_by_study", "lineage", "failures")
+REPORT_VIEWS = VIEWS[:2]
 
 
 class Catalogue:
@@ -308,18 +310,23 @@ class Catalogue:
                     found[(study_uid, tier)] = status
         return found
 
-    def report(self) -> dict[str, list[dict[str, Any]]]:
-        """``savings_by_tier`` and ``quality_by_tier``, rows in tier-table order."""
+    def report(self, views: Sequence[str] = REPORT_VIEWS) -> dict[str, list[dict[str, Any]]]:
+        """The rows of each of ``views`` (names from ``VIEWS``), in tier-table order."""
+        unknown = sorted(set(views) - set(VIEWS))
+        if unknown:
+            raise CatalogueError(f"no view {unknown[0]!r}; the views: {', '.join(VIEWS)}")
         order = {name: index for index, name in enumerate(TIERS)}
+
+        def key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+            tier = row.get("tier") or ""
+            rest = (row.get(c) for c in ("study_uid", "source_sop_uid", "sop_uid", "file"))
+            return (order.get(tier, len(order)), tier, *("" if v is None else str(v) for v in rest))
+
         out: dict[str, list[dict[str, Any]]] = {}
         with self._read() as connection:
-            for view in REPORT_VIEWS:
-                found = [
-                    dict(r) for r in connection.execute(text(f"SELECT * FROM {view}")).mappings()
-                ]
-                out[view] = sorted(
-                    found, key=lambda r: (order.get(r["tier"], len(order)), r["tier"])
-                )
+            for view in views:
+                found = connection.execute(text(f"SELECT * FROM {view}")).mappings()
+                out[view] = sorted((dict(r) for r in found), key=key)
         return out
 
     def row_counts(self) -> dict[str, int]:

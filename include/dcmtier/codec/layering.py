@@ -82,9 +82,11 @@ def _layers(
     cache: Path | None,
 ) -> tuple[Layers, float]:
     path = _cache_path(cache, source, index, targets) if cache else None
-    if path is not None and path.is_file():
+    if path is not None:
         try:
             return parse(path.read_bytes(), targets, encodes=0), 0.0  # no encode: a cut
+        except FileNotFoundError:
+            pass  # not cached, or pruned (`dcmtier cache prune`): encode
         except CodecError:
             path.unlink(missing_ok=True)  # a damaged cache entry: encode again
     started = time.perf_counter()
@@ -102,7 +104,10 @@ def _cache_path(cache: Path, source: SourceImage, index: int, targets: tuple[flo
 
 
 def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except FileNotFoundError:  # the study's cache was pruned meanwhile: the next task encodes
+        tmp.unlink(missing_ok=True)

@@ -116,7 +116,9 @@ def summary_task(
     """Log the run's totals; fail (so the run shows failed) when a compress task failed.
 
     The summary runs whatever happened upstream, and a run's state follows its last task:
-    without this check a run with a failed study x tier would look successful.
+    without this check a run with a failed study x tier would look successful. When every
+    compress task succeeded, the run's studies' layered caches are deleted; otherwise they
+    are kept for the retry (cleared with downstream, this task runs again and deletes them).
     """
     totals = summarise(list(results))
     log.info("run summary: %s", totals)
@@ -129,6 +131,8 @@ def summary_task(
             states=["failed", "upstream_failed"],
         )
     )
+    if not failed:
+        _drop_layered_caches(results, _output(context["params"]))
     if failed:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -137,6 +141,17 @@ def summary_task(
             "(with downstream) to retry only those"
         )
     return totals
+
+
+def _drop_layered_caches(results: Sequence[Mapping[str, Any] | None], output: Path) -> None:
+    """Every tier task of these studies is done: nothing will cut from their caches again."""
+    from dcmtier.work.cache import drop_study
+    from dcmtier.work.layout import Layout
+
+    for study_uid in sorted({str(r["study_uid"]) for r in results if r}):
+        dropped = drop_study(Layout(output), study_uid)
+        if dropped is not None:
+            log.info("layered cache of study %s deleted (%d bytes)", study_uid, dropped.bytes)
 
 
 def _output(params: Mapping[str, Any]) -> Path:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dcmtier.codec.policy import Policy
 from dcmtier.measure.store import write_partition
@@ -47,6 +47,14 @@ if TYPE_CHECKING:  # the catalogue (SQLAlchemy) loads only when a caller passes 
 log = logging.getLogger(__name__)
 
 
+class Watcher(Protocol):
+    """What a caller hears while ``process_study`` runs (the command line's progress display)."""
+
+    def instance_done(self, source_bytes: int) -> None: ...
+
+    def tier_done(self, result: StudyTierResult) -> None: ...
+
+
 def process_study(
     study: Study,
     tiers: Sequence[Tier],
@@ -59,6 +67,7 @@ def process_study(
     context: JobContext | None = None,
     strategy: str = LAYERED,
     layer_tiers: Sequence[Tier] = (),
+    watcher: Watcher | None = None,
 ) -> list[StudyTierResult]:
     """Run one study through every tier; one result per tier, never raising for bad input.
 
@@ -69,6 +78,7 @@ def process_study(
     With a ``catalogue``, the study's sources are recorded once and each tier is an attempt
     (``start_job`` ... ``finish_job``) under ``context`` (default: ``JobContext.cli(run_id)``).
     An unexpected exception marks the unfinished attempts failed and is raised again.
+    A ``watcher`` hears of each instance compressed into every tier and of each tier finished.
     """
     policy = policy or Policy()
     layering = _layering(strategy, tiers, layer_tiers)
@@ -86,7 +96,7 @@ def process_study(
             layer_tiers=tuple(layer_tiers),
             layer_cache=layout.layer_cache if strategy == LAYERED else None,
         )
-        by_tier = _compress_study(study, tiers, layout, jobs=jobs, options=options)
+        by_tier = _compress_study(study, tiers, layout, jobs=jobs, options=options, watcher=watcher)
         created_at = _content_time(study.files)
         for tier in tiers:
             result = _finish_tier(
@@ -100,6 +110,8 @@ def process_study(
             if catalogue is not None:
                 catalogue.finish_job(jobs_of[tier.name], result)
             done.append(result)
+            if watcher is not None:
+                watcher.tier_done(result)
     except Exception as exc:
         if catalogue is not None:
             error = without_paths(study, f"{type(exc).__name__}: {exc}")
@@ -109,7 +121,13 @@ def process_study(
 
 
 def _compress_study(
-    study: Study, tiers: Sequence[Tier], layout: Layout, *, jobs: int, options: Options
+    study: Study,
+    tiers: Sequence[Tier],
+    layout: Layout,
+    *,
+    jobs: int,
+    options: Options,
+    watcher: Watcher | None,
 ) -> dict[str, list[TierResult]]:
     by_tier: dict[str, list[TierResult]] = {t.name: [] for t in tiers}
     progress = Progress(study.uid, len(study.files), [t.name for t in tiers])
@@ -118,6 +136,8 @@ def _compress_study(
             by_tier[result.tier].append(result)
         quarantine_failed(study, file_results, layout)
         progress.advance(file_results[0].file_bytes_in or 0)
+        if watcher is not None:
+            watcher.instance_done(file_results[0].file_bytes_in or 0)
     progress.log(final=True)
     return by_tier
 

@@ -104,7 +104,7 @@ class ProcessProgress:
         if self._bars is not None:
             for key in ("study", "tiers"):
                 self._bars.remove_task(self._task.pop(key))
-            self._bars.console.print(line)
+            self._bars.console.print(line, soft_wrap=True, markup=False, highlight=False)
         else:
             self.say(line)
 

@@ -18,7 +18,10 @@ def _date(text: str) -> str:
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "sample", help="write a synthetic CT series", description=__doc__
+        "sample",
+        help="write a synthetic CT series",
+        description=__doc__,
+        epilog="Exit status: 0 written, 1 the folder cannot be written, 2 bad usage.",
     )
     parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="folder for the files")
     parser.add_argument("--slices", type=positive, default=40, metavar="N", help="default 40")

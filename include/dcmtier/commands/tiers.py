@@ -9,7 +9,12 @@ from dcmtier.tiers import DEFAULT_TIERS, TIERS, Tier
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("tiers", help="list the tiers", description=__doc__)
+    parser = subparsers.add_parser(
+        "tiers",
+        help="list the tiers",
+        description=__doc__,
+        epilog="Exit status: 0 listed, 2 bad usage.",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per tier")
 
 

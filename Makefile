@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps test lint demo ui bench clean
+.PHONY: install system-deps test lint demo ui ui-stop bench clean
 
 install: $(STAMP)
 
@@ -30,6 +30,14 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	bash scripts/demo.sh
+
+# Airflow's UI on this machine (airflow standalone, embedded defaults, the demo study): prints
+# the URL and how to sign in; Ctrl-C (or `make ui-stop` from another shell) stops it.
+ui: $(STAMP)
+	bash scripts/ui.sh
+
+ui-stop:
+	bash scripts/ui.sh --stop
 
 # dcmtier against the gdcmconv-per-file chain (README "Benchmark"): writes bench/results.json.
 # The defaults take about an hour on 2 cores; pass options through BENCH_ARGS, e.g.

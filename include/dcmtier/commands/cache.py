@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dcmtier.work.cache import CachedStudy
+    from dcmtier.work.layout import Layout
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -70,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'would delete' if args.dry_run else 'deleted'} {cached.study_uid}"
               f"  {_mb(cached.bytes)}")  # fmt: skip
     print(_total("would delete" if args.dry_run else "deleted", pruned, layout))
-    sys.stdout.flush()
     return EXIT_OK
 
 
@@ -78,6 +81,6 @@ def _mb(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def _total(verb: str, studies: list[Any], layout: Any) -> str:
+def _total(verb: str, studies: Sequence[CachedStudy], layout: Layout) -> str:
     size = sum(c.bytes for c in studies)
     return f"{verb}: {len(studies)} studies, {_mb(size)} under {layout.layer_cache}"

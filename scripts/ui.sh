@@ -49,6 +49,7 @@ export AIRFLOW__API__HOST=127.0.0.1
 export AIRFLOW__API__PORT=$port
 export AIRFLOW__API__BASE_URL=$url
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
+export AIRFLOW__CORE__PARALLELISM=4  # the pool `dcmtier` runs 4 at once; LocalExecutor starts this many workers
 export DCMTIER_LANDING=$demo/landing
 export DCMTIER_DATA_DIR=$demo/ui-output
 export DCMTIER_JOBS=${DCMTIER_JOBS:-1}  # processes inside each study x tier task
@@ -65,8 +66,10 @@ if [ "$mode" = stop ]; then
     echo "no Airflow UI running from $AIRFLOW_HOME"
     exit 0
   fi
-  kill -INT "$(cat "$pidfile")"  # standalone stops its components on SIGINT, as on Ctrl-C
-  for _ in $(seq 60); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 1; done
+  pid=$(cat "$pidfile")
+  kill -INT "$pid"  # as Ctrl-C: scripts/standalone.py stops every component
+  for _ in $(seq 90); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  if kill -0 "$pid" 2>/dev/null; then echo "Airflow UI (pid $pid) still stopping; see $log"; exit 1; fi
   echo "Airflow UI stopped"
   exit 0
 fi
@@ -146,7 +149,6 @@ announce &
 helper=$!
 trap 'kill "$helper" 2>/dev/null || true' EXIT
 echo "== starting Airflow at $url (takes a minute or two)"
-# in the foreground, so that Ctrl-C reaches standalone, which then stops every component
-bash -c 'echo $$ > "$1"; exec airflow standalone' _ "$pidfile" > "$log" 2>&1 || true
-rm -f "$pidfile"
+# in the foreground: Ctrl-C reaches the supervisor, which stops standalone and all it started
+"$venv/bin/python" scripts/standalone.py "$pidfile" "$log" || true
 echo "== Airflow stopped"

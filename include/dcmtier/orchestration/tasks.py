@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 from dcmtier.discovery.landing import scope as landing_scope
 from dcmtier.discovery.plan import PlanRequest, plan
 from dcmtier.orchestration.items import run_item, summarise
+from dcmtier.records import STUDY_OK, outcome_text
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def compress_task(item: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
         result["pixel_bytes_in"], result["pixel_bytes_out"],
     )  # fmt: skip
     _describe_asset_events(context, result)
+    _label_outcome(context, result)
     return result
 
 
@@ -110,6 +112,20 @@ def _describe_asset_events(context: Mapping[str, Any], result: Mapping[str, Any]
         events[asset].extra.update(extra)
 
 
+def _label_outcome(context: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+    """Append the outcome to the task's grid label ("…UID · j2k-r20 · partial 7/10").
+
+    Airflow renders ``map_index_template`` again once the task body returns, from the context
+    as the task left it; the words added contain no template syntax.
+    """
+    outcome = outcome_text(result["status"], result["counts"], int(result["instances"]))
+    template = context.get("map_index_template")
+    if template and isinstance(context, MutableMapping):
+        context["map_index_template"] = f"{template} · {outcome}"
+    if result["status"] != STUDY_OK:
+        log.warning("%s %s: %s", result["study_uid"], result["tier"], outcome)
+
+
 def summary_task(
     results: Sequence[Mapping[str, Any] | None], context: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -121,7 +137,10 @@ def summary_task(
     are kept for the retry (cleared with downstream, this task runs again and deletes them).
     """
     totals = summarise(list(results))
+    totals["not_clean"] = not_clean(list(results))
     log.info("run summary: %s", totals)
+    for line in totals["not_clean"]:
+        log.warning("not clean: %s", line)
     ti = context["ti"]
     failed = int(
         ti.get_ti_count(
@@ -152,6 +171,16 @@ def _drop_layered_caches(results: Sequence[Mapping[str, Any] | None], output: Pa
         dropped = drop_study(Layout(output), study_uid)
         if dropped is not None:
             log.info("layered cache of study %s deleted (%d bytes)", study_uid, dropped.bytes)
+
+
+def not_clean(results: Sequence[Mapping[str, Any] | None]) -> list[str]:
+    """One line per study x tier that did not come out clean: "…UID · tier · partial 7/10"."""
+    return [
+        f"…{r['study_uid'][-12:]} · {r['tier']} · "
+        + outcome_text(r["status"], r["counts"], int(r["instances"]))
+        for r in results
+        if r and r["status"] != STUDY_OK
+    ]
 
 
 def _output(params: Mapping[str, Any]) -> Path:

@@ -1,0 +1,187 @@
+"""The FastAPI app Airflow's api-server mounts at ``/dcmtier``: GET pages for signed-in users.
+
+Every route depends on Airflow's own authorisation (``requires_access_dag("GET")``), which
+reads the JWT from the ``Authorization`` header or the UI's session cookie: a request without
+a token gets 401, an invalid one 403, and a user who may not read DAGs 403. Only GET (and
+HEAD) exist; there are no docs routes to leak the schema.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Final
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
+
+from dcmtier.catalogue import Catalogue, resolve_url
+from dcmtier.errors import CatalogueError, DcmtierError
+from dcmtier.ui import pages, queries
+from dcmtier.ui.difference import Difference, difference_image
+from dcmtier.ui.frames import DATA_DIR_ENV, Frames, read_frames
+from dcmtier.ui.pages import Links
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX: Final = "/dcmtier"
+CONNECTION_ID: Final = "dcmtier_catalogue"
+
+
+def create_app() -> FastAPI:
+    """The app, its routes guarded by Airflow's auth manager."""
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+
+    app = FastAPI(
+        title="dcmtier compression pages",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(requires_access_dag("GET"))],
+    )
+    app.add_api_route("/", overview, methods=["GET"], response_class=HTMLResponse)
+    app.add_api_route("/studies/{study_uid}/{tier}", study, methods=["GET"],
+                      response_class=HTMLResponse)  # fmt: skip
+    app.add_api_route("/studies/{study_uid}/{tier}/package.zip", package, methods=["GET"])
+    app.add_api_route("/ti/{dag_id}/{run_id}/{task_id}/{map_index}", task_instance,
+                      methods=["GET"])  # fmt: skip
+    return app
+
+
+def overview(request: Request) -> Response:
+    links = _links(request)
+    catalogue = _catalogue(links)
+    if isinstance(catalogue, Response):
+        return catalogue
+    with catalogue.engine.connect() as connection:
+        data = queries.overview(connection, _figures(catalogue.url, connection))
+    return HTMLResponse(pages.render_overview(data, links, catalogue.engine.dialect.name))
+
+
+def study(request: Request, study_uid: str, tier: str) -> Response:
+    links = _links(request)
+    catalogue = _catalogue(links)
+    if isinstance(catalogue, Response):
+        return catalogue
+    with catalogue.engine.connect() as connection:
+        data = queries.study_tier(connection, study_uid, tier)
+        if data.job is None and not data.lineage and not data.failures:
+            return _message(links, 404, "Not found", f"The catalogue has no {tier} result "
+                            f"for study {study_uid}.")  # fmt: skip
+        frames = read_frames(connection, study_uid, tier, data.package.uri if data.package else None)
+        difference, note = _difference(connection, data, frames)
+    return HTMLResponse(pages.render_study(data, frames, difference, note, links))
+
+
+def package(request: Request, study_uid: str, tier: str) -> Response:
+    links = _links(request)
+    catalogue = _catalogue(links)
+    if isinstance(catalogue, Response):
+        return catalogue
+    with catalogue.engine.connect() as connection:
+        data = queries.study_tier(connection, study_uid, tier)
+    path = queries.path_of(data.package.uri) if data.package else None
+    if path is None or not path.is_file():
+        return _message(links, 404, "No package",
+                        f"No ZIP of {tier} for study {study_uid} is readable here.")  # fmt: skip
+    return FileResponse(path, media_type="application/zip", filename=f"{study_uid}-{tier}.zip")
+
+
+def task_instance(
+    request: Request, dag_id: str, run_id: str, task_id: str, map_index: str
+) -> Response:
+    """The task-instance tab: show the study x tier the task worked on."""
+    links = _links(request)
+    catalogue = _catalogue(links)
+    if isinstance(catalogue, Response):
+        return catalogue
+    index = int(map_index) if map_index.lstrip("-").isdigit() else -1  # "{MAP_INDEX}": unmapped
+    task = queries.TaskRef(dag_id, run_id, task_id, index)
+    with catalogue.engine.connect() as connection:
+        found = queries.task_study_tier(connection, task)
+    if found is None:
+        return _message(links, 404, "No study × tier",
+                        "This task instance recorded no study × tier in the catalogue (only the "
+                        "compress tasks do, once they have started).")  # fmt: skip
+    return RedirectResponse(links.study(*found), status_code=303)
+
+
+def catalogue_url() -> str:
+    """The ``dcmtier_catalogue`` connection, else $DCMTIER_CATALOGUE_URL, else the SQLite
+    catalogue in ``$DCMTIER_DATA_DIR`` (default ``./data``): what the DAG's tasks use."""
+    try:
+        from airflow.models.connection import Connection
+
+        explicit: str | None = str(Connection.get_connection_from_secrets(CONNECTION_ID).get_uri())
+    except Exception as exc:  # AirflowNotFoundException: fall back as the tasks do
+        log.debug("no %s connection (%s)", CONNECTION_ID, exc)
+        explicit = None
+    return resolve_url(explicit, Path(os.environ.get(DATA_DIR_ENV, "./data")).absolute())
+
+
+_FIGURES: dict[str, tuple[tuple[Any, ...], queries.Figures]] = {}
+
+
+def _figures(url: str, connection: Any) -> queries.Figures:
+    """The overview's aggregates, computed again only when the catalogue has changed."""
+    version = queries.figures_version(connection)
+    cached = _FIGURES.get(url)
+    if cached is None or cached[0] != version:
+        cached = (version, queries.figures(connection))
+        _FIGURES[url] = cached
+    return cached[1]
+
+
+@lru_cache(maxsize=4)
+def _open(url: str) -> Catalogue:
+    return Catalogue.connect(url)
+
+
+def _catalogue(links: Links) -> Catalogue | Response:
+    try:
+        return _open(catalogue_url())
+    except (CatalogueError, SQLAlchemyError) as exc:
+        reason = queries.redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return _message(links, 503, "Catalogue unavailable",
+                        f"The dcmtier catalogue cannot be read: {reason}. Set the Airflow "
+                        f"connection {CONNECTION_ID} (or $DCMTIER_CATALOGUE_URL) and run "
+                        "`dcmtier db upgrade`.")  # fmt: skip
+
+
+def _difference(
+    connection: Any, data: queries.StudyTier, frames: Frames
+) -> tuple[Difference | None, str]:
+    worst = frames.worst()
+    if worst is None:
+        return None, ""
+    derived = next((r.output_uri for r in data.lineage
+                    if r.source_sop_uid == worst.source_sop_uid), None)  # fmt: skip
+    original = queries.lossless_copy(connection, worst.source_sop_uid)
+    if derived is None or original is None:
+        return None, "The catalogue does not say where this frame's files are."
+    try:
+        return _rendered(original, derived, worst.frame), ""
+    except (DcmtierError, OSError, ValueError) as exc:
+        log.info("no difference image for %s: %s", worst.source_sop_uid, type(exc).__name__)
+        return None, ("The difference image cannot be drawn: the original or the derived file "
+                      "is not readable from the api-server.")  # fmt: skip
+
+
+@lru_cache(maxsize=32)
+def _rendered(original_uri: str, derived_uri: str, frame: int) -> Difference:
+    original, derived = queries.path_of(original_uri), queries.path_of(derived_uri)
+    if original is None or derived is None:
+        raise ValueError("not a local file")
+    return difference_image(original, derived, frame)
+
+
+def _links(request: Request) -> Links:
+    root = str(request.scope.get("root_path", "")).rstrip("/")
+    return Links(app=root, airflow=root.removesuffix(URL_PREFIX))
+
+
+def _message(links: Links, status: int, title: str, message: str) -> HTMLResponse:
+    return HTMLResponse(pages.render_message(title, message, links, status), status_code=status)

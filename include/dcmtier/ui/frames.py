@@ -1,0 +1,91 @@
+"""Per-frame metrics of one study x tier, in slice order, from the Parquet quality dataset.
+
+The dataset lives under the data folder (``$DCMTIER_DATA_DIR``, else the folder the study's
+package was written under): ``quality/tier=<tier>/study=<study>/part-0.parquet``. When the
+api-server cannot read it (another host, not mounted), the catalogue's ``frame_quality`` rows
+stand in, with each instance's pixel ratio for its frames.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from sqlalchemy import Connection, text
+
+from dcmtier.measure.store import QualityStoreError, partition_dir
+from dcmtier.ui.queries import path_of, uid_order
+
+DATA_DIR_ENV: Final = "DCMTIER_DATA_DIR"
+COLUMNS: Final = (
+    "series_uid", "source_sop_uid", "frame", "psnr_db", "ssim", "max_abs_diff", "pixel_ratio",
+    "unit",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Frame:
+    series_uid: str
+    source_sop_uid: str
+    frame: int
+    psnr_db: float
+    ssim: float | None
+    max_abs_diff: float
+    pixel_ratio: float
+    unit: str
+
+
+@dataclass(frozen=True)
+class Frames:
+    rows: list[Frame]
+    source: str  # "Parquet" or "catalogue": said on the page
+
+    def worst(self) -> Frame | None:
+        """The frame with the lowest PSNR (largest difference on ties); None if all exact."""
+        lossy = [f for f in self.rows if not math.isinf(f.psnr_db)]
+        return min(lossy, key=lambda f: (f.psnr_db, -f.max_abs_diff)) if lossy else None
+
+
+def data_dir(package_uri: str | None) -> Path | None:
+    """``$DCMTIER_DATA_DIR``, else the data folder holding ``packages/<study>/<tier>.zip``."""
+    if configured := os.environ.get(DATA_DIR_ENV):
+        return Path(configured)
+    path = path_of(package_uri) if package_uri else None
+    return path.parents[2] if path is not None and len(path.parents) > 2 else None
+
+
+def read_frames(
+    connection: Connection, study_uid: str, tier: str, package_uri: str | None
+) -> Frames:
+    """The study x tier's frames in slice order (series, then SOP UID, then frame)."""
+    root = data_dir(package_uri)
+    rows = _from_parquet(root, study_uid, tier) if root is not None else None
+    source = "Parquet"
+    if rows is None:
+        rows, source = _from_catalogue(connection, study_uid, tier), "catalogue"
+    rows.sort(key=lambda f: (f.series_uid, uid_order(f.source_sop_uid), f.frame))
+    return Frames(rows, source)
+
+
+def _from_parquet(root: Path, study_uid: str, tier: str) -> list[Frame] | None:
+    import pyarrow.parquet as pq
+
+    try:
+        part = partition_dir(root / "quality", tier=tier, study_uid=study_uid) / "part-0.parquet"
+        table = pq.read_table(part, columns=list(COLUMNS))
+    except (OSError, QualityStoreError):
+        return None
+    return [Frame(**row) for row in table.to_pylist()]
+
+
+def _from_catalogue(connection: Connection, study_uid: str, tier: str) -> list[Frame]:
+    result = connection.execute(
+        text("SELECT d.series_uid, d.source_sop_uid, q.frame, q.psnr_db, q.ssim, q.max_abs_diff, "
+             "d.pixel_ratio, q.unit FROM frame_quality q JOIN derived_instances d "
+             "ON d.id = q.derived_id WHERE d.study_uid = :s AND d.tier = :t"),
+        {"s": study_uid, "t": tier},
+    )  # fmt: skip
+    return [Frame(*row) for row in result]

@@ -1,0 +1,407 @@
+"""What the pages read from the catalogue: the analysts' views, and a few joins they lack.
+
+Every query is plain SQL that runs unchanged on PostgreSQL and SQLite, bounded by ``LIMIT``
+where a table can grow with the archive, so a page costs the same for ten studies or a
+thousand. Landing paths never leave this module: the ``file`` columns are not selected, and
+reasons (which may quote a path) pass through `redact`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import unquote, urlparse
+
+from sqlalchemy import Connection, inspect, text
+
+ROWS_SHOWN: Final = 100  # failures and backlog rows on the overview (with the total beside)
+WORST_SHOWN: Final = 15
+HIDDEN_COLUMN: Final = re.compile(r"file|path|uri|landing", re.IGNORECASE)
+_PATH: Final = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+|(?<![\w.~])/[^\s:;,'\"()]+", re.IGNORECASE)
+
+
+# The same figures as the savings_by_tier and quality_by_tier views (same definitions), in one
+# pass each: the views' window-function median and per-view joins cost seconds at 1,000
+# studies x 13 tiers. PostgreSQL has an aggregate median; SQLite reads the view.
+QUALITY_POSTGRESQL: Final = (
+    "SELECT d.tier AS tier, COUNT(*) AS frames, MIN(q.psnr_db) AS psnr_min, "
+    "percentile_cont(0.5) WITHIN GROUP (ORDER BY q.psnr_db) AS psnr_median, "
+    "MIN(q.ssim) AS ssim_min, AVG(q.ssim) AS ssim_mean, MAX(q.max_abs_diff) AS max_abs_diff "
+    "FROM frame_quality q JOIN derived_instances d ON d.id = q.derived_id GROUP BY d.tier"
+)
+QUALITY_VIEW: Final = (
+    "SELECT tier, frames, psnr_min, psnr_median, ssim_min, ssim_mean, max_abs_diff "
+    "FROM quality_by_tier"
+)
+
+
+def redact(reason: str | None) -> str:
+    """The reason with every path or URL replaced by ``[file]`` (they may name a patient)."""
+    return _PATH.sub("[file]", reason or "")
+
+
+def path_of(uri: str) -> Path | None:
+    """The local path of a ``file://`` URI (as the catalogue records outputs); None otherwise."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file"):
+        return None
+    return Path(unquote(parsed.path))
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """The Airflow task instance that made (or failed) something; ``dag_id`` "cli" by hand."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+
+
+@dataclass(frozen=True)
+class TierRow:
+    """One tier of the overview: savings, quality and gate outcomes, joined by name."""
+
+    tier: str
+    studies: int = 0
+    instances: int = 0
+    original_bytes: int = 0
+    compressed_bytes: int = 0
+    zip_bytes: int = 0
+    ratio: float | None = None
+    pixel_ratio: float | None = None
+    frames: int = 0
+    psnr_min: float | None = None
+    psnr_median: float | None = None
+    ssim_min: float | None = None
+    ssim_mean: float | None = None
+    max_abs_diff: float | None = None
+    gate_passed: int = 0
+    gate_failed: int = 0
+    failed: int = 0
+    refused: int = 0
+
+
+@dataclass(frozen=True)
+class Failure:
+    study_uid: str | None
+    tier: str | None
+    sop_uid: str | None
+    status: str
+    reason: str
+    last_seen: datetime | None
+    task: TaskRef | None
+
+
+@dataclass(frozen=True)
+class StudyTierRef:
+    """A study x tier named in a list (worst quality, latest results)."""
+
+    study_uid: str
+    tier: str
+    status: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of a view shown as they are (the backlog): column names and display values."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+    total: int
+
+
+@dataclass(frozen=True)
+class Overview:
+    tiers: list[TierRow]
+    failures: list[Failure]
+    failures_total: int
+    unidentified: int
+    backlog: Table | None
+    worst: list[StudyTierRef]
+    latest: list[StudyTierRef]
+
+
+@dataclass(frozen=True)
+class Job:
+    status: str
+    instances: int | None
+    counts: dict[str, int]
+    error: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    task: TaskRef
+
+
+@dataclass(frozen=True)
+class LineageRow:
+    series_uid: str
+    source_sop_uid: str
+    derived_sop_uid: str
+    frames: int
+    pixel_ratio: float
+    psnr_min: float | None
+    gate: str
+    strategy: str
+    layer: int | None
+    run_id: str
+    try_number: int
+    created_at: datetime | None
+    output_uri: str = field(repr=False)  # to decode the worst frame; never shown
+
+
+@dataclass(frozen=True)
+class Package:
+    uri: str = field(repr=False)  # to serve the download; never shown
+    bytes: int
+    sha256: str
+    members: int
+
+
+@dataclass(frozen=True)
+class StudyTier:
+    study_uid: str
+    tier: str
+    job: Job | None
+    lineage: list[LineageRow]
+    failures: list[Failure]
+    package: Package | None
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The costly part of the overview: aggregates over every derived instance and frame."""
+
+    tiers: list[TierRow]
+    worst: list[StudyTierRef]
+
+
+def figures(connection: Connection) -> Figures:
+    return Figures(_tiers(connection), _worst(connection))
+
+
+def figures_version(connection: Connection) -> tuple[Any, ...]:
+    """Changes whenever the figures may have: an attempt started or finished, a failure moved.
+
+    Cheap (primary keys and small tables), so the overview reuses the figures until it changes.
+    """
+    return tuple(connection.execute(text(
+        "SELECT (SELECT COUNT(*) FROM jobs), (SELECT MAX(id) FROM jobs), "
+        "(SELECT MAX(finished_at) FROM jobs), (SELECT COUNT(*) FROM failure_records "
+        "WHERE resolved_at IS NULL), (SELECT MAX(last_seen_at) FROM failure_records)")).one())  # fmt: skip
+
+
+def overview(connection: Connection, known: Figures | None = None) -> Overview:
+    """Everything the overview page shows; ``known`` figures are used instead of querying."""
+    failures, total = _failures(connection, where="", params={}, limit=ROWS_SHOWN)
+    found = known or figures(connection)
+    return Overview(
+        tiers=found.tiers,
+        failures=failures,
+        failures_total=total,
+        unidentified=int(connection.execute(text(
+            "SELECT COUNT(*) FROM unidentified_files WHERE resolved_at IS NULL")).scalar_one()),
+        backlog=_view_table(connection, "backlog"),
+        worst=found.worst,
+        latest=_latest(connection),
+    )  # fmt: skip
+
+
+def study_tier(connection: Connection, study_uid: str, tier: str) -> StudyTier:
+    """One study x tier: its latest attempt, lineage, open failures and package."""
+    params = {"s": study_uid, "t": tier}
+    failures, _ = _failures(
+        connection, where="AND f.study_uid = :s AND f.tier = :t", params=params, limit=1000
+    )
+    package = connection.execute(
+        text("SELECT uri, bytes, sha256, member_count FROM packages "
+             "WHERE study_uid = :s AND tier = :t"), params,
+    ).first()  # fmt: skip
+    return StudyTier(
+        study_uid=study_uid,
+        tier=tier,
+        job=_job(connection, params),
+        lineage=_lineage(connection, params),
+        failures=failures,
+        package=Package(str(package[0]), int(package[1]), str(package[2]), int(package[3]))
+        if package
+        else None,
+    )
+
+
+def task_study_tier(connection: Connection, task: TaskRef) -> tuple[str, str] | None:
+    """The study x tier an Airflow task instance worked on (its latest recorded attempt)."""
+    row = connection.execute(
+        text("SELECT study_uid, tier FROM jobs WHERE dag_id = :d AND run_id = :r "
+             "AND task_id = :t AND map_index = :m ORDER BY id DESC LIMIT 1"),
+        {"d": task.dag_id, "r": task.run_id, "t": task.task_id, "m": task.map_index},
+    ).first()  # fmt: skip
+    return (str(row[0]), str(row[1])) if row else None
+
+
+def lossless_copy(connection: Connection, source_sop_uid: str) -> str | None:
+    """Where to read a source's exact pixels: a bit-exact derived copy, else the source."""
+    row = connection.execute(
+        text("SELECT d.output_uri FROM derived_instances d JOIN tiers t ON t.name = d.tier "
+             "WHERE d.source_sop_uid = :sop AND t.lossless AND t.near = 0 ORDER BY d.tier"),
+        {"sop": source_sop_uid},
+    ).first()  # fmt: skip
+    if row:
+        return str(row[0])
+    row = connection.execute(
+        text("SELECT file_uri FROM instances WHERE sop_uid = :sop"), {"sop": source_sop_uid}
+    ).first()
+    return str(row[0]) if row else None
+
+
+def _tiers(connection: Connection) -> list[TierRow]:
+    rows: dict[str, dict[str, Any]] = {}
+
+    def merge(sql: str) -> None:
+        result = connection.execute(text(sql))
+        for row in result.mappings():
+            found = rows.setdefault(str(row["tier"]), {"tier": str(row["tier"])})
+            found.update({k: _plain(v) for k, v in row.items() if v is not None and k != "tier"})
+
+    merge("SELECT d.tier AS tier, COUNT(DISTINCT d.study_uid) AS studies, COUNT(*) AS instances, "
+          "SUM(i.bytes) AS original_bytes, SUM(d.bytes) AS compressed_bytes, "
+          "CAST(SUM(i.bytes) AS DOUBLE PRECISION) / CAST(NULLIF(SUM(d.bytes), 0) AS DOUBLE PRECISION) "
+          "AS ratio, CAST(SUM(d.pixel_bytes_in) AS DOUBLE PRECISION) "
+          "/ CAST(NULLIF(SUM(d.pixel_bytes_out), 0) AS DOUBLE PRECISION) AS pixel_ratio, "
+          "SUM(CASE WHEN d.gate_passed THEN 1 ELSE 0 END) AS gate_passed, "
+          "SUM(CASE WHEN d.gate_passed THEN 0 ELSE 1 END) AS gate_failed "
+          "FROM derived_instances d JOIN instances i ON i.sop_uid = d.source_sop_uid GROUP BY d.tier")
+    merge("SELECT tier, SUM(bytes) AS zip_bytes FROM packages GROUP BY tier")
+    merge(QUALITY_POSTGRESQL if connection.dialect.name == "postgresql" else QUALITY_VIEW)
+    merge("SELECT tier, SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed, "
+          "SUM(CASE WHEN status = 'refused' THEN 1 ELSE 0 END) AS refused "
+          "FROM failure_records WHERE resolved_at IS NULL GROUP BY tier")  # fmt: skip
+    return [TierRow(**values) for values in rows.values()]
+
+
+def _plain(value: Any) -> Any:
+    """PostgreSQL sums integers as NUMERIC: back to int (or float) for the pages."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def _failures(
+    connection: Connection, *, where: str, params: Mapping[str, Any], limit: int
+) -> tuple[list[Failure], int]:
+    base = f"FROM failure_records f JOIN jobs j ON j.id = f.job_id WHERE f.resolved_at IS NULL {where}"
+    total = int(connection.execute(text(f"SELECT COUNT(*) {base}"), params).scalar_one())
+    result = connection.execute(
+        text(f"SELECT f.study_uid, f.tier, f.sop_uid, f.status, f.reason, f.last_seen_at, "
+             f"j.dag_id, j.run_id, j.task_id, j.map_index {base} "
+             f"ORDER BY f.last_seen_at DESC, f.id DESC LIMIT {int(limit)}"), params,
+    )  # fmt: skip
+    failures = [
+        Failure(r[0], r[1], r[2], str(r[3]), redact(r[4]), r[5], _task(r[6], r[7], r[8], r[9]))
+        for r in result
+    ]
+    return failures, total
+
+
+def _task(dag_id: str, run_id: str, task_id: str, map_index: int) -> TaskRef | None:
+    return TaskRef(dag_id, run_id, task_id, int(map_index)) if dag_id != "cli" else None
+
+
+def _view_table(connection: Connection, view: str) -> Table | None:
+    """A view's rows as they are, or None while the catalogue has no such view."""
+    if view not in inspect(connection).get_view_names():
+        return None
+    result = connection.execute(text(f"SELECT * FROM {view} LIMIT {ROWS_SHOWN}"))  # noqa: S608
+    shown = [i for i, name in enumerate(result.keys()) if not HIDDEN_COLUMN.search(name)]
+    columns = [list(result.keys())[i] for i in shown]
+    rows = [[row[i] for i in shown] for row in result]
+    total = int(connection.execute(text(f"SELECT COUNT(*) FROM {view}")).scalar_one())
+    return Table(columns, rows, total)
+
+
+def _worst(connection: Connection) -> list[StudyTierRef]:
+    result = connection.execute(
+        text("SELECT study_uid, tier, MIN(psnr_min) AS psnr, MIN(ssim_min) AS ssim "
+             "FROM derived_instances WHERE psnr_min IS NOT NULL "
+             f"GROUP BY study_uid, tier ORDER BY psnr ASC LIMIT {WORST_SHOWN}")
+    )  # fmt: skip
+    return [
+        StudyTierRef(str(r[0]), str(r[1]), "", f"PSNR min {r[2]:.1f} dB, SSIM min {r[3]:.4f}"
+                     if r[3] is not None else f"PSNR min {r[2]:.1f} dB")
+        for r in result
+    ]  # fmt: skip
+
+
+def _latest(connection: Connection) -> list[StudyTierRef]:
+    result = connection.execute(
+        text(f"SELECT study_uid, tier, status, instances, finished_at FROM jobs "
+             f"ORDER BY id DESC LIMIT {WORST_SHOWN}")
+    )  # fmt: skip
+    return [
+        StudyTierRef(str(r[0]), str(r[1]), str(r[2]),
+                     f"{r[3]} instances" if r[3] is not None else "")
+        for r in result
+    ]  # fmt: skip
+
+
+def _job(connection: Connection, params: Mapping[str, Any]) -> Job | None:
+    row = connection.execute(
+        text("SELECT status, instances, counts, error, started_at, finished_at, dag_id, run_id, "
+             "task_id, map_index FROM jobs WHERE study_uid = :s AND tier = :t "
+             "ORDER BY id DESC LIMIT 1"), params,
+    ).first()  # fmt: skip
+    if row is None:
+        return None
+    counts = row[2] if isinstance(row[2], dict) else _json(row[2])
+    return Job(
+        status=str(row[0]),
+        instances=row[1],
+        counts={str(k): int(v) for k, v in counts.items()},
+        error=redact(row[3]),
+        started_at=row[4],
+        finished_at=row[5],
+        task=TaskRef(str(row[6]), str(row[7]), str(row[8]), int(row[9])),
+    )
+
+
+def _json(value: Any) -> dict[str, Any]:
+    import json
+
+    loaded = json.loads(value) if isinstance(value, str) and value else {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _lineage(connection: Connection, params: Mapping[str, Any]) -> list[LineageRow]:
+    result = connection.execute(
+        text("SELECT d.series_uid, d.source_sop_uid, d.derived_sop_uid, d.frames, d.pixel_ratio, "
+             "d.psnr_min, d.gate_passed, d.gate, d.strategy, d.layer, j.run_id, j.try_number, "
+             "d.created_at, d.output_uri FROM derived_instances d JOIN jobs j ON j.id = d.job_id "
+             "WHERE d.study_uid = :s AND d.tier = :t"), params,
+    )  # fmt: skip
+    rows = [
+        LineageRow(
+            series_uid=str(r[0]), source_sop_uid=str(r[1]), derived_sop_uid=str(r[2]),
+            frames=int(r[3]), pixel_ratio=float(r[4]), psnr_min=r[5],
+            gate="passed" if r[6] else redact(r[7]) or "failed", strategy=str(r[8] or ""),
+            layer=r[9], run_id=str(r[10]), try_number=int(r[11]), created_at=r[12],
+            output_uri=str(r[13]),
+        )
+        for r in result
+    ]  # fmt: skip
+    return sorted(rows, key=lambda r: (r.series_uid, uid_order(r.source_sop_uid)))
+
+
+def uid_order(uid: str) -> tuple[int, ...]:
+    """A UID's numeric components, so ``1.2.10`` sorts after ``1.2.9`` (acquisition order for
+    UIDs that end in a counter; the catalogue records no slice position)."""
+    return tuple(int(part) if part.isdigit() else -1 for part in uid.split("."))
+
+
+def sorted_by_uid(values: Sequence[str]) -> list[str]:
+    return sorted(values, key=uid_order)

@@ -54,6 +54,11 @@ def test_a_manual_run_compresses_every_study_and_quarantines_the_broken_file(
     compress = {k: v for k, v in states.items() if k[0] == "compress"}
     assert len(compress) == 2 * len(TIERS)
     assert set(compress.values()) == {"success"}
+    # the grid label tells the study with a bad instance from the clean one
+    labels = sorted(str(ti.rendered_map_index) for ti in run.get_task_instances()
+                    if ti.task_id == "compress")  # fmt: skip
+    assert [label.split(" · ", 2)[2] for label in labels].count("partial 2/3 · 1 failed") == 2
+    assert [label.split(" · ", 2)[2] for label in labels].count("ok 2/2") == 2
     rows = _query(output, "SELECT tier, studies, instances FROM savings_by_tier ORDER BY tier")
     assert [r[0] for r in rows] == TIERS
     assert all(r[1] == 2 for r in rows)

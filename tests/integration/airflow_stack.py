@@ -66,6 +66,7 @@ class AirflowStack:
             **os.environ,
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
@@ -105,11 +106,14 @@ class AirflowStack:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc.stdout
 
-    def start(self) -> None:
+    def start(self, *, api_server_only: bool = False) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.cli("db", "migrate")
         self.cli("pools", "set", "dcmtier", "4", "dcmtier compression")
         self._spawn("api-server", "api-server", "--port", str(self.port))
+        if api_server_only:
+            wait_for(self._healthy, timeout=180, what="the api-server")
+            return
         self._spawn("scheduler", "scheduler")
         self._spawn("dag-processor", "dag-processor")
         for name in ("worker1", "worker2"):

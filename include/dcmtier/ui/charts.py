@@ -58,6 +58,7 @@ def xy_chart(
     x_label: str,
     y_label: str,
     log_x: bool = False,
+    integer_x: bool = False,
     width: int = 600,
     height: int = 320,
 ) -> str:
@@ -67,6 +68,8 @@ def xy_chart(
         return _empty(title, width)
     xs, ys = [p[0] for p in finite], [p[1] for p in finite]
     x_ticks = _log_ticks(min(xs), max(xs)) if log_x else _linear_ticks(min(xs), max(xs))
+    if integer_x and len(x_ticks) > 1 and x_ticks[1] - x_ticks[0] < 1:  # slices: whole numbers
+        x_ticks = [float(v) for v in range(math.floor(min(xs)), math.ceil(max(xs)) + 1)]
     y_ticks = _linear_ticks(min(ys), max(ys))
     legend_rows = math.ceil(len(series) / 2)
     frame = _frame(width, height, x_ticks, y_ticks, log_x, bottom=46 + 16 * legend_rows)

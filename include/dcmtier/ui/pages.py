@@ -154,7 +154,7 @@ def frame_charts(rows: Sequence[Frame], unit: str) -> list[str]:
             math.isinf(p[1]) for p in points) else ""  # fmt: skip
         out.append(charts.xy_chart([Series(name, points, PALETTE[colour])], title=name + note,
                                    x_label="slice (frame in slice order)", y_label=name,
-                                   height=220))  # fmt: skip
+                                   height=220, integer_x=True))  # fmt: skip
     return out
 
 

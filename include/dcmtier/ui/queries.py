@@ -136,7 +136,8 @@ class Job:
     error: str
     started_at: datetime | None
     finished_at: datetime | None
-    task: TaskRef
+    run_id: str
+    task: TaskRef | None  # None when run by hand (``dcmtier process``)
 
 
 @dataclass(frozen=True)
@@ -366,7 +367,8 @@ def _job(connection: Connection, params: Mapping[str, Any]) -> Job | None:
         error=redact(row[3]),
         started_at=row[4],
         finished_at=row[5],
-        task=TaskRef(str(row[6]), str(row[7]), str(row[8]), int(row[9])),
+        run_id=str(row[7]),
+        task=_task(str(row[6]), str(row[7]), str(row[8]), int(row[9])),
     )
 
 

@@ -1,0 +1,118 @@
+"""The pages through FastAPI's TestClient, signed in with an Airflow JWT or not at all."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import zipfile
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.unit.ui.conftest import PLANTED, token
+
+PAGES = ["/dcmtier/", "/dcmtier/studies/1.2.3/j2k-r20", "/dcmtier/studies/1.2.3/j2k-r20/package.zip",
+         "/dcmtier/ti/dicom_archive_compression/run/compress/0"]  # fmt: skip
+
+
+def _study(processed: Path) -> str:
+    with sqlite3.connect(processed / "catalogue.db") as conn:
+        return str(conn.execute("SELECT study_uid FROM studies").fetchone()[0])
+
+
+def _get(client: TestClient, path: str) -> str:
+    response = client.get(path, headers={"Authorization": f"Bearer {token()}"})
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_without_a_token_every_page_answers_401_and_with_a_forged_one_403(
+    client: TestClient, path: str
+) -> None:
+    assert client.get(path).status_code == 401
+    forged = token()[:-4] + "abcd"
+    assert client.get(path, headers={"Authorization": f"Bearer {forged}"}).status_code == 403
+
+
+def test_the_pages_answer_get_only(client: TestClient) -> None:
+    auth = {"Authorization": f"Bearer {token()}"}
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        assert client.request(method, "/dcmtier/", headers=auth).status_code == 405
+    assert client.get("/dcmtier/docs", headers=auth).status_code == 404
+    assert client.get("/dcmtier/openapi.json", headers=auth).status_code == 404
+
+
+def test_the_overview_draws_its_charts_inline_and_loads_nothing_from_elsewhere(
+    client: TestClient, processed: Path
+) -> None:
+    html = _get(client, "/dcmtier/")
+    charts = re.findall(r"<svg.*?</svg>", html, re.S)
+    assert len(charts) == 4  # savings, PSNR and SSIM rate-distortion, gate outcomes
+    assert all("j2k-r20" in chart for chart in charts[:2] + charts[3:])
+    assert "reference survey" in charts[1] and "polyline" in charts[1]
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "http://" not in html and "https://" not in html and "@import" not in html
+    assert PLANTED not in html and str(processed.parent) not in html
+    # the truncated slice: one open failure per tier, each linking to the study page
+    assert html.count("pixel data cannot be decoded") == 2
+    assert "[file]: pixel data cannot be decoded" in html
+    assert f"/dcmtier/studies/{_study(processed)}/j2k-r20" in html
+    assert "run by hand" in html  # `dcmtier process` made it: no task instance to link
+    assert "no <code>backlog</code> view" in html
+
+
+def test_the_study_page_shows_frames_lineage_package_and_the_worst_frames_difference(
+    client: TestClient, processed: Path
+) -> None:
+    study = _study(processed)
+    html = _get(client, f"/dcmtier/studies/{study}/j2k-r20")
+    assert "partial 2/3 · 1 failed" in html
+    for metric in ("PSNR (dB)", "SSIM", "max |difference| (HU)", "pixel ratio (N:1)"):
+        assert f"<title>{metric}" in html
+    assert "read from the Parquet" in html
+    assert html.count('class="uid">2.25.') >= 4  # two lineage rows: source and derived UIDs
+    png = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert png is not None and len(png.group(1)) > 200
+    assert f"/dcmtier/studies/{study}/j2k-r20/package.zip" in html
+    assert PLANTED not in html and str(processed.parent) not in html
+    lossless = _get(client, f"/dcmtier/studies/{study}/j2k-lossless")
+    assert "Every frame is identical to its original" in lossless
+
+
+def test_the_zip_downloads_as_written(client: TestClient, processed: Path) -> None:
+    study = _study(processed)
+    response = client.get(f"/dcmtier/studies/{study}/j2k-r20/package.zip",
+                          headers={"Authorization": f"Bearer {token()}"})  # fmt: skip
+    assert response.status_code == 200
+    assert response.content == (processed / "packages" / study / "j2k-r20.zip").read_bytes()
+    assert len(zipfile.ZipFile(BytesIO(response.content)).namelist()) == 3  # 2 + manifest
+
+
+def test_an_unknown_study_or_task_instance_is_a_404_page(client: TestClient) -> None:
+    auth = {"Authorization": f"Bearer {token()}"}
+    assert client.get("/dcmtier/studies/1.2.3/j2k-r20", headers=auth).status_code == 404
+    response = client.get("/dcmtier/ti/dag/run/summary/{MAP_INDEX}", headers=auth)
+    assert response.status_code == 404 and "only the compress tasks" in response.text
+
+
+def test_the_task_instance_tab_opens_the_study_tier_that_task_recorded(
+    client: TestClient, processed: Path
+) -> None:
+    study = _study(processed)
+    with sqlite3.connect(processed / "catalogue.db") as conn:  # as a DAG task would record it
+        conn.execute("UPDATE jobs SET dag_id = 'd', run_id = 'manual__2026-12-01T10:00:00+00:00', "
+                     "task_id = 'compress', map_index = 3 WHERE tier = 'j2k-r20'")  # fmt: skip
+    try:
+        response = client.get("/dcmtier/ti/d/manual__2026-12-01T10%3A00%3A00%2B00%3A00/compress/3",
+                              headers={"Authorization": f"Bearer {token()}"},
+                              follow_redirects=False)  # fmt: skip
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/dcmtier/studies/{study}/j2k-r20"
+        html = _get(client, response.headers["location"])
+        assert 'href="/dags/d/runs/manual__2026-12-01T10%3A00%3A00%2B00%3A00/tasks/compress/mapped/3"' in html
+    finally:
+        with sqlite3.connect(processed / "catalogue.db") as conn:
+            conn.execute("UPDATE jobs SET dag_id = 'cli', task_id = 'cli', map_index = -1")

@@ -11,7 +11,6 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,13 +39,27 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     Catalogue.upgrade(catalogue_url)
     files = write_ct_series(root / "landing" / "study", slices=3, rows=128, columns=128, seed=31)
     files[2].write_bytes(files[2].read_bytes()[:-2000])
-    argv = ["process", str(root / "landing"), "--out", str(root / "data"), "--jobs", "1",
-            "--catalogue", catalogue_url, "--tier", "j2k-lossless", "--tier", "j2k-r20"]  # fmt: skip
+    argv = [
+        "process",
+        str(root / "landing"),
+        "--out",
+        str(root / "data"),
+        "--jobs",
+        "1",
+        "--catalogue",
+        catalogue_url,
+        "--tier",
+        "j2k-lossless",
+        "--tier",
+        "j2k-r20",
+    ]
     assert main(argv) == 1  # partial: the truncated slice
     passwords = root / "passwords.json"
     passwords.write_text(json.dumps({"viewer": PASSWORD}))
     stack = AirflowStack.configure(
-        root / "airflow", metadata_url, redis_db=int(os.environ.get("DCMTIER_TEST_REDIS_DB", "11")),
+        root / "airflow",
+        metadata_url,
+        redis_db=int(os.environ.get("DCMTIER_TEST_REDIS_DB", "11")),
         extra={
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer",
@@ -54,11 +67,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             "AIRFLOW_CONN_DCMTIER_CATALOGUE": catalogue_url,
             "DCMTIER_DATA_DIR": str(root / "data"),
         },
-    )  # fmt: skip
+    )
     try:
         stack.start(api_server_only=True)
-        study = str(Catalogue.connect(catalogue_url).engine.connect().exec_driver_sql(
-            "SELECT study_uid FROM studies").scalar_one())  # fmt: skip
+        study = str(
+            Catalogue.connect(catalogue_url)
+            .engine.connect()
+            .exec_driver_sql("SELECT study_uid FROM studies")
+            .scalar_one()
+        )
         yield {"stack": stack, "study": study}
     finally:
         stack.stop()
@@ -67,8 +84,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
 
 
 def _token(stack: AirflowStack) -> str:
-    response = httpx.post(f"{stack.url}/auth/token", json={"username": "viewer",
-                                                           "password": PASSWORD}, timeout=30)  # fmt: skip
+    response = httpx.post(
+        f"{stack.url}/auth/token", json={"username": "viewer", "password": PASSWORD}, timeout=30
+    )
     assert response.status_code in (200, 201), response.text
     return str(response.json()["access_token"])
 
@@ -105,8 +123,9 @@ def test_signed_in_the_overview_charts_j2k_r20_and_the_study_page_shows_psnr(
     assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", overview.text)
     assert "http://" not in overview.text and "https://" not in overview.text
     assert "postgresql" in overview.text  # the connection's catalogue, not a SQLite default
-    page = httpx.get(f"{stack.url}/dcmtier/studies/{server['study']}/j2k-r20", headers=headers,
-                     timeout=60)  # fmt: skip
+    page = httpx.get(
+        f"{stack.url}/dcmtier/studies/{server['study']}/j2k-r20", headers=headers, timeout=60
+    )
     assert page.status_code == 200
     assert "PSNR (dB)" in page.text and "partial 2/3 · 1 failed" in page.text
     assert "data:image/png;base64," in page.text  # the worst frame's difference, from files

@@ -39,6 +39,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     | {"sample", "codec", "measure", "packaging", "catalogue", "discovery", "work"}
     | {"orchestration"},
     "cli": SHARED | {"commands"},
+    # the Airflow plugin's pages: they read the catalogue and the Parquet dataset, and decode
+    # files (codec) for the difference image; nothing imports them but plugins/
+    "ui": SHARED | {"catalogue", "measure", "codec"},
 }
 
 
@@ -150,6 +153,18 @@ def test_the_dag_imports_only_the_tier_table_and_the_orchestration_stage() -> No
     for path in DAGS.glob("*.py"):
         targets = {t for t in _imports(path, "dags") if t.startswith("dcmtier")}
         assert {_unit(t) for t in targets} <= {"tiers", "orchestration"}, (path.name, targets)
+
+
+def test_the_plugins_import_only_the_ui_stage() -> None:
+    for path in (PACKAGE.parents[1] / "plugins").glob("*.py"):
+        targets = {t for t in _imports(path, "plugins") if t.startswith("dcmtier")}
+        assert targets and {_unit(t) for t in targets} == {"ui"}, (path.name, targets)
+
+
+def test_nothing_in_the_package_imports_the_ui() -> None:
+    users = sorted(m for m, targets in _graph().items()
+                   if any(_unit(t) == "ui" for t in targets) and _unit(m) != "ui")  # fmt: skip
+    assert users == []
 
 
 def test_every_stage_has_a_test_folder_that_mirrors_it() -> None:

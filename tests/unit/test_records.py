@@ -1,4 +1,5 @@
-"""The file key: a source file's name in every output."""
+"""The shared records: the file key (a source file's name in every output) and the outcome
+words of a study x tier."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dcmtier.records import file_key, is_valid_uid, name_by_key
+from dcmtier.records import file_key, is_valid_uid, name_by_key, outcome_text
 
 
 @pytest.mark.parametrize(
@@ -35,3 +36,20 @@ def test_every_spelling_of_a_path_in_a_message_becomes_the_key(tmp_path: Path) -
     path = tmp_path / "DOE JANE" / "a.dcm"
     text = f"{path}: bad; [Errno 2] No such file: '{path}' ({path.as_uri()})"
     assert name_by_key(text, path, "K") == "K: bad; [Errno 2] No such file: 'K' (K)"
+
+
+@pytest.mark.parametrize(
+    ("status", "counts", "instances", "text"),
+    [
+        ("ok", {"ok": 10}, 10, "ok 10/10"),
+        ("partial", {"ok": 7, "failed": 3}, 10, "partial 7/10 · 3 failed"),
+        ("partial", {"ok": 7, "gate_failed": 3}, 10, "partial 7/10 · 3 below gate"),
+        ("ok", {"ok": 9, "refused": 1, "skipped": 2}, 12, "ok 9/10 · 1 refused"),
+        ("failed", {"failed": 2}, 2, "failed 0/2 · 2 failed"),
+    ],
+    ids=["clean", "partial", "below-gate", "refused-and-skipped", "failed"],
+)
+def test_the_outcome_says_how_many_were_packaged_and_why_not_the_rest(
+    status: str, counts: dict[str, int], instances: int, text: str
+) -> None:
+    assert outcome_text(status, counts, instances) == text

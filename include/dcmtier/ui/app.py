@@ -43,11 +43,11 @@ def create_app() -> FastAPI:
         dependencies=[Depends(requires_access_dag("GET"))],
     )
     app.add_api_route("/", overview, methods=["GET"], response_class=HTMLResponse)
-    app.add_api_route("/studies/{study_uid}/{tier}", study, methods=["GET"],
-                      response_class=HTMLResponse)  # fmt: skip
+    app.add_api_route(
+        "/studies/{study_uid}/{tier}", study, methods=["GET"], response_class=HTMLResponse
+    )
     app.add_api_route("/studies/{study_uid}/{tier}/package.zip", package, methods=["GET"])
-    app.add_api_route("/ti/{dag_id}/{run_id}/{task_id}/{map_index}", task_instance,
-                      methods=["GET"])  # fmt: skip
+    app.add_api_route("/ti/{dag_id}/{run_id}/{task_id}/{map_index}", task_instance, methods=["GET"])
     return app
 
 
@@ -69,9 +69,15 @@ def study(request: Request, study_uid: str, tier: str) -> Response:
     with catalogue.engine.connect() as connection:
         data = queries.study_tier(connection, study_uid, tier)
         if data.job is None and not data.lineage and not data.failures:
-            return _message(links, 404, "Not found", f"The catalogue has no {tier} result "
-                            f"for study {study_uid}.")  # fmt: skip
-        frames = read_frames(connection, study_uid, tier, data.package.uri if data.package else None)
+            return _message(
+                links,
+                404,
+                "Not found",
+                f"The catalogue has no {tier} result for study {study_uid}.",
+            )
+        frames = read_frames(
+            connection, study_uid, tier, data.package.uri if data.package else None
+        )
         difference, note = _difference(connection, data, frames)
     return HTMLResponse(pages.render_study(data, frames, difference, note, links))
 
@@ -85,8 +91,9 @@ def package(request: Request, study_uid: str, tier: str) -> Response:
         data = queries.study_tier(connection, study_uid, tier)
     path = queries.path_of(data.package.uri) if data.package else None
     if path is None or not path.is_file():
-        return _message(links, 404, "No package",
-                        f"No ZIP of {tier} for study {study_uid} is readable here.")  # fmt: skip
+        return _message(
+            links, 404, "No package", f"No ZIP of {tier} for study {study_uid} is readable here."
+        )
     return FileResponse(path, media_type="application/zip", filename=f"{study_uid}-{tier}.zip")
 
 
@@ -103,9 +110,13 @@ def task_instance(
     with catalogue.engine.connect() as connection:
         found = queries.task_study_tier(connection, task)
     if found is None:
-        return _message(links, 404, "No study × tier",
-                        "This task instance recorded no study × tier in the catalogue (only the "
-                        "compress tasks do, once they have started).")  # fmt: skip
+        return _message(
+            links,
+            404,
+            "No study × tier",
+            "This task instance recorded no study × tier in the catalogue (only the "
+            "compress tasks do, once they have started).",
+        )
     return RedirectResponse(links.study(*found), status_code=303)
 
 
@@ -145,10 +156,14 @@ def _catalogue(links: Links) -> Catalogue | Response:
         return _open(catalogue_url())
     except (CatalogueError, SQLAlchemyError) as exc:
         reason = queries.redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        return _message(links, 503, "Catalogue unavailable",
-                        f"The dcmtier catalogue cannot be read: {reason}. Set the Airflow "
-                        f"connection {CONNECTION_ID} (or $DCMTIER_CATALOGUE_URL) and run "
-                        "`dcmtier db upgrade`.")  # fmt: skip
+        return _message(
+            links,
+            503,
+            "Catalogue unavailable",
+            f"The dcmtier catalogue cannot be read: {reason}. Set the Airflow "
+            f"connection {CONNECTION_ID} (or $DCMTIER_CATALOGUE_URL) and run "
+            "`dcmtier db upgrade`.",
+        )
 
 
 def _difference(
@@ -157,25 +172,35 @@ def _difference(
     worst = frames.worst()
     if worst is None:
         return None, ""
-    derived = next((r.output_uri for r in data.lineage
-                    if r.source_sop_uid == worst.source_sop_uid), None)  # fmt: skip
+    derived = next(
+        (r.output_uri for r in data.lineage if r.source_sop_uid == worst.source_sop_uid), None
+    )
     original = queries.lossless_copy(connection, worst.source_sop_uid)
     if derived is None or original is None:
         return None, "The catalogue does not say where this frame's files are."
     try:
-        return _rendered(original, derived, worst.frame), ""
+        return _rendered(original, derived, worst.frame, _stamp(original, derived)), ""
     except (DcmtierError, OSError, ValueError) as exc:
         log.info("no difference image for %s: %s", worst.source_sop_uid, type(exc).__name__)
-        return None, ("The difference image cannot be drawn: the original or the derived file "
-                      "is not readable from the api-server.")  # fmt: skip
+        return None, (
+            "The difference image cannot be drawn: the original or the derived file "
+            "is not readable from the api-server."
+        )
 
 
 @lru_cache(maxsize=32)
-def _rendered(original_uri: str, derived_uri: str, frame: int) -> Difference:
+def _rendered(original_uri: str, derived_uri: str, frame: int, stamp: object) -> Difference:
+    """Drawn once per pair of files as they are now (``stamp``: their sizes and times)."""
     original, derived = queries.path_of(original_uri), queries.path_of(derived_uri)
     if original is None or derived is None:
         raise ValueError("not a local file")
     return difference_image(original, derived, frame)
+
+
+def _stamp(*uris: str) -> tuple[tuple[int, int], ...]:
+    paths = [queries.path_of(uri) for uri in uris]
+    stats = [p.stat() if p is not None and p.exists() else None for p in paths]
+    return tuple((s.st_size, s.st_mtime_ns) if s else (0, 0) for s in stats)
 
 
 def _links(request: Request) -> Links:

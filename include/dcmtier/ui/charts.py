@@ -72,7 +72,9 @@ def xy_chart(
         x_ticks = [float(v) for v in range(math.floor(min(xs)), math.ceil(max(xs)) + 1)]
     y_ticks = _linear_ticks(min(ys), max(ys))
     legend_rows = math.ceil(len(series) / 2)
-    frame = _frame(width, height, x_ticks, y_ticks, log_x, bottom=46 + 16 * legend_rows)
+    frame = _frame(
+        width, height, x_ticks=x_ticks, y_ticks=y_ticks, log_x=log_x, bottom=46 + 16 * legend_rows
+    )
     parts = [_open(width, height, title), *_axes(frame, x_ticks, y_ticks, log_x)]
     parts.append(_axis_labels(frame, x_label, y_label))
     for s in series:
@@ -104,17 +106,35 @@ def bar_chart(
     parts = [_open(width, height, title)]
     for t in ticks:
         x = left + t * scale
-        parts.append(f'<line x1="{x:.1f}" y1="30" x2="{x:.1f}" y2="{30 + band * len(categories)}" '
-                     f'stroke="#e4e4e4"/>'
-                     f'<text x="{x:.1f}" y="{42 + band * len(categories)}" text-anchor="middle" '
-                     f'{FONT}>{escape(value_text(t))}</text>')  # fmt: skip
+        parts.append(
+            f'<line x1="{x:.1f}" y1="30" x2="{x:.1f}" y2="{30 + band * len(categories)}" '
+            f'stroke="#e4e4e4"/>'
+            f'<text x="{x:.1f}" y="{42 + band * len(categories)}" text-anchor="middle" '
+            f"{FONT}>{escape(value_text(t))}</text>"
+        )
     for i, name in enumerate(categories):
         y0 = 30 + band * i
-        parts.append(f'<text x="{left - 6}" y="{y0 + band / 2 + 4:.1f}" text-anchor="end" '
-                     f'{FONT}>{escape(name)}</text>')  # fmt: skip
-        parts.extend(_bars(groups, i, left, y0, scale, value_text, stacked, totals[i]))
-    parts.append(_legend_at(left, 56 + band * len(categories), width,
-                            [(g.name, g.colour, False) for g in groups]))  # fmt: skip
+        parts.append(
+            f'<text x="{left - 6}" y="{y0 + band / 2 + 4:.1f}" text-anchor="end" '
+            f"{FONT}>{escape(name)}</text>"
+        )
+        parts.extend(
+            _bars(
+                groups,
+                i,
+                left=left,
+                y0=y0,
+                scale=scale,
+                value_text=value_text,
+                stacked=stacked,
+                total=totals[i],
+            )
+        )
+    parts.append(
+        _legend_at(
+            left, 56 + band * len(categories), width, [(g.name, g.colour, False) for g in groups]
+        )
+    )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -122,6 +142,7 @@ def bar_chart(
 def _bars(
     groups: Sequence[Bars],
     i: int,
+    *,
     left: float,
     y0: float,
     scale: float,
@@ -136,16 +157,21 @@ def _bars(
         y = y0 + 3 if stacked else y0 + 4 + 10 * j
         h = 10 if stacked else 9
         tip = f"{g.name}: {value_text(value)}"
-        out.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h}" '
-                   f'fill="{g.colour}"><title>{escape(tip)}</title></rect>')  # fmt: skip
+        out.append(
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h}" '
+            f'fill="{g.colour}"><title>{escape(tip)}</title></rect>'
+        )
         if stacked:
             x += w
         else:
-            out.append(f'<text x="{left + w + 4:.1f}" y="{y + 8:.1f}" {FONT} font-size="9">'
-                       f"{escape(value_text(value))}</text>")  # fmt: skip
+            out.append(
+                f'<text x="{left + w + 4:.1f}" y="{y + 8:.1f}" {FONT} font-size="9">'
+                f"{escape(value_text(value))}</text>"
+            )
     if stacked:
-        out.append(f'<text x="{x + 4:.1f}" y="{y0 + 12:.1f}" {FONT}>'
-                   f"{escape(value_text(total))}</text>")  # fmt: skip
+        out.append(
+            f'<text x="{x + 4:.1f}" y="{y0 + 12:.1f}" {FONT}>{escape(value_text(total))}</text>'
+        )
     return out
 
 
@@ -154,7 +180,7 @@ def _finite(x: float, y: float, log_x: bool) -> bool:
 
 
 def _frame(
-    width: int, height: int, x_ticks: list[float], y_ticks: list[float], log_x: bool, bottom: int
+    width: int, height: int, *, x_ticks: list[float], y_ticks: list[float], log_x: bool, bottom: int
 ) -> _Frame:
     left, top = 64.0, 30.0
     plot_w, plot_h = width - left - 20.0, height - top - bottom
@@ -182,27 +208,35 @@ def _frame(
 
 def _axes(frame: _Frame, x_ticks: list[float], y_ticks: list[float], log_x: bool) -> list[str]:
     bottom = frame.top + frame.height
-    out = [f'<rect x="{frame.left}" y="{frame.top}" width="{frame.width:.1f}" '
-           f'height="{frame.height:.1f}" fill="#fafafa" stroke="#bdbdbd"/>']  # fmt: skip
+    out = [
+        f'<rect x="{frame.left}" y="{frame.top}" width="{frame.width:.1f}" '
+        f'height="{frame.height:.1f}" fill="#fafafa" stroke="#bdbdbd"/>'
+    ]
     for t in x_ticks:
         x = frame.x(t)
-        out.append(f'<line x1="{x:.1f}" y1="{frame.top}" x2="{x:.1f}" y2="{bottom:.1f}" '
-                   f'stroke="#e4e4e4"/><text x="{x:.1f}" y="{bottom + 14:.1f}" '
-                   f'text-anchor="middle" {FONT}>{_tick_text(t, log_x)}</text>')  # fmt: skip
+        out.append(
+            f'<line x1="{x:.1f}" y1="{frame.top}" x2="{x:.1f}" y2="{bottom:.1f}" '
+            f'stroke="#e4e4e4"/><text x="{x:.1f}" y="{bottom + 14:.1f}" '
+            f'text-anchor="middle" {FONT}>{_tick_text(t, log_x)}</text>'
+        )
     for t in y_ticks:
         y = frame.y(t)
-        out.append(f'<line x1="{frame.left}" y1="{y:.1f}" x2="{frame.left + frame.width:.1f}" '
-                   f'y2="{y:.1f}" stroke="#e4e4e4"/><text x="{frame.left - 6}" y="{y + 4:.1f}" '
-                   f'text-anchor="end" {FONT}>{_tick_text(t, False)}</text>')  # fmt: skip
+        out.append(
+            f'<line x1="{frame.left}" y1="{y:.1f}" x2="{frame.left + frame.width:.1f}" '
+            f'y2="{y:.1f}" stroke="#e4e4e4"/><text x="{frame.left - 6}" y="{y + 4:.1f}" '
+            f'text-anchor="end" {FONT}>{_tick_text(t, False)}</text>'
+        )
     return out
 
 
 def _axis_labels(frame: _Frame, x_label: str, y_label: str) -> str:
     x_mid, y_mid = frame.left + frame.width / 2, frame.top + frame.height / 2
-    return (f'<text x="{x_mid:.1f}" y="{frame.top + frame.height + 30:.1f}" '
-            f'text-anchor="middle" {FONT}>{escape(x_label)}</text>'
-            f'<text x="14" y="{y_mid:.1f}" text-anchor="middle" {FONT} '
-            f'transform="rotate(-90 14 {y_mid:.1f})">{escape(y_label)}</text>')  # fmt: skip
+    return (
+        f'<text x="{x_mid:.1f}" y="{frame.top + frame.height + 30:.1f}" '
+        f'text-anchor="middle" {FONT}>{escape(x_label)}</text>'
+        f'<text x="14" y="{y_mid:.1f}" text-anchor="middle" {FONT} '
+        f'transform="rotate(-90 14 {y_mid:.1f})">{escape(y_label)}</text>'
+    )
 
 
 def _line(frame: _Frame, s: Series, log_x: bool) -> str:
@@ -211,19 +245,25 @@ def _line(frame: _Frame, s: Series, log_x: bool) -> str:
         return ""
     coords = " ".join(f"{frame.x(x):.1f},{frame.y(y):.1f}" for _, x, y in kept)
     dash = ' stroke-dasharray="5 4"' if s.dashed else ""
-    out = [f'<g><title>{escape(s.name)}</title><polyline points="{coords}" fill="none" '
-           f'stroke="{s.colour}" stroke-width="1.8"{dash}/>']  # fmt: skip
+    out = [
+        f'<g><title>{escape(s.name)}</title><polyline points="{coords}" fill="none" '
+        f'stroke="{s.colour}" stroke-width="1.8"{dash}/>'
+    ]
     dots = len(kept) <= 80  # beyond that, markers would hide the line
     for i, x, y in kept:
         label = s.labels[i] if i < len(s.labels) else ""
         cx, cy = frame.x(x), frame.y(y)
         if dots:
             tip = f"{s.name} {label}: x {x:.4g}, y {y:.4g}".replace("  ", " ")
-            out.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="{s.colour}">'
-                       f"<title>{escape(tip)}</title></circle>")  # fmt: skip
+            out.append(
+                f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="{s.colour}">'
+                f"<title>{escape(tip)}</title></circle>"
+            )
         if label:
-            out.append(f'<text x="{cx + 5:.1f}" y="{cy - 5:.1f}" {FONT} font-size="9" '
-                       f'fill="{s.colour}">{escape(label)}</text>')  # fmt: skip
+            out.append(
+                f'<text x="{cx + 5:.1f}" y="{cy - 5:.1f}" {FONT} font-size="9" '
+                f'fill="{s.colour}">{escape(label)}</text>'
+            )
     out.append("</g>")
     return "".join(out)
 
@@ -238,21 +278,27 @@ def _legend_at(left: float, top: float, width: float, entries: list[tuple[str, s
     for k, (name, colour, dashed) in enumerate(entries):
         x, y = left + column * (k % 2), top + 16 * (k // 2)
         dash = ' stroke-dasharray="5 4"' if dashed else ""
-        out.append(f'<line x1="{x:.1f}" y1="{y + 8:.1f}" x2="{x + 22:.1f}" y2="{y + 8:.1f}" '
-                   f'stroke="{colour}" stroke-width="6"{dash}/>'
-                   f'<text x="{x + 28:.1f}" y="{y + 12:.1f}" {FONT}>{escape(name)}</text>')  # fmt: skip
+        out.append(
+            f'<line x1="{x:.1f}" y1="{y + 8:.1f}" x2="{x + 22:.1f}" y2="{y + 8:.1f}" '
+            f'stroke="{colour}" stroke-width="6"{dash}/>'
+            f'<text x="{x + 28:.1f}" y="{y + 12:.1f}" {FONT}>{escape(name)}</text>'
+        )
     return "".join(out)
 
 
 def _open(width: int, height: int, title: str) -> str:
-    return (f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-            f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
-            f'<text x="8" y="18" {FONT} font-size="13" font-weight="600">{escape(title)}</text>')  # fmt: skip
+    return (
+        f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
+        f'<text x="8" y="18" {FONT} font-size="13" font-weight="600">{escape(title)}</text>'
+    )
 
 
 def _empty(title: str, width: int) -> str:
-    return (_open(width, 60, title)
-            + f'<text x="8" y="44" {FONT} fill="{GREY}">nothing recorded yet</text></svg>')  # fmt: skip
+    return (
+        _open(width, 60, title)
+        + f'<text x="8" y="44" {FONT} fill="{GREY}">nothing recorded yet</text></svg>'
+    )
 
 
 def _linear_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -270,7 +316,8 @@ def _linear_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 
 
 def _log_ticks(lo: float, hi: float) -> list[float]:
-    """1, 2 and 5 times powers of ten, from the last at or below ``lo`` to the first above ``hi``."""
+    """1, 2 and 5 times powers of ten, from the last at or below ``lo`` to the first
+    at or above ``hi``."""
     decades = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 2)
     candidates = [m * 10.0**k for k in decades for m in (1, 2, 5)]
     start = max(c for c in candidates if c <= lo)

@@ -10,6 +10,7 @@ the file is read on the api-server and its path is never shown.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -68,8 +69,8 @@ def colour(diff: np.ndarray, max_abs: float) -> np.ndarray:
     return np.ascontiguousarray(np.stack([red, fade, blue], axis=-1))
 
 
-def _frame(frames: object, index: int) -> np.ndarray:
-    found = next(itertools.islice(frames, index, None), None)  # type: ignore[call-overload]
+def _frame(frames: Iterator[np.ndarray], index: int) -> np.ndarray:
+    found = next(itertools.islice(frames, index, None), None)
     if found is None:
         raise ValueError(f"no frame {index}")
     return np.asarray(found)

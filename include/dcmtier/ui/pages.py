@@ -16,7 +16,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, Template, select_autoescape
 from markupsafe import Markup
 
 from dcmtier.records import outcome_text
@@ -90,19 +90,22 @@ def render_study(
 
 
 def render_message(title: str, message: str, links: Links, status: int) -> str:
-    return _template("message.html").render(links=links, title=title, message=message,
-                                            status=status)  # fmt: skip
+    return _template("message.html").render(
+        links=links, title=title, message=message, status=status
+    )
 
 
 def savings_chart(tiers: Sequence[TierRow]) -> str:
     return charts.bar_chart(
         [t.tier for t in tiers],
-        [Bars("original", [t.original_bytes for t in tiers], GREY),
-         Bars("stored (derived files)", [t.compressed_bytes for t in tiers], PALETTE[0]),
-         Bars("ZIP packages", [t.zip_bytes for t in tiers], PALETTE[1])],
+        [
+            Bars("original", [t.original_bytes for t in tiers], GREY),
+            Bars("stored (derived files)", [t.compressed_bytes for t in tiers], PALETTE[0]),
+            Bars("ZIP packages", [t.zip_bytes for t in tiers], PALETTE[1]),
+        ],
         title="Savings by tier: bytes",
         value_text=human_bytes,
-    )  # fmt: skip
+    )
 
 
 def rd_chart(tiers: Sequence[TierRow], metric: str) -> str:
@@ -112,31 +115,42 @@ def rd_chart(tiers: Sequence[TierRow], metric: str) -> str:
         tier = TIERS.get(t.tier)
         by_codec.setdefault(tier.codec.label if tier else "other", []).append(t)
     series = []
-    for k, (codec, rows) in enumerate(by_codec.items()):
-        rows = sorted((r for r in rows if r.pixel_ratio), key=lambda r: r.pixel_ratio or 0)
+    for k, (codec, found) in enumerate(by_codec.items()):
+        rows = sorted((r for r in found if r.pixel_ratio), key=lambda r: r.pixel_ratio or 0)
         values = [r.psnr_median if metric == "psnr" else r.ssim_mean for r in rows]
-        series.append(Series(f"{codec} (this archive)",
-                             [(r.pixel_ratio or 0.0, _float(v)) for r, v in zip(rows, values, strict=True)],
-                             PALETTE[k % len(PALETTE)], labels=[r.tier for r in rows]))  # fmt: skip
+        series.append(
+            Series(
+                f"{codec} (this archive)",
+                [(r.pixel_ratio or 0.0, _float(v)) for r, v in zip(rows, values, strict=True)],
+                PALETTE[k % len(PALETTE)],
+                labels=[r.tier for r in rows],
+            )
+        )
     survey = [(p.pixel_ratio, p.psnr_db if metric == "psnr" else p.ssim) for p in SURVEY]
     series.append(Series(SURVEY_LABEL, survey, GREY, dashed=True))
     name = "PSNR median (dB)" if metric == "psnr" else "SSIM mean"
-    return charts.xy_chart(series, title=f"Rate-distortion: {name} against achieved ratio",
-                           x_label="achieved pixel ratio (N:1, log scale)", y_label=name,
-                           log_x=True)  # fmt: skip
+    return charts.xy_chart(
+        series,
+        title=f"Rate-distortion: {name} against achieved ratio",
+        x_label="achieved pixel ratio (N:1, log scale)",
+        y_label=name,
+        log_x=True,
+    )
 
 
 def gate_chart(tiers: Sequence[TierRow]) -> str:
     return charts.bar_chart(
         [t.tier for t in tiers],
-        [Bars("passed the gate", [t.gate_passed for t in tiers], PALETTE[2]),
-         Bars("below the gate", [t.gate_failed for t in tiers], PALETTE[1]),
-         Bars("failed", [t.failed for t in tiers], PALETTE[3]),
-         Bars("refused (policy)", [t.refused for t in tiers], GREY)],
+        [
+            Bars("passed the gate", [t.gate_passed for t in tiers], PALETTE[2]),
+            Bars("below the gate", [t.gate_failed for t in tiers], PALETTE[1]),
+            Bars("failed", [t.failed for t in tiers], PALETTE[3]),
+            Bars("refused (policy)", [t.refused for t in tiers], GREY),
+        ],
         title="Gate outcomes: instances per tier",
         value_text=lambda v: f"{v:,.0f}",
         stacked=True,
-    )  # fmt: skip
+    )
 
 
 def frame_charts(rows: Sequence[Frame], unit: str) -> list[str]:
@@ -150,11 +164,21 @@ def frame_charts(rows: Sequence[Frame], unit: str) -> list[str]:
     out = []
     for name, value, colour in metrics:
         points = [(float(i + 1), _float(value(f))) for i, f in enumerate(rows)]
-        note = " (every frame exact: PSNR infinite)" if name.startswith("PSNR") and rows and all(
-            math.isinf(p[1]) for p in points) else ""  # fmt: skip
-        out.append(charts.xy_chart([Series(name, points, PALETTE[colour])], title=name + note,
-                                   x_label="slice (frame in slice order)", y_label=name,
-                                   height=220, integer_x=True))  # fmt: skip
+        note = (
+            " (every frame exact: PSNR infinite)"
+            if name.startswith("PSNR") and rows and all(math.isinf(p[1]) for p in points)
+            else ""
+        )
+        out.append(
+            charts.xy_chart(
+                [Series(name, points, PALETTE[colour])],
+                title=name + note,
+                x_label="slice (frame in slice order)",
+                y_label=name,
+                height=220,
+                integer_x=True,
+            )
+        )
     return out
 
 
@@ -190,16 +214,20 @@ def _data_uri(png: bytes) -> str:
 
 def _scale_bar(d: Difference) -> str:
     """A legend for the difference image: -max (blue) .. 0 (white) .. +max (red)."""
-    stops = ('<stop offset="0" stop-color="#0000ff"/><stop offset="0.5" stop-color="#ffffff"/>'
-             '<stop offset="1" stop-color="#ff0000"/>')  # fmt: skip
+    stops = (
+        '<stop offset="0" stop-color="#0000ff"/><stop offset="0.5" stop-color="#ffffff"/>'
+        '<stop offset="1" stop-color="#ff0000"/>'
+    )
     font = charts.FONT
-    return (f'<svg viewBox="0 0 320 40" width="320" height="40" role="img" '
-            f'aria-label="difference scale"><defs><linearGradient id="diffscale">{stops}'
-            f'</linearGradient></defs><rect x="10" y="4" width="300" height="12" '
-            f'fill="url(#diffscale)" stroke="#999"/>'
-            f'<text x="10" y="32" {font}>-{d.max_abs:g} {d.unit}</text>'
-            f'<text x="160" y="32" text-anchor="middle" {font}>0</text>'
-            f'<text x="310" y="32" text-anchor="end" {font}>+{d.max_abs:g}</text></svg>')  # fmt: skip
+    return (
+        f'<svg viewBox="0 0 320 40" width="320" height="40" role="img" '
+        f'aria-label="difference scale"><defs><linearGradient id="diffscale">{stops}'
+        f'</linearGradient></defs><rect x="10" y="4" width="300" height="12" '
+        f'fill="url(#diffscale)" stroke="#999"/>'
+        f'<text x="10" y="32" {font}>-{d.max_abs:g} {d.unit}</text>'
+        f'<text x="160" y="32" text-anchor="middle" {font}>0</text>'
+        f'<text x="310" y="32" text-anchor="end" {font}>+{d.max_abs:g}</text></svg>'
+    )
 
 
 def _when(value: datetime | str | None) -> str:
@@ -234,5 +262,5 @@ def _environment() -> Environment:
     return env
 
 
-def _template(name: str) -> Any:
+def _template(name: str) -> Template:
     return _environment().get_template(name)

@@ -9,7 +9,7 @@ reasons (which may quote a path) pass through `redact`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -192,10 +192,15 @@ def figures_version(connection: Connection) -> tuple[Any, ...]:
 
     Cheap (primary keys and small tables), so the overview reuses the figures until it changes.
     """
-    return tuple(connection.execute(text(
-        "SELECT (SELECT COUNT(*) FROM jobs), (SELECT MAX(id) FROM jobs), "
-        "(SELECT MAX(finished_at) FROM jobs), (SELECT COUNT(*) FROM failure_records "
-        "WHERE resolved_at IS NULL), (SELECT MAX(last_seen_at) FROM failure_records)")).one())  # fmt: skip
+    return tuple(
+        connection.execute(
+            text(
+                "SELECT (SELECT COUNT(*) FROM jobs), (SELECT MAX(id) FROM jobs), "
+                "(SELECT MAX(finished_at) FROM jobs), (SELECT COUNT(*) FROM failure_records "
+                "WHERE resolved_at IS NULL), (SELECT MAX(last_seen_at) FROM failure_records)"
+            )
+        ).one()
+    )
 
 
 def overview(connection: Connection, known: Figures | None = None) -> Overview:
@@ -206,12 +211,15 @@ def overview(connection: Connection, known: Figures | None = None) -> Overview:
         tiers=found.tiers,
         failures=failures,
         failures_total=total,
-        unidentified=int(connection.execute(text(
-            "SELECT COUNT(*) FROM unidentified_files WHERE resolved_at IS NULL")).scalar_one()),
+        unidentified=int(
+            connection.execute(
+                text("SELECT COUNT(*) FROM unidentified_files WHERE resolved_at IS NULL")
+            ).scalar_one()
+        ),
         backlog=_view_table(connection, "backlog"),
         worst=found.worst,
         latest=_latest(connection),
-    )  # fmt: skip
+    )
 
 
 def study_tier(connection: Connection, study_uid: str, tier: str) -> StudyTier:
@@ -221,9 +229,12 @@ def study_tier(connection: Connection, study_uid: str, tier: str) -> StudyTier:
         connection, where="AND f.study_uid = :s AND f.tier = :t", params=params, limit=1000
     )
     package = connection.execute(
-        text("SELECT uri, bytes, sha256, member_count FROM packages "
-             "WHERE study_uid = :s AND tier = :t"), params,
-    ).first()  # fmt: skip
+        text(
+            "SELECT uri, bytes, sha256, member_count FROM packages "
+            "WHERE study_uid = :s AND tier = :t"
+        ),
+        params,
+    ).first()
     return StudyTier(
         study_uid=study_uid,
         tier=tier,
@@ -239,20 +250,24 @@ def study_tier(connection: Connection, study_uid: str, tier: str) -> StudyTier:
 def task_study_tier(connection: Connection, task: TaskRef) -> tuple[str, str] | None:
     """The study x tier an Airflow task instance worked on (its latest recorded attempt)."""
     row = connection.execute(
-        text("SELECT study_uid, tier FROM jobs WHERE dag_id = :d AND run_id = :r "
-             "AND task_id = :t AND map_index = :m ORDER BY id DESC LIMIT 1"),
+        text(
+            "SELECT study_uid, tier FROM jobs WHERE dag_id = :d AND run_id = :r "
+            "AND task_id = :t AND map_index = :m ORDER BY id DESC LIMIT 1"
+        ),
         {"d": task.dag_id, "r": task.run_id, "t": task.task_id, "m": task.map_index},
-    ).first()  # fmt: skip
+    ).first()
     return (str(row[0]), str(row[1])) if row else None
 
 
 def lossless_copy(connection: Connection, source_sop_uid: str) -> str | None:
     """Where to read a source's exact pixels: a bit-exact derived copy, else the source."""
     row = connection.execute(
-        text("SELECT d.output_uri FROM derived_instances d JOIN tiers t ON t.name = d.tier "
-             "WHERE d.source_sop_uid = :sop AND t.lossless AND t.near = 0 ORDER BY d.tier"),
+        text(
+            "SELECT d.output_uri FROM derived_instances d JOIN tiers t ON t.name = d.tier "
+            "WHERE d.source_sop_uid = :sop AND t.lossless AND t.near = 0 ORDER BY d.tier"
+        ),
         {"sop": source_sop_uid},
-    ).first()  # fmt: skip
+    ).first()
     if row:
         return str(row[0])
     row = connection.execute(
@@ -270,19 +285,24 @@ def _tiers(connection: Connection) -> list[TierRow]:
             found = rows.setdefault(str(row["tier"]), {"tier": str(row["tier"])})
             found.update({k: _plain(v) for k, v in row.items() if v is not None and k != "tier"})
 
-    merge("SELECT d.tier AS tier, COUNT(DISTINCT d.study_uid) AS studies, COUNT(*) AS instances, "
-          "SUM(i.bytes) AS original_bytes, SUM(d.bytes) AS compressed_bytes, "
-          "CAST(SUM(i.bytes) AS DOUBLE PRECISION) / CAST(NULLIF(SUM(d.bytes), 0) AS DOUBLE PRECISION) "
-          "AS ratio, CAST(SUM(d.pixel_bytes_in) AS DOUBLE PRECISION) "
-          "/ CAST(NULLIF(SUM(d.pixel_bytes_out), 0) AS DOUBLE PRECISION) AS pixel_ratio, "
-          "SUM(CASE WHEN d.gate_passed THEN 1 ELSE 0 END) AS gate_passed, "
-          "SUM(CASE WHEN d.gate_passed THEN 0 ELSE 1 END) AS gate_failed "
-          "FROM derived_instances d JOIN instances i ON i.sop_uid = d.source_sop_uid GROUP BY d.tier")
+    merge(
+        "SELECT d.tier AS tier, COUNT(DISTINCT d.study_uid) AS studies, COUNT(*) AS instances, "
+        "SUM(i.bytes) AS original_bytes, SUM(d.bytes) AS compressed_bytes, "
+        "CAST(SUM(i.bytes) AS DOUBLE PRECISION) "
+        "/ CAST(NULLIF(SUM(d.bytes), 0) AS DOUBLE PRECISION) AS ratio, "
+        "CAST(SUM(d.pixel_bytes_in) AS DOUBLE PRECISION) "
+        "/ CAST(NULLIF(SUM(d.pixel_bytes_out), 0) AS DOUBLE PRECISION) AS pixel_ratio, "
+        "SUM(CASE WHEN d.gate_passed THEN 1 ELSE 0 END) AS gate_passed, "
+        "SUM(CASE WHEN d.gate_passed THEN 0 ELSE 1 END) AS gate_failed "
+        "FROM derived_instances d JOIN instances i ON i.sop_uid = d.source_sop_uid GROUP BY d.tier"
+    )
     merge("SELECT tier, SUM(bytes) AS zip_bytes FROM packages GROUP BY tier")
     merge(QUALITY_POSTGRESQL if connection.dialect.name == "postgresql" else QUALITY_VIEW)
-    merge("SELECT tier, SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed, "
-          "SUM(CASE WHEN status = 'refused' THEN 1 ELSE 0 END) AS refused "
-          "FROM failure_records WHERE resolved_at IS NULL GROUP BY tier")  # fmt: skip
+    merge(
+        "SELECT tier, SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed, "
+        "SUM(CASE WHEN status = 'refused' THEN 1 ELSE 0 END) AS refused "
+        "FROM failure_records WHERE resolved_at IS NULL GROUP BY tier"
+    )
     return [TierRow(**values) for values in rows.values()]
 
 
@@ -296,13 +316,18 @@ def _plain(value: Any) -> Any:
 def _failures(
     connection: Connection, *, where: str, params: Mapping[str, Any], limit: int
 ) -> tuple[list[Failure], int]:
-    base = f"FROM failure_records f JOIN jobs j ON j.id = f.job_id WHERE f.resolved_at IS NULL {where}"
+    base = (
+        f"FROM failure_records f JOIN jobs j ON j.id = f.job_id WHERE f.resolved_at IS NULL {where}"
+    )
     total = int(connection.execute(text(f"SELECT COUNT(*) {base}"), params).scalar_one())
     result = connection.execute(
-        text(f"SELECT f.study_uid, f.tier, f.sop_uid, f.status, f.reason, f.last_seen_at, "
-             f"j.dag_id, j.run_id, j.task_id, j.map_index {base} "
-             f"ORDER BY f.last_seen_at DESC, f.id DESC LIMIT {int(limit)}"), params,
-    )  # fmt: skip
+        text(
+            f"SELECT f.study_uid, f.tier, f.sop_uid, f.status, f.reason, f.last_seen_at, "
+            f"j.dag_id, j.run_id, j.task_id, j.map_index {base} "
+            f"ORDER BY f.last_seen_at DESC, f.id DESC LIMIT {int(limit)}"
+        ),
+        params,
+    )
     failures = [
         Failure(r[0], r[1], r[2], str(r[3]), redact(r[4]), r[5], _task(r[6], r[7], r[8], r[9]))
         for r in result
@@ -318,7 +343,7 @@ def _view_table(connection: Connection, view: str) -> Table | None:
     """A view's rows as they are, or None while the catalogue has no such view."""
     if view not in inspect(connection).get_view_names():
         return None
-    result = connection.execute(text(f"SELECT * FROM {view} LIMIT {ROWS_SHOWN}"))  # noqa: S608
+    result = connection.execute(text(f"SELECT * FROM {view} LIMIT {ROWS_SHOWN}"))
     shown = [i for i, name in enumerate(result.keys()) if not HIDDEN_COLUMN.search(name)]
     columns = [list(result.keys())[i] for i in shown]
     rows = [[row[i] for i in shown] for row in result]
@@ -328,35 +353,49 @@ def _view_table(connection: Connection, view: str) -> Table | None:
 
 def _worst(connection: Connection) -> list[StudyTierRef]:
     result = connection.execute(
-        text("SELECT study_uid, tier, MIN(psnr_min) AS psnr, MIN(ssim_min) AS ssim "
-             "FROM derived_instances WHERE psnr_min IS NOT NULL "
-             f"GROUP BY study_uid, tier ORDER BY psnr ASC LIMIT {WORST_SHOWN}")
-    )  # fmt: skip
+        text(
+            "SELECT study_uid, tier, MIN(psnr_min) AS psnr, MIN(ssim_min) AS ssim "
+            "FROM derived_instances WHERE psnr_min IS NOT NULL "
+            f"GROUP BY study_uid, tier ORDER BY psnr ASC LIMIT {WORST_SHOWN}"
+        )
+    )
     return [
-        StudyTierRef(str(r[0]), str(r[1]), "", f"PSNR min {r[2]:.1f} dB, SSIM min {r[3]:.4f}"
-                     if r[3] is not None else f"PSNR min {r[2]:.1f} dB")
+        StudyTierRef(
+            str(r[0]),
+            str(r[1]),
+            "",
+            f"PSNR min {r[2]:.1f} dB, SSIM min {r[3]:.4f}"
+            if r[3] is not None
+            else f"PSNR min {r[2]:.1f} dB",
+        )
         for r in result
-    ]  # fmt: skip
+    ]
 
 
 def _latest(connection: Connection) -> list[StudyTierRef]:
     result = connection.execute(
-        text(f"SELECT study_uid, tier, status, instances, finished_at FROM jobs "
-             f"ORDER BY id DESC LIMIT {WORST_SHOWN}")
-    )  # fmt: skip
+        text(
+            f"SELECT study_uid, tier, status, instances, finished_at FROM jobs "
+            f"ORDER BY id DESC LIMIT {WORST_SHOWN}"
+        )
+    )
     return [
-        StudyTierRef(str(r[0]), str(r[1]), str(r[2]),
-                     f"{r[3]} instances" if r[3] is not None else "")
+        StudyTierRef(
+            str(r[0]), str(r[1]), str(r[2]), f"{r[3]} instances" if r[3] is not None else ""
+        )
         for r in result
-    ]  # fmt: skip
+    ]
 
 
 def _job(connection: Connection, params: Mapping[str, Any]) -> Job | None:
     row = connection.execute(
-        text("SELECT status, instances, counts, error, started_at, finished_at, dag_id, run_id, "
-             "task_id, map_index FROM jobs WHERE study_uid = :s AND tier = :t "
-             "ORDER BY id DESC LIMIT 1"), params,
-    ).first()  # fmt: skip
+        text(
+            "SELECT status, instances, counts, error, started_at, finished_at, dag_id, run_id, "
+            "task_id, map_index FROM jobs WHERE study_uid = :s AND tier = :t "
+            "ORDER BY id DESC LIMIT 1"
+        ),
+        params,
+    ).first()
     if row is None:
         return None
     counts = row[2] if isinstance(row[2], dict) else _json(row[2])
@@ -381,21 +420,32 @@ def _json(value: Any) -> dict[str, Any]:
 
 def _lineage(connection: Connection, params: Mapping[str, Any]) -> list[LineageRow]:
     result = connection.execute(
-        text("SELECT d.series_uid, d.source_sop_uid, d.derived_sop_uid, d.frames, d.pixel_ratio, "
-             "d.psnr_min, d.gate_passed, d.gate, d.strategy, d.layer, j.run_id, j.try_number, "
-             "d.created_at, d.output_uri FROM derived_instances d JOIN jobs j ON j.id = d.job_id "
-             "WHERE d.study_uid = :s AND d.tier = :t"), params,
-    )  # fmt: skip
+        text(
+            "SELECT d.series_uid, d.source_sop_uid, d.derived_sop_uid, d.frames, d.pixel_ratio, "
+            "d.psnr_min, d.gate_passed, d.gate, d.strategy, d.layer, j.run_id, j.try_number, "
+            "d.created_at, d.output_uri FROM derived_instances d JOIN jobs j ON j.id = d.job_id "
+            "WHERE d.study_uid = :s AND d.tier = :t"
+        ),
+        params,
+    )
     rows = [
         LineageRow(
-            series_uid=str(r[0]), source_sop_uid=str(r[1]), derived_sop_uid=str(r[2]),
-            frames=int(r[3]), pixel_ratio=float(r[4]), psnr_min=r[5],
-            gate="passed" if r[6] else redact(r[7]) or "failed", strategy=str(r[8] or ""),
-            layer=r[9], run_id=str(r[10]), try_number=int(r[11]), created_at=r[12],
+            series_uid=str(r[0]),
+            source_sop_uid=str(r[1]),
+            derived_sop_uid=str(r[2]),
+            frames=int(r[3]),
+            pixel_ratio=float(r[4]),
+            psnr_min=r[5],
+            gate="passed" if r[6] else redact(r[7]) or "failed",
+            strategy=str(r[8] or ""),
+            layer=r[9],
+            run_id=str(r[10]),
+            try_number=int(r[11]),
+            created_at=r[12],
             output_uri=str(r[13]),
         )
         for r in result
-    ]  # fmt: skip
+    ]
     return sorted(rows, key=lambda r: (r.series_uid, uid_order(r.source_sop_uid)))
 
 
@@ -403,7 +453,3 @@ def uid_order(uid: str) -> tuple[int, ...]:
     """A UID's numeric components, so ``1.2.10`` sorts after ``1.2.9`` (acquisition order for
     UIDs that end in a counter; the catalogue records no slice position)."""
     return tuple(int(part) if part.isdigit() else -1 for part in uid.split("."))
-
-
-def sorted_by_uid(values: Sequence[str]) -> list[str]:
-    return sorted(values, key=uid_order)

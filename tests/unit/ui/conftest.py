@@ -39,7 +39,9 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def client(airflow_db: Path, processed: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+def client(
+    airflow_db: Path, processed: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TestClient]:
     from airflow.api_fastapi.app import init_auth_manager
 
     from dcmtier.ui import URL_PREFIX, create_app

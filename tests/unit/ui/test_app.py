@@ -13,8 +13,12 @@ from fastapi.testclient import TestClient
 
 from tests.unit.ui.conftest import PLANTED, token
 
-PAGES = ["/dcmtier/", "/dcmtier/studies/1.2.3/j2k-r20", "/dcmtier/studies/1.2.3/j2k-r20/package.zip",
-         "/dcmtier/ti/dicom_archive_compression/run/compress/0"]  # fmt: skip
+PAGES = [
+    "/dcmtier/",
+    "/dcmtier/studies/1.2.3/j2k-r20",
+    "/dcmtier/studies/1.2.3/j2k-r20/package.zip",
+    "/dcmtier/ti/dicom_archive_compression/run/compress/0",
+]
 
 
 def _study(processed: Path) -> str:
@@ -84,8 +88,10 @@ def test_the_study_page_shows_frames_lineage_package_and_the_worst_frames_differ
 
 def test_the_zip_downloads_as_written(client: TestClient, processed: Path) -> None:
     study = _study(processed)
-    response = client.get(f"/dcmtier/studies/{study}/j2k-r20/package.zip",
-                          headers={"Authorization": f"Bearer {token()}"})  # fmt: skip
+    response = client.get(
+        f"/dcmtier/studies/{study}/j2k-r20/package.zip",
+        headers={"Authorization": f"Bearer {token()}"},
+    )
     assert response.status_code == 200
     assert response.content == (processed / "packages" / study / "j2k-r20.zip").read_bytes()
     assert len(zipfile.ZipFile(BytesIO(response.content)).namelist()) == 3  # 2 + manifest
@@ -103,16 +109,23 @@ def test_the_task_instance_tab_opens_the_study_tier_that_task_recorded(
 ) -> None:
     study = _study(processed)
     with sqlite3.connect(processed / "catalogue.db") as conn:  # as a DAG task would record it
-        conn.execute("UPDATE jobs SET dag_id = 'd', run_id = 'manual__2026-12-01T10:00:00+00:00', "
-                     "task_id = 'compress', map_index = 3 WHERE tier = 'j2k-r20'")  # fmt: skip
+        conn.execute(
+            "UPDATE jobs SET dag_id = 'd', run_id = 'manual__2026-12-01T10:00:00+00:00', "
+            "task_id = 'compress', map_index = 3 WHERE tier = 'j2k-r20'"
+        )
     try:
-        response = client.get("/dcmtier/ti/d/manual__2026-12-01T10%3A00%3A00%2B00%3A00/compress/3",
-                              headers={"Authorization": f"Bearer {token()}"},
-                              follow_redirects=False)  # fmt: skip
+        response = client.get(
+            "/dcmtier/ti/d/manual__2026-12-01T10%3A00%3A00%2B00%3A00/compress/3",
+            headers={"Authorization": f"Bearer {token()}"},
+            follow_redirects=False,
+        )
         assert response.status_code == 303
         assert response.headers["location"] == f"/dcmtier/studies/{study}/j2k-r20"
         html = _get(client, response.headers["location"])
-        assert 'href="/dags/d/runs/manual__2026-12-01T10%3A00%3A00%2B00%3A00/tasks/compress/mapped/3"' in html
+        assert (
+            'href="/dags/d/runs/manual__2026-12-01T10%3A00%3A00%2B00%3A00/tasks/compress/mapped/3"'
+            in html
+        )
     finally:
         with sqlite3.connect(processed / "catalogue.db") as conn:
             conn.execute("UPDATE jobs SET dag_id = 'cli', task_id = 'cli', map_index = -1")

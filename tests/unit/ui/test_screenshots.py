@@ -1,0 +1,79 @@
+"""Both pages in headless Chromium (Debian's ``chromium``), saved and opened offline.
+
+The pages are fetched signed in, written to files and opened with every host name resolving
+nowhere: what draws must come from the saved file alone. The charts draw when the screenshot
+holds the charts' own colours (nothing else on the page uses them) in quantity.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.unit.ui.conftest import token
+
+DOCS = Path(__file__).resolve().parents[3] / "docs"
+BLUE, GREEN, ORANGE = (0x00, 0x72, 0xB2), (0x00, 0x9E, 0x73), (0xD5, 0x5E, 0x00)
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("chromium is missing (CI installs Debian's chromium: see .ci/run)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return found
+
+
+def _screenshot(html: str, tmp_path: Path, name: str, height: int) -> np.ndarray:
+    page = tmp_path / f"{name}.html"
+    page.write_text(html)
+    shot = tmp_path / f"{name}.png"
+    subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--window-size=1280,{height}",
+         f"--screenshot={shot}", page.as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    if os.environ.get("DCMTIER_SCREENSHOTS"):  # refresh the README's pictures
+        Image.open(shot).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(
+            DOCS / f"ui-{name}.png", optimize=True
+        )
+    return np.asarray(Image.open(shot).convert("RGB")).astype(int)
+
+
+def _pixels(image: np.ndarray, colour: tuple[int, int, int], tolerance: int = 12) -> int:
+    return int((np.abs(image - np.array(colour)).max(axis=-1) <= tolerance).sum())
+
+
+def test_the_overview_saved_and_opened_offline_draws_its_charts(
+    client: TestClient, tmp_path: Path
+) -> None:
+    html = client.get("/dcmtier/", headers={"Authorization": f"Bearer {token()}"}).text
+    image = _screenshot(html, tmp_path, "overview", 2200)
+    assert (image < 250).any(axis=-1).mean() > 0.03  # not blank
+    assert _pixels(image, BLUE) > 500  # stored-bytes bars and this archive's J2K curve
+    assert _pixels(image, GREEN) > 300  # the gate chart's passed bars
+
+
+def test_the_study_page_draws_its_frame_charts_and_the_difference_image(
+    client: TestClient, processed: Path, tmp_path: Path
+) -> None:
+    with sqlite3.connect(processed / "catalogue.db") as conn:
+        study = conn.execute("SELECT study_uid FROM studies").fetchone()[0]
+    html = client.get(f"/dcmtier/studies/{study}/j2k-r20",
+                      headers={"Authorization": f"Bearer {token()}"}).text  # fmt: skip
+    image = _screenshot(html, tmp_path, "study", 1800)
+    assert _pixels(image, BLUE) > 100 and _pixels(image, ORANGE) > 100  # PSNR, max |diff|
+    reddish = (image[..., 0] > 200) & (image[..., 1] < 180) & (image[..., 2] < 180)
+    bluish = (image[..., 2] > 200) & (image[..., 0] < 180) & (image[..., 1] < 180)
+    assert reddish.sum() > 200 and bluish.sum() > 200  # the difference image, both signs

@@ -14,3 +14,4 @@ COPY --chown=airflow:root pyproject.toml README.md /opt/dcmtier/
 COPY --chown=airflow:root include /opt/dcmtier/include
 RUN pip install --no-cache-dir --no-deps /opt/dcmtier
 COPY --chown=airflow:root dags /opt/airflow/dags
+COPY --chown=airflow:root plugins /opt/airflow/plugins

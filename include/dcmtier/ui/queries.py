@@ -355,7 +355,7 @@ def _worst(connection: Connection) -> list[StudyTierRef]:
     result = connection.execute(
         text(
             "SELECT study_uid, tier, MIN(psnr_min) AS psnr, MIN(ssim_min) AS ssim "
-            "FROM derived_instances WHERE psnr_min IS NOT NULL "
+            "FROM derived_instances WHERE psnr_min IS NOT NULL AND psnr_min < 1e308 "
             f"GROUP BY study_uid, tier ORDER BY psnr ASC LIMIT {WORST_SHOWN}"
         )
     )
@@ -369,6 +369,7 @@ def _worst(connection: Connection) -> list[StudyTierRef]:
             else f"PSNR min {r[2]:.1f} dB",
         )
         for r in result
+        if r[2] is not None and r[2] != float("inf")  # exact copies are not "lowest quality"
     ]
 
 

@@ -133,6 +133,10 @@ def test_1_a_run_completes_every_study_and_lists_the_corrupt_file(
     assert len(compress) == len(studies) * len(TIERS)
     assert {ti["state"] for ti in compress} == {"success"}
     assert all(" · " in str(ti["rendered_map_index"]) for ti in compress)
+    # the grid label of the study with the truncated slice says so; the clean ones say ok
+    labels = [str(ti["rendered_map_index"]) for ti in compress]
+    assert sum(label.endswith(" · partial 2/3 · 1 failed") for label in labels) == len(TIERS)
+    assert sum(label.endswith(" · ok 3/3") for label in labels) == 2 * len(TIERS)
     failures = _catalogue(
         deployment["catalogue"],
         "SELECT tier, sop_uid, reason FROM failures WHERE study_uid = :s",

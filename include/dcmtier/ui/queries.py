@@ -260,7 +260,8 @@ def task_study_tier(connection: Connection, task: TaskRef) -> tuple[str, str] | 
 
 
 def lossless_copy(connection: Connection, source_sop_uid: str) -> str | None:
-    """Where to read a source's exact pixels: a bit-exact derived copy, else the source."""
+    """Where to read a source's exact pixels: a bit-exact derived copy, else the source as
+    last found (``file_locations``, whose file key for an instance is its SOP UID)."""
     row = connection.execute(
         text(
             "SELECT d.output_uri FROM derived_instances d JOIN tiers t ON t.name = d.tier "
@@ -271,7 +272,11 @@ def lossless_copy(connection: Connection, source_sop_uid: str) -> str | None:
     if row:
         return str(row[0])
     row = connection.execute(
-        text("SELECT file_uri FROM instances WHERE sop_uid = :sop"), {"sop": source_sop_uid}
+        text(
+            "SELECT uri FROM file_locations WHERE file_key = :sop "
+            "ORDER BY last_seen_at DESC, id DESC LIMIT 1"
+        ),
+        {"sop": source_sop_uid},
     ).first()
     return str(row[0]) if row else None
 

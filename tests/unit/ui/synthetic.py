@@ -85,7 +85,6 @@ def fill(url: str, *, studies: int, instances: int = 10, seed: int = 1) -> dict[
                     "sop_uid": sop,
                     "series_uid": series,
                     "study_uid": study,
-                    "file_uri": f"file:///landing/{sop}.dcm",
                     "bytes": SOURCE_BYTES,
                     "sha256": "0" * 64,
                     "modality": "CT",

@@ -7,6 +7,7 @@ sign-extended to Bits Stored so that bits outside it never reach an encoder.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +15,12 @@ from pathlib import Path
 import numpy as np
 from pydicom import Dataset, dcmread
 from pydicom.dataelem import DataElement
+from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import iter_pixels
 from pydicom.tag import BaseTag, Tag
 
+from dcmtier.codec import syntaxes
 from dcmtier.codec.backends import FrameSpec
 from dcmtier.errors import InvalidInput, NoPixelData
 
@@ -97,6 +100,31 @@ class SourceImage:
         if keep:
             self._cache = frames
 
+    def codestreams(self) -> Iterator[bytes]:
+        """Each frame's codestream as the source stores it (encapsulated sources only)."""
+        ds = self.dataset
+        if not ds["PixelData"].is_undefined_length:
+            raise InvalidInput(f"{self.path}: pixel data is not encapsulated")
+        extended = None
+        if "ExtendedOffsetTable" in ds:
+            extended = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+        try:
+            yield from generate_frames(
+                ds.PixelData, number_of_frames=self.frames, extended_offsets=extended
+            )
+        except (ValueError, TypeError, IndexError) as exc:
+            raise InvalidInput(
+                f"{self.path}: encapsulated pixel data cannot be split into frames: "
+                f"{_one_line(exc)}"
+            ) from exc
+
+    @property
+    def codestream_spec(self) -> FrameSpec:
+        """The frame layout the stored codestreams describe: colour as the header says it."""
+        return dataclasses.replace(
+            self.spec, photometric=str(self.dataset.PhotometricInterpretation)
+        )
+
     def _decode(self) -> Iterator[np.ndarray]:
         if self._native_little_endian():
             yield from self._read_native()
@@ -165,6 +193,7 @@ def iter_decoded(ds: Dataset, plugins: Sequence[str] = DECODING_PLUGINS) -> Iter
 
 def read_source(path: Path) -> SourceImage:
     """Read and check one file; raise ``InvalidInput`` or ``NoPixelData`` naming it."""
+    syntaxes.register()  # dcmtier's own outputs may be JPEG XL, which pydicom 3.0 lacks
     ds = _read(path)
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None

@@ -115,7 +115,9 @@ def _read_pnm(path: Path) -> np.ndarray:
     top = int(maxval)
     samples = 3 if magic == b"P6" else 1
     values = np.frombuffer(data, dtype=">u2" if top > 255 else "u1")
-    values = values[: rows * columns * samples].reshape((rows, columns, samples)[: 3 - (samples == 1)])
+    values = values[: rows * columns * samples].reshape(
+        (rows, columns, samples)[: 3 - (samples == 1)]
+    )
     if 255 < top < 65535:
         return np.rint(values.astype(np.float64) * top / 65535).astype(np.uint16)
     return values.astype(np.uint16 if top > 255 else np.uint8)

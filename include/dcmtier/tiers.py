@@ -43,9 +43,7 @@ JLS = Codec("jls", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "ISO_1449
 # JPEG XL (DICOM Supplement 232): JPEG XL Lossless (.110) and JPEG XL (.112) for pixels; the
 # JPEG Recompression syntax (.111) re-encodes a source's JPEG bitstream losslessly, so both of
 # its syntaxes are .111 and it never labels an output lossy itself.
-JXL = Codec(
-    "jxl", "1.2.840.10008.1.2.4.110", "1.2.840.10008.1.2.4.112", "ISO_18181_1", "JPEG XL"
-)
+JXL = Codec("jxl", "1.2.840.10008.1.2.4.110", "1.2.840.10008.1.2.4.112", "ISO_18181_1", "JPEG XL")
 JXL_JPEG = Codec(
     "jxl-jpeg",
     "1.2.840.10008.1.2.4.111",

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 from pydicom import Dataset, dcmread
 from pydicom.dataelem import DataElement
-from pydicom.encaps import generate_frames
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import iter_pixels
 from pydicom.tag import BaseTag, Tag
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from dcmtier.codec import syntaxes
 from dcmtier.codec.backends import FrameSpec
@@ -189,6 +190,37 @@ def iter_decoded(ds: Dataset, plugins: Sequence[str] = DECODING_PLUGINS) -> Iter
         return
     assert failure is not None
     raise failure
+
+
+def jpeg_xl_as_decodable(ds: Dataset) -> Dataset:
+    """``ds`` with JPEG XL Pixel Data turned into something pydicom 3.0.2 can decode.
+
+    JPEG XL Lossless / JPEG XL frames become native little-endian stored values (decoded by
+    libjxl); JPEG XL JPEG Recompression frames become the JPEG bitstreams they rebuild, under
+    the JPEG syntax their SOF marker names. Any other dataset is returned unchanged.
+    """
+    from dcmtier.codec.backends import backend
+
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    if syntax not in {e.uid for e in syntaxes.SYNTAXES}:
+        return ds
+    out = copy.copy(ds)
+    out.file_meta = copy.copy(ds.file_meta)
+    frames = int(ds.get("NumberOfFrames") or 1)
+    codestreams = list(generate_frames(ds.PixelData, number_of_frames=frames))
+    if syntax == syntaxes.JPEG_XL_JPEG_RECOMPRESSION.uid:
+        jpegs = [backend("jxl-jpeg").decode(c, None).tobytes() for c in codestreams]
+        extended = b"\xff\xc1" in jpegs[0][: jpegs[0].find(b"\xff\xda")]
+        out.file_meta.TransferSyntaxUID = UID("1.2.840.10008.1.2.4." + ("51" if extended else "50"))
+        out.PixelData = encapsulate(jpegs)
+        return out
+    spec = _frame_spec(Path("<dataset>"), ds)
+    decoded = [backend("jxl").decode(c, spec) for c in codestreams]
+    out.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    out.PixelData = np.stack(decoded).astype(spec.dtype.newbyteorder("<")).tobytes()
+    out["PixelData"].VR = "OB" if spec.bits_allocated <= 8 else "OW"
+    out["PixelData"].is_undefined_length = False
+    return out
 
 
 def read_source(path: Path) -> SourceImage:

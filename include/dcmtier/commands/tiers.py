@@ -14,7 +14,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def describe(tier: Tier) -> dict[str, object]:
-    return {**tier.as_dict(), "default": tier.name in DEFAULT_TIERS}
+    return {**tier.as_dict(), "effort": tier.effort, "default": tier.name in DEFAULT_TIERS}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         ratio = f"{row['target_ratio']:g}:1" if row["target_ratio"] else "lossless"
         ratio = f"near-lossless NEAR={row['near']}" if row["near"] else ratio
+        ratio = f"{ratio}, effort {row['effort']}" if row["effort"] is not None else ratio
         table.add_row(
             str(row["name"]),
             str(row["codec"]),

@@ -5,6 +5,7 @@ Every JPEG XL output is read back with pydicom and decoded with Debian's ``djxl`
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from dcmtier.sample import write_ct_series
 from dcmtier.tiers import get_tier
 from dcmtier.work.compress import Options, compress_file
 from tests.support import djxl_frames, djxl_jpeg, reference_file
+
 
 @pytest.fixture(autouse=True)
 def _pydicom_knows_jpeg_xl() -> None:
@@ -168,3 +170,13 @@ def test_signed_ct_is_stored_unsigned_with_the_intercept_keeping_every_hu_value(
     assert lossy.PixelRepresentation == 0
     (decoded,) = djxl_frames(Path(str(results[1].output)), tmp_path)
     assert decoded.shape == (48, 48)
+
+
+def test_dcmtier_quality_measures_jpeg_xl_outputs_in_the_original_s_units(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (source,) = write_ct_series(tmp_path / "landing", slices=1, rows=32, columns=32)  # signed
+    (result,) = compress_file(source, [get_tier("jxl-lossless")], Options(tmp_path / "out"))
+    assert main(["quality", str(source), str(result.output), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert (row["max_abs_diff"], row["pixel_match_pct"], row["unit"]) == (0.0, 100.0, "HU")

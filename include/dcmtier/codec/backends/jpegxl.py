@@ -79,7 +79,7 @@ def encode(frame: np.ndarray, spec: FrameSpec, tier: Tier) -> Encoded:
     data, distance, encodes = search_step(
         lambda d: _encode(values, spec, effort, d), spec.pixel_bytes, target, first_step=first
     )
-    params = {"effort": effort, "distance": float(f"{_clamp(distance):.6g}")}
+    params: dict[str, object] = {"effort": effort, "distance": float(f"{_clamp(distance):.6g}")}
     return Encoded(data, spec.photometric, spec.bits_stored, encodes, params, offset=shift)
 
 
@@ -107,7 +107,9 @@ def _clamp(distance: float) -> float:
     return min(MAX_DISTANCE, max(MIN_DISTANCE, distance))
 
 
-def _encode(values: np.ndarray, spec: FrameSpec, effort: int | None, distance: float | None) -> bytes:
+def _encode(
+    values: np.ndarray, spec: FrameSpec, effort: int | None, distance: float | None
+) -> bytes:
     import imagecodecs
 
     quality = {"lossless": True} if distance is None else {"distance": _clamp(distance)}

@@ -70,8 +70,8 @@ def encode(frame: np.ndarray, spec: FrameSpec, tier: Tier) -> Encoded:
     shift = offset(spec)
     if tier.target_ratio is None:
         data = _encode(values, spec, effort, None)
-        params = {"effort": effort}
-        return Encoded(data, spec.photometric, spec.bits_stored, params=params, offset=shift)
+        lossless: dict[str, object] = {"effort": effort}
+        return Encoded(data, spec.photometric, spec.bits_stored, params=lossless, offset=shift)
     target = tier.target_ratio
     # measured on the sample CT (256x256, 12 bits, effort 7): ratio 20 at distance ~2,
     # 32 at 4, 53 at 8, i.e. distance ~ 2 * (ratio / 20) ** 1.4

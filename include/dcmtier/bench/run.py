@@ -4,8 +4,9 @@ Each run measures, alternately and in this order, for j2k-lossless, j2k-r20 and 
 gdcmconv chain (one process per file, sequentially, then as many loops as cores), dcmtier's
 ``compress`` with one process, then with all cores; then dcmtier alone for htj2k-lossless,
 htj2k-r20 and jxl-lossless; then the unit of work (``process_study``) for the 13 default tiers
-with one process and with all cores. Every figure is kept per run and summarised as min / median / max; a ratio
-is taken within a run (dcmtier and gdcmconv measured minutes apart), then summarised. Peak RSS
+with one process and with all cores. Every figure is kept per run and summarised as min /
+median / max; a ratio is taken within a run (dcmtier and gdcmconv measured minutes apart),
+then summarised. Peak RSS
 of one study x tier is measured at two slice counts in a child process; JPEG XL lossless is
 compared with J2K lossless per effort on the study and on real scans (``bench.jpegxl``).
 """

@@ -180,3 +180,16 @@ def test_dcmtier_quality_measures_jpeg_xl_outputs_in_the_original_s_units(
     assert main(["quality", str(source), str(result.output), "--json"]) == 0
     row = json.loads(capsys.readouterr().out.splitlines()[0])
     assert (row["max_abs_diff"], row["pixel_match_pct"], row["unit"]) == (0.0, 100.0, "HU")
+
+
+def test_stored_value_attributes_move_with_the_offset_of_signed_pixels(tmp_path: Path) -> None:
+    (path,) = write_ct_series(tmp_path / "landing", slices=1, rows=32, columns=32)
+    ds = dcmread(path)
+    ds.add_new(0x00280120, "SS", -1024)  # Pixel Padding Value
+    ds.add_new(0x00280106, "SS", int(ds.pixel_array.min()))  # Smallest Image Pixel Value
+    ds.save_as(path)
+    (result,) = compress_file(path, [get_tier("jxl-lossless")], Options(tmp_path / "out"))
+    assert result.status == OK, result.reason
+    out = dcmread(result.output)
+    assert (out["PixelPaddingValue"].VR, out.PixelPaddingValue) == ("US", -1024 + 2048)
+    assert out.SmallestImagePixelValue == ds.SmallestImagePixelValue + 2048

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo bench clean
+.PHONY: install system-deps test lint demo ui ui-stop bench clean
 
 install: $(STAMP)
 
@@ -15,7 +15,12 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-test: $(STAMP)
+# The Debian tools the tests check outputs with (the same script CI runs): installed when make
+# runs as root; otherwise one line says what to run.
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+test: system-deps $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests
 
 lint: $(STAMP)
@@ -25,6 +30,14 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	bash scripts/demo.sh
+
+# Airflow's UI on this machine (airflow standalone, embedded defaults, the demo study): prints
+# the URL and how to sign in; Ctrl-C (or `make ui-stop` from another shell) stops it.
+ui: $(STAMP)
+	bash scripts/ui.sh
+
+ui-stop:
+	bash scripts/ui.sh --stop
 
 # dcmtier against the gdcmconv-per-file chain (README "Benchmark"): writes bench/results.json.
 # The defaults take about an hour on 2 cores; pass options through BENCH_ARGS, e.g.

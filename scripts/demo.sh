@@ -33,4 +33,5 @@ grep -o "DagRun Finished: dag_id=[a-z_]*\|run_duration=[0-9.]*, state=[a-z]*" "$
   | tail -2 | paste -sd' ' || true
 echo "== the DAG took $(( $(date +%s) - start )) s; the catalogue says:"
 "$bin/dcmtier" report --data-dir "$DCMTIER_DATA_DIR"
-echo "== outputs under $DCMTIER_DATA_DIR: derived/ quality/ packages/ quarantine/ catalogue.db"
+# what is there (quarantine/ appears only when an instance failed)
+echo "== outputs under $DCMTIER_DATA_DIR: $(cd "$DCMTIER_DATA_DIR" && ls -d -- */ ./*.db 2>/dev/null | sed 's|^\./||' | paste -sd' ')"

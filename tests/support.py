@@ -137,3 +137,24 @@ def djxl_jpeg(path: Path, workdir: Path) -> list[bytes]:
         )
         out.append(jpg.read_bytes())
     return out
+
+
+def dead_owner_token() -> str:
+    """The temp-name token of a process of this host that has ended (`dcmtier.owner`)."""
+    import sys
+
+    from dcmtier import owner
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return owner.Owner(owner.current().host, child.pid, 1).token
+
+
+def live_owner_token() -> str:
+    """The temp-name token of a live process other than this one (pytest's parent)."""
+    import os
+
+    from dcmtier import owner
+
+    parent = os.getppid()
+    return owner.Owner(owner.current().host, parent, owner._start_ticks(parent) or 0).token

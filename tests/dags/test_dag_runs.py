@@ -83,3 +83,17 @@ def test_a_second_run_skips_what_is_done_and_reprocess_all_redoes_it(
     assert len([k for k in _states(third) if k[0] == "compress"]) == 2 * len(TIERS)
     derived = _query(output, "SELECT count(*) FROM lineage")
     assert derived == jobs_before  # replaced, not added
+
+
+def test_a_successful_run_deletes_its_studies_layered_caches(
+    airflow_db: Path, landing: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "out"
+    run = _run(landing, output, tiers=["j2k-r10", "j2k-r20"])  # two rate tiers: a layered encode
+    states = _states(run)
+    assert str(run.state).endswith("success"), states
+    assert {v for (task, _), v in states.items() if task == "encode"} == {"success"}
+    cache = output / "cache" / "layered"
+    assert cache.is_dir()  # the encode task wrote it, the tier tasks cut from it ...
+    assert list(cache.iterdir()) == []  # ... and the summary deleted every study's folder
+    assert len(list((output / "packages").rglob("*.zip"))) == 2 * 2

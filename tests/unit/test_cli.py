@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
 
-from dcmtier.cli import main
+from dcmtier.cli import COMMANDS, build_parser, main
+from dcmtier.sample import write_ct_series
 from tests.support import reference_file
 
 REQUIRED_FIELDS = {
@@ -163,3 +167,64 @@ def test_tiers_json_lists_every_tier(capsys: pytest.CaptureFixture[str]) -> None
         "1.2.840.10008.1.2.4.110",
         False,
     )
+
+
+def test_tiers_piped_shows_every_name_whole_in_80_columns() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "dcmtier.cli", "tiers"], capture_output=True, text=True,
+        check=True, env={**os.environ, "COLUMNS": "80", "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    lines = done.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    assert "…" not in done.stdout
+    from dcmtier.tiers import TIERS
+
+    names = [line.split()[0] for line in lines[2:]]
+    assert names == list(TIERS)
+    assert "1.2.840.10008.1.2.4.201" in done.stdout  # UIDs whole too
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=str)
+def test_every_command_has_the_same_help_format_and_plain_text(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit) as shown:
+        main([command, "--help"])
+    assert shown.value.code == 0
+    text = capsys.readouterr().out
+    description = text.split("\n\n")[1]
+    assert not description.startswith(("``", "dcmtier ")), description
+    assert "``" not in text
+    assert description[0].isupper()
+    parser = build_parser()._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
+    assert parser.formatter_class.__name__ == "HelpFormatter"  # the one shared format
+    assert "Exit status" in text
+
+
+@pytest.mark.parametrize("command", ["compress", "process"])
+@pytest.mark.parametrize("jobs", ["0", "-1", "two"])
+def test_jobs_below_one_is_a_usage_error(
+    command: str, jobs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as usage:
+        main([command, str(tmp_path), "--out", str(tmp_path / "o"), "--jobs", jobs])
+    assert usage.value.code == 2
+    assert "--jobs" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_quality_warns_when_the_two_files_are_unrelated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = write_ct_series(tmp_path / "l", slices=2, rows=64, columns=64)
+    assert main(["quality", str(first), str(second), "--json"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "warning" in err and "Source Image Sequence" in err
+    out = tmp_path / "o"
+    assert main(["compress", str(first), "--tier", "j2k-r10", "--tier", "j2k-lossless",
+                 "--out", str(out), "--json", "--jobs", "1"]) == 0  # fmt: skip
+    capsys.readouterr()
+    for derived in out.rglob("*.dcm"):  # lossy: a Source Image Sequence; lossless: same UID
+        assert main(["quality", str(first), str(derived), "--json"]) == 0
+        assert capsys.readouterr().err == ""

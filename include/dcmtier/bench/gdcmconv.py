@@ -35,9 +35,11 @@ class ChainRun:
 
 
 def ensure_gdcmconv(explicit: str | None, *, install: bool) -> str:
-    """The gdcmconv to run: ``explicit``, else the one on PATH, else install Debian's.
+    """The gdcmconv to run: ``explicit``, else the one on PATH, else (``install``) Debian's.
 
-    Installing needs apt-get and root (or sudo); ``install=False`` only looks.
+    Installing needs apt-get and root (or sudo) and happens only when asked
+    (``dcmtier bench --install-tools``); otherwise a missing gdcmconv is a ConfigError saying
+    what to install.
     """
     found = shutil.which(explicit or "gdcmconv")
     if found:
@@ -51,7 +53,8 @@ def ensure_gdcmconv(explicit: str | None, *, install: bool) -> str:
             return found
     raise ConfigError(
         f"gdcmconv is not installed: install the Debian package {DEBIAN_PACKAGE} "
-        "(apt-get install libgdcm-tools) or pass --gdcmconv PATH"
+        f"(sudo apt-get install {DEBIAN_PACKAGE}), pass --gdcmconv PATH, or rerun with "
+        "--install-tools to let the bench install it"
     )
 
 

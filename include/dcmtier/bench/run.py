@@ -64,7 +64,7 @@ class BenchConfig:
     work: Path | None = None  # scratch folder (default: a temporary one, removed)
     out: Path = Path("bench/results.json")
     gdcmconv: str | None = None
-    install: bool = True
+    install: bool = False  # apt-get libgdcm-tools when gdcmconv is missing (--install-tools)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dcmtier import owner
 from dcmtier.codec.backends import Encoded
 from dcmtier.codec.backends.layered import Layers, encode_layers, parse
 from dcmtier.codec.pixels import SourceImage
@@ -82,9 +83,11 @@ def _layers(
     cache: Path | None,
 ) -> tuple[Layers, float]:
     path = _cache_path(cache, source, index, targets) if cache else None
-    if path is not None and path.is_file():
+    if path is not None:
         try:
             return parse(path.read_bytes(), targets, encodes=0), 0.0  # no encode: a cut
+        except FileNotFoundError:
+            pass  # not cached, or pruned (`dcmtier cache prune`): encode
         except CodecError:
             path.unlink(missing_ok=True)  # a damaged cache entry: encode again
     started = time.perf_counter()
@@ -102,7 +105,15 @@ def _cache_path(cache: Path, source: SourceImage, index: int, targets: tuple[flo
 
 
 def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp = owner.temp_file(path)  # named for this process: a killed one's is found, removed
+    except FileNotFoundError:  # the study's cache was pruned meanwhile: the next task encodes
+        return
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except FileNotFoundError:  # pruned between the two: likewise
+        tmp.unlink(missing_ok=True)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

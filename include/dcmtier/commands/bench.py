@@ -18,12 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
+from dcmtier.commands.options import add_jobs, positive
 
 
 def _count(text: str) -> int:
@@ -38,24 +33,23 @@ def add_parser(subparsers: Any) -> None:
         "bench",
         help="benchmark against the gdcmconv-per-file chain",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Exit status: 0 measured (targets met or not: see the table), 2 bad usage.",
     )
     add = parser.add_argument
-    add("--slices", type=_positive, default=400, metavar="N", help="slices per variant (400)")
-    add("--size", type=_positive, default=512, metavar="PX", help="rows and columns (512)")
+    add("--slices", type=positive, default=400, metavar="N", help="slices per variant (400)")
+    add("--size", type=positive, default=512, metavar="PX", help="rows and columns (512)")
     add("--data", type=Path, metavar="DIR", help="measure this study, not a generated one")
-    add("--runs", type=_positive, default=3, metavar="N", help="runs of every figure (3)")
-    add("--jobs", type=_count, default=0, metavar="N", help="processes (0: all cores)")
+    add("--runs", type=positive, default=3, metavar="N", help="runs of every figure (3)")
+    add_jobs(parser)
     add(
         "--gdcm-files", type=_count, default=0, metavar="N",
         help="run gdcmconv on the first N files of each variant (0: all)",
     )  # fmt: skip
     add(
-        "--rss-slices", type=_positive, nargs="+", default=[100, 800], metavar="N",
+        "--rss-slices", type=positive, nargs="+", default=[100, 800], metavar="N",
         help="slice counts of the peak-RSS studies (100 800)",
     )  # fmt: skip
-    add("--rss-size", type=_positive, default=512, metavar="PX", help="their size (512)")
+    add("--rss-size", type=positive, default=512, metavar="PX", help="their size (512)")
     add("--rss-tier", default="j2k-lossless", metavar="NAME", help="their tier (j2k-lossless)")
     add(
         "--dag-slices", type=_count, default=40, metavar="N",
@@ -71,7 +65,11 @@ def add_parser(subparsers: Any) -> None:
     )  # fmt: skip
     add("--work", type=Path, metavar="DIR", help="scratch folder, kept (default: a temporary one)")
     add("--gdcmconv", metavar="PATH", help="gdcmconv to run (default: the one on PATH)")
-    add("--no-install", action="store_true", help="never apt-get install libgdcm-tools")
+    add(
+        "--install-tools", action="store_true",
+        help="when gdcmconv is missing, apt-get install libgdcm-tools (as root, else sudo -n); "
+        "without it a missing gdcmconv stops the bench with what to install",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         work=args.work,
         out=args.out,
         gdcmconv=args.gdcmconv,
-        install=not args.no_install,
+        install=args.install_tools,
     )
     console = Console() if sys.stdout.isatty() else Console(width=160)
     results = run_bench(config, echo=lambda line: console.print(line, style="dim"))

@@ -14,6 +14,7 @@ from typing import Any
 
 from dcmtier.cli import add_show_paths
 from dcmtier.codec.policy import Policy
+from dcmtier.commands.options import add_jobs
 from dcmtier.records import FAILED, LAYERED, STRATEGIES, TierResult
 from dcmtier.tiers import DEFAULT_TIERS, resolve_tiers
 from dcmtier.work.compress import Options
@@ -35,7 +36,7 @@ def add_parser(subparsers: Any) -> None:
         help=f"tier to make, repeatable (default: {' '.join(DEFAULT_TIERS)})",
     )
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    parser.add_argument("--jobs", type=int, default=0, metavar="N", help="processes (0: all cores)")
+    add_jobs(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per (source, tier)")
     parser.add_argument("--policy", type=Path, metavar="FILE", help="modality policy JSON")
     parser.add_argument(

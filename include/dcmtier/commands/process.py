@@ -9,6 +9,11 @@ must already be at the current schema: `dcmtier db upgrade --catalogue URL`).
 
 Source files are named by file key (SOP Instance UID, else a content hash), in the output and
 under OUT; --show-paths also prints their paths, `dcmtier locate KEY` finds one later.
+
+Progress goes to stderr: bars with an ETA per study and per tier in a terminal, a plain line
+every 10 s otherwise. With the layered strategy a study's layered codestreams are cached under
+OUT/cache/layered/<study>/ while its tiers are made and deleted once they are all done
+(`dcmtier cache` lists or prunes what an interrupted run left).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dcmtier.cli import add_show_paths
+from dcmtier.commands.options import add_jobs
 from dcmtier.tiers import DEFAULT_TIERS
 
 if TYPE_CHECKING:
@@ -32,8 +38,8 @@ def add_parser(subparsers: Any) -> None:
         "process",
         help="compress, verify, measure and package every study under SRC",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Exit status: 0 every study x tier ok, 1 any partial or failed, 2 bad usage.",
+        epilog="Exit status: 0 every study x tier ok, 1 any partial or failed, 2 bad usage, "
+        "130 / 143 stopped by SIGINT / SIGTERM (its attempts marked interrupted).",
     )
     parser.add_argument("sources", nargs="+", type=Path, metavar="SRC", help="files or folders")
     parser.add_argument(
@@ -41,7 +47,7 @@ def add_parser(subparsers: Any) -> None:
         help=f"tier, repeatable (default: {' '.join(DEFAULT_TIERS)})",
     )  # fmt: skip
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output root")
-    parser.add_argument("--jobs", type=int, default=0, metavar="N", help="processes (0: all cores)")
+    add_jobs(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per study x tier")
     parser.add_argument("--policy", type=Path, metavar="FILE", help="modality policy JSON")
     parser.add_argument(
@@ -64,21 +70,36 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from dcmtier.cli import EXIT_FAILED
     from dcmtier.errors import CatalogueError
+    from dcmtier.work.interrupt import Interrupted, signals_interrupt
 
     try:
-        return _run(args)
+        with signals_interrupt():
+            return _run(args)
     except CatalogueError as exc:
         print(f"dcmtier: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except OSError as exc:  # the output cannot be written: full disk, read-only, ...
+        print(f"dcmtier: cannot write the output under {args.out}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Interrupted as exc:
+        print(
+            f"dcmtier: {exc}: the unfinished study x tier attempts are marked interrupted; "
+            "run the same command again to make them",
+            file=sys.stderr,
+        )
+        return exc.exit_code
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
+    from dcmtier.cli import EXIT_FAILED, EXIT_OK, json_line
     from dcmtier.codec.policy import Policy
+    from dcmtier.commands.progress import ProcessProgress
     from dcmtier.discovery.files import discover
     from dcmtier.discovery.landing import scope
+    from dcmtier.records import LAYERED
     from dcmtier.tiers import resolve_tiers
     from dcmtier.work.batch import default_jobs
+    from dcmtier.work.cache import drop_study
     from dcmtier.work.layout import Layout
     from dcmtier.work.quarantine import quarantine_unidentified
     from dcmtier.work.study import process_study
@@ -86,7 +107,8 @@ def _run(args: argparse.Namespace) -> int:
     tiers = resolve_tiers(args.tiers)
     policy = Policy.from_file(args.policy) if args.policy else Policy()
     # microseconds: two runs started within a second are still two attempts
-    run_id = args.run_id or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"
+    started = datetime.now(UTC)
+    run_id = args.run_id or f"cli-{started:%Y%m%dT%H%M%S.%fZ}"
     layout = Layout(args.out)
     catalogue = None if args.no_catalogue else open_catalogue(args.catalogue, args.out)
     studies, unidentified = discover(args.sources)
@@ -100,18 +122,21 @@ def _run(args: argparse.Namespace) -> int:
             catalogue.record_unidentified(prefix, under)
     worst = EXIT_FAILED if unidentified else EXIT_OK
     jobs = args.jobs or default_jobs()
-    for study in studies:
-        results = process_study(
-            study, tiers, layout, run_id=run_id, jobs=jobs, policy=policy, catalogue=catalogue,
-            strategy=args.strategy,
-        )  # fmt: skip
-        for result in results:
-            row = _row(result, study, show_paths=args.show_paths)
-            if args.json:
-                print_json(row)
-            else:
-                _print_line(row)
-            worst = EXIT_FAILED if result.status != "ok" else worst
+    with ProcessProgress(studies, len(tiers)) as progress:
+        for study in studies:
+            watcher = progress.start(study)
+            results = process_study(
+                study, tiers, layout, run_id=run_id, jobs=jobs, policy=policy,
+                catalogue=catalogue, strategy=args.strategy, watcher=watcher, since=started,
+            )  # fmt: skip
+            if args.strategy == LAYERED:  # every tier of the study is done: nothing cuts again
+                drop_study(layout, study.uid)
+            progress.finish(watcher)
+            for result in results:
+                row = _row(result, study, show_paths=args.show_paths)
+                for line in [json_line(row)] if args.json else _lines(row):
+                    progress.print(line)
+                worst = EXIT_FAILED if result.status != "ok" else worst
     return worst
 
 
@@ -149,13 +174,16 @@ def _row(result: StudyTierResult, study: Study, *, show_paths: bool) -> dict[str
     return row
 
 
-def _print_line(row: dict[str, Any]) -> None:
+def _lines(row: dict[str, Any]) -> list[str]:
     ratio = row["pixel_bytes_in"] / row["pixel_bytes_out"] if row["pixel_bytes_out"] else 0.0
     counts = " ".join(f"{k}={v}" for k, v in row["counts"].items())
-    print(
+    by = f"  (made meanwhile by {row['done_by']})" if row.get("done_by") else ""
+    head = (
         f"{row['study_uid']}  {row['tier']:<14} {row['status']:<8} {counts:<24} "
-        f"pixel ratio {ratio:7.2f}  package {row['package'] or '-'}"
+        f"pixel ratio {ratio:7.2f}  package {row['package'] or '-'}{by}"
     )
+    lines = [head]
     for failure in row["failures"]:
         where = f"  [{failure['path']}]" if failure.get("path") else ""
-        print(f"    {failure['status']}: {failure['reason']}{where}")
+        lines.append(f"    {failure['status']}: {failure['reason']}{where}")
+    return lines

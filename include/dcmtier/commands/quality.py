@@ -33,7 +33,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "quality",
         help="compare a derived file with its original, frame by frame",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Exit status: 0 compared (and passed --gate), 1 a file could not be compared or a "
         "frame failed the gate, 2 bad usage. In --json output psnr_db is null when identical.",
     )
@@ -94,6 +93,15 @@ def _name(path: Path, ds: Any, show_paths: bool) -> str:
     return file_key(path, str(ds.get("SOPInstanceUID") or "") if ds is not None else None)
 
 
+def _related(original: Any, derived: Any) -> bool:
+    """The same instance (lossless keeps the UID), or a derived one naming it as its source."""
+    uid = original.get("SOPInstanceUID")
+    if uid is None or derived.get("SOPInstanceUID") == uid:
+        return True
+    sources = derived.get("SourceImageSequence") or []
+    return any(item.get("ReferencedSOPInstanceUID") == uid for item in sources)
+
+
 def _gate(name: str | None) -> Gate | None:
     from dcmtier.measure.gates import DEFAULT_GATES, LOSSLESS_GATE
 
@@ -120,6 +128,12 @@ def run(args: argparse.Namespace) -> int:
             args.derived, names[1],
             f"pixels {derived.shape} differ from the original's {original.shape}",
         )  # fmt: skip
+    if not _related(ds, derived_ds):
+        print(
+            f"dcmtier quality: warning: {names[1]} does not derive from {names[0]}: "
+            "different SOP Instance UID and no Source Image Sequence item referencing it",
+            file=sys.stderr,
+        )
     try:
         metrics = list(iter_frame_metrics(original, derived, ModalityLUT.from_dataset(ds)))
     except (AttributeError, ValueError) as exc:

@@ -1,8 +1,11 @@
 """``dcmtier report``: what each tier saved and what it cost in quality, from the catalogue.
 
-Prints the savings_by_tier and quality_by_tier views as Markdown tables (paste them into a
-ticket or a wiki), --csv for a spreadsheet, --json for a program. Bytes are file sizes; ratio
-is original / compressed; PSNR is in dB (inf: identical), |diff| in the modality unit.
+Prints the catalogue's views: by default savings_by_tier and quality_by_tier, and how many
+unresolved failures there are; --view NAME (repeatable, or `all`) for any of savings_by_tier,
+quality_by_tier, savings_by_study, lineage and failures. --format table (Markdown: paste it into
+a ticket or a wiki), csv (a spreadsheet; one block per view) or json (a program: one object,
+{"<view>": [rows]}). Bytes are file sizes; ratio is original / compressed; PSNR is in dB
+(inf: identical), |diff| in the modality unit.
 """
 
 from __future__ import annotations
@@ -16,7 +19,18 @@ from typing import Any
 
 from dcmtier.commands.db import add_catalogue_arguments
 
-VIEWS = ("savings_by_tier", "quality_by_tier")
+# the catalogue's views (dcmtier.catalogue.store.VIEWS, named here so that building the parser
+# does not load SQLAlchemy; a test checks both against the migrated database)
+VIEWS = ("savings_by_tier", "quality_by_tier", "savings_by_study", "lineage", "failures")
+REPORT_VIEWS = VIEWS[:2]
+
+FORMATS_OUT = ("table", "csv", "json")
+FAILURES = "failures"
+# what an empty view means, said instead of an empty table
+EMPTY: Mapping[str, str] = {
+    FAILURES: "no rows: no unresolved failures",
+    "lineage": "no rows: no derived instance recorded yet (run `dcmtier process`)",
+}
 # How each column prints in the table; the rest print as they are.
 FORMATS: Mapping[str, str] = {
     "ratio": "{:.2f}",
@@ -34,34 +48,47 @@ def add_parser(subparsers: Any) -> None:
         "report",
         help="savings and quality per tier, from the catalogue",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Exit status: 0 printed, 1 the catalogue is unreachable or not migrated, 2 bad "
         "usage. In --json output PSNR is null when identical (+inf).",
     )
     add_catalogue_arguments(parser)
+    parser.add_argument(
+        "--view", action="append", dest="views", choices=(*VIEWS, "all"), metavar="NAME",
+        help=f"a view to print, repeatable: {', '.join(VIEWS)}, or all "
+        f"(default: {' and '.join(REPORT_VIEWS)}, and the count of failures)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--format", choices=FORMATS_OUT, default="table",
+        help="table (Markdown, the default), csv or json",
+    )  # fmt: skip
     form = parser.add_mutually_exclusive_group()
-    form.add_argument("--json", action="store_true", help='one object: {"<view>": [rows]}')
-    form.add_argument("--csv", action="store_true", help="CSV, one block per view")
-    parser.add_argument("--view", choices=VIEWS, help="print only this view")
+    form.add_argument("--json", action="store_true", help="the same as --format json")
+    form.add_argument("--csv", action="store_true", help="the same as --format csv")
 
 
 def run(args: argparse.Namespace) -> int:
     from dcmtier.catalogue import Catalogue, CatalogueError, resolve_url
     from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
 
+    chosen = args.views or []
+    views = list(VIEWS) if "all" in chosen else list(dict.fromkeys(chosen)) or list(REPORT_VIEWS)
+    fmt = "json" if args.json else "csv" if args.csv else args.format
     try:
         catalogue = Catalogue.connect(resolve_url(args.catalogue, args.data_dir))
-        report = catalogue.report()
+        # the failures are always read: an empty savings view may mean "everything failed"
+        report = catalogue.report(list(dict.fromkeys([*views, FAILURES])))
     except CatalogueError as exc:
         print(f"dcmtier: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    views = [args.view] if args.view else list(VIEWS)
-    if args.json:
+    if fmt == "json":
         print_json({v: [_finite(row) for row in report[v]] for v in views})
-    elif args.csv:
+    elif fmt == "csv":
         _print_csv(report, views)
     else:
         _print_tables(report, views)
+        failures = len(report[FAILURES])
+        if FAILURES not in views and failures:
+            print(f"\n{failures} unresolved failures: `dcmtier report --view failures` lists them")
     return EXIT_OK
 
 
@@ -88,22 +115,33 @@ def _print_tables(report: Mapping[str, list[dict[str, Any]]], views: Sequence[st
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 160))  # wider than the screen: never wrap
     for index, view in enumerate(views):
         rows = report[view]
         columns = _columns(rows)
         print(("\n" if index else "") + view + "\n")
         if not columns:
-            print("no rows yet (run `dcmtier process`)")
+            print(_empty(view, len(report[FAILURES])))
             continue
         table = Table(*columns, box=box.MARKDOWN)
-        for column in table.columns[1:]:
-            column.justify = "right"
+        for column, name in zip(table.columns, columns, strict=True):
+            numbers = any(isinstance(row[name], int | float) for row in rows)
+            column.justify = "right" if numbers else "left"
         for row in rows:
             table.add_row(*(_cell(c, row[c]) for c in columns))
+        # as wide as the table needs: a cell is never wrapped or cut, whatever the screen
+        console = Console(width=10_000)
+        console.width = console.measure(table).maximum
         with console.capture() as captured:
             console.print(table)
         print("\n".join(line.rstrip() for line in captured.get().splitlines() if line.strip()))
+
+
+def _empty(view: str, failures: int) -> str:
+    if view in EMPTY:
+        return EMPTY[view]
+    if failures:
+        return f"no rows: no instance compressed yet, and {failures} unresolved failures"
+    return "no rows yet (run `dcmtier process`)"
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:

@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+from dcmtier.commands.options import positive
+
 
 def _date(text: str) -> str:
     if not re.fullmatch(r"(19|20)\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])", text):
@@ -14,21 +16,17 @@ def _date(text: str) -> str:
     return text
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
-
-
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "sample", help="write a synthetic CT series", description=__doc__
+        "sample",
+        help="write a synthetic CT series",
+        description=__doc__,
+        epilog="Exit status: 0 written, 1 the folder cannot be written, 2 bad usage.",
     )
     parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="folder for the files")
-    parser.add_argument("--slices", type=_positive, default=40, metavar="N", help="default 40")
+    parser.add_argument("--slices", type=positive, default=40, metavar="N", help="default 40")
     parser.add_argument(
-        "--size", type=_positive, default=512, metavar="PX", help="rows and columns (512)"
+        "--size", type=positive, default=512, metavar="PX", help="rows and columns (512)"
     )
     parser.add_argument(
         "--unsigned",

@@ -9,7 +9,12 @@ from dcmtier.tiers import DEFAULT_TIERS, TIERS, Tier
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("tiers", help="list the tiers", description=__doc__)
+    parser = subparsers.add_parser(
+        "tiers",
+        help="list the tiers",
+        description=__doc__,
+        epilog="Exit status: 0 listed, 2 bad usage.",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per tier")
 
 
@@ -25,13 +30,16 @@ def run(args: argparse.Namespace) -> int:
         for row in rows:
             print_json(row)
         return 0
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("tier", "codec", "ratio", "transfer syntax", "use", "default")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    for column in ("tier", "codec", "ratio", "transfer syntax", "use", "default"):
+        table.add_column(column, no_wrap=True)  # a name or UID cut short is a wrong name
     for row in rows:
         ratio = f"{row['target_ratio']:g}:1" if row["target_ratio"] else "lossless"
-        ratio = f"near-lossless NEAR={row['near']}" if row["near"] else ratio
+        ratio = f"NEAR={row['near']}" if row["near"] else ratio
         ratio = f"{ratio}, effort {row['effort']}" if row["effort"] is not None else ratio
         table.add_row(
             str(row["name"]),
@@ -41,5 +49,8 @@ def run(args: argparse.Namespace) -> int:
             str(row["use"]),
             "yes" if row["default"] else "",
         )
-    Console().print(table)
+    console = Console()
+    # never narrower than the table: a narrow terminal wraps lines, a pipe gets them whole
+    width = console.measure(table, options=console.options.update_width(1000)).maximum
+    Console(width=max(console.width, width) if console.is_terminal else width).print(table)
     return 0

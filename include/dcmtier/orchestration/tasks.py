@@ -16,6 +16,7 @@ from typing import Any
 from dcmtier.discovery.landing import scope as landing_scope
 from dcmtier.discovery.plan import PlanRequest, plan
 from dcmtier.orchestration.items import run_item, summarise
+from dcmtier.work.interrupt import Interrupted, signals_interrupt
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,10 @@ def discover_task(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     params = context["params"]
     output = _output(params)
     catalogue = Catalogue.connect(_ready_catalogue(output))
+    abandoned = catalogue.reap()  # attempts whose owner died: their pairs are planned again
+    if abandoned:
+        log.warning("%d attempt(s) abandoned by their owner, marked so: %s", len(abandoned),
+                    abandoned)  # fmt: skip
     request = PlanRequest(
         landing=str(params["landing"]),
         output=output,
@@ -81,13 +86,19 @@ def compress_task(item: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
         try_number=int(ti.try_number),
     )
     output = _output(context["params"])
-    result = run_item(
-        item,
-        output=output,
-        context=job,
-        catalogue_url=_catalogue_url(output),
-        jobs=int(os.environ.get("DCMTIER_JOBS", "1")),
-    )
+    try:
+        with signals_interrupt():
+            result = run_item(
+                item,
+                output=output,
+                context=job,
+                catalogue_url=_catalogue_url(output),
+                jobs=int(os.environ.get("DCMTIER_JOBS", "1")),
+            )
+    except Interrupted as exc:  # the attempt is marked interrupted; Airflow ends the task
+        from airflow.sdk.exceptions import AirflowTaskTerminated
+
+        raise AirflowTaskTerminated(f"{item['label']}: {exc}") from exc
     log.info(
         "%s %s: %s %s, pixel bytes %d -> %d",
         result["study_uid"], result["tier"], result["status"], result["counts"],
@@ -116,7 +127,9 @@ def summary_task(
     """Log the run's totals; fail (so the run shows failed) when a compress task failed.
 
     The summary runs whatever happened upstream, and a run's state follows its last task:
-    without this check a run with a failed study x tier would look successful.
+    without this check a run with a failed study x tier would look successful. When every
+    compress task succeeded, the run's studies' layered caches are deleted; otherwise they
+    are kept for the retry (cleared with downstream, this task runs again and deletes them).
     """
     totals = summarise(list(results))
     log.info("run summary: %s", totals)
@@ -129,6 +142,8 @@ def summary_task(
             states=["failed", "upstream_failed"],
         )
     )
+    if not failed:
+        _drop_layered_caches(results, _output(context["params"]))
     if failed:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -137,6 +152,17 @@ def summary_task(
             "(with downstream) to retry only those"
         )
     return totals
+
+
+def _drop_layered_caches(results: Sequence[Mapping[str, Any] | None], output: Path) -> None:
+    """Every tier task of these studies is done: nothing will cut from their caches again."""
+    from dcmtier.work.cache import drop_study
+    from dcmtier.work.layout import Layout
+
+    for study_uid in sorted({str(r["study_uid"]) for r in results if r}):
+        dropped = drop_study(Layout(output), study_uid)
+        if dropped is not None:
+            log.info("layered cache of study %s deleted (%d bytes)", study_uid, dropped.bytes)
 
 
 def _output(params: Mapping[str, Any]) -> Path:

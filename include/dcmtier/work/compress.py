@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pydicom import Dataset, dcmread
 from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
 
+from dcmtier import owner
 from dcmtier.codec import backends as codecs
 from dcmtier.codec.backends import Encoded, FrameSpec
 from dcmtier.codec.derive import build_output
@@ -221,16 +221,16 @@ def write_atomic(
 
     A file that fails its check never appears under ``target``'s name.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = owner.temp_file(target)  # named for this process: other runs leave it alone
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with tmp.open("wb") as handle:
             ds.save_as(handle, enforce_file_format=True)
+        owner.checkpoint("compress")
         if check is not None:
-            check(Path(tmp))
+            check(tmp)
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

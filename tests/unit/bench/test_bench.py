@@ -34,7 +34,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str
         code = main(
             ["bench", "--slices", "2", "--size", "64", "--runs", "1", "--gdcm-files", "1",
              "--rss-slices", "2", "3", "--rss-size", "64", "--dag-slices", "0",
-             "--no-install", "--out", str(out)]
+             "--out", str(out)]
         )  # fmt: skip
     assert code == 0
     return json.loads(out.read_text()), printed.getvalue()
@@ -255,3 +255,25 @@ def test_jpegxl_lossless_is_compared_with_j2k_lossless_on_the_study_and_real_sca
             assert row["encode_mb_s"] > 0, codec
         # effort 3 (the tier's) is smaller than J2K lossless on both sets (measured 0.96-0.97x)
         assert codecs["jxl effort 3"]["bytes"] < codecs["j2k-lossless"]["bytes"]
+
+
+def test_a_missing_gdcmconv_stops_the_bench_without_installing_unless_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("apt-get", "sudo"):  # stand-ins that record any call instead of installing
+        stub = bin_dir / name
+        stub.write_text(f'#!/bin/sh\necho "{name} $*" >> {tmp_path}/calls\nexit 1\n')
+        stub.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    out = tmp_path / "results.json"
+    argv = ["bench", "--slices", "1", "--size", "32", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "libgdcm-tools" in err and "--install-tools" in err
+    assert not (tmp_path / "calls").exists() and not out.exists()
+    assert main([*argv, "--install-tools"]) == 2  # asked: it tries apt-get, which fails here
+    assert "apt-get" in (tmp_path / "calls").read_text()
+    assert "could not install libgdcm-tools" in capsys.readouterr().err

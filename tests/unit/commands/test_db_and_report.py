@@ -8,11 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect
 
-from dcmtier.catalogue import Catalogue
+from dcmtier.catalogue import Catalogue, store
 from dcmtier.catalogue.engine import ENV_URL
 from dcmtier.catalogue.schema import head_revision
 from dcmtier.cli import main
+from dcmtier.commands import report as report_command
+from dcmtier.sample import write_ct_series
 from tests.integration.catalogue_cases import make_landing
 
 TIER_ARGS = ("--tier", "j2k-lossless", "--tier", "j2k-r10", "--jobs", "1")
@@ -77,8 +80,47 @@ def test_db_current_and_downgrade(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert not (tmp_path / "catalogue.db").exists()
     assert main(["db", "upgrade", *data]) == 0
     assert main(["db", "downgrade", *data]) == 2  # a revision must be named
-    assert main(["db", "downgrade", "base", *data]) == 0
+    assert main(["db", "downgrade", "base", "--yes", *data]) == 0
     assert "revision none" in capsys.readouterr().out.splitlines()[-1]
+
+
+class _Keyboard:
+    """A terminal on stdin that answers ``answer``."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self) -> str:
+        return self.answer + "\n"
+
+
+def test_db_downgrade_asks_first_and_refuses_when_nobody_can_answer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    url = f"sqlite:///{tmp_path}/catalogue.db"
+    assert main(["db", "upgrade", *data]) == 0
+    capsys.readouterr()
+    assert main(["db", "downgrade", "base", *data]) == 2  # stdin is not a terminal here
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pass --yes" in err and "drops every catalogue table" in err
+    monkeypatch.setattr("sys.stdin", _Keyboard("no"))
+    assert main(["db", "downgrade", "0002", *data]) == 1
+    assert "not confirmed: nothing changed" in capsys.readouterr().err
+    assert Catalogue.connect(url).row_counts()  # still at head
+    monkeypatch.setattr("sys.stdin", _Keyboard("yes"))
+    assert main(["db", "downgrade", "0002", *data]) == 0
+    assert "revision 0002" in capsys.readouterr().out
+
+
+def test_db_history_lists_every_revision_up_to_head(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "history"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("0001  ") and lines[-1].startswith(f"{head_revision()}  ")
+    assert "``" not in "".join(lines)
 
 
 def test_report_prints_markdown_tables_an_analyst_can_paste(
@@ -117,3 +159,51 @@ def test_report_on_a_missing_catalogue_says_how_to_make_one(
 ) -> None:
     assert main(["report", "--data-dir", str(tmp_path)]) == 1
     assert "dcmtier db upgrade" in capsys.readouterr().err
+
+
+def test_report_views_are_the_views_the_migrations_make(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/catalogue.db"
+    Catalogue.upgrade(url)
+    made = set(inspect(Catalogue.connect(url).engine).get_view_names())
+    assert set(report_command.VIEWS) == set(store.VIEWS) == made
+
+
+@pytest.mark.parametrize("view", report_command.VIEWS)
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_report_prints_every_view_in_every_format(
+    processed: Path, view: str, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expected = Catalogue.connect(f"sqlite:///{processed}/catalogue.db").report([view])[view]
+    assert expected  # the processed landing has rows in every view (the broken slice: failures)
+    assert main(["report", "--data-dir", str(processed), "--view", view, "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    if fmt == "json":
+        assert list(json.loads(out)) == [view] and len(json.loads(out)[view]) == len(expected)
+    elif fmt == "csv":
+        assert len(list(csv.DictReader(io.StringIO(out)))) == len(expected)
+    else:
+        lines = out.splitlines()
+        assert lines[0] == view and lines[2].startswith("| ")
+        table = [line for line in lines if line.startswith("|")]
+        assert len(table) == 2 + len(expected)  # header, rule, one line a row
+
+
+def test_after_a_run_where_everything_failed_report_points_at_the_failures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    landing = tmp_path / "landing"
+    for path in write_ct_series(landing, slices=2, rows=64, columns=64):
+        path.write_bytes(path.read_bytes()[:-3000])  # every slice's pixel data cut short
+    out = tmp_path / "out"
+    assert main(["process", str(landing), "--out", str(out), *TIER_ARGS]) == 1
+    capsys.readouterr()
+    assert main(["report", "--data-dir", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "no rows yet" not in text
+    assert "no rows: no instance compressed yet, and 4 unresolved failures" in text
+    assert "4 unresolved failures: `dcmtier report --view failures` lists them" in text
+    assert main(["report", "--data-dir", str(out), "--view", "failures", "--json"]) == 0
+    failures = json.loads(capsys.readouterr().out)["failures"]
+    assert len(failures) == 4 and {f["tier"] for f in failures} == {"j2k-lossless", "j2k-r10"}
+    assert main(["report", "--data-dir", str(out), "--view", "all", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == set(report_command.VIEWS)

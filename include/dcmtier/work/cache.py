@@ -1,0 +1,82 @@
+"""The layered-encode cache, ``<output>/cache/layered/<study>/``: listed, dropped, pruned.
+
+The ``layered`` strategy keeps each study's layered J2K codestreams there so that the study's
+tier tasks (one per tier in the DAG) share one encode and a retried tier task cuts instead of
+encoding again. Nothing needs a study's cache once all its tiers are done: ``dcmtier process``
+drops it then, the DAG's ``summary`` task drops the run's caches when no tier task failed, and
+``dcmtier cache prune`` removes what is left (a crashed run's, or by age). A missing cache is
+never an error: the tier encodes again.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from dcmtier.work.layout import Layout
+
+
+@dataclass(frozen=True)
+class CachedStudy:
+    """One study's cached codestreams: how many files, how many bytes, when last written."""
+
+    study_uid: str
+    path: Path
+    files: int
+    bytes: int
+    modified: datetime
+
+
+def cached_studies(layout: Layout) -> list[CachedStudy]:
+    """Every study folder in the cache, by study UID."""
+    root = layout.layer_cache
+    if not root.is_dir():
+        return []
+    return [_describe(folder) for folder in sorted(root.iterdir()) if folder.is_dir()]
+
+
+def drop_study(layout: Layout, study_uid: str) -> CachedStudy | None:
+    """Delete one study's cached codestreams; what was there, or None when nothing was."""
+    folder = layout.layer_cache / study_uid
+    if not folder.is_dir():
+        return None
+    found = _describe(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    return found
+
+
+def prune(
+    layout: Layout,
+    *,
+    older_than: timedelta | None = None,
+    now: datetime | None = None,
+    dry_run: bool = False,
+) -> list[CachedStudy]:
+    """Delete the studies' caches last written more than ``older_than`` ago (all without it)."""
+    cutoff = (now or datetime.now(UTC)) - older_than if older_than is not None else None
+    chosen = [c for c in cached_studies(layout) if cutoff is None or c.modified < cutoff]
+    if not dry_run:
+        for cached in chosen:
+            shutil.rmtree(cached.path, ignore_errors=True)
+    return chosen
+
+
+def _describe(folder: Path) -> CachedStudy:
+    stats = []
+    for path in folder.rglob("*"):
+        try:
+            stats.append(path.stat())
+        except FileNotFoundError:  # a tier task replaced or a prune removed it meanwhile
+            continue
+    files = [s for s in stats if stat.S_ISREG(s.st_mode)]
+    newest = max((s.st_mtime for s in files), default=folder.stat().st_mtime)
+    return CachedStudy(
+        study_uid=folder.name,
+        path=folder,
+        files=len(files),
+        bytes=sum(s.st_size for s in files),
+        modified=datetime.fromtimestamp(newest, UTC),
+    )

@@ -40,7 +40,6 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         ratio = f"{row['target_ratio']:g}:1" if row["target_ratio"] else "lossless"
         ratio = f"NEAR={row['near']}" if row["near"] else ratio
-        ratio = f"{ratio}, effort {row['effort']}" if row["effort"] is not None else ratio
         table.add_row(
             str(row["name"]),
             str(row["codec"]),

@@ -10,9 +10,9 @@
 set -euo pipefail
 
 # Independent decoders (gdcmconv, opj_decompress), the DICOM validator (dciodvfy) the tests
-# check outputs with, docker-compose for the deployment file's config check, and chromium for
-# the screenshot test of the compression pages.
-apt_packages=(libgdcm-tools libopenjp2-tools dicom3tools docker-compose chromium)
+# check outputs with, djxl (libjxl-tools) for the JPEG XL outputs, docker-compose for the
+# deployment file's config check, and chromium for the screenshot test of the compression pages.
+apt_packages=(libgdcm-tools libopenjp2-tools dicom3tools libjxl-tools docker-compose chromium)
 
 mode=install
 case "${1:-}" in

@@ -1,8 +1,11 @@
 """Test support: reference files, and independent decoders to check outputs with.
 
-The decoders are GDCM's gdcmconv and OpenJPEG's opj_decompress.
+The decoders are GDCM's gdcmconv, OpenJPEG's opj_decompress and libjxl's djxl.
 
-Neither shares code with the encoders dcmtier calls (pylibjpeg-openjpeg, OpenJPH, pyjpegls).
+GDCM and OpenJPEG's tools share no code with the encoders dcmtier calls (pylibjpeg-openjpeg,
+OpenJPH, pyjpegls). djxl is the JPEG XL reference decoder: the same project as the libjxl 0.11
+inside imagecodecs, but Debian's separate build of release 0.7, so it checks that the files
+decode with an older, independently built decoder as archives will have it.
 """
 
 from __future__ import annotations
@@ -81,3 +84,77 @@ def dciodvfy_errors(path: Path) -> set[str]:
     )
     lines = (proc.stdout + proc.stderr).splitlines()
     return {line.strip() for line in lines if line.startswith("Error")}
+
+
+def djxl_frames(path: Path, workdir: Path) -> list[np.ndarray]:
+    """Decode each JPEG XL frame with libjxl's ``djxl`` (Debian libjxl-tools) via PNM.
+
+    The samples are the codestream's, i.e. what the output's header describes (unsigned).
+    djxl 0.7 writes a bit depth between 9 and 15 bits as 16-bit samples scaled to 0..65535
+    while declaring maxval 2^bits - 1; the scaling is undone (it is exact: one step of the
+    declared depth is more than one 16-bit step).
+    """
+    ds = dcmread(path)
+    frames = int(ds.get("NumberOfFrames") or 1)
+    colour = int(ds.SamplesPerPixel) == 3
+    out: list[np.ndarray] = []
+    for index, codestream in enumerate(generate_frames(ds.PixelData, number_of_frames=frames)):
+        jxl = workdir / f"{path.stem}.{index}.jxl"
+        pnm = workdir / f"{path.stem}.{index}.{'ppm' if colour else 'pgm'}"
+        jxl.write_bytes(codestream)
+        subprocess.run(
+            [require_tool("djxl"), str(jxl), str(pnm), "--quiet"], check=True, capture_output=True
+        )
+        out.append(_read_pnm(pnm))
+    return out
+
+
+def _read_pnm(path: Path) -> np.ndarray:
+    magic, size, maxval, data = path.read_bytes().split(b"\n", 3)
+    columns, rows = map(int, size.split())
+    top = int(maxval)
+    samples = 3 if magic == b"P6" else 1
+    values = np.frombuffer(data, dtype=">u2" if top > 255 else "u1")
+    values = values[: rows * columns * samples].reshape(
+        (rows, columns, samples)[: 3 - (samples == 1)]
+    )
+    if 255 < top < 65535:
+        return np.rint(values.astype(np.float64) * top / 65535).astype(np.uint16)
+    return values.astype(np.uint16 if top > 255 else np.uint8)
+
+
+def djxl_jpeg(path: Path, workdir: Path) -> list[bytes]:
+    """The JPEG bitstream ``djxl`` rebuilds from each JPEG XL JPEG Recompression frame."""
+    ds = dcmread(path)
+    frames = int(ds.get("NumberOfFrames") or 1)
+    out: list[bytes] = []
+    for index, codestream in enumerate(generate_frames(ds.PixelData, number_of_frames=frames)):
+        jxl = workdir / f"{path.stem}.{index}.jxl"
+        jpg = workdir / f"{path.stem}.{index}.jpg"
+        jxl.write_bytes(codestream)
+        subprocess.run(
+            [require_tool("djxl"), str(jxl), str(jpg), "--quiet"], check=True, capture_output=True
+        )
+        out.append(jpg.read_bytes())
+    return out
+
+
+def dead_owner_token() -> str:
+    """The temp-name token of a process of this host that has ended (`dcmtier.owner`)."""
+    import sys
+
+    from dcmtier import owner
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return owner.Owner(owner.current().host, child.pid, 1).token
+
+
+def live_owner_token() -> str:
+    """The temp-name token of a live process other than this one (pytest's parent)."""
+    import os
+
+    from dcmtier import owner
+
+    parent = os.getppid()
+    return owner.Owner(owner.current().host, parent, owner._start_ticks(parent) or 0).token

@@ -175,6 +175,7 @@ class StudyTierResult:
     package_sha256: str | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
     results: list[TierResult] = field(default_factory=list, repr=False)
+    done_by: str | None = None  # another run that finished it meanwhile (same inputs)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)

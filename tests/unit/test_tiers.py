@@ -17,6 +17,10 @@ def test_every_named_tier_exists_with_its_codec() -> None:
         *(f"htj2k-r{n}" for n in (10, 20, 50, 100)),
         "jls-lossless",
         "jls-near2",
+        "jxl-lossless",
+        "jxl-jpeg",
+        "jxl-r20",
+        "jxl-r50",
     }
     assert set(TIERS) == expected
     assert ("j2k-lossless", *(f"j2k-r{n}" for n in j2k_rates)) == DEFAULT_TIERS
@@ -31,6 +35,9 @@ def test_every_named_tier_exists_with_its_codec() -> None:
         ("htj2k-r50", "1.2.840.10008.1.2.4.203", False),
         ("jls-lossless", "1.2.840.10008.1.2.4.80", True),
         ("jls-near2", "1.2.840.10008.1.2.4.81", False),
+        ("jxl-lossless", "1.2.840.10008.1.2.4.110", True),
+        ("jxl-jpeg", "1.2.840.10008.1.2.4.111", True),
+        ("jxl-r20", "1.2.840.10008.1.2.4.112", False),
     ],
 )
 def test_tier_transfer_syntax_matches_its_losslessness(
@@ -68,3 +75,13 @@ def test_resolve_keeps_table_order_and_drops_duplicates() -> None:
     names = [t.name for t in resolve_tiers(["j2k-r20", "j2k-lossless", "j2k-r20"])]
     assert names == ["j2k-lossless", "j2k-r20"]
     assert [t.name for t in resolve_tiers(None)] == list(DEFAULT_TIERS)
+
+
+def test_jpeg_xl_effort_is_a_tier_parameter_and_leaves_other_tiers_derived_uids_alone() -> None:
+    lossless = get_tier("jxl-lossless")
+    assert lossless.effort == 3
+    assert lossless.parameters()["effort"] == 3
+    assert get_tier("jxl-r50").parameters()["effort"] == 7
+    assert get_tier("jxl-jpeg").effort is None
+    assert "effort" not in get_tier("j2k-r20").parameters()
+    assert get_tier("jxl-r20").codec.lossy_method == "ISO_18181_1"

@@ -22,7 +22,11 @@ FORMAT = "dcmtier-bench/1"
 J2K_PER_CORE, J2K_MACHINE, HTJ2K_PER_CORE, UNIT_SHARE = 2.0, 3.5, 10.0, 0.5
 RSS_SLACK_MB = 300.0
 # The gdcmconv figure each dcmtier tier is compared with (gdcmconv makes J2K only).
-REFERENCE_TIER = {"htj2k-lossless": "j2k-lossless", "htj2k-r20": "j2k-r20"}
+REFERENCE_TIER = {
+    "htj2k-lossless": "j2k-lossless",
+    "htj2k-r20": "j2k-r20",
+    "jxl-lossless": "j2k-lossless",
+}
 UNITS = {
     "mb_s": "MB/s of stored pixel bytes (Rows x Columns x Samples x BitsAllocated/8), MB = 1e6",
     "mb_per_cpu_s": "MB of stored pixels per CPU second (user + system, children included)",

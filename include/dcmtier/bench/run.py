@@ -2,11 +2,13 @@
 
 Each run measures, alternately and in this order, for j2k-lossless, j2k-r20 and j2k-r100: the
 gdcmconv chain (one process per file, sequentially, then as many loops as cores), dcmtier's
-``compress`` with one process, then with all cores; then dcmtier alone for htj2k-lossless and
-htj2k-r20; then the unit of work (``process_study``) for the 13 default tiers with one process
-and with all cores. Every figure is kept per run and summarised as min / median / max; a ratio
-is taken within a run (dcmtier and gdcmconv measured minutes apart), then summarised. Peak RSS
-of one study x tier is measured at two slice counts in a child process.
+``compress`` with one process, then with all cores; then dcmtier alone for htj2k-lossless,
+htj2k-r20 and jxl-lossless; then the unit of work (``process_study``) for the 13 default tiers
+with one process and with all cores. Every figure is kept per run and summarised as min /
+median / max; a ratio is taken within a run (dcmtier and gdcmconv measured minutes apart),
+then summarised. Peak RSS
+of one study x tier is measured at two slice counts in a child process; JPEG XL lossless is
+compared with J2K lossless per effort on the study and on real scans (``bench.jpegxl``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from dcmtier.tiers import DEFAULT_TIERS, get_tier, resolve_tiers
 from dcmtier.versions import software_versions
 
 GDCM_TIERS = ("j2k-lossless", "j2k-r20", "j2k-r100")
-OURS_ONLY_TIERS = ("htj2k-lossless", "htj2k-r20")
+OURS_ONLY_TIERS = ("htj2k-lossless", "htj2k-r20", "jxl-lossless")
 DAG_FILE = Path("dags/dicom_archive_compression.py")
 VARIANTS = {"signed": True, "unsigned": False}
 
@@ -97,6 +99,8 @@ def run_bench(config: BenchConfig, *, echo: Callable[[str], None] = print) -> di
                 echo=echo,
             )
         gdcm_ratios = _gdcmconv_ratios(config, data, gdcmconv, work / "scratch")
+        echo("JPEG XL lossless beside J2K lossless (codec only)")
+        jpegxl_lossless = _jpegxl_lossless(config, data)
         rss = peak_rss(
             work / "rss", config.rss_slices, size=config.rss_size, tier=config.rss_tier,
             runs=config.runs, echo=echo,
@@ -118,6 +122,7 @@ def run_bench(config: BenchConfig, *, echo: Callable[[str], None] = print) -> di
         context=_context(config, data, gdcmconv, machine | {"contention": load}, commit),
         dag=dag,
     )
+    results["jpegxl_lossless"] = jpegxl_lossless
     config.out.parent.mkdir(parents=True, exist_ok=True)
     config.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results
@@ -199,6 +204,23 @@ def _record(figures: Figures, path: str, run: Run, stored_bytes: int) -> None:
     figures.values[f"{path}/not_ok"].append(sum(outcome.statuses.values()) - outcome.statuses["ok"])
     if path.startswith("dcmtier/"):
         figures.first_ratios("compress", outcome.ratios)
+
+
+def _jpegxl_lossless(config: BenchConfig, data: Data) -> dict[str, Any]:
+    """``bench.jpegxl.compare`` on the study's first files per variant and on real scans."""
+    from dcmtier.bench import jpegxl
+
+    study = [f for f in data.gdcm_files if f in data.files]
+    per_variant = jpegxl.BENCH_FILES
+    firsts: list[Path] = []
+    for name in data.variants:
+        firsts += [f for f in study if name in f.parts or name == "given"][:per_variant]
+    sets = {"study": firsts or list(data.files[:per_variant]), "real": jpegxl.real_files()}
+    return {
+        name: jpegxl.compare(files, runs=config.runs, efforts=jpegxl.BENCH_EFFORTS)
+        for name, files in sets.items()
+        if files
+    }
 
 
 def _fresh(folder: Path) -> Path:

@@ -52,8 +52,19 @@ def print_table(results: Mapping[str, Any], console: Console) -> None:
             _fmt_ratio(ratios.get("codec_bound_per_core", {})),
         )
     console.print(table)
+    _print_jpegxl(results, console)
     _print_unit(results, console)
     _print_targets(results, console)
+
+
+def _print_jpegxl(results: Mapping[str, Any], console: Console) -> None:
+    """JPEG XL lossless beside J2K lossless: ratio, size against J2K, encoder MB/s."""
+    for name, section in results.get("jpegxl_lossless", {}).items():
+        cells = ", ".join(
+            f"{codec} {row['ratio']:.2f}:1 ({row['bytes_vs_j2k']:.3f}x, {row['encode_mb_s']} MB/s)"
+            for codec, row in section["codecs"].items()
+        )
+        console.print(f"Lossless, {name} ({section['frames']} frames, encoder only): {cells}")
 
 
 def _print_unit(results: Mapping[str, Any], console: Console) -> None:

@@ -41,8 +41,10 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-JOB_STATUSES = ("running", "ok", "partial", "failed")
-FAILURE_STATUSES = ("failed", "refused", "gate_failed")
+# An attempt whose owner died without a word is "abandoned" (found later, by its pid or its
+# lease); one stopped by SIGINT or SIGTERM says so itself: "interrupted".
+JOB_STATUSES = ("running", "ok", "partial", "failed", "abandoned", "interrupted")
+FAILURE_STATUSES = ("failed", "refused", "gate_failed", "abandoned", "interrupted")
 
 UID = String(64)  # DICOM UIDs are at most 64 characters
 AIRFLOW_ID = String(250)  # Airflow's limit for dag_id, run_id and task_id
@@ -145,7 +147,12 @@ class TierRow(Base):
 
 
 class Job(Base):
-    """One attempt at one study x tier; an Airflow retry (new try_number) is a new row."""
+    """One attempt at one study x tier; an Airflow retry (new try_number) is a new row.
+
+    ``owner_*`` name the process doing it (host, pid, start in clock ticks since boot, see
+    `dcmtier.owner`); it renews ``lease_expires_at`` while it works. A ``running`` attempt
+    whose owner process is gone, or whose lease expired, is abandoned.
+    """
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -153,6 +160,7 @@ class Job(Base):
             "study_uid", "tier", "dag_id", "run_id", "task_id", "map_index", "try_number"
         ),
         Index(None, "study_uid", "tier"),
+        Index(None, "status"),
         CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),
     )
 
@@ -172,6 +180,10 @@ class Job(Base):
     parameters: Mapped[dict[str, Any]] = mapped_column(DOCUMENT, nullable=False)
     started_at: Mapped[datetime] = mapped_column(nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    owner_host: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    owner_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    owner_start: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class DerivedInstance(Base):

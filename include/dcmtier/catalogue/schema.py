@@ -17,11 +17,13 @@ from alembic.util import CommandError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from dcmtier.catalogue import locks
 from dcmtier.catalogue.engine import make_engine, normalise_url, safe_url, sqlite_path
 from dcmtier.errors import CatalogueError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "dcmtier_catalogue_version"  # not alembic_version: the database may be shared
+MIGRATION_LOCK = 0x64636D7469657200  # PostgreSQL advisory lock key of `upgrade` ("dcmtier")
 
 
 def alembic_config(url: str) -> Config:
@@ -51,11 +53,19 @@ def revisions() -> list[tuple[str, str]]:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Apply migrations up to ``revision``; a SQLite file's folder is created if missing."""
+    """Apply migrations up to ``revision``; a SQLite file's folder is created if missing.
+
+    Concurrent upgrades of one catalogue take turns: on SQLite on the lock file
+    ``<catalogue>.lock``, on PostgreSQL on a transaction advisory lock (``migrations/env.py``);
+    the later ones find the schema at head and do nothing.
+    """
     path = sqlite_path(url)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    _run(url, lambda config: command.upgrade(config, revision))
+    if path is None:
+        _run(url, lambda config: command.upgrade(config, revision))
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locks.locked(path.with_name(path.name + ".lock")):
+        _run(url, lambda config: command.upgrade(config, revision))
 
 
 def downgrade(url: str, revision: str = "base") -> None:

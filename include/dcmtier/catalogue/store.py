@@ -8,29 +8,34 @@ source rows, which both write in the same key order.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, func, select, text, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, Row, func, select, text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from dcmtier import owner
+from dcmtier.catalogue import ownership, schema, writes
 from dcmtier.catalogue import results as rows_of
-from dcmtier.catalogue import schema, writes
 from dcmtier.catalogue.context import JobContext
+from dcmtier.catalogue.holds import Holds, holds_for
 from dcmtier.catalogue.models import (
     Base,
+    DerivedInstance,
     FailureRecord,
     FileLocation,
     Instance,
     Job,
+    Package,
     Series,
     Study,
     TierRow,
     UnidentifiedFile,
     utcnow,
 )
+from dcmtier.catalogue.retry import GaveUp, Retry, first_line
 from dcmtier.catalogue.sources import location_row, source_rows
 from dcmtier.catalogue.upsert import upsert, upsert_returning_id
 from dcmtier.errors import CatalogueError
@@ -40,8 +45,6 @@ from dcmtier.tiers import TIERS, Tier
 from dcmtier.versions import software_versions
 
 T = TypeVar("T")
-RETRIED_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
-ATTEMPTS = 3
 LOCATION_KEYS = ["file_key", "uri"]
 # every view the migrations make, in the README's order; `dcmtier report` shows the first two
 VIEWS = ("savings_by_tier", "quality_by_tier", "savings_by_study", "lineage", "failures")
@@ -51,8 +54,12 @@ REPORT_VIEWS = VIEWS[:2]
 class Catalogue:
     """Lineage and storage savings of every study x tier, in PostgreSQL or SQLite."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, *, retry: Retry | None = None, lease_s: float | None = None
+    ) -> None:
         self._engine = engine
+        self._retry = retry or Retry.from_environment()
+        self.lease_s = float(lease_s or owner.lease_seconds())
 
     @classmethod
     def connect(cls, url: str) -> Catalogue:
@@ -179,6 +186,7 @@ class Catalogue:
             "parameters": json.loads(json.dumps(parameters, default=str, sort_keys=True)),
             "started_at": utcnow(),
             "finished_at": None,
+            **ownership.owned_by(owner.current(), utcnow(), self.lease_s),
         }
         keys = ["study_uid", "tier", "dag_id", "run_id", "task_id", "map_index", "try_number"]
 
@@ -283,16 +291,24 @@ class Catalogue:
     def pair_status(
         self, study_uids: Iterable[str], tiers: Iterable[str]
     ) -> dict[tuple[str, str], str]:
-        """The latest attempt's status for each (study, tier) that has one."""
+        """The latest attempt's status for each (study, tier) that has one.
+
+        A ``running`` attempt whose owner is gone (`dcmtier.catalogue.ownership`) reads
+        ``abandoned``, whether or not a run has marked it so yet.
+        """
         wanted_tiers = sorted(set(tiers))
-        found: dict[tuple[str, str], str] = {}
-        with self._read() as connection:
-            for chunk in writes.chunks(sorted(set(study_uids))):
+        uids = sorted(set(study_uids))
+
+        def read(connection: Connection) -> dict[tuple[str, str], str]:
+            found: dict[tuple[str, str], str] = {}
+            now = utcnow()
+            for chunk in writes.chunks(uids):
                 latest = (
                     select(
                         Job.study_uid,
                         Job.tier,
                         Job.status,
+                        *ownership.OWNER_COLUMNS,
                         func.row_number()
                         .over(
                             partition_by=(Job.study_uid, Job.tier),
@@ -303,12 +319,62 @@ class Catalogue:
                     .where(Job.study_uid.in_(chunk), Job.tier.in_(wanted_tiers))
                     .subquery()
                 )
-                query = select(latest.c.study_uid, latest.c.tier, latest.c.status).where(
-                    latest.c.position == 1
-                )
-                for study_uid, tier, status in connection.execute(query):
-                    found[(study_uid, tier)] = status
-        return found
+                query = select(latest).where(latest.c.position == 1)
+                for job in connection.execute(query):
+                    found[(job.study_uid, job.tier)] = ownership.status_of(job, now)
+            return found
+
+        return self._run(read, what="reading attempts", write=False)
+
+    def reap(self, study_uids: Iterable[str] | None = None) -> list[int]:
+        """Mark ``abandoned`` the running attempts (of ``study_uids``, or all) whose owner is
+        gone; they show in ``failures``. Their ids."""
+        uids = None if study_uids is None else list(study_uids)
+        return self._write(lambda c: ownership.reap(c, uids, utcnow()), what="ending abandoned")
+
+    def renew(self, job_ids: Sequence[int]) -> int:
+        """Extend the lease of the running ``job_ids`` (one try: the heartbeat comes again)."""
+        ids = list(job_ids)
+        return self._run(
+            lambda c: ownership.renew(c, ids, utcnow(), self.lease_s),
+            what="renewing leases", write=True, retry=False,
+        )  # fmt: skip
+
+    def interrupt_jobs(self, job_ids: Sequence[int], reason: str) -> None:
+        """Mark the running ``job_ids`` ``interrupted`` (SIGINT, SIGTERM); shown in failures."""
+        ids = list(job_ids)
+        self._write(
+            lambda c: ownership.end(c, ids, ownership.INTERRUPTED, reason, utcnow()),
+            what="marking attempts interrupted",
+        )
+
+    def holds(self) -> Holds:
+        """This process's exclusive holds on study x tier pairs of this catalogue."""
+        return holds_for(self._engine)
+
+    def done_since(
+        self, study_uid: str, inputs: Mapping[str, str], since: datetime
+    ) -> dict[str, StudyTierResult]:
+        """The tiers of ``study_uid`` that another attempt finished (``ok`` or ``partial``)
+        after ``since`` from the same inputs (``inputs`` maps each tier to the digest its
+        attempts record in their parameters), with what it made: work a concurrent run has
+        just done."""
+        names = sorted(inputs)
+
+        def read(connection: Connection) -> dict[str, StudyTierResult]:
+            query = (
+                select(*Job.__table__.c)
+                .where(Job.study_uid == study_uid, Job.tier.in_(names))
+                .where(Job.status.in_(("ok", "partial")), Job.finished_at >= since)
+                .order_by(Job.finished_at)
+            )
+            found = {}
+            for job in connection.execute(query).all():
+                if (job.parameters or {}).get("inputs") == inputs[job.tier]:
+                    found[job.tier] = _made_by(connection, job)
+            return found
+
+        return self._run(read, what="reading finished attempts", write=False)
 
     def report(self, views: Sequence[str] = REPORT_VIEWS) -> dict[str, list[dict[str, Any]]]:
         """The rows of each of ``views`` (names from ``VIEWS``), in tier-table order."""
@@ -322,22 +388,27 @@ class Catalogue:
             rest = (row.get(c) for c in ("study_uid", "source_sop_uid", "sop_uid", "file"))
             return (order.get(tier, len(order)), tier, *("" if v is None else str(v) for v in rest))
 
-        out: dict[str, list[dict[str, Any]]] = {}
-        with self._read() as connection:
+        def read(connection: Connection) -> dict[str, list[dict[str, Any]]]:
+            out: dict[str, list[dict[str, Any]]] = {}
             for view in views:
                 found = connection.execute(text(f"SELECT * FROM {view}")).mappings()
                 out[view] = sorted((dict(r) for r in found), key=key)
-        return out
+            return out
+
+        return self._run(read, what="reading the views", write=False)
 
     def row_counts(self) -> dict[str, int]:
         """Rows in each catalogue table (what a rerun must leave unchanged)."""
-        with self._read() as connection:
+
+        def read(connection: Connection) -> dict[str, int]:
             return {
                 table.name: int(
                     connection.execute(select(func.count()).select_from(table)).scalar_one()
                 )
                 for table in Base.metadata.sorted_tables
             }
+
+        return self._run(read, what="counting rows", write=False)
 
     @staticmethod
     def _check_job(
@@ -353,24 +424,32 @@ class Catalogue:
             )
         return found.study_uid, found.tier
 
-    def _write(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` in one transaction, again after a deadlock or serialization failure."""
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
+    def _write(self, work: Callable[[Connection], T], *, what: str = "writing") -> T:
+        """Run ``work`` in one transaction, again after a transient error (`retry`)."""
+        return self._run(work, what=what, write=True)
+
+    def _run(
+        self, work: Callable[[Connection], T], *, what: str, write: bool, retry: bool = True
+    ) -> T:
+        def once() -> T:
+            if write:
                 with self._engine.begin() as connection:
                     return work(connection)
-            except DBAPIError as exc:
-                state = getattr(exc.orig, "sqlstate", None)
-                if state in RETRIED_SQLSTATES and attempt < ATTEMPTS:
-                    time.sleep(0.05 * attempt)
-                    continue
-                raise self._error(exc) from exc
-            except SQLAlchemyError as exc:
-                raise self._error(exc) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+            with self._engine.connect() as connection:
+                return work(connection)
+
+        try:
+            if not retry:
+                return once()
+            return self._retry.run(once, what=what, where=self.url)
+        except GaveUp as exc:
+            raise CatalogueError(f"catalogue at {self.url} unreachable, {what}: {exc}") from exc
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from exc
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        """A connection for a read that is not retried (operator look-ups)."""
         try:
             with self._engine.connect() as connection:
                 yield connection
@@ -378,6 +457,46 @@ class Catalogue:
             raise self._error(exc) from exc
 
     def _error(self, exc: SQLAlchemyError) -> CatalogueError:
-        orig = getattr(exc, "orig", None) or exc
-        line = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
-        return CatalogueError(f"catalogue at {self.url}: {line}")
+        return CatalogueError(f"catalogue at {self.url}: {first_line(exc)}")
+
+
+def _made_by(connection: Connection, job: Row[Any]) -> StudyTierResult:
+    """What a finished attempt made, as `process_study` would have returned it (no per-instance
+    results: those stay in its own run)."""
+    totals = connection.execute(
+        select(
+            func.coalesce(func.sum(DerivedInstance.pixel_bytes_in), 0),
+            func.coalesce(func.sum(DerivedInstance.pixel_bytes_out), 0),
+            func.coalesce(func.sum(Instance.bytes), 0),
+            func.coalesce(func.sum(DerivedInstance.bytes), 0),
+        )
+        .join(Instance, Instance.sop_uid == DerivedInstance.source_sop_uid)
+        .where(DerivedInstance.study_uid == job.study_uid, DerivedInstance.tier == job.tier)
+    ).one()
+    package = connection.execute(
+        select(Package.uri, Package.bytes, Package.sha256).where(
+            Package.study_uid == job.study_uid, Package.tier == job.tier
+        )
+    ).first()
+    return StudyTierResult(
+        study_uid=job.study_uid,
+        tier=job.tier,
+        status=job.status,
+        run_id=job.run_id,
+        instances=job.instances or 0,
+        counts=dict(job.counts or {}),
+        pixel_bytes_in=int(totals[0]),
+        pixel_bytes_out=int(totals[1]),
+        file_bytes_in=int(totals[2]),
+        file_bytes_out=int(totals[3]),
+        package=_path_of(package.uri) if package else None,
+        package_bytes=package.bytes if package else None,
+        package_sha256=package.sha256 if package else None,
+        done_by=f"run {job.run_id} (job {job.id})",
+    )
+
+
+def _path_of(uri: str) -> str:
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(uri).path) if uri.startswith("file:") else uri

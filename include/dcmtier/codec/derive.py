@@ -18,6 +18,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID
 
 from dcmtier import __version__
+from dcmtier.codec import syntaxes
 from dcmtier.codec.backends import Encoded
 from dcmtier.codec.pixels import copy_header
 from dcmtier.tiers import Tier
@@ -56,6 +57,8 @@ def build_output(
     ds.HighBit = first.bits_stored - 1
     if int(ds.SamplesPerPixel) > 1:
         ds.PlanarConfiguration = 0
+    if first.offset:
+        _to_unsigned(ds, first.offset)
     _encapsulate(ds, [f.data for f in frames])
     if not tier.lossless:
         _mark_lossy(ds, header, tier, achieved_ratio, lossy_source)
@@ -73,6 +76,37 @@ def _encapsulate(ds: Dataset, frames: list[bytes]) -> None:
         ds.ExtendedOffsetTableLengths = lengths
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
+
+
+# Attributes in stored-value units that an offset moves (PS3.3 C.7.6.3, C.7.5.1.1.2).
+STORED_VALUE_KEYWORDS = (
+    "SmallestImagePixelValue",
+    "LargestImagePixelValue",
+    "SmallestPixelValueInSeries",
+    "LargestPixelValueInSeries",
+    "PixelPaddingValue",
+    "PixelPaddingRangeLimit",
+)
+
+
+def _to_unsigned(ds: Dataset, offset: int) -> None:
+    """Signed stored values coded as value + ``offset``: say so, and keep modality values.
+
+    The codestream holds unsigned samples, so Pixel Representation becomes 0; Rescale
+    Intercept drops by offset x slope, so stored x slope + intercept (HU for CT) is the same
+    number for every pixel; values given in stored-value units move with the pixels (US VR).
+    The codec refuses sources without a Rescale Intercept before it gets here.
+    """
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    intercept = float(ds.RescaleIntercept) - offset * slope
+    ds.RescaleIntercept = f"{intercept:.16g}"[:16]
+    if ds.get("RescaleSlope") is None:
+        ds.RescaleSlope = 1
+    ds.PixelRepresentation = 0
+    for keyword in STORED_VALUE_KEYWORDS:
+        if keyword in ds:
+            ds[keyword].VR = "US"
+            ds[keyword].value = int(ds[keyword].value) + offset
 
 
 def _mark_lossy(ds: Dataset, header: Dataset, tier: Tier, ratio: float, lossy_source: bool) -> None:
@@ -135,6 +169,7 @@ def _values(ds: Dataset, keyword: str) -> list[object]:
 
 
 def _file_meta(ds: Dataset, syntax: str) -> FileMetaDataset:
+    syntaxes.register()  # JPEG XL syntaxes: pydicom 3.0.2 cannot write them otherwise
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dcmtier import owner
 from dcmtier.codec.backends import Encoded
 from dcmtier.codec.backends.layered import Layers, encode_layers, parse
 from dcmtier.codec.pixels import SourceImage
@@ -104,10 +105,15 @@ def _cache_path(cache: Path, source: SourceImage, index: int, targets: tuple[flo
 
 
 def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = owner.temp_file(path)  # named for this process: a killed one's is found, removed
+    except FileNotFoundError:  # the study's cache was pruned meanwhile: the next task encodes
+        return
+    try:
         tmp.write_bytes(data)
         os.replace(tmp, path)
-    except FileNotFoundError:  # the study's cache was pruned meanwhile: the next task encodes
+    except FileNotFoundError:  # pruned between the two: likewise
         tmp.unlink(missing_ok=True)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -7,6 +7,7 @@ sign-extended to Bits Stored so that bits outside it never reach an encoder.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +15,13 @@ from pathlib import Path
 import numpy as np
 from pydicom import Dataset, dcmread
 from pydicom.dataelem import DataElement
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import iter_pixels
 from pydicom.tag import BaseTag, Tag
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
+from dcmtier.codec import syntaxes
 from dcmtier.codec.backends import FrameSpec
 from dcmtier.errors import InvalidInput, NoPixelData
 
@@ -97,6 +101,31 @@ class SourceImage:
         if keep:
             self._cache = frames
 
+    def codestreams(self) -> Iterator[bytes]:
+        """Each frame's codestream as the source stores it (encapsulated sources only)."""
+        ds = self.dataset
+        if not ds["PixelData"].is_undefined_length:
+            raise InvalidInput(f"{self.path}: pixel data is not encapsulated")
+        extended = None
+        if "ExtendedOffsetTable" in ds:
+            extended = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+        try:
+            yield from generate_frames(
+                ds.PixelData, number_of_frames=self.frames, extended_offsets=extended
+            )
+        except (ValueError, TypeError, IndexError) as exc:
+            raise InvalidInput(
+                f"{self.path}: encapsulated pixel data cannot be split into frames: "
+                f"{_one_line(exc)}"
+            ) from exc
+
+    @property
+    def codestream_spec(self) -> FrameSpec:
+        """The frame layout the stored codestreams describe: colour as the header says it."""
+        return dataclasses.replace(
+            self.spec, photometric=str(self.dataset.PhotometricInterpretation)
+        )
+
     def _decode(self) -> Iterator[np.ndarray]:
         if self._native_little_endian():
             yield from self._read_native()
@@ -163,8 +192,40 @@ def iter_decoded(ds: Dataset, plugins: Sequence[str] = DECODING_PLUGINS) -> Iter
     raise failure
 
 
+def jpeg_xl_as_decodable(ds: Dataset) -> Dataset:
+    """``ds`` with JPEG XL Pixel Data turned into something pydicom 3.0.2 can decode.
+
+    JPEG XL Lossless / JPEG XL frames become native little-endian stored values (decoded by
+    libjxl); JPEG XL JPEG Recompression frames become the JPEG bitstreams they rebuild, under
+    the JPEG syntax their SOF marker names. Any other dataset is returned unchanged.
+    """
+    from dcmtier.codec.backends import backend
+
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    if syntax not in {e.uid for e in syntaxes.SYNTAXES}:
+        return ds
+    out = copy.copy(ds)
+    out.file_meta = copy.copy(ds.file_meta)
+    frames = int(ds.get("NumberOfFrames") or 1)
+    codestreams = list(generate_frames(ds.PixelData, number_of_frames=frames))
+    if syntax == syntaxes.JPEG_XL_JPEG_RECOMPRESSION.uid:
+        jpegs = [backend("jxl-jpeg").decode(c, None).tobytes() for c in codestreams]
+        extended = b"\xff\xc1" in jpegs[0][: jpegs[0].find(b"\xff\xda")]
+        out.file_meta.TransferSyntaxUID = UID("1.2.840.10008.1.2.4." + ("51" if extended else "50"))
+        out.PixelData = encapsulate(jpegs)
+        return out
+    spec = _frame_spec(Path("<dataset>"), ds)
+    decoded = [backend("jxl").decode(c, spec) for c in codestreams]
+    out.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    out.PixelData = np.stack(decoded).astype(spec.dtype.newbyteorder("<")).tobytes()
+    out["PixelData"].VR = "OB" if spec.bits_allocated <= 8 else "OW"
+    out["PixelData"].is_undefined_length = False
+    return out
+
+
 def read_source(path: Path) -> SourceImage:
     """Read and check one file; raise ``InvalidInput`` or ``NoPixelData`` naming it."""
+    syntaxes.register()  # dcmtier's own outputs may be JPEG XL, which pydicom 3.0 lacks
     ds = _read(path)
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None

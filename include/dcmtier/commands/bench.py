@@ -2,7 +2,8 @@
 
 Generates a CT study (signed and unsigned, SLICES of SIZE x SIZE) or takes --data, then times,
 alternately, the gdcmconv chain and dcmtier for j2k-lossless, j2k-r20 and j2k-r100, dcmtier for
-htj2k-lossless and htj2k-r20, and the unit of work (catalogue included) for the 13 default
+htj2k-lossless, htj2k-r20 and jxl-lossless (JPEG XL also per effort beside J2K lossless),
+and the unit of work (catalogue included) for the 13 default
 tiers, layered and per tier, with one process and with all cores; measures peak RSS of one
 study x tier at two slice counts, and Airflow's share of a DAG run (dag.test). Writes every
 figure (min / median / max over the runs) to --out and prints a table with the ratios.

@@ -38,7 +38,8 @@ def add_parser(subparsers: Any) -> None:
         "process",
         help="compress, verify, measure and package every study under SRC",
         description=__doc__,
-        epilog="Exit status: 0 every study x tier ok, 1 any partial or failed, 2 bad usage.",
+        epilog="Exit status: 0 every study x tier ok, 1 any partial or failed, 2 bad usage, "
+        "130 / 143 stopped by SIGINT / SIGTERM (its attempts marked interrupted).",
     )
     parser.add_argument("sources", nargs="+", type=Path, metavar="SRC", help="files or folders")
     parser.add_argument(
@@ -69,12 +70,24 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from dcmtier.cli import EXIT_FAILED
     from dcmtier.errors import CatalogueError
+    from dcmtier.work.interrupt import Interrupted, signals_interrupt
 
     try:
-        return _run(args)
+        with signals_interrupt():
+            return _run(args)
     except CatalogueError as exc:
         print(f"dcmtier: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except OSError as exc:  # the output cannot be written: full disk, read-only, ...
+        print(f"dcmtier: cannot write the output under {args.out}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Interrupted as exc:
+        print(
+            f"dcmtier: {exc}: the unfinished study x tier attempts are marked interrupted; "
+            "run the same command again to make them",
+            file=sys.stderr,
+        )
+        return exc.exit_code
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -94,7 +107,8 @@ def _run(args: argparse.Namespace) -> int:
     tiers = resolve_tiers(args.tiers)
     policy = Policy.from_file(args.policy) if args.policy else Policy()
     # microseconds: two runs started within a second are still two attempts
-    run_id = args.run_id or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"
+    started = datetime.now(UTC)
+    run_id = args.run_id or f"cli-{started:%Y%m%dT%H%M%S.%fZ}"
     layout = Layout(args.out)
     catalogue = None if args.no_catalogue else open_catalogue(args.catalogue, args.out)
     studies, unidentified = discover(args.sources)
@@ -113,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
             watcher = progress.start(study)
             results = process_study(
                 study, tiers, layout, run_id=run_id, jobs=jobs, policy=policy,
-                catalogue=catalogue, strategy=args.strategy, watcher=watcher,
+                catalogue=catalogue, strategy=args.strategy, watcher=watcher, since=started,
             )  # fmt: skip
             if args.strategy == LAYERED:  # every tier of the study is done: nothing cuts again
                 drop_study(layout, study.uid)
@@ -163,9 +177,10 @@ def _row(result: StudyTierResult, study: Study, *, show_paths: bool) -> dict[str
 def _lines(row: dict[str, Any]) -> list[str]:
     ratio = row["pixel_bytes_in"] / row["pixel_bytes_out"] if row["pixel_bytes_out"] else 0.0
     counts = " ".join(f"{k}={v}" for k, v in row["counts"].items())
+    by = f"  (made meanwhile by {row['done_by']})" if row.get("done_by") else ""
     head = (
         f"{row['study_uid']}  {row['tier']:<14} {row['status']:<8} {counts:<24} "
-        f"pixel ratio {ratio:7.2f}  package {row['package'] or '-'}"
+        f"pixel ratio {ratio:7.2f}  package {row['package'] or '-'}{by}"
     )
     lines = [head]
     for failure in row["failures"]:

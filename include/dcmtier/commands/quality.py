@@ -52,9 +52,32 @@ def _read_frames(path: Path) -> tuple[Any, NDArray[Any]]:
     """The dataset and its stored values as (frames, rows, columns[, samples])."""
     import pydicom
 
+    from dcmtier.codec import syntaxes
+    from dcmtier.codec.pixels import jpeg_xl_as_decodable
+
+    syntaxes.register()
     ds = pydicom.dcmread(path)
-    pixels = ds.pixel_array
+    pixels = jpeg_xl_as_decodable(ds).pixel_array
     return ds, pixels if int(ds.get("NumberOfFrames") or 1) > 1 else pixels[None]
+
+
+def _as_stored_values_of(original: Any, derived_ds: Any, derived: NDArray[Any]) -> NDArray[Any]:
+    """``derived``'s values in the original's stored units, where its rescale differs.
+
+    A JPEG XL copy of signed data stores value + 2^(BitsStored - 1) with a lower Rescale
+    Intercept: the modality values are compared, so the same HU counts as no difference.
+    """
+    import numpy as np
+
+    def rescale(ds: Any) -> tuple[float, float]:
+        return float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+
+    (slope, intercept), (d_slope, d_intercept) = rescale(original), rescale(derived_ds)
+    if (slope, intercept) == (d_slope, d_intercept):
+        return derived
+    modality = derived.astype(np.float64) * d_slope + d_intercept
+    dtype = np.dtype(f"{'i' if int(original.PixelRepresentation) else 'u'}{derived.itemsize}")
+    return np.rint((modality - intercept) / slope).astype(dtype)
 
 
 def _fail(path: Path, name: str, exc: BaseException | str) -> int:
@@ -99,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     (ds, original), (derived_ds, derived) = read
     names = (_name(args.original, ds, args.show_paths),
              _name(args.derived, derived_ds, args.show_paths))  # fmt: skip
+    derived = _as_stored_values_of(ds, derived_ds, derived)
     if original.shape != derived.shape:
         return _fail(
             args.derived, names[1],

@@ -19,7 +19,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def describe(tier: Tier) -> dict[str, object]:
-    return {**tier.as_dict(), "default": tier.name in DEFAULT_TIERS}
+    return {**tier.as_dict(), "effort": tier.effort, "default": tier.name in DEFAULT_TIERS}
 
 
 def run(args: argparse.Namespace) -> int:

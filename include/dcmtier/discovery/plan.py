@@ -40,6 +40,9 @@ SELECT_BY = ("arrival", "study_date")
 REPROCESS = ("none", "failed", "all")
 STRATEGIES = ("layered", "per_tier")
 RERUN_STATUSES = {"none": frozenset(), "failed": frozenset({"failed", "partial"})}
+# An attempt whose owner died (abandoned) or was stopped (interrupted) never finished: the pair
+# is not done, whatever ``reprocess`` says.
+NOT_DONE = frozenset({"abandoned", "interrupted"})
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,7 @@ def _pairs_to_run(
             if (
                 request.reprocess != "all"
                 and seen is not None
+                and seen not in NOT_DONE
                 and (seen == "ok" or seen not in RERUN_STATUSES[request.reprocess])
             ):
                 plan.already_done += 1

@@ -24,8 +24,9 @@ The ``file_*`` columns describe the whole instance and repeat on each frame's ro
 multi-frame instance: sum them over rows with ``frame = 0``.
 
 Glob ``**/*.parquet`` rather than naming the folder: while a partition is being written its
-temporary file (``.study=<uid>.<random>.tmp/part-0.parquet.tmp``) sits in the tree, and Polars
-refuses a folder that holds files of two extensions. ``pyarrow.dataset`` skips it (dot prefix).
+temporary file (``.study=<uid>~<owner>~<random>.tmp/part-0.parquet.tmp``) sits in the tree,
+and Polars refuses a folder that holds files of two extensions. ``pyarrow.dataset`` skips it
+(dot prefix).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ import math
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +45,8 @@ from typing import Any, Final, cast
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+
+from dcmtier import owner
 
 PART_NAME: Final = "part-0.parquet"
 PARTITION_KEYS: Final = ("tier", "study")
@@ -269,10 +271,8 @@ def _check_unique(rows: Sequence[Mapping[str, object]]) -> None:
 
 def _replace_partition(partition: Path, table: pa.Table) -> Path:
     partition.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(partition)
-    tmp_dir = Path(
-        tempfile.mkdtemp(dir=partition.parent, prefix=f".{partition.name}.", suffix=".tmp")
-    )
+    owner.remove_dead_temps(partition.parent)  # a killed writer cannot clean up after itself
+    tmp_dir = owner.temp_file(partition, directory=True)  # named for this process
     try:
         # Not *.parquet, so a reader globbing **/*.parquet never picks it up mid-write.
         tmp_file = tmp_dir / f"{PART_NAME}.tmp"
@@ -293,11 +293,6 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _remove_stale_temps(partition: Path) -> None:
-    for stale in partition.parent.glob(f".{partition.name}.*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _remove_other_entries(partition: Path, *, keep: str) -> None:

@@ -17,6 +17,7 @@ from dcmtier.discovery.landing import scope as landing_scope
 from dcmtier.discovery.plan import PlanRequest, plan
 from dcmtier.orchestration.items import run_item, summarise
 from dcmtier.records import STUDY_OK, outcome_text
+from dcmtier.work.interrupt import Interrupted, signals_interrupt
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,10 @@ def discover_task(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     params = context["params"]
     output = _output(params)
     catalogue = Catalogue.connect(_ready_catalogue(output))
+    abandoned = catalogue.reap()  # attempts whose owner died: their pairs are planned again
+    if abandoned:
+        log.warning("%d attempt(s) abandoned by their owner, marked so: %s", len(abandoned),
+                    abandoned)  # fmt: skip
     request = PlanRequest(
         landing=str(params["landing"]),
         output=output,
@@ -82,13 +87,19 @@ def compress_task(item: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
         try_number=int(ti.try_number),
     )
     output = _output(context["params"])
-    result = run_item(
-        item,
-        output=output,
-        context=job,
-        catalogue_url=_catalogue_url(output),
-        jobs=int(os.environ.get("DCMTIER_JOBS", "1")),
-    )
+    try:
+        with signals_interrupt():
+            result = run_item(
+                item,
+                output=output,
+                context=job,
+                catalogue_url=_catalogue_url(output),
+                jobs=int(os.environ.get("DCMTIER_JOBS", "1")),
+            )
+    except Interrupted as exc:  # the attempt is marked interrupted; Airflow ends the task
+        from airflow.sdk.exceptions import AirflowTaskTerminated
+
+        raise AirflowTaskTerminated(f"{item['label']}: {exc}") from exc
     log.info(
         "%s %s: %s %s, pixel bytes %d -> %d",
         result["study_uid"], result["tier"], result["status"], result["counts"],

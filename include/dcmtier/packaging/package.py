@@ -12,8 +12,9 @@ Packages are
   the manifest is JSON with sorted keys whose only time is the caller's ``created_at``;
 - streamed: each member is copied in chunks and hashed on the way, so a study larger than memory
   packages without being loaded;
-- atomic: the ZIP is written to a hidden temporary file beside ``dest`` and moved over it with
-  ``os.replace``; on any error the temporary file is removed and an earlier ZIP stays intact.
+- atomic: the ZIP is written to a hidden temporary file beside ``dest``, named for the writing
+  process, and moved over it with ``os.replace``; on any error the temporary file is removed
+  and an earlier ZIP stays intact. Temporary files of other live writers are left alone.
 
 JPEG 2000 and JPEG-LS codestreams barely deflate: ``compresslevel=0`` stores members
 uncompressed (``ZIP_STORED``), which costs a few percent in size and saves the CPU time.
@@ -27,7 +28,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final
+
+from dcmtier import owner
 
 MANIFEST_NAME: Final = "manifest.json"
 MANIFEST_FORMAT: Final = "dcmtier-package/1"
@@ -167,6 +169,7 @@ def write_package(
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _atomic_file(dest) as out, zipfile.ZipFile(out, "w", allowZip64=True) as zf:
         entries = [_add_member(zf, m, compression, zip64_from_bytes) for m in ordered]
+        owner.checkpoint("package")  # fault-injection tests stop here, mid-ZIP
         manifest = {**header, "members": entries}
         _add_manifest(zf, manifest, compression)
     size, digest = _file_digest(dest)
@@ -311,12 +314,15 @@ def _add_manifest(
 
 @contextmanager
 def _atomic_file(dest: Path) -> Iterator[IO[bytes]]:
-    """Yield a temporary file beside ``dest`` that replaces it only if the block succeeds."""
-    _remove_stale_temps(dest)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
+    """Yield a temporary file beside ``dest`` that replaces it only if the block succeeds.
+
+    The temporary file is named for this process (`dcmtier.owner`): temporary files of other
+    live writers of the same package are left alone, those of dead ones removed.
+    """
+    owner.remove_dead_temps(dest.parent)  # a killed writer cannot clean up after itself
+    tmp = owner.temp_file(dest)
     try:
-        with os.fdopen(fd, "w+b") as out:
+        with tmp.open("w+b") as out:
             yield out
             out.flush()
             os.fsync(out.fileno())
@@ -326,12 +332,6 @@ def _atomic_file(dest: Path) -> Iterator[IO[bytes]]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _remove_stale_temps(dest: Path) -> None:
-    # A killed writer cannot clean up after itself; the next write of the same package does.
-    for stale in dest.parent.glob(f".{dest.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
 
 
 def _file_digest(path: Path) -> tuple[int, str]:

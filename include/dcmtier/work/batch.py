@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -12,6 +12,7 @@ from dcmtier.records import TierResult
 from dcmtier.tiers import Tier
 from dcmtier.work.allocator import tune_allocator
 from dcmtier.work.compress import Options, compress_file
+from dcmtier.work.interrupt import ignore_in_workers
 
 
 def default_jobs() -> int:
@@ -20,7 +21,7 @@ def default_jobs() -> int:
 
 def run_batch(
     files: Sequence[Path], tiers: Sequence[Tier], options: Options, *, jobs: int
-) -> Iterator[list[TierResult]]:
+) -> Generator[list[TierResult], None, None]:
     """Yield each file's results in input order; ``jobs`` processes work ahead of the reader.
 
     The processes doing the work keep freed buffers for the next file (``tune_allocator``).
@@ -34,5 +35,14 @@ def run_batch(
     # a few files per hand-over: one 512x512 HTJ2K file takes ~9 ms, and each hand-over
     # costs the reading process (which shares the cores) a pickle round trip
     chunk = max(1, min(8, len(files) // (workers * 16)))
-    with ProcessPoolExecutor(max_workers=workers, initializer=tune_allocator) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_start_worker)
+    try:
         yield from pool.map(work, files, chunksize=chunk)
+    finally:
+        # interrupted or failed: drop the files not started rather than finish them all
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_worker() -> None:
+    tune_allocator()
+    ignore_in_workers()

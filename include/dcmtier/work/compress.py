@@ -10,19 +10,21 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 from pydicom import Dataset, dcmread
 from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
 
+from dcmtier import owner
 from dcmtier.codec import backends as codecs
-from dcmtier.codec.backends import Encoded
+from dcmtier.codec.backends import Encoded, FrameSpec
 from dcmtier.codec.derive import build_output
 from dcmtier.codec.layering import Cut, cut_tiers
 from dcmtier.codec.pixels import SourceImage, metadata, read_source
@@ -170,17 +172,28 @@ def _encode_frames(source: SourceImage, tier: Tier) -> tuple[list[Encoded], list
     backend = codecs.backend(tier.codec.label)
     encoded: list[Encoded] = []
     times: list[float] = []
-    for frame in source.iter_frames():
+    frames, spec = _encoder_input(source, backend)
+    for frame in frames:
         started = time.perf_counter()
-        encoded.append(backend.encode(frame, source.spec, tier))
+        encoded.append(backend.encode(frame, spec, tier))
         times.append(round((time.perf_counter() - started) * 1000, 3))
     return encoded, times
+
+
+def _encoder_input(source: SourceImage, backend: ModuleType) -> tuple[Iterable[Any], FrameSpec]:
+    """Frames of stored values, or the source's own codestreams for a recompressing codec."""
+    if getattr(backend, "RECOMPRESSES", False):
+        return source.codestreams(), source.codestream_spec
+    return source.iter_frames(), source.spec
 
 
 def _check_codec(source: SourceImage, tier: Tier) -> None:
     backend = codecs.backend(tier.codec.label)
     if not backend.is_available():
         raise CodecError(f"codec {tier.codec.label} is not installed")
+    check_source = getattr(backend, "check_source", None)
+    if check_source is not None:
+        check_source(source.dataset, source.spec)
     limit = int(getattr(backend, "MAX_BITS", 16))
     if source.spec.bits_stored > limit:
         raise PolicyRefused(
@@ -208,16 +221,16 @@ def write_atomic(
 
     A file that fails its check never appears under ``target``'s name.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = owner.temp_file(target)  # named for this process: other runs leave it alone
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with tmp.open("wb") as handle:
             ds.save_as(handle, enforce_file_format=True)
+        owner.checkpoint("compress")
         if check is not None:
-            check(Path(tmp))
+            check(tmp)
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -244,9 +257,24 @@ def verify(path: Path, source: SourceImage, tier: Tier) -> Verified:
         raise VerificationFailed(
             f"{path}: {len(decoded.frames)} frames decoded, {source.frames} written"
         )
+    if getattr(codecs.backend(tier.codec.label), "RECOMPRESSES", False):
+        _compare_codestreams(path, decoded, source)
+        # the same codestream decodes to the same pixels: the source's frames are the output's
+        decoded.frames = list(source.iter_frames())
+        return decoded
     for index, (got, want) in enumerate(zip(decoded.frames, source.iter_frames(), strict=True)):
         _compare(path, index, got, want, tier)
     return decoded
+
+
+def _compare_codestreams(path: Path, decoded: Verified, source: SourceImage) -> None:
+    """A recompressed frame must give back the source's codestream byte for byte."""
+    for index, (got, want) in enumerate(zip(decoded.frames, source.codestreams(), strict=True)):
+        if got.tobytes() != want:
+            raise VerificationFailed(
+                f"{path}: frame {index}: the rebuilt codestream ({got.size} bytes) differs "
+                f"from the source's ({len(want)} bytes)"
+            )
 
 
 def _decode_written(path: Path, source: SourceImage, tier: Tier) -> Verified:

@@ -7,11 +7,13 @@ Everything written is keyed by UIDs and tier, so running it again replaces rathe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from dcmtier.codec.policy import Policy
 from dcmtier.measure.store import write_partition
+from dcmtier.owner import checkpoint, remove_dead_temps
 from dcmtier.packaging.package import PackageMember, write_package
 from dcmtier.records import (
     FAILED,
@@ -36,6 +39,7 @@ from dcmtier.records import (
 )
 from dcmtier.tiers import Tier, layered_tiers
 from dcmtier.versions import software_versions
+from dcmtier.work import interrupt
 from dcmtier.work.batch import run_batch
 from dcmtier.work.compress import Options
 from dcmtier.work.layout import Layout
@@ -43,8 +47,11 @@ from dcmtier.work.quarantine import quarantine_failed
 
 if TYPE_CHECKING:  # the catalogue (SQLAlchemy) loads only when a caller passes one
     from dcmtier.catalogue import Catalogue, JobContext
+    from dcmtier.catalogue.holds import Holds
 
 log = logging.getLogger(__name__)
+HOLD_POLL_S = 0.2  # how often a run waiting for another's study x tier looks again
+HOLD_LOG_EVERY_S = 30.0
 
 
 class Watcher(Protocol):
@@ -67,6 +74,7 @@ def process_study(
     context: JobContext | None = None,
     strategy: str = LAYERED,
     layer_tiers: Sequence[Tier] = (),
+    since: datetime | None = None,
     watcher: Watcher | None = None,
 ) -> list[StudyTierResult]:
     """Run one study through every tier; one result per tier, never raising for bad input.
@@ -76,48 +84,184 @@ def process_study(
     ``<output>/cache/layered`` so that the tier tasks of a study share it.
 
     With a ``catalogue``, the study's sources are recorded once and each tier is an attempt
-    (``start_job`` ... ``finish_job``) under ``context`` (default: ``JobContext.cli(run_id)``).
-    An unexpected exception marks the unfinished attempts failed and is raised again.
-    A ``watcher`` hears of each instance compressed into every tier and of each tier finished.
+    (``start_job`` ... ``finish_job``) under ``context`` (default: ``JobContext.cli(run_id)``),
+    owned by this process and leased while it works. Each study x tier is held exclusively
+    (`dcmtier.catalogue.holds`): a tier another run holds is waited for, and not made again
+    when that run finished it after ``since`` (default: now) from the same inputs. An
+    unexpected exception marks the unfinished attempts failed (``interrupted`` for SIGINT and
+    SIGTERM) and is raised again. Temporary files that dead processes left in the study's
+    folders are removed first. A ``watcher`` hears of each instance compressed into every
+    tier and of each tier finished.
     """
-    policy = policy or Policy()
-    layering = _layering(strategy, tiers, layer_tiers)
-    jobs_of = _start_jobs(
-        catalogue, study, tiers, context, layout=layout, run_id=run_id, jobs=jobs, policy=policy,
-        layering=layering,
+    work = _Work(
+        study, layout, run_id=run_id, jobs=jobs, policy=policy or Policy(), strategy=strategy,
+        layer_tiers=(*layer_tiers, *tiers), watcher=watcher,
     )  # fmt: skip
-    done: list[StudyTierResult] = []
+    if catalogue is None:
+        _sweep(layout, study.uid, tiers)
+        return work.attempt(tiers)
+    catalogue.reap([study.uid])
+    since = since or datetime.now(UTC)
+    made: dict[str, StudyTierResult] = {}
+    holds = catalogue.holds()
     try:
-        options = Options(
-            layout.derived,
-            policy,
-            measure=True,
-            strategy=strategy,
-            layer_tiers=tuple(layer_tiers),
-            layer_cache=layout.layer_cache if strategy == LAYERED else None,
-        )
-        by_tier = _compress_study(study, tiers, layout, jobs=jobs, options=options, watcher=watcher)
-        created_at = _content_time(study.files)
-        for tier in tiers:
-            result = _finish_tier(
-                study,
-                tier,
-                results=by_tier[tier.name],
-                layout=layout,
-                run_id=run_id,
-                created_at=created_at,
-            )
+        pending = list(tiers)
+        while pending:
+            held = _hold_some(holds, study.uid, pending)
+            pending = [t for t in pending if t not in held]
+            try:
+                _sweep(layout, study.uid, held)
+                inputs = {t.name: work.inputs(t) for t in held}
+                done = catalogue.done_since(study.uid, inputs, since)
+                for name, result in done.items():
+                    log.info("study %s tier %s: made meanwhile by %s", study.uid, name,
+                             result.done_by)  # fmt: skip
+                todo = [t for t in held if t.name not in done]
+                results = work.attempt(todo, catalogue=catalogue, context=context, holds=holds)
+                made.update(done)
+                made.update({r.tier: r for r in results})
+            finally:
+                for tier in held:
+                    holds.release((study.uid, tier.name))
+    finally:
+        holds.close()
+    return [made[t.name] for t in tiers]
+
+
+def _hold_some(holds: Holds, study_uid: str, tiers: Sequence[Tier]) -> list[Tier]:
+    """Hold every free tier of ``tiers`` now; if none is free, wait until one is.
+
+    A holder that dies releases its holds with it, so the wait ends when the other run does.
+    """
+    next_log = time.monotonic()
+    while True:
+        held = [t for t in tiers if holds.try_hold((study_uid, t.name))]
+        if held:
+            return held
+        if time.monotonic() >= next_log:
+            log.info(
+                "study %s: waiting for another run to finish %s",
+                study_uid, ", ".join(t.name for t in tiers),
+            )  # fmt: skip
+            next_log = time.monotonic() + HOLD_LOG_EVERY_S
+        time.sleep(HOLD_POLL_S)
+
+
+def _sweep(layout: Layout, study_uid: str, tiers: Sequence[Tier]) -> None:
+    """Remove what dead processes left half-written in this study's folders."""
+    folders = [(layout.packages / study_uid, False), (layout.layer_cache / study_uid, False)]
+    for tier in tiers:
+        folders.append((layout.derived / tier.name / study_uid, True))  # series folders below
+        folders.append((layout.quality / f"tier={tier.name}", False))  # partitions' temp dirs
+    for folder, recursive in folders:
+        for path in remove_dead_temps(folder, recursive=recursive):
+            log.info("removed %s, left by a process that is gone", path.name)
+
+
+class _Work:
+    """One study's settings for its attempts: what `process_study` passes down."""
+
+    def __init__(
+        self, study: Study, layout: Layout, *, run_id: str, jobs: int, policy: Policy,
+        strategy: str, layer_tiers: Sequence[Tier], watcher: Watcher | None,
+    ) -> None:  # fmt: skip
+        self.study, self.layout, self.run_id, self.jobs = study, layout, run_id, jobs
+        self.policy, self.strategy, self.watcher = policy, strategy, watcher
+        self.layer_tiers = tuple({t.name: t for t in layer_tiers}.values())
+
+    def parameters(self, tier: Tier) -> dict[str, Any]:
+        """What the attempt at ``tier`` records as its parameters (without ``inputs``)."""
+        rules = {m: asdict(rule) for m, rule in sorted(self.policy.modality_rules.items())}
+        layering = _layering(self.strategy, [tier], self.layer_tiers)[tier.name]
+        return {
+            "jobs": self.jobs, "policy": rules, "output": str(self.layout.root.absolute()),
+            **tier.parameters(), **layering,
+        }  # fmt: skip
+
+    def inputs(self, tier: Tier) -> str:
+        """A digest of everything that decides what an attempt at ``tier`` makes: the sources
+        (names, sizes, times) and the parameters other than the process count."""
+        sources = []
+        for path in sorted(self.study.files):
+            stat = path.stat() if path.exists() else None
+            sources.append([self.study.uri(path), stat and stat.st_size, stat and stat.st_mtime_ns])
+        made = {k: v for k, v in self.parameters(tier).items() if k != "jobs"}
+        text = json.dumps([sources, made], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def attempt(
+        self,
+        tiers: Sequence[Tier],
+        *,
+        catalogue: Catalogue | None = None,
+        context: JobContext | None = None,
+        holds: Holds | None = None,
+    ) -> list[StudyTierResult]:
+        if not tiers:
+            return []
+        jobs_of = self._start_jobs(catalogue, tiers, context)
+        lease: AbstractContextManager[object] = nullcontext()
+        if catalogue is not None and holds is not None:
+            from dcmtier.catalogue.lease import Lease
+
+            lease = Lease(catalogue, list(jobs_of.values()), holds)
+        done: list[StudyTierResult] = []
+        try:
+            with lease:
+                by_tier = _compress_study(
+                    self.study, tiers, self.layout, jobs=self.jobs, options=self._options(),
+                    watcher=self.watcher,
+                )  # fmt: skip
+                created_at = _content_time(self.study.files)
+                for tier in tiers:
+                    result = _finish_tier(
+                        self.study, tier, results=by_tier[tier.name], layout=self.layout,
+                        run_id=self.run_id, created_at=created_at,
+                    )  # fmt: skip
+                    if catalogue is not None:
+                        _check_hold(lease, (self.study.uid, tier.name))
+                        catalogue.finish_job(jobs_of[tier.name], result)
+                    done.append(result)
+                    if self.watcher is not None:
+                        self.watcher.tier_done(result)
+                    checkpoint("between-tiers")
+        except BaseException as exc:
             if catalogue is not None:
-                catalogue.finish_job(jobs_of[tier.name], result)
-            done.append(result)
-            if watcher is not None:
-                watcher.tier_done(result)
-    except Exception as exc:
-        if catalogue is not None:
-            error = without_paths(study, f"{type(exc).__name__}: {exc}")
-            _fail_jobs(catalogue, [jobs_of[t.name] for t in tiers[len(done) :]], error, exc)
-        raise
-    return done
+                unfinished = [jobs_of[t.name] for t in tiers[len(done) :]]
+                _end_jobs(catalogue, unfinished, exc, self.study)
+            raise
+        return done
+
+    def _options(self) -> Options:
+        return Options(
+            self.layout.derived,
+            self.policy,
+            measure=True,
+            strategy=self.strategy,
+            layer_tiers=self.layer_tiers,
+            layer_cache=self.layout.layer_cache if self.strategy == LAYERED else None,
+        )
+
+    def _start_jobs(
+        self, catalogue: Catalogue | None, tiers: Sequence[Tier], context: JobContext | None
+    ) -> dict[str, int]:
+        """Record the study and open one attempt per tier; nothing without a catalogue."""
+        if catalogue is None:
+            return {}
+        if context is None:
+            from dcmtier.catalogue import JobContext
+
+            context = JobContext.cli(self.run_id)
+        catalogue.record_study(self.study)
+        return {
+            tier.name: catalogue.start_job(
+                self.study.uid,
+                tier,
+                context,
+                {**self.parameters(tier), "inputs": self.inputs(tier)},
+            )
+            for tier in tiers
+        }
 
 
 def _compress_study(
@@ -131,13 +275,15 @@ def _compress_study(
 ) -> dict[str, list[TierResult]]:
     by_tier: dict[str, list[TierResult]] = {t.name: [] for t in tiers}
     progress = Progress(study.uid, len(study.files), [t.name for t in tiers])
-    for file_results in run_batch(study.files, tiers, options, jobs=jobs):
-        for result in file_results:
-            by_tier[result.tier].append(result)
-        quarantine_failed(study, file_results, layout)
-        progress.advance(file_results[0].file_bytes_in or 0)
-        if watcher is not None:
-            watcher.instance_done(file_results[0].file_bytes_in or 0)
+    # closed on the way out of an error or a signal: the workers stop with it
+    with closing(run_batch(study.files, tiers, options, jobs=jobs)) as batch:
+        for file_results in batch:
+            for result in file_results:
+                by_tier[result.tier].append(result)
+            quarantine_failed(study, file_results, layout)
+            progress.advance(file_results[0].file_bytes_in or 0)
+            if watcher is not None:
+                watcher.instance_done(file_results[0].file_bytes_in or 0)
     progress.log(final=True)
     return by_tier
 
@@ -168,36 +314,6 @@ class Progress:
         )  # fmt: skip
 
 
-def _start_jobs(
-    catalogue: Catalogue | None,
-    study: Study,
-    tiers: Sequence[Tier],
-    context: JobContext | None,
-    *,
-    layout: Layout,
-    run_id: str,
-    jobs: int,
-    policy: Policy,
-    layering: dict[str, dict[str, Any]],
-) -> dict[str, int]:
-    """Record the study and open one attempt per tier; nothing without a catalogue."""
-    if catalogue is None:
-        return {}
-    if context is None:
-        from dcmtier.catalogue import JobContext
-
-        context = JobContext.cli(run_id)
-    catalogue.record_study(study)
-    rules = {m: asdict(rule) for m, rule in sorted(policy.modality_rules.items())}
-    shared = {"jobs": jobs, "policy": rules, "output": str(layout.root.absolute())}
-    return {
-        tier.name: catalogue.start_job(
-            study.uid, tier, context, {**shared, **tier.parameters(), **layering[tier.name]}
-        )
-        for tier in tiers
-    }
-
-
 def _layering(
     strategy: str, tiers: Sequence[Tier], layer_tiers: Sequence[Tier]
 ) -> dict[str, dict[str, Any]]:
@@ -221,13 +337,29 @@ def without_paths(study: Study, text: str) -> str:
     return " ".join(text.split())
 
 
-def _fail_jobs(catalogue: Catalogue, job_ids: Sequence[int], error: str, exc: Exception) -> None:
-    """Mark attempts failed; a catalogue that fails too must not hide the first error."""
-    for job_id in job_ids:
-        try:
+def _check_hold(lease: object, pair: tuple[str, str]) -> None:
+    check = getattr(lease, "check", None)
+    if check is not None:
+        check(pair)
+
+
+def _end_jobs(
+    catalogue: Catalogue, job_ids: Sequence[int], exc: BaseException, study: Study
+) -> None:
+    """Mark unfinished attempts ``interrupted`` (a signal) or ``failed`` (an error); a
+    catalogue that fails too must not hide the first error."""
+    interrupted = interrupt.reason(exc)
+    if interrupted is None and not isinstance(exc, Exception):
+        return  # e.g. SystemExit: the owner's end shows them abandoned
+    try:
+        if interrupted is not None:
+            catalogue.interrupt_jobs(job_ids, interrupted)
+            return
+        error = without_paths(study, f"{type(exc).__name__}: {exc}")
+        for job_id in job_ids:
             catalogue.fail_job(job_id, error)
-        except Exception as also:  # the original error is the one to raise
-            exc.add_note(f"recording job {job_id} as failed failed too: {also}")
+    except Exception as also:  # the original error is the one to raise
+        exc.add_note(f"recording jobs {list(job_ids)} as ended failed too: {also}")
 
 
 def _finish_tier(

@@ -56,3 +56,12 @@ def test_a_malformed_policy_file_is_a_config_error(tmp_path: Path) -> None:
     path.write_text(json.dumps({"CR": {"max_ratio": 20}}))
     with pytest.raises(ConfigError, match=str(path)):
         Policy.from_file(path)
+
+
+def test_mammography_takes_jpeg_xl_lossless_and_jpeg_recompression_but_not_its_rates() -> None:
+    policy = Policy()
+    policy.check(get_tier("jxl-lossless"), modality="MG", kind=GREY)
+    policy.check(get_tier("jxl-jpeg"), modality="MG", kind=GREY)
+    with pytest.raises(PolicyRefused) as refused:
+        policy.check(get_tier("jxl-r20"), modality="MG", kind=GREY)
+    assert refused.value.rule == "modality:MG:lossless-only"

@@ -21,6 +21,7 @@ from dcmtier.measure.store import (
     read_dataset,
     write_partition,
 )
+from tests.support import dead_owner_token
 
 STUDY_A = "1.2.826.0.1.3680043.8.498.10"
 STUDY_B = "1.2.826.0.1.3680043.8.498.20"
@@ -163,7 +164,7 @@ def test_an_empty_row_list_empties_the_partition(tmp_path: Path) -> None:
 
 def test_stray_files_and_stale_temporary_folders_are_removed(tmp_path: Path) -> None:
     partition = tmp_path / "tier=j2k-r20" / f"study={STUDY_A}"
-    stale = tmp_path / "tier=j2k-r20" / f".study={STUDY_A}.k1ll3d.tmp"
+    stale = tmp_path / "tier=j2k-r20" / f".study={STUDY_A}{dead_owner_token()}k1ll3d.tmp"
     for folder in (partition, stale):
         folder.mkdir(parents=True)
         pq.write_table(pa.table({"x": [1]}), folder / "part-1.parquet")

@@ -22,6 +22,7 @@ from dcmtier.packaging.package import (
     verify_package,
     write_package,
 )
+from tests.support import dead_owner_token, live_owner_token
 
 SOURCES = ("CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm")
 STUDY = "1.2.826.0.1.3680043.8.498.1"
@@ -251,12 +252,22 @@ def test_a_failed_first_write_leaves_no_file_at_all(tmp_path: Path) -> None:
 
 def test_a_temporary_file_left_by_a_killed_writer_is_removed(tmp_path: Path) -> None:
     dest = tmp_path / "j2k-r20.zip"
-    stale = tmp_path / ".j2k-r20.zip.k1ll3d.tmp"
+    stale = tmp_path / f".j2k-r20.zip{dead_owner_token()}k1ll3d.tmp"
     stale.write_bytes(b"half a zip")
 
     _write(dest, _members())
 
     assert not stale.exists()
+
+
+def test_a_live_writers_temporary_file_is_left_alone(tmp_path: Path) -> None:
+    dest = tmp_path / "j2k-r20.zip"
+    other = tmp_path / f".j2k-r20.zip{live_owner_token()}writing.tmp"
+    other.write_bytes(b"another run's zip, being written")
+
+    _write(dest, _members())
+
+    assert other.read_bytes() == b"another run's zip, being written"
 
 
 def test_the_package_is_readable_by_others(tmp_path: Path) -> None:

@@ -7,10 +7,10 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
 
 from dcmtier.catalogue.models import Base
-from dcmtier.catalogue.schema import VERSION_TABLE
+from dcmtier.catalogue.schema import MIGRATION_LOCK, VERSION_TABLE
 
 
 def _url() -> str:
@@ -44,6 +44,12 @@ def run_online() -> None:
                 render_as_batch=connection.dialect.name == "sqlite",
             )
             with context.begin_transaction():
+                if connection.dialect.name == "postgresql":
+                    # concurrent upgrades queue here until the first commits; the next ones
+                    # then read the version it wrote (DDL is transactional on PostgreSQL)
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK}
+                    )
                 context.run_migrations()
     finally:
         engine.dispose()

@@ -2,6 +2,10 @@
 
 Every backend module exposes ``is_available() -> bool``, ``encode(frame, spec, tier) -> Encoded``
 and ``decode(data, spec) -> numpy.ndarray`` over one frame of stored values.
+
+A backend with ``RECOMPRESSES = True`` (``jxl-jpeg``) re-encodes the source's own codestream
+instead: ``encode`` takes one frame's codestream bytes and ``decode`` gives them back, and its
+``check_source(transfer_syntax, spec)`` raises ``PolicyRefused`` for a source it cannot take.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ _BACKENDS: dict[str, str] = {
     "j2k": "dcmtier.codec.backends.openjpeg",
     "htj2k": "dcmtier.codec.backends.htj2k",
     "jls": "dcmtier.codec.backends.jpegls",
+    "jxl": "dcmtier.codec.backends.jpegxl",
+    "jxl-jpeg": "dcmtier.codec.backends.jpegxl_jpeg",
 }
 
 
@@ -63,6 +69,9 @@ class Encoded:
     bits_stored: int  # precision written in the codestream
     encodes: int = 1  # how many encoder calls rate control needed
     params: Mapping[str, object] = field(default_factory=dict)
+    # Added to every stored value before coding, for codecs that code unsigned samples only
+    # (JPEG XL): the output is unsigned and its Rescale Intercept compensates (derive.py).
+    offset: int = 0
 
 
 def backend(label: str) -> ModuleType:

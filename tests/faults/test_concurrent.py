@@ -28,7 +28,7 @@ def _three_runs(
     first = start(args, pause_at="compress", marker=marker)
     wait_for(marker, first)
     others = [start(args) for _ in range(2)]
-    time.sleep(8)  # their start-up: imports, discovery
+    time.sleep(25)  # their start-up (imports, discovery): 8 s was not enough on a loaded machine
     marker.unlink()
     return [(r.wait(timeout=300), *r.communicate()) for r in (first, *others)]
 

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,15 +25,6 @@ from dcmtier.tiers import get_tier
 from tests.integration.catalogue_cases import view
 
 TIER = get_tier("j2k-lossless")
-
-
-@pytest.fixture
-def catalogue(tmp_path: Path) -> Iterator[Catalogue]:
-    url = f"sqlite:///{tmp_path}/catalogue.db"
-    Catalogue.upgrade(url)
-    opened = Catalogue.connect(url)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import hashlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,15 +39,6 @@ from tests.integration.catalogue_cases import (
     synthetic_result,
     view,
 )
-
-
-@pytest.fixture
-def catalogue(tmp_path: Path) -> Iterator[Catalogue]:
-    url = f"sqlite:///{tmp_path}/catalogue.db"
-    Catalogue.upgrade(url)
-    opened = Catalogue.connect(url)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,15 +27,6 @@ def _study(root: Path, name: str, *, seed: int, study_date: str, arrived: dateti
     for path in files:
         os.utime(path, (arrived.timestamp(), arrived.timestamp()))
     return files
-
-
-@pytest.fixture
-def catalogue(tmp_path: Path) -> Iterator[Catalogue]:
-    url = f"sqlite:///{tmp_path}/catalogue.db"
-    Catalogue.upgrade(url)
-    opened = Catalogue.connect(url)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from pydicom import dcmread
+from pydicom import Dataset, dcmread
 from pydicom.data import get_testdata_file
 from pydicom.encaps import generate_frames
 
@@ -49,29 +50,44 @@ def gdcm_frames(path: Path, workdir: Path) -> list[np.ndarray]:
     return list(arr) if frames > 1 else [arr]
 
 
-def openjpeg_frames(path: Path, workdir: Path) -> list[np.ndarray]:
-    """Decode each J2K/HTJ2K frame with ``opj_decompress`` into raw little-endian samples."""
+def _decode_each_frame(
+    path: Path, workdir: Path, suffix: str, argv: Callable[[Path, Path], list[str]], out: str
+) -> tuple[Dataset, list[Path]]:
+    """Write each encapsulated frame of ``path`` into ``workdir`` as ``*.<suffix>``, run the
+    decoder command ``argv(codestream, output)`` on it; the header and each ``*.<out>`` file."""
     ds = dcmread(path)
     frames = int(ds.get("NumberOfFrames") or 1)
-    signed = int(ds.PixelRepresentation) == 1
-    out: list[np.ndarray] = []
+    outputs: list[Path] = []
     for index, codestream in enumerate(generate_frames(ds.PixelData, number_of_frames=frames)):
-        j2k = workdir / f"{path.stem}.{index}.j2k"
-        raw = workdir / f"{path.stem}.{index}.rawl"
-        j2k.write_bytes(codestream)
-        subprocess.run(
-            [require_tool("opj_decompress"), "-i", str(j2k), "-o", str(raw)],
-            check=True,
-            capture_output=True,
-        )
-        size = 1 if int(ds.BitsAllocated) <= 8 else 2
-        dtype = np.dtype(f"<{'i' if signed else 'u'}{size}")
+        coded = workdir / f"{path.stem}.{index}.{suffix}"
+        decoded = workdir / f"{path.stem}.{index}.{out}"
+        coded.write_bytes(codestream)
+        subprocess.run(argv(coded, decoded), check=True, capture_output=True)
+        outputs.append(decoded)
+    return ds, outputs
+
+
+def _opj_decompress(coded: Path, decoded: Path) -> list[str]:
+    return [require_tool("opj_decompress"), "-i", str(coded), "-o", str(decoded)]
+
+
+def _djxl(coded: Path, decoded: Path) -> list[str]:
+    return [require_tool("djxl"), str(coded), str(decoded), "--quiet"]
+
+
+def openjpeg_frames(path: Path, workdir: Path) -> list[np.ndarray]:
+    """Decode each J2K/HTJ2K frame with ``opj_decompress`` into raw little-endian samples."""
+    ds, raws = _decode_each_frame(path, workdir, "j2k", _opj_decompress, "rawl")
+    signed = int(ds.PixelRepresentation) == 1
+    size = 1 if int(ds.BitsAllocated) <= 8 else 2
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{size}")
+    stored, samples = int(ds.BitsStored), int(ds.SamplesPerPixel)
+    out: list[np.ndarray] = []
+    for raw in raws:
         planes = np.fromfile(raw, dtype=dtype)
-        stored = int(ds.BitsStored)
         if signed and stored < 8 * size:  # opj_decompress writes the bits without sign extension
             shift = 8 * size - stored
             planes = (planes << shift) >> shift
-        samples = int(ds.SamplesPerPixel)
         shaped = planes.reshape(samples, int(ds.Rows), int(ds.Columns))
         out.append(np.moveaxis(shaped, 0, -1) if samples > 1 else shaped[0])
     return out
@@ -94,19 +110,9 @@ def djxl_frames(path: Path, workdir: Path) -> list[np.ndarray]:
     while declaring maxval 2^bits - 1; the scaling is undone (it is exact: one step of the
     declared depth is more than one 16-bit step).
     """
-    ds = dcmread(path)
-    frames = int(ds.get("NumberOfFrames") or 1)
-    colour = int(ds.SamplesPerPixel) == 3
-    out: list[np.ndarray] = []
-    for index, codestream in enumerate(generate_frames(ds.PixelData, number_of_frames=frames)):
-        jxl = workdir / f"{path.stem}.{index}.jxl"
-        pnm = workdir / f"{path.stem}.{index}.{'ppm' if colour else 'pgm'}"
-        jxl.write_bytes(codestream)
-        subprocess.run(
-            [require_tool("djxl"), str(jxl), str(pnm), "--quiet"], check=True, capture_output=True
-        )
-        out.append(_read_pnm(pnm))
-    return out
+    colour = int(dcmread(path, stop_before_pixels=True).SamplesPerPixel) == 3
+    _, pnms = _decode_each_frame(path, workdir, "jxl", _djxl, "ppm" if colour else "pgm")
+    return [_read_pnm(pnm) for pnm in pnms]
 
 
 def _read_pnm(path: Path) -> np.ndarray:
@@ -125,18 +131,8 @@ def _read_pnm(path: Path) -> np.ndarray:
 
 def djxl_jpeg(path: Path, workdir: Path) -> list[bytes]:
     """The JPEG bitstream ``djxl`` rebuilds from each JPEG XL JPEG Recompression frame."""
-    ds = dcmread(path)
-    frames = int(ds.get("NumberOfFrames") or 1)
-    out: list[bytes] = []
-    for index, codestream in enumerate(generate_frames(ds.PixelData, number_of_frames=frames)):
-        jxl = workdir / f"{path.stem}.{index}.jxl"
-        jpg = workdir / f"{path.stem}.{index}.jpg"
-        jxl.write_bytes(codestream)
-        subprocess.run(
-            [require_tool("djxl"), str(jxl), str(jpg), "--quiet"], check=True, capture_output=True
-        )
-        out.append(jpg.read_bytes())
-    return out
+    _, jpegs = _decode_each_frame(path, workdir, "jxl", _djxl, "jpg")
+    return [jpeg.read_bytes() for jpeg in jpegs]
 
 
 def dead_owner_token() -> str:

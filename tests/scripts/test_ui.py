@@ -73,6 +73,9 @@ def test_make_ui_and_ui_stop_run_the_script() -> None:
         ("ui", "bash scripts/ui.sh"),
         ("ui-stop", "bash scripts/ui.sh --stop"),
     ):
-        make = subprocess.run(["make", "-n", "-o", ".venv/.installed", target], cwd=REPO,
+        # Under `make test` the outer make's MAKEFLAGS/MAKELEVEL reach this one, which would then
+        # print "Entering/Leaving directory" lines around the recipe: run it as a user would.
+        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+        make = subprocess.run(["make", "-n", "-o", ".venv/.installed", target], cwd=REPO, env=env,
                               capture_output=True, text=True, check=True)  # fmt: skip
         assert make.stdout.strip().splitlines()[-1] == expected

@@ -109,12 +109,30 @@ QUALITY_SCHEMA: Final = pa.schema(
         _field("file_ratio", _F, "Achieved ratio file_bytes_in / file_bytes_out (per instance)"),
         _field("encode_ms", _F, "Time to encode the frame", unit="ms"),
         _field("decode_ms", _F, "Time to decode the frame for verification", unit="ms"),
-        _field("gate", _S, "Quality rule the frame violated; null when it passed", nullable=True),
+        _field(
+            "gate",
+            _S,
+            "Quality rule the tier's encode of the frame broke; null when it passed",
+            nullable=True,
+        ),
+        _field(
+            "gate_action",
+            _S,
+            "What on_gate_failure did with a frame that broke its gate: fallback (recoded to "
+            "meet it), reject (output not kept), keep (kept, flagged); null when it passed",
+            nullable=True,
+        ),
+        _field(
+            "fell_back",
+            pa.bool_(),
+            "The frame was recoded at a lower ratio to meet its gate; pixel_ratio is the one "
+            "achieved",
+        ),
         _field("run_id", _S, "Identifier of the run that computed the row"),
         _field("software", _S, "JSON object of package name to version"),
         _field("computed_at", pa.timestamp("us", tz="UTC"), "When the row was computed (UTC)"),
     ],
-    metadata={"dcmtier.dataset": "quality", "dcmtier.version": "1"},
+    metadata={"dcmtier.dataset": "quality", "dcmtier.version": "2"},
 )
 
 PARTITION_SCHEMA: Final = pa.schema([pa.field(k, pa.string()) for k in PARTITION_KEYS])

@@ -274,7 +274,12 @@ def assert_lineage_names_strategy_and_layer(catalogue: Catalogue, landing: Path,
     assert encodings(catalogue, "lineage") == layered
     assert len(view(catalogue, "lineage")) == 5 * len(LAYERED_TIERS)  # the broken slice: none
     run_all(
-        landing, out, catalogue, run_id="per-tier", tiers=LAYERED_TIERS, strategy="per_tier",
+        landing,
+        out,
+        catalogue,
+        run_id="per-tier",
+        tiers=LAYERED_TIERS,
+        strategy="per_tier",
         policy=KEEP,
     )
     per_tier = {tier: {("per_tier", None)} for tier in LAYERED_TIERS}

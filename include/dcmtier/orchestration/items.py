@@ -19,8 +19,8 @@ from urllib.parse import unquote, urlparse
 
 from dcmtier.catalogue import Catalogue, JobContext, resolve_url
 from dcmtier.codec.layering import cut_tiers
-from dcmtier.codec.policy import Policy
 from dcmtier.codec.pixels import read_source
+from dcmtier.codec.policy import Policy
 from dcmtier.discovery.landing import stage
 from dcmtier.discovery.plan import safe_name
 from dcmtier.errors import CatalogueError, DcmtierError

@@ -28,7 +28,7 @@ from dcmtier.codec.backends import Encoded, FrameSpec
 from dcmtier.codec.derive import build_output
 from dcmtier.codec.layering import Cut, cut_tiers
 from dcmtier.codec.pixels import SourceImage, metadata, read_source
-from dcmtier.codec.policy import PixelKind, Policy
+from dcmtier.codec.policy import FALLBACK, KEEP, REJECT, PixelKind, Policy
 from dcmtier.errors import (
     CodecError,
     DcmtierError,
@@ -37,7 +37,6 @@ from dcmtier.errors import (
     PolicyRefused,
     VerificationFailed,
 )
-from dcmtier.codec.policy import FALLBACK, KEEP, REJECT
 from dcmtier.measure.gates import gate_for
 from dcmtier.measure.metrics import ModalityLUT, frame_metrics
 from dcmtier.records import (
@@ -141,7 +140,8 @@ def _compress_tier(
             encoded, encode_ms = list(cut.frames), list(cut.encode_ms)
         else:
             encoded, encode_ms = _encode_frames(source, tier)
-        written = _write(source, header, tier, opts, encoded, result)
+        result.encode_ms = round(sum(encode_ms), 3)
+        written = _write(source, header, tier, opts, encoded, result=result)
         if opts.measure:
             broken = measure(
                 result, source=source, tier=tier, encoded=encoded, encode_ms=encode_ms,
@@ -178,6 +178,7 @@ def _write(
     tier: Tier,
     opts: Options,
     encoded: list[Encoded],
+    *,
     result: TierResult,
 ) -> Written:
     """Build, write atomically and verify the output of ``encoded``; fill the result's sizes."""
@@ -254,7 +255,8 @@ def _on_gate_failure(
         encoded[index] = found.encoded
         encode_ms[index] = round(encode_ms[index] + found.encode_ms, 3)
     result.frame_metrics = []
-    written = _write(source, header, tier, opts, encoded, result)
+    result.encode_ms = round(sum(encode_ms), 3)
+    written = _write(source, header, tier, opts, encoded, result=result)
     still = measure(
         result, source=source, tier=tier, encoded=encoded, encode_ms=encode_ms,
         verified=written.verified,

@@ -67,7 +67,10 @@ class FrameJudge:
             return False
         if decoded.size != self.original.size:
             return False
-        metrics = frame_metrics(self.original, decoded.reshape(spec.shape), self.lut, self.index)
+        metrics = frame_metrics(
+            self.original, decoded.reshape(spec.shape), self.lut, self.index,
+            with_ssim=self.gate.min_ssim is not None,
+        )  # fmt: skip
         return self.gate.check(metrics) is None
 
 
@@ -78,15 +81,15 @@ def search_layers(layers: Layers, judge: Judge, *, first: int = 1) -> tuple[int,
     layer k are bisected (keeping layer k - 1 whole). None when not even the whole codestream
     passes.
     """
-    low, high = first - 1, layers.count  # low: known to fail (or before first), high: passes
-    if not judge(layers.cut(high)):
-        return None
+    low, high = first - 1, layers.count  # low: fails (or is before first); high: passes
     while high - low > 1:
         middle = (low + high) // 2
         if judge(layers.cut(middle)):
             high = middle
         else:
             low = middle
+    if high == layers.count and not judge(layers.cut(high)):  # assumed until now
+        return None
     if high == 1:  # nothing before the first layer to refine from
         return high, layers.packets_per_layer
     fewest, most = 0, layers.packets_per_layer  # 0 packets decodes as layer k - 1: failed

@@ -78,8 +78,8 @@ def search_layers(layers: Layers, judge: Judge, *, first: int = 1) -> tuple[int,
     """(layer, packets) of the most compressed cut from layer ``first`` on that passes.
 
     Layers ``first``..``count`` are bisected for the first passing layer k; then the packets of
-    layer k are bisected (keeping layer k - 1 whole). None when not even the whole codestream
-    passes.
+    layer k are bisected (keeping layer k - 1 whole), starting with all but the last. None when
+    not even the whole codestream passes.
     """
     low, high = first - 1, layers.count  # low: fails (or is before first); high: passes
     while high - low > 1:
@@ -93,6 +93,11 @@ def search_layers(layers: Layers, judge: Judge, *, first: int = 1) -> tuple[int,
     if high == 1:  # nothing before the first layer to refine from
         return high, layers.packets_per_layer
     fewest, most = 0, layers.packets_per_layer  # 0 packets decodes as layer k - 1: failed
+    # the last packet (the finest resolution) holds most of a layer's bytes, so the largest
+    # proper prefix is tried first: when it fails, so do the shorter ones (one decode)
+    if most > 1 and not judge(layers.cut(high, most - 1)):
+        return high, most
+    most -= 1
     while most - fewest > 1:
         middle = (fewest + most) // 2
         if judge(layers.cut(high, middle)):

@@ -158,7 +158,8 @@ def partition_dir(quality_root: Path, *, tier: str, study_uid: str) -> Path:
 def rows_to_table(rows: Sequence[Mapping[str, object]], *, tier: str, study_uid: str) -> pa.Table:
     """Check rows of one study x tier and build the sorted `QUALITY_SCHEMA` table.
 
-    Rows may omit ``tier`` and ``study_uid``; they are filled in from the arguments.
+    Rows may omit ``tier`` and ``study_uid``; they are filled in from the arguments, and the
+    gate outcome (``gate_action`` null, ``fell_back`` false: the frame met its gate).
 
     Raises
     ------
@@ -168,7 +169,10 @@ def rows_to_table(rows: Sequence[Mapping[str, object]], *, tier: str, study_uid:
         ``computed_at``, repeats a (source_sop_uid, frame) pair, or holds a value of the wrong
         type. The message names the row and the field.
     """
-    filled = [{"tier": tier, "study_uid": study_uid, **row} for row in rows]
+    filled = [
+        {"tier": tier, "study_uid": study_uid, "gate_action": None, "fell_back": False, **row}
+        for row in rows
+    ]
     for index, row in enumerate(filled):
         _check_row(index, row, tier=tier, study_uid=study_uid)
     filled.sort(key=lambda r: (str(r["source_sop_uid"]), cast(int, r["frame"])))

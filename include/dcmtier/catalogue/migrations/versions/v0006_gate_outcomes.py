@@ -11,11 +11,14 @@
 
 Every view is dropped before the tables change and made again after: SQLite changes a CHECK
 constraint by copying the table (Alembic's batch mode), which a view reading it would block.
-Downgrade deletes the ``rejected`` rows first (the old constraints do not allow them).
+On PostgreSQL the views made again are granted again as 0005 grants them (SELECT to
+``dcmtier_analyst`` and ``dcmtier_operator``): a dropped view loses its grants. Downgrade
+deletes the ``rejected`` failure rows and makes ``rejected`` attempts ``partial`` first (the
+old constraints do not allow them).
 
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-27
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-01
 """
 
 from __future__ import annotations
@@ -29,9 +32,14 @@ from dcmtier.catalogue.migrations.versions.v0002_views import QUALITY_BY_TIER as
 from dcmtier.catalogue.migrations.versions.v0002_views import SAVINGS_BY_STUDY, SAVINGS_BY_TIER
 from dcmtier.catalogue.migrations.versions.v0003_unidentified import FAILURES
 from dcmtier.catalogue.migrations.versions.v0004_lineage_strategy import LINEAGE
+from dcmtier.catalogue.migrations.versions.v0005_file_locations import (
+    ANALYST,
+    ANALYST_VIEWS,
+    OPERATOR,
+)
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -80,7 +88,7 @@ JOIN gates g ON g.tier = m.tier
 GROUP BY m.tier
 """
 
-VIEWS = ("savings_by_tier", "savings_by_study", "quality_by_tier", "lineage", "failures")
+VIEWS = ANALYST_VIEWS  # all five, in the order they are made
 
 
 def _statuses(table: str, values: tuple[str, ...]) -> None:
@@ -92,6 +100,8 @@ def _statuses(table: str, values: tuple[str, ...]) -> None:
 def _make_views(quality_by_tier: str) -> None:
     for sql in (SAVINGS_BY_TIER, SAVINGS_BY_STUDY, quality_by_tier, LINEAGE, FAILURES):
         op.execute(sql)
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"GRANT SELECT ON {', '.join(VIEWS)} TO {ANALYST}, {OPERATOR}")
 
 
 def upgrade() -> None:

@@ -75,6 +75,15 @@ class Bound:
             parts.append(f"SSIM >= {self.min_ssim:g}")
         return " and ".join(parts)
 
+    def short(self) -> str:
+        """E.g. "|diff|<=20" (the maximum) or "SSIM>=0.98": a table cell."""
+        parts = []
+        if self.max_abs_diff is not None:
+            parts.append(f"|diff|<={self.max_abs_diff:g}")
+        if self.min_ssim is not None:
+            parts.append(f"SSIM>={self.min_ssim:g}")
+        return ",".join(parts)
+
 
 @dataclass(frozen=True)
 class Tier:

@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         ratio = f"{row['target_ratio']:g}:1" if row["target_ratio"] else "lossless"
         ratio = f"NEAR={row['near']}" if row["near"] else ratio
-        ratio = f"highest meeting {row['bound']}" if row["bound"] else ratio
+        bound = TIERS[str(row["name"])].bound
+        ratio = bound.short() if bound is not None else ratio
         table.add_row(
             str(row["name"]),
             str(row["codec"]),

@@ -223,7 +223,7 @@ class DerivedInstance(Base):
     # compressed). NULL strategy: made before 0004 by an attempt that named none.
     strategy: Mapped[str | None] = mapped_column(String(16), nullable=True)
     layer: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)  # NULL unless layered
-    # frames recoded at a lower ratio to meet the gate (on_gate_failure fallback); 0005
+    # frames recoded at a lower ratio to meet the gate (on_gate_failure fallback); 0007
     fallback_frames: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
 
@@ -245,7 +245,7 @@ class FrameQuality(Base):
     pixel_match_pct: Mapped[float] = mapped_column(Double, nullable=False)
     unit: Mapped[str] = mapped_column(String(16), nullable=False)
     gate: Mapped[str | None] = mapped_column(Text, nullable=True)  # the rule the encode broke
-    # 0005: the frame's achieved pixel ratio (NULL before), what on_gate_failure did with it
+    # 0007: the frame's achieved pixel ratio (NULL before), what on_gate_failure did with it
     # (NULL: it passed), and whether it was recoded to meet the gate
     pixel_ratio: Mapped[float | None] = mapped_column(Double, nullable=True)
     gate_action: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -11,13 +11,13 @@
 
 Every view is dropped before the tables change and made again after: SQLite changes a CHECK
 constraint by copying the table (Alembic's batch mode), which a view reading it would block.
-On PostgreSQL the views made again are granted again as 0005 grants them (SELECT to
+On PostgreSQL the views made again are granted again as 0005 and 0006 grant them (SELECT to
 ``dcmtier_analyst`` and ``dcmtier_operator``): a dropped view loses its grants. Downgrade
 deletes the ``rejected`` failure rows and makes ``rejected`` attempts ``partial`` first (the
 old constraints do not allow them).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -30,22 +30,24 @@ from alembic import op
 
 from dcmtier.catalogue.migrations.versions.v0002_views import QUALITY_BY_TIER as QUALITY_0002
 from dcmtier.catalogue.migrations.versions.v0002_views import SAVINGS_BY_STUDY, SAVINGS_BY_TIER
-from dcmtier.catalogue.migrations.versions.v0003_unidentified import FAILURES
 from dcmtier.catalogue.migrations.versions.v0004_lineage_strategy import LINEAGE
 from dcmtier.catalogue.migrations.versions.v0005_file_locations import (
     ANALYST,
     ANALYST_VIEWS,
     OPERATOR,
 )
+from dcmtier.catalogue.migrations.versions.v0006_ownership import FAILURES
+from dcmtier.catalogue.migrations.versions.v0006_ownership import (
+    FAILURES_AFTER as FAILURES_BEFORE,
+)
+from dcmtier.catalogue.migrations.versions.v0006_ownership import JOBS_AFTER as JOBS_BEFORE
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-JOBS_BEFORE = ("running", "ok", "partial", "failed")
 JOBS_AFTER = (*JOBS_BEFORE, "rejected")
-FAILURES_BEFORE = ("failed", "refused", "gate_failed")
 FAILURES_AFTER = (*FAILURES_BEFORE, "rejected")
 
 QUALITY_BY_TIER = """

@@ -76,12 +76,12 @@ class Bound:
         return " and ".join(parts)
 
     def short(self) -> str:
-        """E.g. "|diff|<=20" (the maximum) or "SSIM>=0.98": a table cell."""
+        """E.g. "Δ≤20" (the largest |diff|) or "SSIM≥.98": a narrow table cell."""
         parts = []
         if self.max_abs_diff is not None:
-            parts.append(f"|diff|<={self.max_abs_diff:g}")
+            parts.append(f"Δ≤{self.max_abs_diff:g}")
         if self.min_ssim is not None:
-            parts.append(f"SSIM>={self.min_ssim:g}")
+            parts.append(f"SSIM≥{self.min_ssim:g}".replace("≥0.", "≥."))
         return ",".join(parts)
 
 

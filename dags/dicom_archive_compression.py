@@ -13,6 +13,8 @@ settled study not yet done), skips study × tier pairs already `ok` in the catal
 next run). `compress` runs once per study × tier (mapped, named "…study UID · tier"); a failed
 instance is quarantined and the study × tier reports `partial`; an infrastructure error (output
 not writable, catalogue unreachable) fails the task, which retries with exponential backoff.
+A frame that breaks its tier's quality gate is a quality outcome handled by `on_gate_failure`
+(fallback, reject or keep): it is never retried and never fails the run.
 Retry one study × tier by clearing its mapped task instance. `summary` logs the run's totals.
 Each `compress` instance emits `dcmtier_packages` and `dcmtier_quality` asset events whose
 `extra` names the study, tier, status and package (`dcmtier_packages_changed` is an example
@@ -75,6 +77,13 @@ PARAMS = {
         enum=["layered", "per_tier"],
         description="layered: one JPEG 2000 encode per study with a quality layer per rate, "
         "each tier cut from it; per_tier: one encode per tier.",
+    ),
+    "on_gate_failure": Param(
+        "fallback",
+        enum=["fallback", "reject", "keep"],
+        description="A frame that breaks its tier's quality gate is a quality outcome, never a "
+        "failure. fallback: recode it at the highest ratio meeting the gate (the output keeps "
+        "its tier); reject: do not keep the instance's output; keep: keep it, flagged.",
     ),
     "settle_seconds": Param(
         300,

@@ -21,10 +21,14 @@ from typing import Any, BinaryIO
 
 # Status of one (source, tier).
 OK, SKIPPED, REFUSED, FAILED = "ok", "skipped", "refused", "failed"
-GATE_FAILED = "gate_failed"  # written and verified, but a frame broke the tier's quality gate
+# A frame broke the tier's quality gate and the policy (on_gate_failure) said:
+GATE_FAILED = "gate_failed"  # keep: the output is kept, flagged
+REJECTED = "rejected"  # reject: the output is not kept (removed from derived/, not packaged)
+# (fallback: the frame is recoded to meet the gate and the instance is ``ok``)
 
 # Status of one study x tier.
 STUDY_OK, STUDY_PARTIAL, STUDY_FAILED = "ok", "partial", "failed"
+STUDY_REJECTED = "rejected"  # every instance's output rejected by the gate, none failed
 
 # Encode strategies: J2K rate tiers encoded one by one, or cut from one layered encode.
 PER_TIER, LAYERED = "per_tier", "layered"
@@ -145,6 +149,8 @@ class TierResult:
     encodes: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     gate: str | None = None  # the quality rule broken, with its numbers
+    gate_action: str | None = None  # what on_gate_failure did about it (None: no frame broke)
+    fallback_frames: int = 0  # frames recoded at a lower ratio to meet the gate
     frame_metrics: list[dict[str, Any]] = field(default_factory=list)  # with Options.measure
     path: str | None = field(default=None, repr=False)  # the source file read (landing path)
 
@@ -174,6 +180,7 @@ class StudyTierResult:
     package_bytes: int | None = None
     package_sha256: str | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
+    gate_outcomes: dict[str, int] = field(default_factory=dict)  # frames per on_gate_failure
     results: list[TierResult] = field(default_factory=list, repr=False)
     done_by: str | None = None  # another run that finished it meanwhile (same inputs)
 

@@ -2,12 +2,14 @@
 
 A tier's ``target_ratio`` N means the encoded pixel data is N times smaller than the
 uncompressed stored pixel bytes (Rows x Columns x Samples x Frames x BitsAllocated / 8).
+A quality-targeted tier has a ``bound`` instead: each frame is coded at the highest ratio whose
+decoded frame meets it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -54,8 +56,39 @@ JXL_JPEG = Codec(
 
 
 @dataclass(frozen=True)
+class Bound:
+    """The quality every frame of a quality-targeted tier meets, against its original.
+
+    ``max_abs_diff`` is in the frame's modality units (HU for CT; stored values where the
+    instance has no rescale); ``min_ssim`` is scale-free (REFERENCE.md section 4).
+    """
+
+    max_abs_diff: float | None = None
+    min_ssim: float | None = None
+
+    def describe(self) -> str:
+        """E.g. "max |diff| <= 20 (modality units)" or "SSIM >= 0.98"."""
+        parts = []
+        if self.max_abs_diff is not None:
+            parts.append(f"max |diff| <= {self.max_abs_diff:g} (modality units)")
+        if self.min_ssim is not None:
+            parts.append(f"SSIM >= {self.min_ssim:g}")
+        return " and ".join(parts)
+
+    def short(self) -> str:
+        """E.g. "Δ≤20" (the largest |diff|) or "SSIM≥.98": a narrow table cell."""
+        parts = []
+        if self.max_abs_diff is not None:
+            parts.append(f"Δ≤{self.max_abs_diff:g}")
+        if self.min_ssim is not None:
+            parts.append(f"SSIM≥{self.min_ssim:g}".replace("≥0.", "≥."))
+        return ",".join(parts)
+
+
+@dataclass(frozen=True)
 class Tier:
-    """One named output: a codec and either lossless, a target ratio, or a JPEG-LS NEAR."""
+    """One named output: a codec and either lossless, a target ratio, a JPEG-LS NEAR, or a
+    quality bound each frame meets at the highest ratio that meets it."""
 
     name: str
     codec: Codec
@@ -63,10 +96,11 @@ class Tier:
     target_ratio: float | None = None  # None: no rate target
     near: int = 0  # JPEG-LS NEAR; 0 is lossless
     effort: int | None = None  # JPEG XL encoder effort (1 fastest .. 9 smallest)
+    bound: Bound | None = None  # quality-targeted: no rate target, a bound per frame
 
     @property
     def lossless(self) -> bool:
-        return self.target_ratio is None and self.near == 0
+        return self.target_ratio is None and self.near == 0 and self.bound is None
 
     @property
     def transfer_syntax(self) -> str:
@@ -89,6 +123,7 @@ class Tier:
 
         ``effort`` appears only for tiers that have one, so the derived UIDs of the other
         tiers stay what they were before JPEG XL was added.
+        ``bound`` appears only for a quality-targeted tier, likewise.
         """
         params: dict[str, object] = {
             "tier": self.name,
@@ -99,6 +134,8 @@ class Tier:
         }
         if self.effort is not None:
             params["effort"] = self.effort
+        if self.bound is not None:
+            params["bound"] = asdict(self.bound)
         return params
 
 
@@ -138,6 +175,11 @@ TIERS: dict[str, Tier] = {
             )
             for n in JXL_RATES
         ),
+        # Quality-targeted: the bands are those of the rates that usually meet the bound on CT
+        # (REFERENCE.md section 1: r5 gave 20 HU, r20 129 HU and SSIM 0.984).
+        Tier("j2k-maxerr20", J2K, Use.DIAGNOSIS, bound=Bound(max_abs_diff=20.0)),
+        Tier("j2k-maxerr150", J2K, Use.REVIEW, bound=Bound(max_abs_diff=150.0)),
+        Tier("j2k-ssim0.98", J2K, Use.REVIEW, bound=Bound(min_ssim=0.98)),
     )
 }
 

@@ -102,3 +102,25 @@ def test_a_successful_run_deletes_its_studies_layered_caches(
     assert cache.is_dir()  # the encode task wrote it, the tier tasks cut from it ...
     assert list(cache.iterdir()) == []  # ... and the summary deleted every study's folder
     assert len(list((output / "packages").rglob("*.zip"))) == 2 * 2
+
+
+def test_a_noisy_ct_whose_r20_breaks_the_review_gate_runs_green_and_packages_both_tiers(
+    airflow_db: Path, tmp_path: Path
+) -> None:
+    """Issue #15: gate results are quality outcomes (fallback by default), never task failures."""
+    landing = tmp_path / "landing"
+    write_ct_series(landing, slices=24, rows=256, columns=256, noise_hu=50.0)
+    output = tmp_path / "out"
+    run = _run(landing, output)
+    states = _states(run)
+    assert str(run.state).endswith("success"), states
+    assert {v for k, v in states.items() if k[0] == "compress"} == {"success"}
+    assert sorted(_query(output, "SELECT tier, status FROM jobs")) == [
+        ("j2k-lossless", "ok"),
+        ("j2k-r20", "ok"),
+    ]
+    assert (
+        _query(output, "SELECT fallback_frames FROM quality_by_tier WHERE tier = 'j2k-r20'")[0][0]
+        > 0
+    )
+    assert len(list((output / "packages").rglob("*.zip"))) == len(TIERS)

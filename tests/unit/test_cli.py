@@ -153,12 +153,12 @@ def test_bad_usage_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) 
 def test_tiers_json_lists_every_tier(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tiers", "--json"]) == 0
     rows = _json_lines(capsys.readouterr().out)
-    assert len(rows) == 24
+    assert len(rows) == 27
     r20 = next(r for r in rows if r["name"] == "j2k-r20")
     assert r20 == {
         "name": "j2k-r20", "codec": "j2k", "lossless": False, "target_ratio": 20.0, "near": 0,
         "transfer_syntax": "1.2.840.10008.1.2.4.91", "use": "review", "effort": None,
-        "default": True,
+        "bound": None, "default": True,
     }  # fmt: skip
     jxl = next(r for r in rows if r["name"] == "jxl-lossless")
     assert (jxl["codec"], jxl["effort"], jxl["transfer_syntax"], jxl["default"]) == (
@@ -167,6 +167,8 @@ def test_tiers_json_lists_every_tier(capsys: pytest.CaptureFixture[str]) -> None
         "1.2.840.10008.1.2.4.110",
         False,
     )
+    maxerr = next(r for r in rows if r["name"] == "j2k-maxerr20")
+    assert maxerr["bound"] == "max |diff| <= 20 (modality units)" and not maxerr["lossless"]
 
 
 def test_tiers_piped_shows_every_name_whole_in_80_columns() -> None:

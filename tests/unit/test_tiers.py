@@ -21,6 +21,9 @@ def test_every_named_tier_exists_with_its_codec() -> None:
         "jxl-jpeg",
         "jxl-r20",
         "jxl-r50",
+        "j2k-maxerr20",
+        "j2k-maxerr150",
+        "j2k-ssim0.98",
     }
     assert set(TIERS) == expected
     assert ("j2k-lossless", *(f"j2k-r{n}" for n in j2k_rates)) == DEFAULT_TIERS
@@ -85,3 +88,13 @@ def test_jpeg_xl_effort_is_a_tier_parameter_and_leaves_other_tiers_derived_uids_
     assert get_tier("jxl-jpeg").effort is None
     assert "effort" not in get_tier("j2k-r20").parameters()
     assert get_tier("jxl-r20").codec.lossy_method == "ISO_18181_1"
+
+
+def test_a_quality_targeted_tier_is_lossy_without_a_rate_and_names_its_bound() -> None:
+    tier = TIERS["j2k-maxerr20"]
+    assert not tier.lossless and tier.target_ratio is None
+    assert tier.transfer_syntax == "1.2.840.10008.1.2.4.91"
+    assert tier.parameters()["bound"] == {"max_abs_diff": 20.0, "min_ssim": None}
+    assert "bound" not in TIERS["j2k-r20"].parameters()  # rate tiers' derived UIDs unchanged
+    assert TIERS["j2k-ssim0.98"].bound is not None
+    assert TIERS["j2k-ssim0.98"].bound.describe() == "SSIM >= 0.98"

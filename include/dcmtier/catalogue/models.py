@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -43,8 +44,8 @@ NAMING_CONVENTION = {
 }
 # An attempt whose owner died without a word is "abandoned" (found later, by its pid or its
 # lease); one stopped by SIGINT or SIGTERM says so itself: "interrupted".
-JOB_STATUSES = ("running", "ok", "partial", "failed", "abandoned", "interrupted")
-FAILURE_STATUSES = ("failed", "refused", "gate_failed", "abandoned", "interrupted")
+JOB_STATUSES = ("running", "ok", "partial", "failed", "abandoned", "interrupted", "rejected")
+FAILURE_STATUSES = ("failed", "refused", "gate_failed", "abandoned", "interrupted", "rejected")
 
 UID = String(64)  # DICOM UIDs are at most 64 characters
 AIRFLOW_ID = String(250)  # Airflow's limit for dag_id, run_id and task_id
@@ -222,6 +223,8 @@ class DerivedInstance(Base):
     # compressed). NULL strategy: made before 0004 by an attempt that named none.
     strategy: Mapped[str | None] = mapped_column(String(16), nullable=True)
     layer: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)  # NULL unless layered
+    # frames recoded at a lower ratio to meet the gate (on_gate_failure fallback); 0007
+    fallback_frames: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
 
 class FrameQuality(Base):
@@ -241,7 +244,12 @@ class FrameQuality(Base):
     mean_abs_diff: Mapped[float] = mapped_column(Double, nullable=False)
     pixel_match_pct: Mapped[float] = mapped_column(Double, nullable=False)
     unit: Mapped[str] = mapped_column(String(16), nullable=False)
-    gate: Mapped[str | None] = mapped_column(Text, nullable=True)
+    gate: Mapped[str | None] = mapped_column(Text, nullable=True)  # the rule the encode broke
+    # 0007: the frame's achieved pixel ratio (NULL before), what on_gate_failure did with it
+    # (NULL: it passed), and whether it was recoded to meet the gate
+    pixel_ratio: Mapped[float | None] = mapped_column(Double, nullable=True)
+    gate_action: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    fell_back: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
 
 
 class Package(Base):

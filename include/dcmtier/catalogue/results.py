@@ -37,7 +37,8 @@ def tier_row(tier: Tier) -> dict[str, Any]:
 
 
 def derived_rows(result: StudyTierResult, job_id: int, now: datetime) -> list[DerivedRows]:
-    """Every written and verified output (``ok`` and ``gate_failed``) of ``result``."""
+    """Every output kept (``ok``, and ``gate_failed`` kept by ``keep``) of ``result``; a
+    ``rejected`` output is not on disk and not counted."""
     if result.instances and not result.results:
         raise CatalogueError(
             f"study {result.study_uid} tier {result.tier}: the result carries no per-instance "
@@ -78,6 +79,7 @@ def _derived(r: TierResult, study_uid: str, job_id: int, now: datetime) -> Deriv
         "created_at": now,
         "strategy": strategy,
         "layer": layer,
+        "fallback_frames": r.fallback_frames,
     }
     return DerivedRows(instance, [_frame(m) for m in metrics])
 
@@ -110,7 +112,17 @@ def _frame(m: Mapping[str, Any]) -> dict[str, Any]:
         "pixel_match_pct": float(m["pixel_match_pct"]),
         "unit": str(m["unit"]),
         "gate": m.get("gate"),
+        "pixel_ratio": _ratio(m.get("pixel_bytes_in"), m.get("pixel_bytes_out")),
+        "gate_action": m.get("gate_action"),
+        "fell_back": bool(m.get("fell_back")),
     }
+
+
+def _ratio(pixel_in: object, pixel_out: object) -> float | None:
+    """The frame's achieved pixel ratio; None when its sizes are not known."""
+    if not isinstance(pixel_in, int | float) or not isinstance(pixel_out, int | float):
+        return None
+    return float(pixel_in) / float(pixel_out) if pixel_out else None
 
 
 def package_row(result: StudyTierResult, job_id: int, now: datetime) -> dict[str, Any] | None:
@@ -123,13 +135,14 @@ def package_row(result: StudyTierResult, job_id: int, now: datetime) -> dict[str
         "uri": Path(result.package).absolute().as_uri(),
         "bytes": result.package_bytes,
         "sha256": result.package_sha256,
-        "member_count": result.counts.get(OK, 0),
+        "member_count": result.counts.get(OK, 0) + result.counts.get(GATE_FAILED, 0),
         "created_at": now,
     }
 
 
 def failure_rows(result: StudyTierResult, job_id: int, now: datetime) -> list[dict[str, Any]]:
-    """One row per failed, refused or gate-failed instance, keyed by SOP UID else file."""
+    """One row per failed, refused, gate-failed (kept) or rejected instance, keyed by SOP UID
+    else file."""
     rows = []
     for f in result.failures:
         status = str(f.get("status"))
@@ -171,7 +184,7 @@ def failure_row(
 
 def job_summary(result: StudyTierResult) -> str | None:
     """A one-line error for a job that was not ``ok``: what went wrong, counted."""
-    bad = {k: v for k, v in result.counts.items() if k not in (OK, "skipped")}
+    bad = {k: v for k, v in result.counts.items() if k not in (OK, "skipped", GATE_FAILED)}
     if result.status == OK or not bad:
         return None
     counted = ", ".join(f"{v} {k}" for k, v in sorted(bad.items()))

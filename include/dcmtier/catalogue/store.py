@@ -206,7 +206,7 @@ class Catalogue:
     def finish_job(self, job_id: int, result: StudyTierResult) -> None:
         """Record what the attempt made; the study x tier's derived, package and failure rows
         then describe this attempt only (idempotent)."""
-        if result.status not in ("ok", "partial", "failed"):
+        if result.status not in ("ok", "partial", "failed", "rejected"):
             raise CatalogueError(f"job {job_id}: unknown result status {result.status!r}")
 
         def write(connection: Connection) -> None:

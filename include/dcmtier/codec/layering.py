@@ -29,12 +29,29 @@ from dcmtier.tiers import Tier, layered_tiers
 CACHE_VERSION = "1"
 
 
+# The quality ladder: layer targets (pixel ratios) of the encode that quality-targeted tiers
+# and gate fallbacks search. 400:1 down to 2:1 in steps of 1.2x, then a last layer holding all
+# the coded data (ratio 1: no rate limit, the irreversible coder's best, within a few units of
+# the source). A cut between two layers (``Layers.cut(k, packets)``) refines further.
+LADDER_STEP = 1.2
+LADDER: tuple[float, ...] = (
+    *(round(400.0 / LADDER_STEP**i, 3) for i in range(30)),
+    1.0,
+)
+
+
 @dataclass(frozen=True)
 class Cut:
-    """One tier's frames, cut from the layered codestreams, and the time they cost."""
+    """One tier's frames, cut from the layered codestreams, and the time they cost.
+
+    ``layers`` are the frames' layered codestreams and ``layer`` the (1-based) layer the tier
+    was cut at, so that a frame breaking its gate can fall back to a longer cut.
+    """
 
     frames: list[Encoded]
     encode_ms: list[float]
+    layers: tuple[Layers, ...] = ()
+    layer: int = 0
 
 
 def cut_tiers(
@@ -58,20 +75,46 @@ def cut_tiers(
             started = time.perf_counter()
             data = layers.cut(layer)
             cut_ms = (time.perf_counter() - started) * 1000
-            frames.append(_encoded(source, layers, data, layer, tier))
+            frames.append(layered_frame(source, layers, data, layer, shared=layer == 1))
             times.append(round(encode_ms / len(ordered) + cut_ms, 3))
-        cuts[tier.name] = Cut(frames, times)
+        cuts[tier.name] = Cut(frames, times, tuple(lay for lay, _ in per_frame), layer)
     return cuts
 
 
-def _encoded(source: SourceImage, layers: Layers, data: bytes, layer: int, tier: Tier) -> Encoded:
+def ladder_targets(bits_stored: int, bits_allocated: int) -> tuple[float, ...]:
+    """``LADDER`` without the layers OpenJPEG cannot tell apart at this precision.
+
+    OpenJPEG's ratios are relative to Bits Stored and at least 1, so a pixel ratio whose
+    nominal ratio falls to 1 or below would repeat the last layer.
+    """
+    scale = bits_stored / bits_allocated
+    return (*(t for t in LADDER[:-1] if t * scale > 1.0), LADDER[-1])
+
+
+def ladder_layers(
+    source: SourceImage, index: int, frame: np.ndarray, cache: Path | None = None
+) -> tuple[Layers, float]:
+    """The quality ladder of one frame (encoded once; kept under ``cache`` when given), and
+    the milliseconds its encode took (0 when read from the cache)."""
+    targets = ladder_targets(source.spec.bits_stored, source.spec.bits_allocated)
+    return _layers(source, index, frame, targets, cache, correct=False)
+
+
+def layered_frame(
+    source: SourceImage, layers: Layers, data: bytes, layer: int, *, shared: bool = True,
+    **params: object,
+) -> Encoded:  # fmt: skip
+    """``data``, a cut of ``layers`` at ``layer``, as an encoded frame of ``source``.
+
+    ``shared`` counts the layered encode for this frame (once among the tiers that cut it).
+    """
     colour = source.spec.samples == 3
     return Encoded(
         data=data,
         photometric="YBR_ICT" if colour else source.spec.photometric,
         bits_stored=source.spec.bits_stored,
-        encodes=layers.encodes if layer == 1 else 0,  # count the shared encode once
-        params={"strategy": LAYERED, "layer": layer, "layers": layers.count},
+        encodes=layers.encodes if shared else 0,
+        params={"strategy": LAYERED, "layer": layer, "layers": layers.count, **params},
     )
 
 
@@ -81,6 +124,8 @@ def _layers(
     frame: np.ndarray,
     targets: tuple[float, ...],
     cache: Path | None,
+    *,
+    correct: bool = True,
 ) -> tuple[Layers, float]:
     path = _cache_path(cache, source, index, targets) if cache else None
     if path is not None:
@@ -91,7 +136,7 @@ def _layers(
         except CodecError:
             path.unlink(missing_ok=True)  # a damaged cache entry: encode again
     started = time.perf_counter()
-    layers = encode_layers(frame, source.spec, targets)
+    layers = encode_layers(frame, source.spec, targets, correct=correct)
     encode_ms = (time.perf_counter() - started) * 1000
     if path is not None:
         _write(path, layers.data)

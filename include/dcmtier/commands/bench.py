@@ -70,6 +70,15 @@ def add_parser(subparsers: Any) -> None:
         help="when gdcmconv is missing, apt-get install libgdcm-tools (as root, else sudo -n); "
         "without it a missing gdcmconv stops the bench with what to install",
     )  # fmt: skip
+    add(
+        "--quality", action="store_true",
+        help="only the quality-targeted tiers against the fixed rates (issue #15), on a noisy "
+        "CT of --slices x --size (or --data), in this process; writes --out",
+    )  # fmt: skip
+    add(
+        "--noise-hu", type=float, default=50.0, metavar="HU",
+        help="with --quality: the generated CT's extra noise (50: low dose)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     from dcmtier.tiers import get_tier
     from dcmtier.work.batch import default_jobs
 
+    if args.quality:
+        return _quality(args)
     get_tier(args.rss_tier)
     unknown = sorted(set(args.strategies) - set(STRATEGIES))
     if unknown:
@@ -108,4 +119,42 @@ def run(args: argparse.Namespace) -> int:
     results = run_bench(config, echo=lambda line: console.print(line, style="dim"))
     print_table(results, console)
     console.print(f"wrote {config.out}")
+    return EXIT_OK
+
+
+def _quality(args: argparse.Namespace) -> int:
+    import json
+    import tempfile
+
+    from rich.console import Console
+
+    from dcmtier.bench.quality import measure_folder
+    from dcmtier.cli import EXIT_OK
+    from dcmtier.sample import write_ct_series
+    from dcmtier.versions import software_versions
+
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    with tempfile.TemporaryDirectory(prefix="dcmtier-quality-") as scratch:
+        folder = args.data
+        if folder is None:
+            folder = Path(scratch) / "study"
+            write_ct_series(
+                folder, slices=args.slices, rows=args.size, columns=args.size,
+                noise_hu=args.noise_hu,
+            )  # fmt: skip
+        results = measure_folder(folder, echo=lambda line: console.print(line, style="dim"))
+    results["study"] = {"data": str(args.data) if args.data else None, "slices": args.slices,
+                        "size": args.size, "noise_hu": args.noise_hu}  # fmt: skip
+    results["software"] = software_versions()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"quality_tiers": results}, indent=2) + "\n")
+    for name, row in results["tiers"].items():
+        factor = row["bytes_factor"]
+        console.print(
+            f"{name}: {row['bytes']} bytes = "
+            + (f"{factor:.3f}x {row['best_fixed_rate']}" if factor else "no fixed rate meets it")
+            + f"; CPU {row['cpu_factor']:.2f}x one layered encode "
+            f"({row['decodes_per_frame']:.1f} decodes a frame)"
+        )
+    console.print(f"wrote {args.out}")
     return EXIT_OK

@@ -14,7 +14,7 @@ from typing import Any
 
 from dcmtier.cli import add_show_paths
 from dcmtier.codec.policy import Policy
-from dcmtier.commands.options import add_jobs
+from dcmtier.commands.options import add_gate_option, add_jobs
 from dcmtier.records import FAILED, LAYERED, STRATEGIES, TierResult
 from dcmtier.tiers import DEFAULT_TIERS, resolve_tiers
 from dcmtier.work.compress import Options
@@ -25,7 +25,8 @@ def add_parser(subparsers: Any) -> None:
         "compress",
         help="compress files into tiers",
         description=__doc__,
-        epilog="Exit status: 0 nothing failed, 1 an instance failed, 2 bad usage.",
+        epilog="Exit status: 0 nothing failed (gate outcomes handled by --on-gate-failure "
+        "are not failures), 1 an instance failed, 2 bad usage.",
     )
     parser.add_argument("sources", nargs="+", type=Path, metavar="SRC", help="files or folders")
     parser.add_argument(
@@ -44,6 +45,11 @@ def add_parser(subparsers: Any) -> None:
         help="layered (default): J2K rate tiers cut from one layered encode per frame; "
         "per_tier: one encode per tier",
     )  # fmt: skip
+    add_gate_option(
+        parser,
+        extra="; given, every output is measured against its source and its tier's gate "
+        "applied (without it, compress verifies that outputs decode, and lossless ones exactly)",
+    )
     parser.add_argument(
         "--pass-through",
         action="store_true",
@@ -61,7 +67,11 @@ def run(args: argparse.Namespace) -> int:
     policy = Policy.from_file(args.policy) if args.policy else Policy()
     files = find_files(args.sources)
     options = Options(
-        out_dir=args.out, policy=policy, passthrough=args.pass_through, strategy=args.strategy
+        out_dir=args.out,
+        policy=policy.with_gate_action(args.on_gate_failure),
+        passthrough=args.pass_through,
+        strategy=args.strategy,
+        measure=args.on_gate_failure is not None,
     )
     jobs = args.jobs or default_jobs()
     results: list[TierResult] = []

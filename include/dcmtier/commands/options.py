@@ -22,3 +22,14 @@ def add_jobs(parser: Any) -> None:
     parser.add_argument(
         "--jobs", type=positive, metavar="N", help="worker processes (default: all cores)"
     )
+
+
+def add_gate_option(parser: Any, *, extra: str = "") -> None:
+    """``--on-gate-failure``, shared with ``dcmtier compress``."""
+    parser.add_argument(
+        "--on-gate-failure", choices=("fallback", "reject", "keep"), metavar="ACTION",
+        help="what happens to a frame that breaks its tier's quality gate, for every tier "
+        "(overrides the policy file): fallback (recode at the highest ratio meeting the gate; "
+        "the default), reject (keep no output for the instance) or keep (kept, flagged)"
+        + extra,
+    )  # fmt: skip

@@ -1,7 +1,10 @@
 """``dcmtier process``: the unit of work the Airflow task runs, for every study under SRC.
 
 compress -> verify -> metrics -> Parquet -> ZIP, per study x tier; failed instances are
-quarantined and the study x tier reports ``partial``.
+quarantined and the study x tier reports ``partial``. A frame that breaks its tier's quality
+gate is a quality outcome handled by --on-gate-failure (or the policy file's
+"on_gate_failure"): fallback (default) recodes it at the highest ratio that meets the gate,
+reject drops the instance's output, keep keeps it flagged.
 
 Each study x tier is recorded in the catalogue: --catalogue URL, else $DCMTIER_CATALOGUE_URL,
 else the embedded SQLite OUT/catalogue.db (created and migrated on first use; an explicit URL
@@ -25,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dcmtier.cli import add_show_paths
-from dcmtier.commands.options import add_jobs
+from dcmtier.commands.options import add_gate_option, add_jobs
 from dcmtier.tiers import DEFAULT_TIERS
 
 if TYPE_CHECKING:
@@ -38,8 +41,11 @@ def add_parser(subparsers: Any) -> None:
         "process",
         help="compress, verify, measure and package every study under SRC",
         description=__doc__,
-        epilog="Exit status: 0 every study x tier ok, 1 any partial or failed, 2 bad usage, "
-        "130 / 143 stopped by SIGINT / SIGTERM (its attempts marked interrupted).",
+        epilog="Exit status: 0 when no instance failed and no attempt failed (gate outcomes "
+        "handled by the policy - fallback, reject, keep - do not count, even when they make a "
+        "study x tier partial or rejected), 1 when an instance failed (quarantined), an "
+        "attempt failed or a file had no StudyInstanceUID, 2 bad usage, 130 / 143 stopped by "
+        "SIGINT / SIGTERM (its attempts marked interrupted).",
     )
     parser.add_argument("sources", nargs="+", type=Path, metavar="SRC", help="files or folders")
     parser.add_argument(
@@ -49,7 +55,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output root")
     add_jobs(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per study x tier")
-    parser.add_argument("--policy", type=Path, metavar="FILE", help="modality policy JSON")
+    parser.add_argument(
+        "--policy", type=Path, metavar="FILE",
+        help="policy JSON: modality rules and on_gate_failure",
+    )  # fmt: skip
+    add_gate_option(parser)
     parser.add_argument(
         "--strategy", choices=("per_tier", "layered"), default="layered",
         help="layered (default): J2K rate tiers cut from one layered encode per frame; "
@@ -106,6 +116,7 @@ def _run(args: argparse.Namespace) -> int:
 
     tiers = resolve_tiers(args.tiers)
     policy = Policy.from_file(args.policy) if args.policy else Policy()
+    policy = policy.with_gate_action(args.on_gate_failure)
     # microseconds: two runs started within a second are still two attempts
     started = datetime.now(UTC)
     run_id = args.run_id or f"cli-{started:%Y%m%dT%H%M%S.%fZ}"
@@ -136,8 +147,17 @@ def _run(args: argparse.Namespace) -> int:
                 row = _row(result, study, show_paths=args.show_paths)
                 for line in [json_line(row)] if args.json else _lines(row):
                     progress.print(line)
-                worst = EXIT_FAILED if result.status != "ok" else worst
+                worst = EXIT_FAILED if failed(result) else worst
     return worst
+
+
+def failed(result: StudyTierResult) -> bool:
+    """Whether a study x tier had an operator's problem: a failed instance or attempt.
+
+    Gate outcomes handled by the policy (fallback, reject, keep) are not failures, even when
+    rejected outputs make the study x tier ``partial`` or ``rejected``.
+    """
+    return result.status == "failed" or bool(result.counts.get("failed"))
 
 
 def open_catalogue(explicit: str | None, data_dir: Path) -> Catalogue:
@@ -178,9 +198,11 @@ def _lines(row: dict[str, Any]) -> list[str]:
     ratio = row["pixel_bytes_in"] / row["pixel_bytes_out"] if row["pixel_bytes_out"] else 0.0
     counts = " ".join(f"{k}={v}" for k, v in row["counts"].items())
     by = f"  (made meanwhile by {row['done_by']})" if row.get("done_by") else ""
+    gated = " ".join(f"{k}={v}" for k, v in row.get("gate_outcomes", {}).items())
     head = (
         f"{row['study_uid']}  {row['tier']:<14} {row['status']:<8} {counts:<24} "
         f"pixel ratio {ratio:7.2f}  package {row['package'] or '-'}{by}"
+        + (f"  gate frames: {gated}" if gated else "")
     )
     lines = [head]
     for failure in row["failures"]:

@@ -19,7 +19,11 @@ def add_parser(subparsers: Any) -> None:
 
 
 def describe(tier: Tier) -> dict[str, object]:
-    return {**tier.as_dict(), "effort": tier.effort, "default": tier.name in DEFAULT_TIERS}
+    bound = tier.bound.describe() if tier.bound is not None else None
+    return {
+        **tier.as_dict(), "effort": tier.effort, "bound": bound,
+        "default": tier.name in DEFAULT_TIERS,
+    }  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         ratio = f"{row['target_ratio']:g}:1" if row["target_ratio"] else "lossless"
         ratio = f"NEAR={row['near']}" if row["near"] else ratio
+        bound = TIERS[str(row["name"])].bound
+        ratio = bound.short() if bound is not None else ratio
         table.add_row(
             str(row["name"]),
             str(row["codec"]),

@@ -1,6 +1,8 @@
 """Quality gates: the limits a decoded frame must meet, one gate per usage band.
 
 The values are those of the reference survey (REFERENCE.md section 1); see ``DEFAULT_GATES``.
+A quality-targeted tier's gate is its own bound (``gate_for``). What happens to a frame that
+breaks its gate is the policy's ``on_gate_failure`` (``dcmtier.codec.policy``).
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dcmtier.measure.metrics import FrameMetrics
+from dcmtier.tiers import Tier
 
 
 @dataclass(frozen=True)
@@ -61,3 +64,17 @@ DEFAULT_GATES: dict[str, Gate] = {
     "thumbnail": Gate(max_abs_diff=1100.0, min_psnr_db=34.0, min_ssim=0.88, diff_unit="HU"),
     "extreme": Gate(min_psnr_db=28.0, min_ssim=0.70),
 }
+
+
+def gate_for(tier: Tier) -> Gate | None:
+    """The gate a tier's frames must meet; None for lossless tiers (verified bit-exact).
+
+    A quality-targeted tier is gated by its bound alone, in every modality's units (HU for CT,
+    stored values without a rescale); a rate tier by its usage band's gate, whose |diff| limit
+    applies to HU frames only.
+    """
+    if tier.lossless:
+        return None
+    if tier.bound is not None:
+        return Gate(max_abs_diff=tier.bound.max_abs_diff, min_ssim=tier.bound.min_ssim)
+    return DEFAULT_GATES.get(tier.use.value)

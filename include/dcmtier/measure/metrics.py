@@ -246,7 +246,12 @@ def _ssim(
 
 
 def frame_metrics(
-    original: NDArray[Any], decoded: NDArray[Any], lut: ModalityLUT, frame: int = 0
+    original: NDArray[Any],
+    decoded: NDArray[Any],
+    lut: ModalityLUT,
+    frame: int = 0,
+    *,
+    with_ssim: bool = True,
 ) -> FrameMetrics:
     """Compare one decoded frame with its original (REFERENCE.md section 4).
 
@@ -260,6 +265,9 @@ def frame_metrics(
         Rescale and bits stored of the original, giving the unit and the peak.
     frame : int
         Frame index to record.
+    with_ssim : bool
+        False leaves SSIM out (None), the costliest metric: for a search whose gate has no
+        SSIM limit.
 
     Returns
     -------
@@ -284,7 +292,7 @@ def frame_metrics(
         mse=mse,
         psnr_db=10 * math.log10(lut.peak**2 / mse) if mse > 0 else math.inf,
         psnr_peak=lut.peak,
-        ssim=_ssim(a, b, lut, identical=mse == 0),
+        ssim=_ssim(a, b, lut, identical=mse == 0) if with_ssim else None,
         pixel_match_pct=100.0 * (diff.size - np.count_nonzero(diff)) / diff.size,
         max_abs_diff=float(diff.max()) * slope,
         mean_abs_diff=float(np.sum(diff, dtype=np.float64)) / diff.size * slope,

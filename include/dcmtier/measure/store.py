@@ -109,12 +109,30 @@ QUALITY_SCHEMA: Final = pa.schema(
         _field("file_ratio", _F, "Achieved ratio file_bytes_in / file_bytes_out (per instance)"),
         _field("encode_ms", _F, "Time to encode the frame", unit="ms"),
         _field("decode_ms", _F, "Time to decode the frame for verification", unit="ms"),
-        _field("gate", _S, "Quality rule the frame violated; null when it passed", nullable=True),
+        _field(
+            "gate",
+            _S,
+            "Quality rule the tier's encode of the frame broke; null when it passed",
+            nullable=True,
+        ),
+        _field(
+            "gate_action",
+            _S,
+            "What on_gate_failure did with a frame that broke its gate: fallback (recoded to "
+            "meet it), reject (output not kept), keep (kept, flagged); null when it passed",
+            nullable=True,
+        ),
+        _field(
+            "fell_back",
+            pa.bool_(),
+            "The frame was recoded at a lower ratio to meet its gate; pixel_ratio is the one "
+            "achieved",
+        ),
         _field("run_id", _S, "Identifier of the run that computed the row"),
         _field("software", _S, "JSON object of package name to version"),
         _field("computed_at", pa.timestamp("us", tz="UTC"), "When the row was computed (UTC)"),
     ],
-    metadata={"dcmtier.dataset": "quality", "dcmtier.version": "1"},
+    metadata={"dcmtier.dataset": "quality", "dcmtier.version": "2"},
 )
 
 PARTITION_SCHEMA: Final = pa.schema([pa.field(k, pa.string()) for k in PARTITION_KEYS])
@@ -140,7 +158,8 @@ def partition_dir(quality_root: Path, *, tier: str, study_uid: str) -> Path:
 def rows_to_table(rows: Sequence[Mapping[str, object]], *, tier: str, study_uid: str) -> pa.Table:
     """Check rows of one study x tier and build the sorted `QUALITY_SCHEMA` table.
 
-    Rows may omit ``tier`` and ``study_uid``; they are filled in from the arguments.
+    Rows may omit ``tier`` and ``study_uid``; they are filled in from the arguments, and the
+    gate outcome (``gate_action`` null, ``fell_back`` false: the frame met its gate).
 
     Raises
     ------
@@ -150,7 +169,10 @@ def rows_to_table(rows: Sequence[Mapping[str, object]], *, tier: str, study_uid:
         ``computed_at``, repeats a (source_sop_uid, frame) pair, or holds a value of the wrong
         type. The message names the row and the field.
     """
-    filled = [{"tier": tier, "study_uid": study_uid, **row} for row in rows]
+    filled = [
+        {"tier": tier, "study_uid": study_uid, "gate_action": None, "fell_back": False, **row}
+        for row in rows
+    ]
     for index, row in enumerate(filled):
         _check_row(index, row, tier=tier, study_uid=study_uid)
     filled.sort(key=lambda r: (str(r["source_sop_uid"]), cast(int, r["frame"])))

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlparse
 from dcmtier.catalogue import Catalogue, JobContext, resolve_url
 from dcmtier.codec.layering import cut_tiers
 from dcmtier.codec.pixels import read_source
+from dcmtier.codec.policy import Policy
 from dcmtier.discovery.landing import stage
 from dcmtier.discovery.plan import safe_name
 from dcmtier.errors import CatalogueError, DcmtierError
@@ -40,8 +41,14 @@ def run_item(
     context: JobContext,
     catalogue_url: str | None = None,
     jobs: int = 1,
+    on_gate_failure: str | None = None,
 ) -> dict[str, Any]:
-    """Run the unit of work for one study x tier; raise on infrastructure errors (retry)."""
+    """Run the unit of work for one study x tier; raise on infrastructure errors (retry).
+
+    A frame that breaks its gate is a quality outcome handled by ``on_gate_failure`` (the
+    DAG param; None: the default policy's ``fallback``), never an error: nothing is raised
+    for it, so it is never retried and never fails the run.
+    """
 
     staging = output / "staging" / safe_name(context.run_id) / f"{item['study_uid']}-{item['tier']}"
     catalogue = Catalogue.connect(resolve_url(catalogue_url, output))
@@ -53,6 +60,7 @@ def run_item(
             Layout(output),
             run_id=context.run_id,
             jobs=jobs,
+            policy=Policy().with_gate_action(on_gate_failure),
             catalogue=catalogue,
             context=context,
             strategy=str(item.get("strategy", "layered")),
@@ -116,17 +124,25 @@ def studies_of(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def summarise(results: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
-    """Totals over a run's study x tier results (None for a task that did not finish)."""
+    """Totals over a run's study x tier results (None for a task that did not finish).
+
+    ``gate_outcomes`` counts the frames each ``on_gate_failure`` action handled: quality
+    outcomes, which never fail the run.
+    """
     done = [r for r in results if r]
     statuses: dict[str, int] = defaultdict(int)
+    outcomes: dict[str, int] = defaultdict(int)
     for r in done:
         statuses[str(r["status"])] += 1
+        for action, frames in (r.get("gate_outcomes") or {}).items():
+            outcomes[str(action)] += int(frames)
     pixel_in = sum(int(r["pixel_bytes_in"]) for r in done)
     pixel_out = sum(int(r["pixel_bytes_out"]) for r in done)
     return {
         "study_tiers": len(results),
         "finished": len(done),
         "statuses": dict(sorted(statuses.items())),
+        "gate_outcomes": dict(sorted(outcomes.items())),
         "studies": len({r["study_uid"] for r in done}),
         "pixel_bytes_in": pixel_in,
         "pixel_bytes_out": pixel_out,

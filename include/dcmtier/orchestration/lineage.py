@@ -28,7 +28,7 @@ from openlineage.client.facet_v2 import (
     schema_dataset,
 )
 
-from dcmtier.measure.gates import DEFAULT_GATES, Gate
+from dcmtier.measure.gates import Gate, gate_for
 from dcmtier.tiers import get_tier
 
 FACET_KEY = "dcmtier_compression"
@@ -196,13 +196,22 @@ def _schema_facet(table: Any) -> schema_dataset.SchemaDatasetFacet:
 def _assertions(tier_name: str, table: Any) -> DatasetFacet:
     """The tier's quality gate as assertions, each with its limit and the worst value measured.
 
-    Lossless tiers assert a zero difference (verified bit for bit when written).
+    Lossless tiers assert a zero difference (verified bit for bit when written); a
+    quality-targeted tier its bound (``gate_for``). Frames of outputs rejected by the gate
+    (``gate_action`` reject) are not in the output, so not in the assertions; frames kept and
+    flagged (keep) are, and fail them.
     """
     tier = get_tier(tier_name)
-    gate = Gate(max_abs_diff=0.0) if tier.lossless else DEFAULT_GATES.get(tier.use.value)
+    gate = Gate(max_abs_diff=0.0) if tier.lossless else gate_for(tier)
     rows: list[dict[str, Any]] = []
     if table is not None:
-        rows = table.select(["unit", "max_abs_diff", "psnr_db", "ssim"]).to_pylist()
+        columns = ["unit", "max_abs_diff", "psnr_db", "ssim"]
+        kept = "gate_action" in table.column_names
+        rows = [
+            r
+            for r in table.select([*columns, *(["gate_action"] if kept else [])]).to_pylist()
+            if r.get("gate_action") != "reject"
+        ]
     checks = []
     if gate is not None and gate.max_abs_diff is not None:
         limit, unit = gate.max_abs_diff, gate.diff_unit or "modality unit"

@@ -95,6 +95,7 @@ def compress_task(item: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
                 context=job,
                 catalogue_url=_catalogue_url(output),
                 jobs=int(os.environ.get("DCMTIER_JOBS", "1")),
+                on_gate_failure=str(context["params"].get("on_gate_failure") or "fallback"),
             )
     except Interrupted as exc:  # the attempt is marked interrupted; Airflow ends the task
         from airflow.sdk.exceptions import AirflowTaskTerminated
@@ -146,6 +147,9 @@ def summary_task(
     without this check a run with a failed study x tier would look successful. When every
     compress task succeeded, the run's studies' layered caches are deleted; otherwise they
     are kept for the retry (cleared with downstream, this task runs again and deletes them).
+    Gate outcomes (frames that fell back, outputs rejected or kept) are quality results,
+    counted in the totals' ``gate_outcomes``: a compress task never fails for them, so neither
+    does the run.
     """
     totals = summarise(list(results))
     totals["not_clean"] = not_clean(list(results))

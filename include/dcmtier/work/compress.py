@@ -28,7 +28,7 @@ from dcmtier.codec.backends import Encoded, FrameSpec
 from dcmtier.codec.derive import build_output
 from dcmtier.codec.layering import Cut, cut_tiers
 from dcmtier.codec.pixels import SourceImage, metadata, read_source
-from dcmtier.codec.policy import PixelKind, Policy
+from dcmtier.codec.policy import FALLBACK, KEEP, REJECT, PixelKind, Policy
 from dcmtier.errors import (
     CodecError,
     DcmtierError,
@@ -37,7 +37,7 @@ from dcmtier.errors import (
     PolicyRefused,
     VerificationFailed,
 )
-from dcmtier.measure.gates import DEFAULT_GATES
+from dcmtier.measure.gates import gate_for
 from dcmtier.measure.metrics import ModalityLUT, frame_metrics
 from dcmtier.records import (
     FAILED,
@@ -46,12 +46,14 @@ from dcmtier.records import (
     OK,
     PER_TIER,
     REFUSED,
+    REJECTED,
     SKIPPED,
     TierResult,
     file_key,
     name_by_key,
 )
 from dcmtier.tiers import Tier
+from dcmtier.work.targeting import FrameJudge, fall_back, target_frame
 
 
 @dataclass(frozen=True)
@@ -132,20 +134,24 @@ def _compress_tier(
         refusal = _refusal(source, tier, opts)
         if refusal is not None:
             raise refusal
-        encoded, encode_ms = (cut.frames, cut.encode_ms) if cut else _encode_frames(source, tier)
+        if tier.bound is not None:
+            encoded, encode_ms = _encode_to_bound(source, tier, opts)
+        elif cut is not None:
+            encoded, encode_ms = list(cut.frames), list(cut.encode_ms)
+        else:
+            encoded, encode_ms = _encode_frames(source, tier)
         result.encode_ms = round(sum(encode_ms), 3)
-        ratio = source.pixel_bytes / sum(len(e.data) for e in encoded)
-        out = build_output(
-            header, encoded, tier, achieved_ratio=ratio, lossy_source=source.lossy_history
-        )
-        target = output_path(
-            opts.out_dir, tier.name, source.study_uid, source.series_uid, str(out.SOPInstanceUID)
-        )
-        verified: list[Verified] = []
-        started = time.perf_counter()
-        write_atomic(out, target, check=lambda tmp: verified.append(verify(tmp, source, tier)))
-        result.verify_ms = round((time.perf_counter() - started) * 1000, 3)
-        result.decode_ms = round(sum(verified[0].decode_ms), 3)
+        written = _write(source, header, tier, opts, encoded, result=result)
+        if opts.measure:
+            broken = measure(
+                result, source=source, tier=tier, encoded=encoded, encode_ms=encode_ms,
+                verified=written.verified,
+            )  # fmt: skip
+            if broken:
+                written = _on_gate_failure(
+                    result, broken, source=source, header=header, tier=tier, opts=opts,
+                    cut=cut, frames=(encoded, encode_ms), written=written,
+                )  # fmt: skip
     except PolicyRefused as exc:
         result.status, result.rule = REFUSED, exc.rule
         result.reason = _message(source.path, key, exc)
@@ -154,17 +160,120 @@ def _compress_tier(
         result.status, result.error = FAILED, type(exc).__name__
         result.reason = _reason(source.path, key, exc)
         return result
-    _fill_sizes(result, source, encoded, target, out)
-    if opts.measure:
-        measure(
-            result,
-            source=source,
-            tier=tier,
-            encoded=encoded,
-            encode_ms=encode_ms,
-            verified=verified[0],
-        )
     return result
+
+
+@dataclass
+class Written:
+    """An output written, verified and renamed into place."""
+
+    target: Path
+    dataset: Dataset
+    verified: Verified
+
+
+def _write(
+    source: SourceImage,
+    header: Dataset,
+    tier: Tier,
+    opts: Options,
+    encoded: list[Encoded],
+    *,
+    result: TierResult,
+) -> Written:
+    """Build, write atomically and verify the output of ``encoded``; fill the result's sizes."""
+    ratio = source.pixel_bytes / sum(len(e.data) for e in encoded)
+    out = build_output(
+        header, encoded, tier, achieved_ratio=ratio, lossy_source=source.lossy_history
+    )
+    target = output_path(
+        opts.out_dir, tier.name, source.study_uid, source.series_uid, str(out.SOPInstanceUID)
+    )
+    verified: list[Verified] = []
+    started = time.perf_counter()
+    write_atomic(out, target, check=lambda tmp: verified.append(verify(tmp, source, tier)))
+    result.verify_ms = round((time.perf_counter() - started) * 1000, 3)
+    result.decode_ms = round(sum(verified[0].decode_ms), 3)
+    _fill_sizes(result, source, encoded, target, out)
+    return Written(target, out, verified[0])
+
+
+def _encode_to_bound(
+    source: SourceImage, tier: Tier, opts: Options
+) -> tuple[list[Encoded], list[float]]:
+    """Each frame at the highest ratio whose decoded frame meets the tier's bound."""
+    gate = gate_for(tier)
+    assert gate is not None  # a bound is a gate
+    lut = ModalityLUT.from_dataset(source.dataset)
+    max_ratio = opts.policy.max_ratio(source.modality)
+    encoded, times = [], []
+    for index, frame in enumerate(source.iter_frames()):
+        judge = FrameJudge(source, tier, index, frame, gate, lut, max_ratio)
+        found = target_frame(judge, opts.layer_cache)
+        encoded.append(found.encoded)
+        times.append(round(found.encode_ms, 3))
+    return encoded, times
+
+
+def _on_gate_failure(
+    result: TierResult,
+    broken: dict[int, str],
+    *,
+    source: SourceImage,
+    header: Dataset,
+    tier: Tier,
+    opts: Options,
+    cut: Cut | None,
+    frames: tuple[list[Encoded], list[float]],
+    written: Written,
+) -> Written:
+    """Apply the policy's ``on_gate_failure`` to the frames in ``broken`` (index: rule)."""
+    action = opts.policy.on_gate_failure.for_tier(tier)
+    result.gate_action = action
+    first = min(broken)
+    if action == KEEP:
+        result.status, result.gate = GATE_FAILED, f"{tier.use.value} gate: {broken[first]}"
+        result.reason = f"{result.source}: frame {first} broke the {result.gate}; kept (keep)"
+        _mark(result, broken, KEEP)
+        return written
+    if action == REJECT:
+        written.target.unlink(missing_ok=True)
+        result.status, result.gate = REJECTED, f"{tier.use.value} gate: {broken[first]}"
+        result.reason = f"{result.source}: frame {first} broke the {result.gate}; output rejected"
+        result.output = None
+        _mark(result, broken, REJECT)
+        return written
+    encoded, encode_ms = frames
+    gate = gate_for(tier)
+    assert gate is not None  # only a gated tier has broken frames
+    lut = ModalityLUT.from_dataset(source.dataset)
+    originals = list(source.iter_frames())
+    for index in sorted(broken):
+        judge = FrameJudge(source, tier, index, originals[index], gate, lut)
+        rate_layers = cut.layers[index] if cut is not None and cut.layers else None
+        found = fall_back(judge, opts.layer_cache, rate_layers, cut.layer if cut else 0)
+        encoded[index] = found.encoded
+        encode_ms[index] = round(encode_ms[index] + found.encode_ms, 3)
+    result.frame_metrics = []
+    result.encode_ms = round(sum(encode_ms), 3)
+    written = _write(source, header, tier, opts, encoded, result=result)
+    still = measure(
+        result, source=source, tier=tier, encoded=encoded, encode_ms=encode_ms,
+        verified=written.verified,
+    )  # fmt: skip
+    if still:  # cannot happen with a deterministic decoder; say so rather than hide it
+        raise VerificationFailed(
+            f"{result.source}: frame {min(still)} still breaks the gate after its fallback"
+        )
+    result.fallback_frames = len(broken)
+    for index, rule in broken.items():
+        result.frame_metrics[index].update(gate=rule, gate_action=FALLBACK, fell_back=True)
+    return written
+
+
+def _mark(result: TierResult, broken: dict[int, str], action: str) -> None:
+    for index in broken:
+        result.frame_metrics[index]["gate_action"] = action
 
 
 def _encode_frames(source: SourceImage, tier: Tier) -> tuple[list[Encoded], list[float]]:
@@ -310,7 +419,7 @@ def _compare(path: Path, index: int, got: np.ndarray, want: np.ndarray, tier: Ti
     where = f"{path}: frame {index}"
     if got.shape != want.shape:
         raise VerificationFailed(f"{where}: decoded shape {got.shape}, source {want.shape}")
-    if tier.target_ratio is not None or np.array_equal(got, want):
+    if tier.target_ratio is not None or tier.bound is not None or np.array_equal(got, want):
         return
     err = int(np.max(np.abs(got.astype(np.int32) - want.astype(np.int32)), initial=0))
     if err > tier.near:
@@ -352,6 +461,7 @@ def _fill_sizes(
         **encoded[0].params,
         "photometric_out": encoded[0].photometric,
     }
+    result.params.pop("packets", None)  # per frame; the Parquet rows and pixel ratios say it
 
 
 def measure(
@@ -362,15 +472,20 @@ def measure(
     encoded: list[Encoded],
     encode_ms: list[float],
     verified: Verified,
-) -> None:
-    """Fill ``result.frame_metrics`` and apply the tier's quality gate (REFERENCE.md 4)."""
+) -> dict[int, str]:
+    """Fill ``result.frame_metrics`` and check the tier's quality gate (REFERENCE.md 4).
+
+    Returns the frames that broke the gate, with the rule each broke; what happens to them is
+    the policy's ``on_gate_failure``.
+    """
     lut = ModalityLUT.from_dataset(source.dataset)
-    gate = None if tier.lossless else DEFAULT_GATES.get(tier.use.value)
+    gate = gate_for(tier)
+    broken: dict[int, str] = {}
     for index, (original, decoded) in enumerate(
         zip(source.iter_frames(), verified.frames, strict=True)
     ):
         metrics = frame_metrics(original, decoded, lut, index)
-        broken = gate.check(metrics) if gate is not None else None
+        rule = gate.check(metrics) if gate is not None else None
         result.frame_metrics.append(
             {
                 **metrics.as_dict(),
@@ -378,12 +493,14 @@ def measure(
                 "pixel_bytes_out": len(encoded[index].data),
                 "encode_ms": encode_ms[index],
                 "decode_ms": verified.decode_ms[index],
-                "gate": broken,
+                "gate": rule,
+                "gate_action": None,
+                "fell_back": False,
             }
         )
-        if broken and result.gate is None:
-            result.status, result.gate = GATE_FAILED, f"{tier.use.value} gate: {broken}"
-            result.reason = f"{result.source}: frame {index} broke the {result.gate}"
+        if rule:
+            broken[index] = rule
+    return broken
 
 
 def _reason(path: Path, key: str, exc: Exception) -> str:

@@ -29,9 +29,11 @@ from dcmtier.records import (
     LAYERED,
     OK,
     PER_TIER,
+    REJECTED,
     STUDY_FAILED,
     STUDY_OK,
     STUDY_PARTIAL,
+    STUDY_REJECTED,
     Study,
     StudyTierResult,
     TierResult,
@@ -176,6 +178,7 @@ class _Work:
         return {
             "jobs": self.jobs, "policy": rules, "output": str(self.layout.root.absolute()),
             **tier.parameters(), **layering,
+            "on_gate_failure": self.policy.on_gate_failure.for_tier(tier),
         }  # fmt: skip
 
     def inputs(self, tier: Tier) -> str:
@@ -376,7 +379,7 @@ def _finish_tier(
     summary.quality_partition = str(
         write_partition(layout.quality, tier=tier.name, study_uid=study.uid, rows=rows)
     )
-    members = [_member(r) for r in results if r.status == OK]
+    members = [_member(r) for r in results if r.status in (OK, GATE_FAILED)]
     if members:
         info = write_package(
             layout.package(study.uid, tier.name),
@@ -396,12 +399,24 @@ def _finish_tier(
 
 
 def _summarise(study: Study, tier: Tier, results: list[TierResult], run_id: str) -> StudyTierResult:
+    """The study x tier's status: ``failed`` when every instance failed, ``rejected`` when the
+    gate rejected every output and none failed, ``partial`` when some failed or were rejected,
+    else ``ok`` (fallbacks and kept, flagged outputs included)."""
     counts: dict[str, int] = defaultdict(int)
+    outcomes: dict[str, int] = defaultdict(int)
     for r in results:
         counts[r.status] += 1
+        for m in r.frame_metrics:
+            if m.get("gate_action"):
+                outcomes[str(m["gate_action"])] += 1
     done = [r for r in results if r.status in (OK, GATE_FAILED)]
-    bad = counts.get(FAILED, 0) + counts.get(GATE_FAILED, 0)
-    status = STUDY_OK if not bad else STUDY_FAILED if bad == len(results) else STUDY_PARTIAL
+    failed, rejected = counts.get(FAILED, 0), counts.get(REJECTED, 0)
+    if failed and failed == len(results):
+        status = STUDY_FAILED
+    elif rejected and not done and not failed:
+        status = STUDY_REJECTED
+    else:
+        status = STUDY_PARTIAL if failed or rejected else STUDY_OK
     return StudyTierResult(
         study_uid=study.uid,
         tier=tier.name,
@@ -424,6 +439,7 @@ def _summarise(study: Study, tier: Tier, results: list[TierResult], run_id: str)
             for r in results
             if r.status not in (OK,) and r.status != "skipped"
         ],
+        gate_outcomes=dict(sorted(outcomes.items())),
         results=results,
     )
 
@@ -449,6 +465,8 @@ def _quality_rows(results: list[TierResult], tier: Tier, run_id: str) -> list[di
                     "file_bytes_in": r.file_bytes_in,
                     "file_bytes_out": r.file_bytes_out,
                     "pixel_ratio": metrics["pixel_bytes_in"] / metrics["pixel_bytes_out"],
+                    "gate_action": metrics.get("gate_action"),
+                    "fell_back": bool(metrics.get("fell_back")),
                     "file_ratio": r.file_ratio,
                     "run_id": run_id,
                     "software": software,

@@ -25,6 +25,7 @@ from dcmtier.records import Study
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import get_tier
 from tests.integration.catalogue_cases import (
+    KEEP,
     LAYERED_ENCODING,
     LAYERED_TIERS,
     TABLES,
@@ -94,7 +95,7 @@ def test_the_dag_tasks_record_the_strategy_and_layer_of_each_tier(
         prepare_layers(study, output=out, run_id="dag", catalogue_url=url)
     for index, item in enumerate(items):
         context = JobContext("dicom_archive_compression", "dag", "compress", index, 1)
-        run_item(item, output=out, context=context, catalogue_url=url)
+        run_item(item, output=out, context=context, catalogue_url=url, on_gate_failure="keep")
     expected = {tier: {pair} for tier, pair in LAYERED_ENCODING.items()}
     assert encodings(catalogue, "lineage") == expected
     assert len(view(catalogue, "lineage")) == 5 * len(LAYERED_TIERS)
@@ -124,15 +125,15 @@ def test_a_repaired_file_resolves_its_failure_and_joins_the_package(
     assert records[0].resolved_at is not None and records[0].resolved_at.tzinfo == UTC
 
 
-def test_a_gate_failure_is_recorded_then_cleared_by_a_passing_retry(
+def test_a_kept_gate_failure_is_recorded_then_cleared_by_a_passing_retry(
     catalogue: Catalogue, landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as patch:
         patch.setitem(gates.DEFAULT_GATES, "review", Gate(min_psnr_db=99.0))  # j2k-r10's band
-        run_all(landing, tmp_path / "out", catalogue, run_id="strict")
+        run_all(landing, tmp_path / "out", catalogue, run_id="strict", policy=KEEP)
     gated = {r["tier"]: r["gate_failures"] for r in view(catalogue, "quality_by_tier")}
     assert gated == {"j2k-lossless": 0, "j2k-r10": 5, "htj2k-r10": 5}
-    assert {r["tier"] for r in view(catalogue, "packages")} == {"j2k-lossless"}
+    assert len(view(catalogue, "packages")) == 2 * len(TIERS)  # kept, flagged: packaged too
     assert sum(f["status"] == "gate_failed" for f in view(catalogue, "failures")) == 10
     run_all(landing, tmp_path / "out", catalogue, run_id="default-gates")
     gated = {r["tier"]: r["gate_failures"] for r in view(catalogue, "quality_by_tier")}

@@ -9,7 +9,7 @@ import pytest
 
 from dcmtier.codec.policy import PixelKind, Policy
 from dcmtier.errors import ConfigError, PolicyRefused
-from dcmtier.tiers import get_tier
+from dcmtier.tiers import TIERS, get_tier
 
 GREY = PixelKind(bits_allocated=16, photometric="MONOCHROME2")
 
@@ -65,3 +65,32 @@ def test_mammography_takes_jpeg_xl_lossless_and_jpeg_recompression_but_not_its_r
     with pytest.raises(PolicyRefused) as refused:
         policy.check(get_tier("jxl-r20"), modality="MG", kind=GREY)
     assert refused.value.rule == "modality:MG:lossless-only"
+
+
+def test_on_gate_failure_is_fallback_unless_a_tier_or_band_says_otherwise(tmp_path: Path) -> None:
+    path = tmp_path / "policy.json"
+    path.write_text(
+        json.dumps({"CR": {"max_lossy_ratio": 20},
+                    "on_gate_failure": {"thumbnail": "keep", "j2k-r20": "reject"}})
+    )  # fmt: skip
+    policy = Policy.from_file(path)
+    assert policy.max_ratio("cr") == 20 and policy.max_ratio("CT") is None
+    actions = policy.on_gate_failure
+    assert actions.for_tier(TIERS["j2k-r20"]) == "reject"  # the tier, before its band
+    assert actions.for_tier(TIERS["j2k-r10"]) == "fallback"  # review: the default
+    assert actions.for_tier(TIERS["j2k-r100"]) == "keep"  # thumbnail band
+    assert Policy().on_gate_failure.for_tier(TIERS["j2k-r20"]) == "fallback"
+    assert policy.with_gate_action("keep").on_gate_failure.for_tier(TIERS["j2k-r20"]) == "keep"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{"on_gate_failure": "drop"}, {"on_gate_failure": {"j2k-r21": "keep"}},
+     {"on_gate_failure": ["keep"]}],
+    ids=["unknown-action", "unknown-tier", "not-an-object"],
+)  # fmt: skip
+def test_a_bad_on_gate_failure_is_refused_naming_the_file(tmp_path: Path, raw: object) -> None:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match=r"policy\.json: not a valid policy: on_gate_failure"):
+        Policy.from_file(path)

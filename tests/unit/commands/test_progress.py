@@ -96,7 +96,9 @@ def test_process_in_a_real_terminal_shows_bars_and_no_traceback(
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )  # fmt: skip
     screen = typescript.read_text(errors="replace")
-    assert done.returncode == 1, screen  # j2k-r20 breaks the review gate on this phantom
+    # j2k-r20 breaks the review gate on this phantom: its frames fall back, not a failure
+    assert done.returncode == 0, screen
+    assert "gate frames: fallback=3" in screen
     assert "Traceback" not in screen
     assert "\x1b[" in screen and "tiers written" in screen and "ETA" in screen
     assert "study 1/1 " in screen and ": done, 3 instances x 2 tiers in" in screen
@@ -110,7 +112,7 @@ def test_process_piped_writes_plain_progress_on_stderr_and_results_on_stdout(
         _process(landing, tmp_path / "out"), capture_output=True, text=True, check=False,
         timeout=300, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )  # fmt: skip
-    assert done.returncode == 1
+    assert done.returncode == 0  # r20's gate outcome (fallback) is not a failure
     assert "\x1b[" not in done.stderr + done.stdout
     progress = done.stderr.splitlines()
     assert progress[0].endswith(": 3 instances x 2 tiers") and ": done, 3 instances" in progress[-1]

@@ -26,7 +26,7 @@ from tests.support import dead_owner_token
 STUDY_A = "1.2.826.0.1.3680043.8.498.10"
 STUDY_B = "1.2.826.0.1.3680043.8.498.20"
 WHEN = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
-NULLABLE = {"target_ratio", "ssim", "gate"}
+NULLABLE = {"target_ratio", "ssim", "gate", "gate_action"}
 # What the README tells analysts to run; ``{root}`` is the quality root.
 DUCKDB_QUERY = """
     SELECT tier, study, count(*) AS frames, sum(pixel_bytes_out) AS pixel_bytes_out
@@ -65,6 +65,8 @@ def _row(study: str, tier: str, source: str, frame: int, **changes: object) -> d
         "encode_ms": 30.0,
         "decode_ms": 10.0,
         "gate": None,
+        "gate_action": None,
+        "fell_back": False,
         "run_id": "manual__2024-05-06",
         "software": json.dumps({"dcmtier": "0.1.0"}),
         "computed_at": WHEN,

@@ -30,7 +30,7 @@ def _rows(tier: str, *, max_abs_diff: float, psnr: float, ssim: float) -> list[d
         "encode_ms": 1.0, "decode_ms": 1.0,
         "pixel_bytes_in": 8192, "pixel_bytes_out": 400, "pixel_ratio": 20.48,
         "file_bytes_in": 9000, "file_bytes_out": 1200, "file_ratio": 7.5, "run_id": "r",
-        "software": "{}", "computed_at": datetime(2024, 1, 1, tzinfo=UTC),
+        "software": "{}", "computed_at": datetime(2024, 1, 1, tzinfo=UTC), "fell_back": False,
     }  # fmt: skip
     return [row]
 

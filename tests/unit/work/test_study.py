@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dcmtier.cli import main
+from dcmtier.codec.policy import Policy
 from dcmtier.discovery.files import discover
 from dcmtier.measure import gates
 from dcmtier.measure.gates import Gate
@@ -41,13 +42,20 @@ def landing(tmp_path: Path) -> Path:
     return root
 
 
-def _run(landing: Path, out: Path, run_id: str = "test-run") -> list[StudyTierResult]:
+def _run(
+    landing: Path, out: Path, run_id: str = "test-run", policy: Policy | None = None
+) -> list[StudyTierResult]:
     studies, unidentified = discover([landing])
     assert [u.path.name for u in unidentified] == ["notes.txt"]
     results = []
     for study in studies:
-        results += process_study(study, resolve_tiers(list(TIERS)), Layout(out), run_id=run_id)
+        results += process_study(
+            study, resolve_tiers(list(TIERS)), Layout(out), run_id=run_id, policy=policy
+        )
     return results
+
+
+KEEP = Policy().with_gate_action("keep")  # each frame stays at its own tier's encode
 
 
 def test_each_study_and_tier_completes_and_the_broken_slice_is_quarantined(
@@ -132,20 +140,22 @@ def test_a_second_run_changes_nothing(landing: Path, tmp_path: Path) -> None:
     assert [r.package_sha256 for r in first] == [r.package_sha256 for r in second]
 
 
-def test_a_frame_that_breaks_its_gate_marks_the_instance(
+def test_a_frame_that_breaks_its_gate_is_kept_and_flagged_with_keep(
     landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(gates.DEFAULT_GATES, "review", Gate(min_psnr_db=99.0))
     out = tmp_path / "out"
-    results = [r for r in _run(landing, out) if r.tier == "j2k-r20"]
-    assert all(r.status in ("failed", "partial") for r in results)
+    results = [r for r in _run(landing, out, policy=KEEP) if r.tier == "j2k-r20"]
+    assert all(r.status in ("ok", "partial") for r in results)  # partial: the broken slice
     assert all(r.counts.get("gate_failed") for r in results)
     failure = next(f for r in results for f in r.failures if f["status"] == "gate_failed")
     assert "PSNR" in failure["rule"] and "< 99 dB" in failure["rule"]
     table = read_dataset(out / "quality").to_pylist()
     gated = [row for row in table if row["tier"] == "j2k-r20"]
     assert gated and all(row["gate"] and "< 99 dB" in row["gate"] for row in gated)
-    assert all(r.package is None for r in results)  # nothing passed: nothing to package
+    assert all(row["gate_action"] == "keep" and not row["fell_back"] for row in gated)
+    assert all(r.package is not None for r in results)  # kept: packaged, flagged
+    assert all(r.gate_outcomes == {"keep": r.counts["gate_failed"]} for r in results)
 
 
 def test_process_command_reports_json_and_exits_1_on_partial(
@@ -168,7 +178,9 @@ def test_layered_rate_tiers_come_from_one_encode_that_tier_tasks_share(
     out = tmp_path / "out"
     study = next(s for s in discover([landing])[0] if len(s.files) == 4)
     tiers = resolve_tiers(["j2k-lossless", "j2k-r20", "j2k-r100"])
-    results = process_study(study, tiers, Layout(out), run_id="all", strategy="layered")
+    results = process_study(
+        study, tiers, Layout(out), run_id="all", strategy="layered", policy=KEEP
+    )
     rows = read_dataset(out / "quality").to_pylist()
     assert {(r["tier"], r["strategy"]) for r in rows} == {
         ("j2k-lossless", "per_tier"), ("j2k-r20", "layered"), ("j2k-r100", "layered")}  # fmt: skip
@@ -182,7 +194,7 @@ def test_layered_rate_tiers_come_from_one_encode_that_tier_tasks_share(
     assert len(cached) == 3  # the truncated slice has no codestream
     # a DAG tier task makes one tier of the run: it cuts from the cache, encoding nothing
     (alone,) = process_study(study, [tiers[1]], Layout(out), run_id="retry",
-                             strategy="layered", layer_tiers=tiers)  # fmt: skip
+                             strategy="layered", layer_tiers=tiers, policy=KEEP)  # fmt: skip
     assert alone.status == "partial" and alone.counts == {"failed": 1, "ok": 3}
     assert sum(x.encodes or 0 for x in alone.results) == 0
     assert [x.sop_instance_uid_out for x in alone.results] == [

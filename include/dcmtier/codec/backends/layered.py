@@ -49,16 +49,28 @@ class Layers:
     def count(self) -> int:
         return len(self.targets)
 
-    def cut(self, layers: int) -> bytes:
-        """The standalone codestream holding the first ``layers`` quality layers."""
-        if not 1 <= layers <= self.count:
-            raise CodecError(f"a codestream of {self.count} layers cannot be cut at {layers}")
-        kept = self.packet_lengths[: layers * self.packets_per_layer]
+    def cut(self, layers: int, packets: int | None = None) -> bytes:
+        """The standalone codestream holding the first ``layers`` quality layers.
+
+        With ``packets``, only that many packets of the last layer are kept (in codestream
+        order: lowest resolution first) and its others are empty packets (one 0x00 byte each:
+        a packet header whose first bit says "empty", PS 15444-1 B.10.3), which refines the
+        rate between two layers without another encode. The kept packets are unchanged: a
+        packet header depends only on the earlier packets of its precinct.
+        """
+        per_layer = self.packets_per_layer
+        packets = per_layer if packets is None else packets
+        if not 1 <= layers <= self.count or not 0 <= packets <= per_layer:
+            raise CodecError(
+                f"a codestream of {self.count} layers of {per_layer} packets cannot be cut at "
+                f"layer {layers}, packet {packets}"
+            )
+        kept = self.packet_lengths[: (layers - 1) * per_layer + packets]
         header = bytearray(self.main_header)
         struct.pack_into(">H", header, self.cod_offset + 6, layers)  # SGcod: number of layers
         tile = self.tile_markers
         body_start = len(self.data) - 2 - sum(self.packet_lengths)  # packets end before EOC
-        body = self.data[body_start : body_start + sum(kept)]
+        body = self.data[body_start : body_start + sum(kept)] + bytes(per_layer - packets)
         psot = 12 + len(tile) + 2 + len(body)
         sot = struct.pack(">HHHIBB", SOT, 10, 0, psot, 0, 1)
         return bytes(header) + sot + tile + struct.pack(">H", SOD) + body + struct.pack(">H", EOC)
@@ -72,18 +84,21 @@ class Layers:
         return [fixed + size for size in per_layer]
 
 
-def encode_layers(frame: np.ndarray, spec: FrameSpec, targets: Sequence[float]) -> Layers:
+def encode_layers(
+    frame: np.ndarray, spec: FrameSpec, targets: Sequence[float], *, correct: bool = True
+) -> Layers:
     """Encode ``frame`` once with one irreversible quality layer per target pixel ratio.
 
     ``targets`` must be strictly decreasing (most compressed first). Each layer is corrected
-    towards its target by re-encoding all layers together, at most ``MAX_CORRECTIONS`` times.
+    towards its target by re-encoding all layers together, at most ``MAX_CORRECTIONS`` times,
+    unless ``correct`` is false (a ladder searched for quality needs no exact rates).
     """
     goals = tuple(float(t) for t in targets)
     if any(b >= a for a, b in itertools.pairwise(goals)) or not goals:
         raise CodecError(f"layer targets must be strictly decreasing, got {goals}")
     nominal = [max(1.0, t * spec.bits_stored / spec.bits_allocated) for t in goals]
     layers = _encode(frame, spec, nominal, goals)
-    for _ in range(MAX_CORRECTIONS):
+    for _ in range(MAX_CORRECTIONS if correct else 0):
         achieved = [spec.pixel_bytes / size for size in layers.sizes()]
         if not _needs_correction(achieved, goals):
             break

@@ -1,7 +1,10 @@
 """Compress one source file into every requested tier, write atomically, verify by decoding.
 
 Each (source, tier) ends as one ``TierResult``: ``ok``, ``skipped``, ``refused`` or ``failed``,
-with the reason; nothing is dropped silently.
+with a one-line reason that names the instance by SOP Instance UID (its file key when it has
+none); nothing is dropped silently. Any error about one file (its header, its modality LUT, a
+codec surprise) fails that file alone; only environment errors (``OSError``: a full disk, an
+unwritable output) propagate, since every other file would meet them too.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom import Dataset, dcmread
+from pydicom.errors import InvalidDicomError
 from pydicom.encaps import generate_frames
 
 from dcmtier.codec import backends as codecs
@@ -35,6 +39,7 @@ from dcmtier.errors import (
 )
 from dcmtier.measure.gates import DEFAULT_GATES
 from dcmtier.measure.metrics import ModalityLUT, frame_metrics
+from dcmtier.outputs import file_key, output_mode, uid_name
 from dcmtier.records import FAILED, GATE_FAILED, LAYERED, OK, PER_TIER, REFUSED, SKIPPED, TierResult
 from dcmtier.tiers import Tier
 
@@ -53,24 +58,40 @@ class Options:
 
 
 def output_path(out_dir: Path, tier: str, study: str, series: str, sop: str) -> Path:
-    """``DIR/<tier>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm`` (UIDs only)."""
-    return out_dir / tier / study / series / f"{sop}.dcm"
+    """``DIR/<tier>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm`` (UIDs only;
+    a UID that cannot name a file is named by its hash, ``outputs.uid_name``)."""
+    return out_dir / tier / uid_name(study) / uid_name(series) / f"{uid_name(sop)}.dcm"
 
 
 def compress_file(path: Path, tiers: Sequence[Tier], options: Options) -> list[TierResult]:
-    """Compress ``path`` into each of ``tiers``; never raises for a bad input."""
+    """Compress ``path`` into each of ``tiers``; never raises for a bad input.
+
+    Raises only ``OSError`` (and ``MemoryError``) from the environment: the output cannot be
+    written, the disk is full.
+    """
     try:
         source = read_source(path)
+        lut = _lut(source) if options.measure else None
+        header = metadata(source.dataset)
     except NoPixelData as exc:
         return [_skipped(path, tier, exc, options) for tier in tiers]
-    except InvalidInput as exc:
+    except OSError:
+        raise
+    except Exception as exc:  # InvalidInput, or a library's surprise on this one file
+        reason = _reason(path, _sop_uid_of(path), exc)
         return [
-            TierResult(str(path), tier.name, FAILED, reason=str(exc), error=type(exc).__name__)
+            TierResult(str(path), tier.name, FAILED, reason=reason, error=type(exc).__name__)
             for tier in tiers
         ]
-    header = metadata(source.dataset)
     cuts = _layered_cuts(source, tiers, options)
-    return [_compress_tier(source, header, t, options, cuts.get(t.name)) for t in tiers]
+    return [_compress_tier(source, header, t, options, cuts.get(t.name), lut) for t in tiers]
+
+
+def _lut(source: SourceImage) -> ModalityLUT:
+    try:
+        return ModalityLUT.from_dataset(source.dataset, bits_stored=source.spec.bits_stored)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InvalidInput(f"{source.path}: invalid input: {exc}") from exc
 
 
 def _layered_cuts(source: SourceImage, tiers: Sequence[Tier], opts: Options) -> dict[str, Cut]:
@@ -81,8 +102,10 @@ def _layered_cuts(source: SourceImage, tiers: Sequence[Tier], opts: Options) -> 
     allowed = [t for t in wanted if _refusal(source, t, opts) is None]
     try:
         return cut_tiers(source, allowed, opts.layer_cache)
-    except DcmtierError:
-        return {}  # each tier then encodes on its own and reports its own error
+    except OSError:
+        raise
+    except Exception:  # noqa: BLE001 (each tier then encodes on its own and reports its error)
+        return {}
 
 
 def _refusal(source: SourceImage, tier: Tier, opts: Options) -> DcmtierError | None:
@@ -96,7 +119,12 @@ def _refusal(source: SourceImage, tier: Tier, opts: Options) -> DcmtierError | N
 
 
 def _compress_tier(
-    source: SourceImage, header: Dataset, tier: Tier, opts: Options, cut: Cut | None = None
+    source: SourceImage,
+    header: Dataset,
+    tier: Tier,
+    opts: Options,
+    cut: Cut | None = None,
+    lut: ModalityLUT | None = None,
 ) -> TierResult:
     result = _base_result(source, tier)
     try:
@@ -120,9 +148,11 @@ def _compress_tier(
     except PolicyRefused as exc:
         result.status, result.reason, result.rule = REFUSED, str(exc), exc.rule
         return result
-    except DcmtierError as exc:
+    except OSError:
+        raise
+    except Exception as exc:  # DcmtierError, or a codec's surprise: this instance fails alone
         result.status, result.error = FAILED, type(exc).__name__
-        result.reason = _reason(source.path, exc)
+        result.reason = _reason(source.path, source.sop_uid, exc)
         return result
     _fill_sizes(result, source, encoded, target, out)
     if opts.measure:
@@ -133,6 +163,7 @@ def _compress_tier(
             encoded=encoded,
             encode_ms=encode_ms,
             verified=verified[0],
+            lut=lut,
         )
     return result
 
@@ -185,6 +216,7 @@ def write_atomic(
     try:
         with os.fdopen(fd, "wb") as handle:
             ds.save_as(handle, enforce_file_format=True)
+        os.chmod(tmp, output_mode())  # mkstemp makes it owner-only; outputs follow the umask
         if check is not None:
             check(Path(tmp))
         os.replace(tmp, target)
@@ -214,7 +246,7 @@ def verify(path: Path, source: SourceImage, tier: Tier) -> Verified:
     decoded = _decode_written(path, source, tier)
     if len(decoded.frames) != source.frames:
         raise VerificationFailed(
-            f"{path}: {len(decoded.frames)} frames decoded, {source.frames} written"
+            f"written output: {len(decoded.frames)} frames decoded, {source.frames} written"
         )
     for index, (got, want) in enumerate(zip(decoded.frames, source.iter_frames(), strict=True)):
         _compare(path, index, got, want, tier)
@@ -230,7 +262,7 @@ def _decode_written(path: Path, source: SourceImage, tier: Tier) -> Verified:
         syntax = str(ds.file_meta.TransferSyntaxUID)
         if syntax != tier.transfer_syntax:
             raise VerificationFailed(
-                f"{path}: transfer syntax {syntax}, not {tier.transfer_syntax}"
+                f"written output: transfer syntax {syntax}, not {tier.transfer_syntax}"
             )
         frames = int(ds.get("NumberOfFrames") or 1)
         extended = None
@@ -246,12 +278,12 @@ def _decode_written(path: Path, source: SourceImage, tier: Tier) -> Verified:
     except VerificationFailed:
         raise
     except Exception as exc:
-        raise VerificationFailed(f"{path}: written output does not decode: {exc}") from exc
+        raise VerificationFailed(f"written output does not decode: {exc}") from exc
     return out
 
 
 def _compare(path: Path, index: int, got: np.ndarray, want: np.ndarray, tier: Tier) -> None:
-    where = f"{path}: frame {index}"
+    where = f"written output, frame {index}"
     if got.shape != want.shape:
         raise VerificationFailed(f"{where}: decoded shape {got.shape}, source {want.shape}")
     if tier.target_ratio is not None or np.array_equal(got, want):
@@ -305,9 +337,13 @@ def measure(
     encoded: list[Encoded],
     encode_ms: list[float],
     verified: Verified,
+    lut: ModalityLUT | None = None,
 ) -> None:
-    """Fill ``result.frame_metrics`` and apply the tier's quality gate (REFERENCE.md 4)."""
-    lut = ModalityLUT.from_dataset(source.dataset)
+    """Fill ``result.frame_metrics`` and apply the tier's quality gate (REFERENCE.md 4).
+
+    The originals are the values as stored in the file (``SourceImage.iter_frames``).
+    """
+    lut = lut or _lut(source)
     gate = None if tier.lossless else DEFAULT_GATES.get(tier.use.value)
     for index, (original, decoded) in enumerate(
         zip(source.iter_frames(), verified.frames, strict=True)
@@ -326,17 +362,39 @@ def measure(
         )
         if broken and result.gate is None:
             result.status, result.gate = GATE_FAILED, f"{tier.use.value} gate: {broken}"
-            result.reason = f"{source.path}: frame {index} broke the {result.gate}"
+            result.reason = f"{source.sop_uid}: frame {index} broke the {result.gate}"
 
 
-def _reason(path: Path, exc: Exception) -> str:
-    """One line naming the file once."""
-    message = " ".join(str(exc).split())
-    return message if message.startswith(str(path)) else f"{path}: {message}"
+def _reason(path: Path, sop_uid: str | None, exc: BaseException) -> str:
+    """One line naming the instance by SOP Instance UID, else by its file key.
+
+    dcmtier's errors start with the file they are about; that prefix gives way to the UID.
+    """
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    message = message.removeprefix(f"{path}: ")
+    if not isinstance(exc, DcmtierError):
+        message = f"unexpected {type(exc).__name__}: {message}"
+    return f"{sop_uid or _key_of(path)}: {message}"
+
+
+def _key_of(path: Path) -> str:
+    try:
+        return f"file {file_key(path)}"
+    except OSError:
+        return "an unreadable file"
+
+
+def _sop_uid_of(path: Path) -> str | None:
+    """The SOP Instance UID in a file's header, if one can be read."""
+    try:
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
+    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError):
+        return None
+    return str(ds.get("SOPInstanceUID") or "") or None
 
 
 def _skipped(path: Path, tier: Tier, exc: NoPixelData, opts: Options) -> TierResult:
-    result = TierResult(str(path), tier.name, SKIPPED, reason=str(exc))
+    result = TierResult(str(path), tier.name, SKIPPED, reason=_reason(path, _sop_uid_of(path), exc))
     if opts.passthrough:
         ds = dcmread(path)
         target = output_path(

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from dcmtier.outputs import uid_name
 from dcmtier.records import FAILED, Study, TierResult, Unidentified
 from dcmtier.work.layout import Layout
 
@@ -26,15 +27,16 @@ def quarantine_failed(study: Study, results: list[TierResult], layout: Layout) -
     path = Path(results[0].source)
     reason = next(iter(failed.values()))
     details = {"reason": reason, "tiers": failed}
-    _write_quarantine(layout.quarantine / study.uid, path, study.sop_uids.get(path), details)
+    folder = layout.quarantine / uid_name(study.uid)
+    _write_quarantine(folder, path, study.sop_uids.get(path), details)
 
 
 def _write_quarantine(
     folder: Path, path: Path, sop_uid: str | None, details: dict[str, Any]
 ) -> None:
     """Copy ``path`` in as ``<SOPInstanceUID>.dcm`` (else its own name) beside a reason file."""
-    name = sop_uid or path.name
-    copy = folder / (f"{sop_uid}.dcm" if sop_uid else path.name)
+    name = uid_name(sop_uid) if sop_uid else path.name
+    copy = folder / (f"{name}.dcm" if sop_uid else path.name)
     folder.mkdir(parents=True, exist_ok=True)
     if path.is_file():
         shutil.copyfile(path, copy)

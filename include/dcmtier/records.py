@@ -15,6 +15,8 @@ from typing import Any
 # Status of one (source, tier).
 OK, SKIPPED, REFUSED, FAILED = "ok", "skipped", "refused", "failed"
 GATE_FAILED = "gate_failed"  # written and verified, but a frame broke the tier's quality gate
+DUPLICATE = "duplicate"  # repeats another file's SOP Instance UID and pixel data: made once
+CARRIED = "carried"  # not in this attempt; its verified output kept from an earlier one
 
 # Status of one study x tier.
 STUDY_OK, STUDY_PARTIAL, STUDY_FAILED = "ok", "partial", "failed"
@@ -103,6 +105,7 @@ class StudyTierResult:
     package_bytes: int | None = None
     package_sha256: str | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
+    carried: list[str] = field(default_factory=list)  # source SOP UIDs kept from earlier attempts
     results: list[TierResult] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:

@@ -39,7 +39,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 JOB_STATUSES = ("running", "ok", "partial", "failed")
-FAILURE_STATUSES = ("failed", "refused", "gate_failed")
+FAILURE_STATUSES = ("failed", "refused", "gate_failed", "duplicate")
 
 UID = String(64)  # DICOM UIDs are at most 64 characters
 AIRFLOW_ID = String(250)  # Airflow's limit for dag_id, run_id and task_id
@@ -205,6 +205,8 @@ class DerivedInstance(Base):
     # compressed). NULL strategy: made before 0004 by an attempt that named none.
     strategy: Mapped[str | None] = mapped_column(String(16), nullable=True)
     layer: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)  # NULL unless layered
+    # the precision coded: above the source's Bits Stored when its stored values needed it
+    bits_stored: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
 
 
 class FrameQuality(Base):

@@ -214,6 +214,21 @@ def verify_package(path: Path) -> PackageInfo:
     return PackageInfo(path, size, digest, len(expected), manifest)
 
 
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The parsed ``manifest.json`` of a package, without checking its members.
+
+    Raises
+    ------
+    PackageError
+        The file is not a readable ZIP or has no valid manifest.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return _read_manifest(zf, path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise PackageError(f"{path} is not a readable ZIP file: {exc}") from exc
+
+
 def _sorted_members(members: Iterable[PackageMember]) -> list[PackageMember]:
     ordered = sorted(members, key=lambda m: m.name)
     for member in ordered:

@@ -326,7 +326,10 @@ def _fill_sizes(
         "strategy": PER_TIER,
         **encoded[0].params,
         "photometric_out": encoded[0].photometric,
+        "bits_stored": encoded[0].bits_stored,
     }
+    if source.widened:  # stored values above the header's Bits Stored, kept: say so
+        result.params["bits_stored_declared"] = source.bits_declared
 
 
 def measure(

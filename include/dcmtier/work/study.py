@@ -3,10 +3,16 @@ quality partition and the package, and quarantine what failed.
 
 Layout under the output root: ``derived/``, ``quality/``, ``packages/``, ``quarantine/``.
 Everything written is keyed by UIDs and tier, so running it again replaces rather than adds.
+
+A study x tier's output is the whole study as known (``work.carry``): members of its existing
+package that this attempt did not process are carried over, re-verified by hash. Files that
+repeat a SOP Instance UID are made once or fail as a conflict (``work.duplicates``). One bad
+instance fails alone; the study x tier is then ``partial``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -20,12 +26,15 @@ from typing import TYPE_CHECKING, Any
 from dcmtier.codec.policy import Policy
 from dcmtier.measure.store import write_partition
 from dcmtier.packaging.package import PackageMember, write_package
+from dcmtier.outputs import uid_name
 from dcmtier.records import (
+    CARRIED,
     FAILED,
     GATE_FAILED,
     LAYERED,
     OK,
     PER_TIER,
+    SKIPPED,
     STUDY_FAILED,
     STUDY_OK,
     STUDY_PARTIAL,
@@ -36,7 +45,9 @@ from dcmtier.records import (
 from dcmtier.tiers import Tier, layered_tiers
 from dcmtier.versions import software_versions
 from dcmtier.work.batch import run_batch
+from dcmtier.work.carry import Carried, carry_over, sweep
 from dcmtier.work.compress import Options
+from dcmtier.work.duplicates import split_duplicates
 from dcmtier.work.layout import Layout
 from dcmtier.work.quarantine import quarantine_failed
 
@@ -85,7 +96,14 @@ def process_study(
             layer_tiers=tuple(layer_tiers),
             layer_cache=layout.layer_cache if strategy == LAYERED else None,
         )
-        by_tier = _compress_study(study, tiers, layout, jobs=jobs, options=options)
+        made, left_out = split_duplicates(study)
+        by_tier = _compress_study(
+            dataclasses.replace(study, files=made), tiers, layout, jobs=jobs, options=options
+        )
+        for item in left_out:
+            quarantine_failed(study, item.results(study.uid, list(tiers)), layout)
+            for result in item.results(study.uid, list(tiers)):
+                by_tier[result.tier].append(result)
         created_at = _content_time(study.files)
         for tier in tiers:
             result = _finish_tier(
@@ -211,12 +229,18 @@ def _finish_tier(
     run_id: str,
     created_at: datetime,
 ) -> StudyTierResult:
-    summary = _summarise(study, tier, results, run_id)
-    rows = _quality_rows(results, tier, run_id)
+    for r in results:  # a file that could not be read still has the UID discovery read
+        r.sop_instance_uid_in = r.sop_instance_uid_in or study.sop_uids.get(Path(r.source)) or None
+    processed = {r.sop_instance_uid_in for r in results if r.sop_instance_uid_in}
+    carried = carry_over(layout, study.uid, tier.name, processed)
+    summary = _summarise(study, tier, results, run_id, carried)
+    name = uid_name(study.uid)
+    rows = _quality_rows(results, tier, run_id, name) + carried.rows
     summary.quality_partition = str(
-        write_partition(layout.quality, tier=tier.name, study_uid=study.uid, rows=rows)
+        write_partition(layout.quality, tier=tier.name, study_uid=name, rows=rows)
     )
-    members = [_member(r) for r in results if r.status == OK]
+    members = [_member(r) for r in results if r.status == OK] + carried.members
+    gate_failed = [Path(r.output) for r in results if r.status == GATE_FAILED and r.output]
     if members:
         info = write_package(
             layout.package(study.uid, tier.name),
@@ -232,23 +256,30 @@ def _finish_tier(
         summary.package_sha256 = info.sha256
     else:
         layout.package(study.uid, tier.name).unlink(missing_ok=True)
+    sweep(layout, study.uid, tier.name, keep=[m.path for m in members] + gate_failed)
     return summary
 
 
-def _summarise(study: Study, tier: Tier, results: list[TierResult], run_id: str) -> StudyTierResult:
+def _summarise(
+    study: Study, tier: Tier, results: list[TierResult], run_id: str, carried: Carried
+) -> StudyTierResult:
     counts: dict[str, int] = defaultdict(int)
     for r in results:
         counts[r.status] += 1
+    if carried.members:
+        counts[CARRIED] = len(carried.members)
+    counts[FAILED] += len(carried.failures)
     done = [r for r in results if r.status in (OK, GATE_FAILED)]
-    bad = counts.get(FAILED, 0) + counts.get(GATE_FAILED, 0)
-    status = STUDY_OK if not bad else STUDY_FAILED if bad == len(results) else STUDY_PARTIAL
+    bad = counts[FAILED] + counts.get(GATE_FAILED, 0)
+    instances = len(results) + len(carried.members) + len(carried.failures)
+    status = STUDY_OK if not bad else STUDY_FAILED if bad == instances else STUDY_PARTIAL
     return StudyTierResult(
         study_uid=study.uid,
         tier=tier.name,
         status=status,
         run_id=run_id,
-        instances=len(results),
-        counts=dict(sorted(counts.items())),
+        instances=instances,
+        counts={k: v for k, v in sorted(counts.items()) if v},
         pixel_bytes_in=sum(r.pixel_bytes_in or 0 for r in done),
         pixel_bytes_out=sum(r.pixel_bytes_out or 0 for r in done),
         file_bytes_in=sum(r.file_bytes_in or 0 for r in done),
@@ -256,19 +287,24 @@ def _summarise(study: Study, tier: Tier, results: list[TierResult], run_id: str)
         failures=[
             {
                 "source": r.source,
-                "sop_uid": r.sop_instance_uid_in or study.sop_uids.get(Path(r.source)),
+                "sop_uid": r.sop_instance_uid_in,
                 "status": r.status,
                 "reason": r.reason,
                 "rule": r.rule or r.gate,
+                "key": r.params.get("key"),
             }
             for r in results
-            if r.status not in (OK,) and r.status != "skipped"
-        ],
+            if r.status not in (OK, SKIPPED)
+        ]
+        + carried.failures,
+        carried=carried.sop_uids,
         results=results,
     )
 
 
-def _quality_rows(results: list[TierResult], tier: Tier, run_id: str) -> list[dict[str, Any]]:
+def _quality_rows(
+    results: list[TierResult], tier: Tier, run_id: str, study_name: str
+) -> list[dict[str, Any]]:
     software = json.dumps(software_versions(), sort_keys=True)
     now = datetime.now(UTC)
     rows = []
@@ -277,7 +313,7 @@ def _quality_rows(results: list[TierResult], tier: Tier, run_id: str) -> list[di
             rows.append(
                 {
                     **metrics,
-                    "study_uid": r.study_instance_uid,
+                    "study_uid": study_name,
                     "series_uid": r.series_instance_uid,
                     "source_sop_uid": r.sop_instance_uid_in,
                     "derived_sop_uid": r.sop_instance_uid_out,

@@ -46,6 +46,7 @@ class Unidentified:
 
     path: Path
     reason: str
+    status: str = FAILED  # or SKIPPED: not a DICOM file, or a DICOMDIR
 
 
 @dataclass

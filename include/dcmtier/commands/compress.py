@@ -50,8 +50,11 @@ def run(args: argparse.Namespace) -> int:
     from dcmtier.discovery.files import find_files
     from dcmtier.work.batch import default_jobs, run_batch
 
+    from dcmtier.commands.process import check_output
+
     tiers = resolve_tiers(args.tiers)
     policy = Policy.from_file(args.policy) if args.policy else Policy()
+    check_output(args.out, args.sources)
     files = find_files(args.sources)
     options = Options(
         out_dir=args.out, policy=policy, passthrough=args.pass_through, strategy=args.strategy

@@ -70,6 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
     from dcmtier.codec.policy import Policy
     from dcmtier.discovery.files import discover
+    from dcmtier.records import FAILED
     from dcmtier.tiers import resolve_tiers
     from dcmtier.work.batch import default_jobs
     from dcmtier.work.layout import Layout
@@ -78,14 +79,17 @@ def _run(args: argparse.Namespace) -> int:
 
     tiers = resolve_tiers(args.tiers)
     policy = Policy.from_file(args.policy) if args.policy else Policy()
+    check_output(args.out, args.sources)
     # microseconds: two runs started within a second are still two attempts
     run_id = args.run_id or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"
     layout = Layout(args.out)
     catalogue = None if args.no_catalogue else open_catalogue(args.catalogue, args.out)
     studies, unidentified = discover(args.sources)
     for item in unidentified:
-        quarantine_unidentified(item, layout)
-        _report({"status": "failed", "source": str(item.path), "reason": item.reason}, args.json)
+        if item.status == FAILED:
+            quarantine_unidentified(item, layout)
+        _report({"status": item.status, "source": str(item.path), "reason": item.reason}, args.json)
+    unidentified = [u for u in unidentified if u.status == FAILED]  # skipped ones are no fault
     if catalogue is not None:
         for source in args.sources:
             root = source.absolute()
@@ -112,6 +116,30 @@ def _run(args: argparse.Namespace) -> int:
     return worst
 
 
+def check_output(out: Path, sources: list[Path]) -> None:
+    """Refuse an output that is a file or inside a source folder; make sure it is writable."""
+    import os
+    import tempfile
+
+    from dcmtier.errors import ConfigError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder")
+    for source in sources:
+        if source.is_dir() and out.resolve().is_relative_to(source.resolve()):
+            raise ConfigError(
+                f"--out {out} is inside the source folder {source}: outputs would be read "
+                "as inputs on the next run; choose a folder outside it"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(tempfile.mkstemp(dir=out, prefix=".dcmtier-probe.")[0])
+    except OSError as exc:
+        raise OSError(exc.errno, f"output folder is not writable ({exc.strerror})", str(out)) from exc
+    for probe in out.glob(".dcmtier-probe.*"):
+        probe.unlink(missing_ok=True)
+
+
 def open_catalogue(explicit: str | None, data_dir: Path) -> Catalogue:
     """The catalogue to record into; only the embedded default is migrated here."""
     from dcmtier.catalogue import Catalogue, resolve_url
@@ -129,7 +157,7 @@ def _report(row: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(row)
     else:
-        print(f"FAILED {row['source']}: {row['reason']}")
+        print(f"{row['status'].upper()} {row['source']}: {row['reason']}")
 
 
 def _print_line(row: dict[str, Any]) -> None:

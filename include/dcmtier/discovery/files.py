@@ -10,8 +10,9 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
+from dcmtier.discovery.landing import skip_reason
 from dcmtier.errors import ConfigError
-from dcmtier.records import Study, Unidentified
+from dcmtier.records import SKIPPED, Study, Unidentified
 
 
 def find_files(sources: Iterable[Path]) -> list[Path]:
@@ -34,9 +35,17 @@ def discover(sources: Sequence[Path]) -> tuple[list[Study], list[Unidentified]]:
     for path in find_files(sources):
         try:
             ds = dcmread(path, stop_before_pixels=True)
-            study_uid = str(ds.StudyInstanceUID)
-        except (InvalidDicomError, AttributeError, OSError, EOFError, ValueError) as exc:
-            unidentified.append(Unidentified(path, f"{path}: no readable StudyInstanceUID: {exc}"))
+        except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError) as exc:
+            skip = skip_reason(None, exc)
+            status, reason = (SKIPPED, skip) if skip else ("failed", _one_line(exc))
+            unidentified.append(Unidentified(path, reason, status))
+            continue
+        if skip := skip_reason(ds, None):
+            unidentified.append(Unidentified(path, skip, SKIPPED))
+            continue
+        study_uid = str(ds.get("StudyInstanceUID") or "")
+        if not study_uid:
+            unidentified.append(Unidentified(path, "no StudyInstanceUID in the header"))
             continue
         groups[study_uid].append((path, str(ds.get("SOPInstanceUID") or "")))
     studies = [
@@ -44,6 +53,10 @@ def discover(sources: Sequence[Path]) -> tuple[list[Study], list[Unidentified]]:
         for uid, members in sorted(groups.items())
     ]
     return studies, unidentified
+
+
+def _one_line(exc: BaseException) -> str:
+    return "no readable StudyInstanceUID: " + (" ".join(str(exc).split()) or type(exc).__name__)
 
 
 def _hidden(path: Path, root: Path) -> bool:

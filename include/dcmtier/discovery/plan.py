@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from dcmtier.discovery.landing import LandingFile, is_local, iter_headers, list_files
 from dcmtier.errors import ConfigError
+from dcmtier.records import FAILED, SKIPPED
 from dcmtier.tiers import layered_tiers, resolve_tiers
 
 if TYPE_CHECKING:
@@ -135,18 +136,23 @@ def _layer_tier_names(tiers: Sequence[str]) -> list[str]:
 def _candidates(landing: str) -> tuple[dict[str, Candidate], list[dict[str, str]]]:
     studies: dict[str, Candidate] = {}
     unidentified = []
-    for item, header, error in iter_headers(list_files(landing)):
+    for item, header, error, skip in iter_headers(list_files(landing)):
         uid = str(header.get("StudyInstanceUID") or "") if header is not None else ""
+        if skip:
+            unidentified.append({"file": item.uri, "reason": skip, "status": SKIPPED})
+            continue
         if not uid:
             reason = error or "no StudyInstanceUID in the header"
-            unidentified.append({"file": item.uri, "reason": f"{item.uri}: {reason}"})
+            unidentified.append(
+                {"file": item.uri, "reason": f"{item.uri}: {reason}", "status": FAILED}
+            )
             continue
         study = studies.setdefault(uid, Candidate(uid))
         study.files.append(item)
         study.sop_uids[item.uri] = str(header.get("SOPInstanceUID") or "")
         study.study_date = study.study_date or _dicom_date(header.get("StudyDate"))
     for bad in unidentified:
-        log.warning("no study for %s", bad["reason"])
+        log.warning("no study for a file: %s", bad["reason"])
     return studies, unidentified
 
 

@@ -48,9 +48,10 @@ def discover_task(context: Mapping[str, Any]) -> list[dict[str, Any]]:
         strategy=str(params.get("strategy", "layered")),
     )
     result = plan(request, catalogue)
-    unidentified = {item["file"]: item["reason"] for item in result.unidentified}
+    failed = [item for item in result.unidentified if item.get("status") != "skipped"]
+    unidentified = {item["file"]: item["reason"] for item in failed}
     catalogue.record_unidentified(landing_scope(request.landing), unidentified)
-    for item in result.unidentified:
+    for item in failed:
         if "://" not in item["file"]:
             quarantine_unidentified(
                 Unidentified(Path(item["file"]), item["reason"]), Layout(output)

@@ -71,9 +71,9 @@ def _judge(uid: str, paths: list[Path]) -> list[LeftOut]:
                 p, uid, DUPLICATE,
                 f"{uid}: file {keys[p]} repeats file {keys[kept]} (same SOP Instance UID, "
                 "identical pixel data): made once",
-                f"{uid} file {keys[p]}",
+                f"{uid} file {keys[p]} #{n}",  # byte-identical copies share a file key
             )  # fmt: skip
-            for p in readable[1:]
+            for n, p in enumerate(readable[1:], start=1)
         ]
     listed = ", ".join(keys[p] for p in readable)
     return [
@@ -81,9 +81,9 @@ def _judge(uid: str, paths: list[Path]) -> list[LeftOut]:
             p, uid, FAILED,
             f"{uid}: conflict: files {listed} share this SOP Instance UID with different "
             "pixel data; none is made until one is removed",
-            f"{uid} file {keys[p]}",
+            f"{uid} file {keys[p]} #{n}",
         )  # fmt: skip
-        for p in readable
+        for n, p in enumerate(readable)
     ]
 
 

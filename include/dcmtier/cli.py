@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one exit per error kind)
     """Entry point: 0 nothing failed, 1 something failed (or the environment stopped the run:
     an unwritable or full output, an unreachable catalogue), 2 bad usage, 130 interrupted.
 

@@ -55,7 +55,9 @@ def messy_landing(root: Path) -> Messy:
         ds.SOPInstanceUID = hex_uid(f"sop{index}")
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.save_as(path)
-    mixed = write_ct_series(root / "mixed", slices=8, rows=SIZE, columns=SIZE, seed=13, signed=False)
+    mixed = write_ct_series(
+        root / "mixed", slices=8, rows=SIZE, columns=SIZE, seed=13, signed=False
+    )
     duplicate, conflict = mixed[0], mixed[1]
     shutil.copy(duplicate, root / "mixed" / "resent.dcm")  # the same instance sent twice
     other = dcmread(mixed[2])

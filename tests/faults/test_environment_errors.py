@@ -22,7 +22,7 @@ DCMTIER = [sys.executable, "-m", "dcmtier.cli"]
 
 def _dcmtier(*args: str, umask: int = 0o022) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*DCMTIER, *args], capture_output=True, text=True, timeout=300,
+        [*DCMTIER, *args], capture_output=True, text=True, timeout=300, check=False,
         preexec_fn=lambda: os.umask(umask),
     )  # fmt: skip
 
@@ -116,7 +116,9 @@ def test_outputs_follow_the_umask(landing: Path, tmp_path: Path) -> None:
     proc = _dcmtier("process", str(landing), "--out", str(out), "--tier", "j2k-lossless",
                     umask=0o022)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    written = [p for p in out.rglob("*") if p.is_file() and p.suffix in (".dcm", ".zip", ".parquet")]
+    written = [
+        p for p in out.rglob("*") if p.is_file() and p.suffix in (".dcm", ".zip", ".parquet")
+    ]
     assert {p.suffix for p in written} == {".dcm", ".zip", ".parquet"}
     assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o644}
     out2 = tmp_path / "out2"

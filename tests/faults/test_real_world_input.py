@@ -45,7 +45,7 @@ def _study(lines: list[dict], uid: str) -> dict[str, dict]:
 
 
 def test_every_study_is_processed_and_nothing_prints_a_traceback(run: tuple) -> None:
-    messy, out, lines, stderr = run
+    messy, _, lines, stderr = run
     assert "Traceback" not in stderr
     for uid in (messy.clean_study, messy.hex_study):
         assert {t: r["status"] for t, r in _study(lines, uid).items()} == dict.fromkeys(TIERS, "ok")
@@ -88,7 +88,9 @@ def test_invalid_uids_are_kept_and_recorded_as_found(run: tuple) -> None:
             manifest = json.loads(zf.read("manifest.json"))
         assert manifest["study_uid"] == messy.hex_study
         assert len(manifest["members"]) == 3
-        assert all(re.fullmatch(r"[0-9a-f]{64}/[0-9a-f]{64}\.dcm", m["name"]) for m in manifest["members"])
+        assert all(
+            re.fullmatch(r"[0-9a-f]{64}/[0-9a-f]{64}\.dcm", m["name"]) for m in manifest["members"]
+        )
     catalogue = Catalogue.connect(f"sqlite:///{out / 'catalogue.db'}")
     with catalogue.engine.connect() as connection:
         found = connection.exec_driver_sql(
@@ -119,9 +121,7 @@ def test_values_above_bits_stored_are_kept_bit_for_bit_and_said_so(
             (messy.above_bits_sop,),
         ).all()
     assert dict(bits) == {"j2k-lossless": 13, "htj2k-lossless": 16}  # OpenJPH codes 16
-    psnr = [
-        r for r in _quality(out) if r["source_sop_uid"] == messy.above_bits_sop
-    ]
+    psnr = [r for r in _quality(out) if r["source_sop_uid"] == messy.above_bits_sop]
     assert psnr and all(r["psnr_db"] == float("inf") for r in psnr)  # against the values as stored
 
 

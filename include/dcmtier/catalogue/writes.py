@@ -30,8 +30,8 @@ def replace_derived(
     pair = (DerivedInstance.study_uid == study_uid) & (DerivedInstance.tier == tier)
     remade = sorted({d.instance["source_sop_uid"] for d in derived})
     for chunk in chunks(remade):
-        ids = select(DerivedInstance.id).where(pair, DerivedInstance.source_sop_uid.in_(chunk))
-        connection.execute(delete(FrameQuality).where(FrameQuality.derived_id.in_(ids)))
+        of_chunk = select(DerivedInstance.id).where(pair, DerivedInstance.source_sop_uid.in_(chunk))
+        connection.execute(delete(FrameQuality).where(FrameQuality.derived_id.in_(of_chunk)))
     existing = _derived_ids(connection, pair)
     current = {d.instance["source_sop_uid"] for d in derived} | set(carried)
     stale = sorted(i for sop, i in existing.items() if sop not in current)

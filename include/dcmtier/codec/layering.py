@@ -99,7 +99,9 @@ def _layers(
 def _cache_path(cache: Path, source: SourceImage, index: int, targets: tuple[float, ...]) -> Path:
     key = json.dumps([CACHE_VERSION, targets, source.spec.bits_stored, source.file_bytes])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache / uid_name(source.study_uid) / f"{uid_name(source.sop_uid)}.{digest}.{index:05d}.j2c"
+    return (
+        cache / uid_name(source.study_uid) / f"{uid_name(source.sop_uid)}.{digest}.{index:05d}.j2c"
+    )
 
 
 def _write(path: Path, data: bytes) -> None:

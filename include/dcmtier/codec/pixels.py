@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,8 +309,10 @@ def _check_rescale(path: Path, ds: Dataset) -> None:
     try:
         value = float(slope)
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{path}: invalid input: RescaleSlope {slope!r} is not a number") from exc
-    if value == 0 or value != value:  # NaN
+        raise InvalidInput(
+            f"{path}: invalid input: RescaleSlope {slope!r} is not a number"
+        ) from exc
+    if value == 0 or math.isnan(value):
         raise InvalidInput(
             f"{path}: invalid input: RescaleSlope {slope}: no modality LUT maps stored values"
         )

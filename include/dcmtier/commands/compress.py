@@ -47,10 +47,9 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
+    from dcmtier.commands.process import check_output
     from dcmtier.discovery.files import find_files
     from dcmtier.work.batch import default_jobs, run_batch
-
-    from dcmtier.commands.process import check_output
 
     tiers = resolve_tiers(args.tiers)
     policy = Policy.from_file(args.policy) if args.policy else Policy()

@@ -135,7 +135,9 @@ def check_output(out: Path, sources: list[Path]) -> None:
     try:
         os.close(tempfile.mkstemp(dir=out, prefix=".dcmtier-probe.")[0])
     except OSError as exc:
-        raise OSError(exc.errno, f"output folder is not writable ({exc.strerror})", str(out)) from exc
+        raise OSError(
+            exc.errno, f"output folder is not writable ({exc.strerror})", str(out)
+        ) from exc
     for probe in out.glob(".dcmtier-probe.*"):
         probe.unlink(missing_ok=True)
 

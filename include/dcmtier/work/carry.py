@@ -123,7 +123,9 @@ def _checked_or_restored(target: Path, package: Path, entry: dict[str, Any]) -> 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    log.warning("restored %s from its package (the derived file was missing or changed)", entry["name"])
+    log.warning(
+        "restored %s from its package (the derived file was missing or changed)", entry["name"]
+    )
     return None
 
 

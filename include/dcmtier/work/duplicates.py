@@ -36,10 +36,15 @@ class LeftOut:
         error = "DuplicateInstance" if self.status == DUPLICATE else "ConflictingInstances"
         return [
             TierResult(
-                str(self.path), tier.name, self.status, reason=self.reason, error=error,
-                study_instance_uid=study_uid, sop_instance_uid_in=self.sop_uid,
+                str(self.path),
+                tier.name,
+                self.status,
+                reason=self.reason,
+                error=error,
+                study_instance_uid=study_uid,
+                sop_instance_uid_in=self.sop_uid,
                 params={"key": self.key},
-            )  # fmt: skip
+            )
             for tier in tiers
         ]
 
@@ -68,21 +73,25 @@ def _judge(uid: str, paths: list[Path]) -> list[LeftOut]:
         kept = readable[0]
         return [
             LeftOut(
-                p, uid, DUPLICATE,
+                p,
+                uid,
+                DUPLICATE,
                 f"{uid}: file {keys[p]} repeats file {keys[kept]} (same SOP Instance UID, "
                 "identical pixel data): made once",
                 f"{uid} file {keys[p]} #{n}",  # byte-identical copies share a file key
-            )  # fmt: skip
+            )
             for n, p in enumerate(readable[1:], start=1)
         ]
     listed = ", ".join(keys[p] for p in readable)
     return [
         LeftOut(
-            p, uid, FAILED,
+            p,
+            uid,
+            FAILED,
             f"{uid}: conflict: files {listed} share this SOP Instance UID with different "
             "pixel data; none is made until one is removed",
             f"{uid} file {keys[p]} #{n}",
-        )  # fmt: skip
+        )
         for n, p in enumerate(readable)
     ]
 
@@ -98,6 +107,6 @@ def _pixel_digest(path: Path) -> str | None:
         return None
     except OSError:
         raise
-    except Exception:  # noqa: BLE001 (a library's surprise: the file then fails on its own)
+    except Exception:
         return None
     return digest.hexdigest()

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from dcmtier.codec.policy import Policy
 from dcmtier.measure.store import write_partition
-from dcmtier.packaging.package import PackageMember, write_package
 from dcmtier.outputs import uid_name
+from dcmtier.packaging.package import PackageMember, write_package
 from dcmtier.records import (
     CARRIED,
     FAILED,
@@ -102,8 +102,8 @@ def process_study(
         )
         for item in left_out:
             quarantine_failed(study, item.results(study.uid, list(tiers)), layout)
-            for result in item.results(study.uid, list(tiers)):
-                by_tier[result.tier].append(result)
+            for left in item.results(study.uid, list(tiers)):
+                by_tier[left.tier].append(left)
         created_at = _content_time(study.files)
         for tier in tiers:
             result = _finish_tier(

@@ -9,8 +9,8 @@ import pytest
 from pydicom import dcmread
 
 from dcmtier.codec import pixels
-from dcmtier.errors import InvalidInput
 from dcmtier.codec.pixels import fit_bits, metadata, read_source
+from dcmtier.errors import InvalidInput
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import TIERS
 from dcmtier.work.compress import Options, compress_file
@@ -53,7 +53,7 @@ def test_signed_values_with_stray_bits_above_bits_stored_fail_instead_of_being_m
     ds.PixelData = (values | np.int16(0x7000)).tobytes()  # junk above bit 11
     path = tmp_path / "junk.dcm"
     ds.save_as(path)
-    with pytest.raises(InvalidInput, match="bits above Bits Stored 12 .* cannot be kept"):
+    with pytest.raises(InvalidInput, match=r"bits above Bits Stored 12 .* cannot be kept"):
         read_source(path)
 
 

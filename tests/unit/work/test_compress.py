@@ -8,7 +8,6 @@ GDCM / OpenJPEG as in pydicom.
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass
 from pathlib import Path
 

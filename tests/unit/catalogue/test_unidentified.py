@@ -45,10 +45,11 @@ def test_an_unidentified_file_is_listed_until_discovery_no_longer_finds_it(
 def test_dcmtier_process_records_stray_files_in_the_default_catalogue(tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     write_ct_series(landing / "s", slices=1, rows=64, columns=64, seed=4)
-    (landing / "notes.txt").write_text("not DICOM\n")
+    (landing / "notes.txt").write_text("not DICOM\n")  # skipped: not a fault, not recorded
+    (landing / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")  # cut short
     out = tmp_path / "out"
     code = main(["process", str(landing), "--out", str(out), "--tier", "j2k-lossless", "--json"])
     assert code == 1
     (row,) = _failures(out / "catalogue.db")
-    assert row[:4] == (None, None, str((landing / "notes.txt").absolute()), "failed")
-    assert "notes.txt" in str(row[4])
+    assert row[:4] == (None, None, str((landing / "broken.dcm").absolute()), "failed")
+    assert "StudyInstanceUID" in str(row[4])

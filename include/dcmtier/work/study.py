@@ -212,7 +212,10 @@ def _layering(
 
 def _fail_jobs(catalogue: Catalogue, job_ids: Sequence[int], exc: Exception) -> None:
     """Mark attempts failed; a catalogue that fails too must not hide the first error."""
-    error = f"{type(exc).__name__}: {exc}"
+    lines = str(exc).strip().splitlines() or [""]
+    error = f"{type(exc).__name__}: {' '.join(lines[0].split())}"[
+        :500
+    ]  # one line, never a traceback
     for job_id in job_ids:
         try:
             catalogue.fail_job(job_id, error)

@@ -23,7 +23,8 @@ def landing(tmp_path: Path) -> Path:
     write_ct_series(root / "two", slices=2, rows=128, columns=128, seed=12, signed=False)
     broken = root / "one" / "CT0002.dcm"
     broken.write_bytes(broken.read_bytes()[:-3000])  # header readable, pixel data cut short
-    (root / "notes.txt").write_text("not DICOM\n")  # belongs to no study
+    (root / "notes.txt").write_text("not DICOM\n")  # skipped: not a DICOM file
+    (root / "stray.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")  # no study: failed
     return root
 
 
@@ -57,11 +58,12 @@ def test_a_manual_run_compresses_every_study_and_quarantines_the_broken_file(
     assert [r[0] for r in rows] == TIERS
     assert all(r[1] == 2 for r in rows)
     stray = _query(output, "SELECT file, reason FROM failures WHERE study_uid IS NULL")
-    assert [Path(f).name for f, _ in stray] == ["notes.txt"]
-    assert (output / "quarantine" / "_unidentified" / "notes.txt.reason.json").is_file()
+    assert [Path(f).name for f, _ in stray] == ["stray.dcm"]
+    assert (output / "quarantine" / "_unidentified" / "stray.dcm.reason.json").is_file()
+    assert not (output / "quarantine" / "_unidentified" / "notes.txt.reason.json").exists()
     failures = _query(output, "SELECT tier, sop_uid, reason FROM failures WHERE tier IS NOT NULL")
     assert {f[0] for f in failures} == set(TIERS)  # one row per tier for the broken instance
-    assert all(f[1] and "CT0002.dcm: pixel data cannot be decoded" in f[2] for f in failures)
+    assert all(f[2].startswith(f"{f[1]}: pixel data cannot be decoded") for f in failures)
     assert list((output / "quarantine").rglob("*.reason.json"))
     assert len(list((output / "packages").rglob("*.zip"))) == 2 * len(TIERS)
 

@@ -153,7 +153,7 @@ def test_process_command_reports_json_and_exits_1_on_partial(
                  "--json", "--jobs", "2", "--run-id", "cli-test"])  # fmt: skip
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 1
-    assert lines[0]["status"] == "failed" and lines[0]["source"].endswith("notes.txt")
+    assert lines[0]["status"] == "skipped" and lines[0]["source"].endswith("notes.txt")
     statuses = sorted(line["status"] for line in lines[1:])
     assert statuses == ["ok", "ok", "partial"]
     assert all(line["run_id"] == "cli-test" for line in lines[1:])

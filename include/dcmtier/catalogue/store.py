@@ -205,7 +205,9 @@ class Catalogue:
 
     def finish_job(self, job_id: int, result: StudyTierResult) -> None:
         """Record what the attempt made; the study x tier's derived, package and failure rows
-        then describe this attempt only (idempotent)."""
+        then describe this attempt, plus the instances it carried over from earlier attempts
+        (``result.carried``: their rows stay) and the open failures of instances it did not
+        process (idempotent)."""
         if result.status not in ("ok", "partial", "failed", "rejected"):
             raise CatalogueError(f"job {job_id}: unknown result status {result.status!r}")
 
@@ -213,11 +215,14 @@ class Catalogue:
             now = utcnow()
             self._check_job(connection, job_id, result.study_uid, result.tier)
             derived = rows_of.derived_rows(result, job_id, now)
-            writes.replace_derived(connection, result.study_uid, result.tier, derived)
+            writes.replace_derived(
+                connection, result.study_uid, result.tier, derived, carried=result.carried
+            )
             writes.replace_package(connection, result, rows_of.package_row(result, job_id, now))
             writes.replace_failures(
-                connection, result.study_uid, result.tier, rows_of.failure_rows(result, job_id, now)
-            )
+                connection, result.study_uid, result.tier,
+                rows_of.failure_rows(result, job_id, now), rows_of.judged_keys(result),
+            )  # fmt: skip
             connection.execute(
                 update(Job)
                 .where(Job.id == job_id)

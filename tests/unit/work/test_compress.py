@@ -214,7 +214,7 @@ def test_dciodvfy_finds_no_error_the_source_did_not_have(
     assert not new, "\n".join(sorted(new))
 
 
-def test_bad_inputs_fail_with_one_line_naming_the_file(tmp_path: Path) -> None:
+def test_bad_inputs_fail_with_one_line_naming_the_instance_or_its_file_key(tmp_path: Path) -> None:
     not_dicom = tmp_path / "notes.txt"
     not_dicom.write_text("not an image\n")
     corrupt = tmp_path / "corrupt_j2k.dcm"

@@ -28,9 +28,13 @@ def _dcmtier(*args: str, umask: int = 0o022) -> subprocess.CompletedProcess[str]
 
 
 def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """The error: one ``dcmtier:`` line, the last on stderr (progress lines may come first),
+    and no traceback."""
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    return lines[0]
+    errors = [line for line in lines if line.startswith("dcmtier:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return errors[0]
 
 
 @pytest.fixture
@@ -64,7 +68,8 @@ def test_out_naming_a_file_is_a_usage_error(landing: Path, tmp_path: Path) -> No
 
 def test_an_output_inside_the_landing_area_is_a_usage_error(landing: Path) -> None:
     proc = _dcmtier("compress", str(landing), "--out", str(landing / "out"))
-    assert proc.returncode == 2 and "inside the source folder" in _one_line(proc)
+    line = _one_line(proc)
+    assert proc.returncode == 2 and "is inside source folder 1 (SRC)" in line
     assert not (landing / "out").exists()
 
 

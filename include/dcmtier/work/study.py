@@ -66,6 +66,7 @@ if TYPE_CHECKING:  # the catalogue (SQLAlchemy) loads only when a caller passes 
 log = logging.getLogger(__name__)
 HOLD_POLL_S = 0.2  # how often a run waiting for another's study x tier looks again
 HOLD_LOG_EVERY_S = 30.0
+ERROR_CHARS = 500  # a failed attempt's error in the catalogue: one line, this long at most
 
 
 class Watcher(Protocol):
@@ -383,7 +384,8 @@ def _end_jobs(
         if interrupted is not None:
             catalogue.interrupt_jobs(job_ids, interrupted)
             return
-        error = without_paths(study, f"{type(exc).__name__}: {exc}")
+        first = (str(exc).strip().splitlines() or [""])[0]  # never a traceback a message holds
+        error = without_paths(study, f"{type(exc).__name__}: {first}")[:ERROR_CHARS]
         for job_id in job_ids:
             catalogue.fail_job(job_id, error)
     except Exception as also:  # the original error is the one to raise

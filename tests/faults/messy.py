@@ -4,7 +4,9 @@
 ``dcmtier.sample`` (plus pydicom's bundled test files) that carry what REFERENCE.md section 7
 lists: UIDs that are not DICOM UIDs (64 hex digits), the same SOP Instance UID twice with
 identical and with differing pixel data, a DICOMDIR, a text file, Rows 0, Rescale Slope 0 and
-unsigned stored values above Bits Stored.
+unsigned stored values above Bits Stored. Real scanner files (pydicom's ``CT_small.dcm`` and
+``MR_small.dcm``) stand beside them: the CT also re-sent in another transfer syntax (RLE
+Lossless: the same instance twice), the MR with its UIDs rewritten as an anonymiser's hex.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
+from pydicom.uid import RLELossless
 
 from dcmtier.sample import write_ct_series
 
@@ -31,6 +34,8 @@ class Messy:
     clean_study: str
     hex_study: str
     mixed_study: str  # holds every per-instance problem beside good slices
+    scanner_study: str  # a real CT, and the same instance again in another transfer syntax
+    scanner_sop: str
     duplicate_sop: str  # two files, identical pixel data
     conflict_sop: str  # two files, different pixel data
     rows_zero_sop: str
@@ -48,6 +53,8 @@ def messy_landing(root: Path) -> Messy:
     clean = write_ct_series(root / "clean", slices=3, rows=SIZE, columns=SIZE, seed=11)
     hex_files = write_ct_series(root / "hex", slices=3, rows=SIZE, columns=SIZE, seed=12)
     hex_study = hex_uid("study")
+    hex_files.append(root / "hex" / "MR_small.dcm")  # a real scanner file, anonymised so
+    shutil.copy(str(get_testdata_file("MR_small.dcm")), hex_files[-1])
     for index, path in enumerate(hex_files):
         ds = dcmread(path)
         ds.StudyInstanceUID = hex_study
@@ -71,6 +78,13 @@ def messy_landing(root: Path) -> Messy:
     values[:4, :4] = 5000  # above Bits Stored 12: an old scanner's overlay bit
     above.PixelData = values.tobytes()
     above.save_as(mixed[5])
+    scanner = dcmread(get_testdata_file("CT_small.dcm"))
+    (root / "scanner").mkdir()
+    scanner.save_as(root / "scanner" / "CT_small.dcm")
+    # the same instance, sent again in another transfer syntax (and its UID kept: pydicom
+    # would make a new one)
+    scanner.compress(RLELossless, generate_instance_uid=False)
+    scanner.save_as(root / "scanner" / "CT_small_rle.dcm")
     shutil.copy(str(get_testdata_file("DICOMDIR")), root / "DICOMDIR")
     (root / "README.txt").write_text("exported by a scanner console\n")
     return Messy(
@@ -78,6 +92,8 @@ def messy_landing(root: Path) -> Messy:
         clean_study=str(dcmread(clean[0]).StudyInstanceUID),
         hex_study=hex_study,
         mixed_study=str(dcmread(mixed[0]).StudyInstanceUID),
+        scanner_study=str(scanner.StudyInstanceUID),
+        scanner_sop=str(scanner.SOPInstanceUID),
         duplicate_sop=str(dcmread(duplicate).SOPInstanceUID),
         conflict_sop=str(dcmread(conflict).SOPInstanceUID),
         rows_zero_sop=rows_zero,

@@ -48,7 +48,7 @@ def _study(lines: list[dict], uid: str) -> dict[str, dict]:
 def test_every_study_is_processed_and_nothing_prints_a_traceback(run: tuple) -> None:
     messy, _, lines, stderr = run
     assert "Traceback" not in stderr
-    for uid in (messy.clean_study, messy.hex_study):
+    for uid in (messy.clean_study, messy.hex_study, messy.scanner_study):
         assert {t: r["status"] for t, r in _study(lines, uid).items()} == dict.fromkeys(TIERS, "ok")
     mixed = _study(lines, messy.mixed_study)
     assert {r["status"] for r in mixed.values()} == {"partial"}
@@ -92,7 +92,7 @@ def test_invalid_uids_are_kept_and_recorded_as_found(run: tuple) -> None:
         with zipfile.ZipFile(package) as zf:
             manifest = json.loads(zf.read("manifest.json"))
         assert manifest["study_uid"] == messy.hex_study
-        assert len(manifest["members"]) == 3
+        assert len(manifest["members"]) == 4
         assert all(
             re.fullmatch(r"[0-9a-f]{64}/[0-9a-f]{64}\.dcm", m["name"]) for m in manifest["members"]
         )
@@ -104,7 +104,19 @@ def test_invalid_uids_are_kept_and_recorded_as_found(run: tuple) -> None:
         duplicates = connection.exec_driver_sql(
             "SELECT count(*) FROM failures WHERE status = 'duplicate'"
         ).scalar_one()
-    assert found == 3 and duplicates == len(TIERS)
+    assert found == 4 and duplicates == 2 * len(TIERS)  # the re-sent slice and the RLE copy
+
+
+def test_a_real_instance_sent_again_in_another_transfer_syntax_is_made_once(run: tuple) -> None:
+    messy, out, lines, _ = run
+    for tier, result in _study(lines, messy.scanner_study).items():
+        assert result["counts"] == {"duplicate": 1, "ok": 1}, tier
+        (duplicate,) = result["failures"]
+        assert duplicate["sop_uid"] == messy.scanner_sop and duplicate["status"] == "duplicate"
+        package = out / "packages" / messy.scanner_study / f"{tier}.zip"
+        with zipfile.ZipFile(package) as zf:
+            (member,) = json.loads(zf.read("manifest.json"))["members"]
+        assert member["source_sop_uid"] == messy.scanner_sop
 
 
 def test_values_above_bits_stored_are_kept_bit_for_bit_and_said_so(

@@ -40,7 +40,7 @@ from dcmtier.catalogue.sources import location_row, source_rows
 from dcmtier.catalogue.upsert import upsert, upsert_returning_id
 from dcmtier.errors import CatalogueError
 from dcmtier.records import Study as SourceStudy
-from dcmtier.records import StudyTierResult, Unidentified
+from dcmtier.records import FAILED, StudyTierResult, Unidentified
 from dcmtier.tiers import TIERS, Tier
 from dcmtier.versions import software_versions
 
@@ -261,17 +261,20 @@ class Catalogue:
     def record_unidentified(self, scope: str, files: Sequence[Unidentified]) -> None:
         """Record the files under ``scope`` (a landing URI prefix) that belong to no study.
 
-        Each shows in ``failures`` by its file key, with its reason; its location goes to
-        ``file_locations``. Files found under ``scope`` earlier and absent from ``files`` are
-        marked resolved.
+        Each ``failed`` one shows in ``failures`` by its file key, with its reason; a
+        ``skipped`` one (not DICOM, a DICOMDIR) is no fault and only has its location
+        recorded, as every file's goes to ``file_locations`` (`dcmtier locate` finds the key
+        the output printed). Failures found under ``scope`` earlier and absent from the failed
+        ``files`` are marked resolved.
         """
+        failed = [f for f in files if f.status == FAILED]
 
         def write(connection: Connection) -> None:
             now = utcnow()
             rows = [
                 {"file": f.key, "reason": f.reason, "first_seen_at": now, "last_seen_at": now,
                  "resolved_at": None}
-                for f in files
+                for f in failed
             ]  # fmt: skip
             upsert(connection, UnidentifiedFile, rows, keys=["file"], keep=["first_seen_at"])
             locations = [location_row(f.key, f.uri, now) for f in files]
@@ -287,8 +290,8 @@ class Catalogue:
                 .where(table.c.file.in_(under_scope))
                 .values(resolved_at=now)
             )
-            if files:
-                stale = stale.where(table.c.file.not_in(sorted({f.key for f in files})))
+            if failed:
+                stale = stale.where(table.c.file.not_in(sorted({f.key for f in failed})))
             connection.execute(stale)
 
         self._write(write)

@@ -128,13 +128,13 @@ def _run(args: argparse.Namespace) -> int:
         if item.status == FAILED:
             quarantine_unidentified(item, layout)
         _report(item, as_json=args.json, show_paths=args.show_paths)
-    unidentified = [u for u in unidentified if u.status == FAILED]  # skipped ones are no fault
     if catalogue is not None:
         for source in args.sources:
             prefix = scope(str(source))
             under = [u for u in unidentified if u.uri.startswith(prefix) or u.uri == prefix]
             catalogue.record_unidentified(prefix, under)
-    worst = EXIT_FAILED if unidentified else EXIT_OK
+    # skipped files (not DICOM, a DICOMDIR) are no fault
+    worst = EXIT_FAILED if any(u.status == FAILED for u in unidentified) else EXIT_OK
     jobs = args.jobs or default_jobs()
     with ProcessProgress(studies, len(tiers)) as progress:
         for study in studies:

@@ -53,10 +53,10 @@ def discover_task(context: Mapping[str, Any]) -> list[dict[str, Any]]:
         strategy=str(params.get("strategy", "layered")),
     )
     result = plan(request, catalogue)
-    failed = [item for item in result.unidentified if item.status != SKIPPED]
-    catalogue.record_unidentified(landing_scope(request.landing), failed)
-    for item in failed:
-        quarantine_unidentified(item, Layout(output))  # local files; named by key
+    catalogue.record_unidentified(landing_scope(request.landing), result.unidentified)
+    for item in result.unidentified:
+        if item.status != SKIPPED:  # not DICOM, a DICOMDIR: no fault, nothing to quarantine
+            quarantine_unidentified(item, Layout(output))  # local files; named by key
     log.info("discovery: %s", result.summary())
     if result.deferred:
         log.info("left for the next run: %s", ", ".join(result.deferred))

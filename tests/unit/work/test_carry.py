@@ -4,12 +4,15 @@ rest of its package, and no derived file stays outside a package and the records
 from __future__ import annotations
 
 import json
+import sqlite3
 import zipfile
 from pathlib import Path
 
+import pytest
 from pydicom import dcmread
 
 from dcmtier.catalogue import Catalogue
+from dcmtier.cli import main
 from dcmtier.discovery.files import discover
 from dcmtier.measure.store import read_dataset
 from dcmtier.records import Study
@@ -94,3 +97,22 @@ def test_derived_files_outside_the_package_are_removed(tmp_path: Path) -> None:
     left = sorted(p.name for p in (out.derived / "j2k-lossless").rglob("*.dcm"))
     assert left == sorted(m["name"].split("/")[1] for m in _members(Path(str(again.package))))
     assert not stray.parent.exists()
+
+
+def test_dcmtier_process_of_one_file_into_an_existing_study_keeps_the_whole_package(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = write_ct_series(tmp_path / "landing", slices=12, rows=32, columns=32, seed=7)
+    out = tmp_path / "out"
+    argv = ["--out", str(out), "--tier", "j2k-lossless", "--json"]
+    assert main(["process", str(tmp_path / "landing"), *argv]) == 0
+    assert main(["process", str(files[4]), *argv]) == 0
+    (line,) = [json.loads(text) for text in capsys.readouterr().out.splitlines()[1:]]
+    assert line["status"] == "ok" and line["counts"] == {"carried": 11, "ok": 1}
+    (package,) = (out / "packages").rglob("j2k-lossless.zip")
+    assert len(_members(package)) == 12
+    assert len(list((out / "derived").rglob("*.dcm"))) == 12  # every one in the package
+    with sqlite3.connect(out / "catalogue.db") as connection:
+        (count,) = connection.execute("SELECT member_count FROM packages").fetchone()
+        (saved,) = connection.execute("SELECT instances FROM savings_by_tier").fetchone()
+    assert count == 12 and saved == 12

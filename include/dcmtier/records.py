@@ -198,14 +198,20 @@ def outcome_text(status: str, counts: Mapping[str, int], instances: int) -> str:
     """A study x tier's outcome in a few words, as the Airflow grid and the pages show it.
 
     ``ok 10/10``, ``partial 7/10``, ``partial 7/10 · 3 below gate``, ``failed 0/10``: the
-    status, the instances packaged out of those with pixel data, then what kept the others out
-    (failed, below the quality gate, refused by policy).
+    status, the instances packaged (made now, or carried over from the study's package) out of
+    those with pixel data, then what kept the others out (failed, below the quality gate,
+    refused by policy, a duplicate of another file: ``ok 10/10 · 1 duplicate``).
     """
-    packaged = counts.get(OK, 0)
-    judged = instances - counts.get(SKIPPED, 0)
+    packaged = counts.get(OK, 0) + counts.get(CARRIED, 0)
+    judged = instances - counts.get(SKIPPED, 0) - counts.get(DUPLICATE, 0)
     words = [f"{status} {packaged}/{judged}"]
     words += [f"{n} {what}" for key, what in _KEPT_OUT if (n := counts.get(key, 0))]
     return " · ".join(words)
 
 
-_KEPT_OUT = ((FAILED, "failed"), (GATE_FAILED, "below gate"), (REFUSED, "refused"))
+_KEPT_OUT = (
+    (FAILED, "failed"),
+    (GATE_FAILED, "below gate"),
+    (REFUSED, "refused"),
+    (DUPLICATE, "duplicate"),
+)

@@ -201,7 +201,7 @@ def judged_keys(result: StudyTierResult) -> set[str]:
 
 def job_summary(result: StudyTierResult) -> str | None:
     """A one-line error for a job that was not ``ok``: what went wrong, counted."""
-    bad = {k: v for k, v in result.counts.items() if k not in (OK, "skipped", GATE_FAILED)}
+    bad = {k: v for k, v in result.counts.items() if k not in (OK, "skipped", GATE_FAILED, CARRIED)}
     if result.status == OK or not bad:
         return None
     counted = ", ".join(f"{v} {k}" for k, v in sorted(bad.items()))

@@ -39,8 +39,8 @@ from dcmtier.catalogue.retry import GaveUp, Retry, first_line
 from dcmtier.catalogue.sources import location_row, source_rows
 from dcmtier.catalogue.upsert import upsert, upsert_returning_id
 from dcmtier.errors import CatalogueError
-from dcmtier.records import Study as SourceStudy
 from dcmtier.records import FAILED, StudyTierResult, Unidentified
+from dcmtier.records import Study as SourceStudy
 from dcmtier.tiers import TIERS, Tier
 from dcmtier.versions import software_versions
 

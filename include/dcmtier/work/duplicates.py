@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dcmtier.codec.pixels import read_source
 from dcmtier.errors import DcmtierError
-from dcmtier.records import DUPLICATE, FAILED, Study, TierResult, content_key, file_key
+from dcmtier.records import DUPLICATE, FAILED, Study, TierResult, content_key
 from dcmtier.tiers import Tier
 
 
@@ -35,16 +35,17 @@ class LeftOut:
     reason: str
     key: str  # its failure key: the SOP UID and its content key (several files share the UID)
 
-    def results(self, study_uid: str, tiers: list[Tier]) -> list[TierResult]:
+    def results(self, study: Study, tiers: list[Tier]) -> list[TierResult]:
+        """One result per tier, named by the file's key (``Study.key``)."""
         error = "DuplicateInstance" if self.status == DUPLICATE else "ConflictingInstances"
         return [
             TierResult(
-                file_key(self.path, self.sop_uid),
+                study.key(self.path),
                 tier.name,
                 self.status,
                 reason=self.reason,
                 error=error,
-                study_instance_uid=study_uid,
+                study_instance_uid=study.uid,
                 sop_instance_uid_in=self.sop_uid,
                 params={"key": self.key},
                 path=str(self.path),

@@ -255,7 +255,7 @@ class _Work:
             options=self._options(), watcher=self.watcher,
         )  # fmt: skip
         for item in left_out:
-            results = item.results(self.study.uid, list(tiers))
+            results = item.results(self.study, list(tiers))
             quarantine_failed(self.study, results, self.layout)
             for left in results:
                 by_tier[left.tier].append(left)

@@ -161,7 +161,7 @@ def test_0005_moves_every_recorded_path_to_file_locations_and_names_files_by_key
     engine.dispose()
 
 
-def test_0009_duplicates_and_coded_precision_go_down_and_come_back(tmp_path: Path) -> None:
+def test_0008_duplicates_and_coded_precision_go_down_and_come_back(tmp_path: Path) -> None:
     files = write_ct_series(tmp_path / "landing", slices=2, rows=32, columns=32, seed=2)
     shutil.copy(files[0], tmp_path / "landing" / "resent.dcm")  # the same instance again
     out = tmp_path / "out"

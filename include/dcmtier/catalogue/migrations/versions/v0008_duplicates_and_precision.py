@@ -12,7 +12,7 @@ changes a CHECK constraint by copying the table, which a view reading it would b
 PostgreSQL the views made again get back their grants. Downgrade deletes the ``duplicate``
 failure rows first (the old constraint does not allow them).
 
-Revision ID: 0009
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-01
 """
@@ -37,7 +37,7 @@ from dcmtier.catalogue.migrations.versions.v0007_gate_outcomes import (
 )
 from dcmtier.catalogue.migrations.versions.v0007_gate_outcomes import QUALITY_BY_TIER
 
-revision: str = "0009"
+revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -12,7 +12,17 @@ from types import ModuleType
 from dcmtier import __version__
 from dcmtier.errors import ConfigError
 
-COMMANDS = ("tiers", "compress", "process", "sample", "quality", "db", "report", "bench")
+COMMANDS = (
+    "tiers",
+    "compress",
+    "process",
+    "sample",
+    "quality",
+    "db",
+    "report",
+    "discover",
+    "bench",
+)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 

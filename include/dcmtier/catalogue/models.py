@@ -7,7 +7,7 @@ retried step never duplicates a row. No patient name or ID is stored. The Alembi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Dialect,
     Double,
@@ -287,3 +288,42 @@ class UnidentifiedFile(Base):
     first_seen_at: Mapped[datetime] = mapped_column(nullable=False)
     last_seen_at: Mapped[datetime] = mapped_column(nullable=False)
     resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class LandingFile(Base):
+    """One file of a landing area, as the last discovery listed it (the landing index).
+
+    Discovery reads a file's header only when the file is new or its size, modification time
+    or ETag changed; a file no longer listed gets ``gone_at``. An operator table: it holds
+    landing paths, so no analyst view reads its ``uri``.
+    """
+
+    __tablename__ = "landing_files"
+    __table_args__ = (Index(None, "study_uid"), Index(None, "study_date"))
+
+    uri: Mapped[str] = mapped_column(Text, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    modified: Mapped[datetime] = mapped_column(nullable=False)
+    etag: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    study_uid: Mapped[str | None] = mapped_column(UID, nullable=True)
+    series_uid: Mapped[str | None] = mapped_column(UID, nullable=True)
+    sop_uid: Mapped[str | None] = mapped_column(UID, nullable=True)
+    study_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    modality: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    read_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    first_seen_at: Mapped[datetime] = mapped_column(nullable=False)
+    last_seen_at: Mapped[datetime] = mapped_column(nullable=False)
+    gone_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Claim(Base):
+    """A study x tier that a run has planned: no other run plans it until the claim is
+    released (the pair finished, or the run's summary ran) or has expired."""
+
+    __tablename__ = "claims"
+
+    study_uid: Mapped[str] = mapped_column(UID, primary_key=True)
+    tier: Mapped[str] = mapped_column(String(32), primary_key=True)
+    run_id: Mapped[str] = mapped_column(AIRFLOW_ID, nullable=False)
+    claimed_at: Mapped[datetime] = mapped_column(nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(nullable=False)

@@ -6,6 +6,7 @@ into a local folder before the unit of work runs (the codecs need real files).
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 from dcmtier.errors import ConfigError
 
 LOCAL_SCHEMES = ("", "file", "local")
+HEADER_BLOCK = 1 << 16  # bytes a remote header read fetches at a time (one GET for most files)
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class LandingFile:
     uri: str
     size: int
     modified: datetime
+    etag: str | None = None  # object stores: what says the content changed
 
 
 def is_local(uri: str) -> bool:
@@ -44,14 +47,41 @@ def list_files(uri: str) -> list[LandingFile]:
         root = local_path(uri).absolute()
         if not root.exists():
             raise ConfigError(f"{uri}: landing area does not exist")
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        return [_local(p) for p in files if not _hidden(p, root)]
+        return [_local(root)] if root.is_file() else sorted(_walk(root), key=lambda f: f.uri)
     fs, base = _filesystem(uri)
     found = []
     for name, info in sorted(fs.find(base, detail=True).items()):
         if info.get("type") == "file" and not any(s.startswith(".") for s in name.split("/")):
-            found.append(LandingFile(_unstrip(fs, name, uri), int(info["size"]), _mtime(info)))
+            found.append(
+                LandingFile(_unstrip(fs, name, uri), int(info["size"]), _mtime(info), _etag(info))
+            )
     return found
+
+
+def list_prefixes(uri: str, prefixes: Sequence[str]) -> list[LandingFile]:
+    """Every file below the ``prefixes`` (folders relative to ``uri``); a missing one is empty."""
+    found: list[LandingFile] = []
+    for prefix in prefixes:
+        below = join(uri, prefix)
+        if is_local(below) and not local_path(below).exists():
+            continue
+        found += list_files(below)
+    return sorted(found, key=lambda f: f.uri)
+
+
+def join(uri: str, relative: str) -> str:
+    """``uri`` / ``relative`` for a path or a URL."""
+    if is_local(uri):
+        return str(local_path(uri) / relative.strip("/"))
+    return f"{uri.rstrip('/')}/{relative.strip('/')}"
+
+
+def folder_scope(uri: str) -> str:
+    """The prefix every file URI below the folder ``uri`` starts with (with its separator)."""
+    base = scope(uri)
+    if is_local(uri) and local_path(uri).is_file():
+        return base
+    return base.rstrip("/") + "/"
 
 
 def scope(uri: str) -> str:
@@ -59,12 +89,14 @@ def scope(uri: str) -> str:
     return str(local_path(uri).absolute()) if is_local(uri) else uri
 
 
-def open_file(uri: str) -> Any:
-    """A binary file object for reading ``uri``."""
+def open_file(uri: str, *, block_size: int | None = None) -> Any:
+    """A binary file object for reading ``uri`` (remote: ``block_size`` bytes per request)."""
     if is_local(uri):
         return local_path(uri).open("rb")
     fs, path = _filesystem(uri)
-    return fs.open(path, "rb")
+    if block_size is None:
+        return fs.open(path, "rb")
+    return fs.open(path, "rb", block_size=block_size, cache_type="readahead")
 
 
 def stage(uris: Sequence[str], folder: Path) -> list[Path]:
@@ -124,12 +156,30 @@ def _mtime(info: dict[str, Any]) -> datetime:
     return datetime.now(UTC)
 
 
+def _etag(info: dict[str, Any]) -> str | None:
+    for key in ("ETag", "etag", "md5Hash", "content_md5"):
+        value = info.get(key)
+        if value:
+            return str(value).strip('"')[:128]
+    return None
+
+
+def _walk(root: Path) -> Iterator[LandingFile]:
+    """Regular files below ``root``, hidden names (ours: ``.name.tmp``) and folders skipped."""
+    folders = [str(root)]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir():
+                    folders.append(entry.path)
+                elif entry.is_file():
+                    stat = entry.stat()
+                    modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+                    yield LandingFile(entry.path, stat.st_size, modified)
+
+
 def _local(path: Path) -> LandingFile:
     stat = path.stat()
     return LandingFile(str(path), stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    if path == root:
-        return False
-    return any(part.startswith(".") for part in path.relative_to(root).parts)

@@ -1,13 +1,13 @@
 """What the DAG's work tasks do with discovery's items, runnable without Airflow.
 
-``run_item`` runs the unit of work for one study x tier; ``prepare_layers`` makes a study's
-layered J2K codestreams once for its tier tasks; ``studies_of`` and ``summarise`` shape the
-run's items and results.
+``run_pair`` runs the unit of work for one study x tier of the run's plan; ``prepare_layers``
+makes a study's layered J2K codestreams once for its tier tasks; ``summarise`` totals the run's
+results. Both read the study's manifest that discovery wrote under ``<output>/work/<run id>/``:
+the DAG's mapped items are keys (study UID, tier), never file lists.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -20,7 +20,7 @@ from dcmtier.catalogue import Catalogue, JobContext, resolve_url
 from dcmtier.codec.layering import cut_tiers
 from dcmtier.codec.pixels import read_source
 from dcmtier.discovery.landing import stage
-from dcmtier.discovery.plan import safe_name
+from dcmtier.discovery.plan import read_manifest, safe_name
 from dcmtier.errors import DcmtierError
 from dcmtier.records import LAYERED, Study
 from dcmtier.tiers import resolve_tiers
@@ -32,52 +32,62 @@ log = logging.getLogger(__name__)
 FAILURES_IN_XCOM = 20  # a study x tier's summary keeps this many failure lines
 
 
-def run_item(
-    item: Mapping[str, Any],
+def run_pair(
+    study_uid: str,
+    tier: str,
     *,
     output: Path,
     context: JobContext,
     catalogue_url: str | None = None,
     jobs: int = 1,
-) -> dict[str, Any]:
-    """Run the unit of work for one study x tier; raise on infrastructure errors (retry)."""
+) -> dict[str, Any] | None:
+    """Run the unit of work for one study x tier of the run's plan; None when the plan has no
+    such pair (the cross product of the run's studies and tiers holds pairs already done).
 
-    staging = output / "staging" / safe_name(context.run_id) / f"{item['study_uid']}-{item['tier']}"
-    study = _staged_study(item, staging)
+    Raises on infrastructure errors (the task retries). The run's claim on the pair is released
+    once a result is recorded.
+    """
+    manifest = read_manifest(output, context.run_id, study_uid)
+    if tier not in manifest["tiers"]:
+        return None
+    staging = output / "staging" / safe_name(context.run_id) / f"{study_uid}-{tier}"
+    study = _staged_study(manifest, staging)
     catalogue = Catalogue.connect(resolve_url(catalogue_url, output))
     try:
         (result,) = process_study(
             study,
-            resolve_tiers([item["tier"]]),
+            resolve_tiers([tier]),
             Layout(output),
             run_id=context.run_id,
             jobs=jobs,
             catalogue=catalogue,
             context=context,
-            strategy=str(item.get("strategy", "layered")),
-            layer_tiers=resolve_tiers(list(item.get("layer_tiers") or [item["tier"]])),
+            strategy=str(manifest.get("strategy", LAYERED)),
+            layer_tiers=resolve_tiers(list(manifest.get("layer_tiers") or [tier])),
         )
+        catalogue.release_claims(context.run_id, [(study_uid, tier)])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        catalogue.close()
     summary = result.as_dict()
     summary["failures"] = summary["failures"][:FAILURES_IN_XCOM]
     return summary
 
 
-def prepare_layers(study_item: Mapping[str, Any], *, output: Path, run_id: str) -> dict[str, Any]:
+def prepare_layers(study_uid: str, *, output: Path, run_id: str) -> dict[str, Any]:
     """Encode a study's layered J2K codestreams once, into the cache its tier tasks cut from.
 
     Bad input is left for the tier tasks to report (they read the same files); only
     infrastructure errors raise.
     """
-
-    names = list(study_item.get("layer_tiers") or [])
+    manifest = read_manifest(output, run_id, study_uid)
+    names = list(manifest.get("layer_tiers") or [])
     tiers = resolve_tiers(names) if names else []
-    summary: dict[str, Any] = {"study_uid": study_item["study_uid"], "encoded": 0, "skipped": 0}
-    if study_item.get("strategy") != LAYERED or len(tiers) < 2:
+    summary: dict[str, Any] = {"study_uid": study_uid, "encoded": 0, "skipped": 0}
+    if manifest.get("strategy") != LAYERED or len(tiers) < 2:
         return {**summary, "note": "no layered encode: fewer than two J2K rate tiers"}
-    staging = output / "staging" / safe_name(run_id) / f"{study_item['study_uid']}-layers"
-    study = _staged_study(study_item, staging)
+    staging = output / "staging" / safe_name(run_id) / f"{study_uid}-layers"
+    study = _staged_study(manifest, staging)
     started = time.perf_counter()
     try:
         for path in study.files:
@@ -85,7 +95,7 @@ def prepare_layers(study_item: Mapping[str, Any], *, output: Path, run_id: str) 
                 cut_tiers(read_source(path), tiers, Layout(output).layer_cache)
                 summary["encoded"] += 1
             except DcmtierError as exc:
-                log.info("no layered encode for %s: %s", path, exc)
+                log.info("study %s: no layered encode for one file: %s", study_uid, exc)
                 summary["skipped"] += 1
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -93,30 +103,15 @@ def prepare_layers(study_item: Mapping[str, Any], *, output: Path, run_id: str) 
     return summary
 
 
-def studies_of(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per study of the run's work items: what the layered encode task maps over."""
-    seen: dict[str, dict[str, Any]] = {}
-    for item in items:
-        seen.setdefault(
-            str(item["study_uid"]),
-            {"study_uid": item["study_uid"], "manifest": item["manifest"],
-             "strategy": item.get("strategy", "layered"),
-             "layer_tiers": list(item.get("layer_tiers") or []),
-             "label": f"…{str(item['study_uid'])[-12:]}"},
-        )  # fmt: skip
-    return list(seen.values())
-
-
 def summarise(results: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
     """Totals over a run's study x tier results (None for a task that did not finish)."""
-    done = [r for r in results if r]
+    done = [r for r in results if r]  # None: not finished, or a pair outside the plan
     statuses: dict[str, int] = defaultdict(int)
     for r in done:
         statuses[str(r["status"])] += 1
     pixel_in = sum(int(r["pixel_bytes_in"]) for r in done)
     pixel_out = sum(int(r["pixel_bytes_out"]) for r in done)
     return {
-        "study_tiers": len(results),
         "finished": len(done),
         "statuses": dict(sorted(statuses.items())),
         "studies": len({r["study_uid"] for r in done}),
@@ -128,12 +123,11 @@ def summarise(results: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
     }
 
 
-def _staged_study(item: Mapping[str, Any], staging: Path) -> Study:
-    """The study of a work item, with remote files staged into ``staging``."""
+def _staged_study(manifest: Mapping[str, Any], staging: Path) -> Study:
+    """The study of a manifest, with remote files staged into ``staging``."""
 
-    manifest = json.loads(Path(item["manifest"]).read_text())
     uris = manifest["files"]
     paths = stage(uris, staging)
     sop_uids = {p: manifest["sop_uids"].get(u, "") for p, u in zip(paths, uris, strict=True)}
     recorded = {p: u for p, u in zip(paths, uris, strict=True) if "://" in u}  # staged copies
-    return Study(item["study_uid"], tuple(paths), sop_uids, recorded)
+    return Study(manifest["study_uid"], tuple(paths), sop_uids, recorded)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from dcmtier.discovery.landing import scope as landing_scope
-from dcmtier.discovery.plan import PlanRequest, plan
-from dcmtier.orchestration.items import run_item, summarise
+from dcmtier.discovery.plan import PlanRequest, plan, read_plan
+from dcmtier.orchestration.items import run_pair, summarise
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +23,8 @@ CONNECTION_ID = "dcmtier_catalogue"
 INTERVAL_RUN_TYPES = frozenset({"scheduled", "backfill"})  # manual runs take every study
 
 
-def discover_task(context: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Plan the run: one work item per study x tier (references only, never pixels)."""
+def discover_task(context: Mapping[str, Any]) -> dict[str, Any]:
+    """Plan the run: the study UIDs and tier names to map over (keys only, never pixels)."""
     from dcmtier.catalogue import Catalogue
     from dcmtier.records import Unidentified
     from dcmtier.work.layout import Layout
@@ -46,33 +46,35 @@ def discover_task(context: Mapping[str, Any]) -> list[dict[str, Any]]:
         max_studies_per_run=int(params["max_studies_per_run"]),
         max_map_length=_max_map_length(),
         strategy=str(params.get("strategy", "layered")),
+        listing_prefix=str(params.get("listing_prefix") or ""),
     )
-    result = plan(request, catalogue)
-    unidentified = {item["file"]: item["reason"] for item in result.unidentified}
-    catalogue.record_unidentified(landing_scope(request.landing), unidentified)
-    for item in result.unidentified:
-        if "://" not in item["file"]:
-            quarantine_unidentified(
-                Unidentified(Path(item["file"]), item["reason"]), Layout(output)
-            )
+    try:
+        result = plan(request, catalogue)
+        catalogue.record_unidentified(landing_scope(request.landing), result.unidentified)
+    finally:
+        catalogue.close()
+    for uri, reason in result.unidentified.items():
+        if "://" not in uri:
+            quarantine_unidentified(Unidentified(Path(uri), reason), Layout(output))
     log.info("discovery: %s", result.summary())
-    if result.deferred:
-        log.info("left for the next run: %s", ", ".join(result.deferred))
-    return result.items
+    if result.backlog_taken:
+        log.info("taken from the backlog of earlier intervals: %s", ", ".join(result.backlog_taken))
+    return result.for_xcom()
 
 
-def encode_task(study: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+def encode_task(study_uid: str, context: Mapping[str, Any]) -> dict[str, Any]:
     """Encode one study's layered J2K codestreams once, for its tier tasks to cut."""
     from dcmtier.orchestration.items import prepare_layers
 
     output = _output(context["params"])
-    summary = prepare_layers(study, output=output, run_id=str(context["run_id"]))
+    summary = prepare_layers(study_uid, output=output, run_id=str(context["run_id"]))
     log.info("layered encode: %s", summary)
     return summary
 
 
-def compress_task(item: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    """Run the unit of work for one study x tier and return its summary for XCom."""
+def compress_task(study_uid: str, tier: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Run the unit of work for one study x tier and return its summary for XCom; skip a pair
+    of the studies x tiers cross product that the run's plan does not hold."""
     from dcmtier.catalogue import JobContext
 
     ti = context["ti"]
@@ -84,13 +86,21 @@ def compress_task(item: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
         try_number=int(ti.try_number),
     )
     output = _output(context["params"])
-    result = run_item(
-        item,
+    result = run_pair(
+        study_uid,
+        tier,
         output=output,
         context=job,
         catalogue_url=_catalogue_url(output),
         jobs=int(os.environ.get("DCMTIER_JOBS", "1")),
     )
+    if result is None:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(
+            f"study {study_uid} x {tier} is not in this run's plan (done already, or claimed "
+            "by another run)"
+        )
     log.info(
         "%s %s: %s %s, pixel bytes %d -> %d",
         result["study_uid"], result["tier"], result["status"], result["counts"],
@@ -122,8 +132,9 @@ def summary_task(
     without this check a run with a failed study x tier would look successful.
     """
     totals = summarise(list(results))
-    log.info("run summary: %s", totals)
     ti = context["ti"]
+    totals.update(_close_run(_output(context["params"]), str(ti.run_id)))
+    log.info("run summary: %s", totals)
     failed = int(
         ti.get_ti_count(
             dag_id=ti.dag_id,
@@ -140,6 +151,33 @@ def summary_task(
             "(with downstream) to retry only those"
         )
     return totals
+
+
+def _close_run(output: Path, run_id: str) -> dict[str, Any]:
+    """Release the run's remaining claims; what was planned, and what waits for later runs."""
+    from dcmtier.catalogue import Catalogue
+
+    planned = read_plan(output, run_id) or {"studies": [], "summary": {}}
+    catalogue = Catalogue.connect(_catalogue_url(output))
+    try:
+        released = catalogue.release_claims(run_id)
+        waiting, oldest_rows = catalogue.backlog(limit=1)
+    finally:
+        catalogue.close()
+    if oldest_rows:
+        oldest = oldest_rows[0]
+        log.warning(
+            "backlog: %d studies in the landing area have tiers never attempted (oldest: study "
+            "%s, StudyDate %s, waiting since %s); later runs take them",
+            waiting, oldest["study_uid"], oldest["study_date"], oldest["waiting_since"],
+        )  # fmt: skip
+    return {
+        "planned_studies": len(planned["studies"]),
+        "planned_pairs": planned["summary"].get("work_pairs", 0),
+        "backlog_taken": len(planned.get("backlog_taken", [])),
+        "claims_released": released,
+        "backlog_studies": waiting,
+    }
 
 
 def _output(params: Mapping[str, Any]) -> Path:

@@ -26,13 +26,13 @@ from sqlalchemy import (
     and_,
     case,
     delete,
-    exists,
     false,
     func,
     literal,
     null,
     or_,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -172,16 +172,22 @@ def _blocked(request: Selection, study_uid: Any, tier: Any) -> Any:
         .where(Job.study_uid == study_uid, Job.tier == tier)
         .order_by(Job.started_at.desc(), Job.id.desc())
         .limit(1)
+        .correlate_except(Job)
         .scalar_subquery()
     )
     rerun = RERUN[request.reprocess]
     attempt = latest.is_not(None) & (latest.not_in(rerun) if rerun else literal(True))
     claims = Claim.__table__
-    claimed = exists().where(
-        claims.c.study_uid == study_uid,
-        claims.c.tier == tier,
-        claims.c.run_id != request.run_id,
-        claims.c.expires_at > request.now,
+    claimed = (
+        select(literal(1))
+        .where(
+            claims.c.study_uid == study_uid,
+            claims.c.tier == tier,
+            claims.c.run_id != request.run_id,
+            claims.c.expires_at > request.now,
+        )
+        .correlate_except(claims)
+        .exists()
     )
     return or_(attempt, claimed)
 
@@ -220,8 +226,10 @@ def _todo_pairs(
         uids = union_all(
             *(select(literal(u, String(64)).label("study_uid")) for u in chunk)
         ).subquery("chosen")
-        query = select(uids.c.study_uid, wanted.c.tier).where(
-            ~_blocked(request, uids.c.study_uid, wanted.c.tier)
+        query = (
+            select(uids.c.study_uid, wanted.c.tier)
+            .select_from(uids.join(wanted, true()))
+            .where(~_blocked(request, uids.c.study_uid, wanted.c.tier))
         )
         found += [(str(s), str(t)) for s, t in connection.execute(query)]
     return sorted(found, key=lambda pair: (pair[0], order[pair[1]]))

@@ -85,8 +85,12 @@ def folder_scope(uri: str) -> str:
 
 
 def scope(uri: str) -> str:
-    """The prefix every file URI under ``uri`` starts with (absolute for local paths)."""
-    return str(local_path(uri).absolute()) if is_local(uri) else uri
+    """The prefix every file URI under ``uri`` starts with (absolute for local paths, the
+    filesystem's own spelling for URLs: ``memory://x`` lists as ``memory:///x/...``)."""
+    if is_local(uri):
+        return str(local_path(uri).absolute())
+    fs, base = _filesystem(uri)
+    return _unstrip(fs, base, uri).rstrip("/")
 
 
 def open_file(uri: str, *, block_size: int | None = None) -> Any:

@@ -20,7 +20,7 @@ from dcmtier.discovery.files import discover
 from dcmtier.discovery.plan import PlanRequest, plan
 from dcmtier.measure import gates
 from dcmtier.measure.gates import Gate
-from dcmtier.orchestration.items import prepare_layers, run_item, studies_of
+from dcmtier.orchestration.items import prepare_layers, run_pair
 from dcmtier.records import Study
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import get_tier
@@ -96,14 +96,15 @@ def test_the_dag_tasks_record_the_strategy_and_layer_of_each_tier(
     out = tmp_path / "out"
     request = PlanRequest(landing=str(landing), output=out, tiers=list(LAYERED_TIERS),
                           run_id="dag", now=datetime.now(UTC), settle_seconds=0)  # fmt: skip
-    items = plan(request, catalogue).items
-    assert len(items) == 2 * len(LAYERED_TIERS)
-    for study in studies_of(items):
-        prepare_layers(study, output=out, run_id="dag")
+    planned = plan(request, catalogue)
+    assert len(planned.studies) == 2 and planned.tiers == list(LAYERED_TIERS)
+    for study_uid in planned.studies:
+        prepare_layers(study_uid, output=out, run_id="dag")
     url = catalogue.engine.url.render_as_string(hide_password=False)
-    for index, item in enumerate(items):
+    pairs = [(s, t) for s in planned.studies for t in planned.tiers]  # the DAG's cross product
+    for index, (study_uid, tier) in enumerate(pairs):
         context = JobContext("dicom_archive_compression", "dag", "compress", index, 1)
-        run_item(item, output=out, context=context, catalogue_url=url)
+        assert run_pair(study_uid, tier, output=out, context=context, catalogue_url=url)
     expected = {tier: {pair} for tier, pair in LAYERED_ENCODING.items()}
     assert encodings(catalogue, "lineage") == expected
     assert len(view(catalogue, "lineage")) == 5 * len(LAYERED_TIERS)

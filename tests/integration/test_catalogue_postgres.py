@@ -30,7 +30,9 @@ from tests.integration.catalogue_cases import (
 from tests.integration.conftest import fresh_database
 
 pytestmark = pytest.mark.postgres
-VIEWS = {"savings_by_tier", "savings_by_study", "quality_by_tier", "lineage", "failures"}
+VIEWS = {
+    "savings_by_tier", "savings_by_study", "quality_by_tier", "lineage", "failures", "backlog",
+}
 
 
 def test_process_command_fills_every_table_and_a_rerun_changes_no_count(

@@ -20,7 +20,9 @@ from tests.integration.catalogue_cases import (
     schema_names,
 )
 
-VIEWS = {"savings_by_tier", "savings_by_study", "quality_by_tier", "lineage", "failures"}
+VIEWS = {
+    "savings_by_tier", "savings_by_study", "quality_by_tier", "lineage", "failures", "backlog",
+}
 
 
 def test_upgrade_builds_the_models_and_every_view(tmp_path: Path) -> None:
@@ -69,7 +71,7 @@ def test_a_missing_sqlite_file_is_refused_and_not_created(tmp_path: Path) -> Non
 def test_a_catalogue_behind_the_code_is_refused_with_the_fix(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/catalogue.db"
     Catalogue.upgrade(url, "0001")
-    with pytest.raises(CatalogueError, match=r"is at revision 0001, .* needs 0004: run `dcmtier"):
+    with pytest.raises(CatalogueError, match=r"is at revision 0001, .* needs 0005: run `dcmtier"):
         Catalogue.connect(url)
     empty = make_engine(f"sqlite:///{tmp_path}/empty.db")
     with empty.begin() as connection:

@@ -31,7 +31,12 @@ from tests.integration.conftest import fresh_database
 
 pytestmark = pytest.mark.postgres
 VIEWS = {
-    "savings_by_tier", "savings_by_study", "quality_by_tier", "lineage", "failures", "backlog",
+    "savings_by_tier",
+    "savings_by_study",
+    "quality_by_tier",
+    "lineage",
+    "failures",
+    "backlog",
 }
 
 

@@ -24,15 +24,15 @@ TIERS = ("j2k-lossless", "j2k-r20")
 
 
 def _headers(studies: int, files: int, *, day: date = date(2024, 5, 1)) -> list[FileHeader]:
-    return [
-        FileHeader(
-            f"{SCOPE}{s:05d}/{f:03d}.dcm", 1000, NOW - timedelta(days=1), f"etag{s}-{f}",
-            study_uid=f"1.2.3.{s}", series_uid=f"1.2.3.{s}.1", sop_uid=f"1.2.3.{s}.1.{f}",
-            study_date=day + timedelta(days=s % 3), modality="CT",
-        )  # fmt: skip
-        for s in range(studies)
-        for f in range(files)
-    ]
+    return [_header(s, f, day) for s in range(studies) for f in range(files)]
+
+
+def _header(s: int, f: int, day: date) -> FileHeader:
+    arrived = NOW - timedelta(days=1)
+    return FileHeader(f"{SCOPE}{s:05d}/{f:03d}.dcm", 1000, arrived, f"etag{s}-{f}",
+                      study_uid=f"1.2.3.{s}", series_uid=f"1.2.3.{s}.1",
+                      sop_uid=f"1.2.3.{s}.1.{f}", study_date=day + timedelta(days=s % 3),
+                      modality="CT")  # fmt: skip
 
 
 def _selection(run_id: str, capacity: int, **kwargs: object) -> Selection:
@@ -120,9 +120,7 @@ def test_the_backlog_view_lists_studies_with_tiers_never_attempted(
     assert count == 3 and {r["tiers_pending"] for r in rows} == {2}
     assert rows[0]["study_date"] == date(2024, 5, 1) and rows[0]["arrival"] == NOW - timedelta(1)
     with pg_catalogue.engine.begin() as connection:
-        connection.execute(
-            text("INSERT INTO studies VALUES ('1.2.3.0', 'CT', :t, :t)"), {"t": NOW}
-        )
+        connection.execute(text("INSERT INTO studies VALUES ('1.2.3.0', 'CT', :t, :t)"), {"t": NOW})
     pg_catalogue.start_job("1.2.3.0", get_tier("j2k-r20"), JobContext.cli("a"), {})
     count, rows = pg_catalogue.backlog()
     pending = {r["study_uid"]: r["tiers_pending"] for r in rows}

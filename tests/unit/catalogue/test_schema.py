@@ -21,7 +21,12 @@ from tests.integration.catalogue_cases import (
 )
 
 VIEWS = {
-    "savings_by_tier", "savings_by_study", "quality_by_tier", "lineage", "failures", "backlog",
+    "savings_by_tier",
+    "savings_by_study",
+    "quality_by_tier",
+    "lineage",
+    "failures",
+    "backlog",
 }
 
 

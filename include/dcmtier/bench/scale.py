@@ -28,6 +28,7 @@ DATE = "20240101"
 def template() -> bytes:
     """One small CT file whose UIDs and StudyDate are placeholders of fixed width."""
     from pydicom import dcmread
+    from pydicom.uid import UID
 
     from dcmtier.sample import write_ct_series
 
@@ -35,7 +36,7 @@ def template() -> bytes:
         (path,) = write_ct_series(Path(folder), slices=1, rows=8, columns=8, study_date=DATE)
         ds = dcmread(path)
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = STUDY, SERIES, SOP
-    ds.file_meta.MediaStorageSOPInstanceUID = SOP
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(SOP)
     out = BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()

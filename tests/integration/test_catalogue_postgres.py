@@ -156,6 +156,7 @@ def test_concurrent_workers_on_one_study_lose_and_duplicate_nothing(
         "jobs": 2 * 2 * len(tiers),  # two studies x two tries per tier
         "derived_instances": ok_instances * len(tiers), "frame_quality": ok_instances * len(tiers),
         "packages": 2 * len(tiers), "failure_records": len(tiers), "unidentified_files": 0,
+        "landing_files": 0, "claims": 0,  # the unit of work plans nothing
     }  # fmt: skip
     statuses = pg_catalogue.pair_status(
         [r["study_uid"] for r in view(pg_catalogue, "studies")], tiers

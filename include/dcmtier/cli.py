@@ -21,6 +21,7 @@ COMMANDS = (
     "db",
     "report",
     "discover",
+    "locate",
     "bench",
 )
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -54,6 +55,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return EXIT_OK
     return code
+
+
+def add_show_paths(parser: argparse.ArgumentParser) -> None:
+    """``--show-paths``: also print where source files are. Off by default, since landing
+    folders and file names often carry patient names; files are named by file key."""
+    parser.add_argument(
+        "--show-paths", action="store_true",
+        help="also print source files' paths (they may name patients; default: file keys only, "
+        "`dcmtier locate KEY` finds a file)",
+    )  # fmt: skip
 
 
 def print_json(obj: object) -> None:

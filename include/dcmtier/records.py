@@ -1,16 +1,23 @@
 """The records that several stages share: a study, one (source, tier) result, one study x tier
-result, and the status and strategy words they carry.
+result, the status and strategy words they carry, and the file key that names a source file.
 
-Everything here is plain data (no I/O, no codec, no database), so the unit of work, the
-catalogue, discovery and the benchmark can all import it without importing each other.
+Everything here is plain data (no codec, no database), so the unit of work, the catalogue,
+discovery and the benchmark can all import it without importing each other. The one I/O is
+`file_key` hashing a file that has no usable SOP Instance UID.
+
+Landing paths and file names often carry patient names, so a source file is named by its file
+key wherever analysts, logs, XCom and command output see it; only the catalogue's operator
+table ``file_locations`` maps a key back to where the file was found.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 # Status of one (source, tier).
 OK, SKIPPED, REFUSED, FAILED = "ok", "skipped", "refused", "failed"
@@ -23,6 +30,50 @@ STUDY_OK, STUDY_PARTIAL, STUDY_FAILED = "ok", "partial", "failed"
 PER_TIER, LAYERED = "per_tier", "layered"
 STRATEGIES = (PER_TIER, LAYERED)
 
+KEY_DIGITS = 32  # hex digits of SHA-256 in a content key: 128 bits, no collision in any archive
+_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+
+
+def is_valid_uid(text: str) -> bool:
+    """A DICOM UID (PS3.5 9.1): digits in dot-separated components, no leading zero, <= 64."""
+    return len(text) <= 64 and _UID.fullmatch(text) is not None
+
+
+def file_key(path: Path, sop_uid: str | None = None) -> str:
+    """The name of a source file in every output: its SOP Instance UID when that is a valid
+    UID, else its content key (`content_key`).
+
+    A file that cannot be read is named by a hash of its location instead (stable from run to
+    run, and no more readable than a content hash).
+    """
+    if sop_uid and is_valid_uid(sop_uid):
+        return sop_uid
+    try:
+        with path.open("rb") as handle:
+            return content_key(handle)
+    except OSError:
+        return hashlib.sha256(str(path.absolute()).encode()).hexdigest()[:KEY_DIGITS]
+
+
+def content_key(handle: BinaryIO) -> str:
+    """The first `KEY_DIGITS` hex digits of the SHA-256 of everything ``handle`` reads."""
+    digest = hashlib.sha256()
+    while chunk := handle.read(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest()[:KEY_DIGITS]
+
+
+def name_by_key(text: str, location: Path | str, key: str) -> str:
+    """``text`` with every spelling of ``location`` (as given, absolute, as a file URI)
+    replaced by ``key``: messages from libraries name files by path."""
+    forms = {str(location)}
+    if isinstance(location, Path):
+        forms |= {str(location.absolute()), location.absolute().as_uri()}
+    for form in sorted(forms, key=len, reverse=True):
+        if form:
+            text = text.replace(form, key)
+    return text
+
 
 @dataclass(frozen=True)
 class Study:
@@ -32,23 +83,39 @@ class Study:
     files: tuple[Path, ...]
     sop_uids: Mapping[Path, str]
     uris: Mapping[Path, str] = field(default_factory=dict)  # recorded location, if not the path
+    keys: Mapping[Path, str] = field(default_factory=dict)  # file keys known from discovery
 
     def uri(self, path: Path) -> str:
-        """Where the catalogue records ``path`` (a staged copy may stand in for a remote file)."""
+        """Where the catalogue's operator table records ``path`` (a staged copy may stand in
+        for a remote file)."""
         return self.uris.get(path) or path.absolute().as_uri()
+
+    def key(self, path: Path) -> str:
+        """The file key of ``path`` (`file_key`)."""
+        return self.keys.get(path) or file_key(path, self.sop_uids.get(path))
 
 
 @dataclass(frozen=True)
 class Unidentified:
-    """A file whose header gives no StudyInstanceUID."""
+    """A file whose header gives no StudyInstanceUID.
 
-    path: Path
+    ``reason`` names it by ``key``; ``uri`` (where it was found) goes to the catalogue's
+    operator table only, and ``path`` is the local file when there is one (to quarantine).
+    """
+
+    key: str
+    uri: str
     reason: str
+    path: Path | None = None
 
 
 @dataclass
 class TierResult:
-    """What happened to one (source, tier); the ``--json`` line of ``dcmtier compress``."""
+    """What happened to one (source, tier); the ``--json`` line of ``dcmtier compress``.
+
+    ``source`` is the source's file key; ``path`` (where it was read) stays in memory, out of
+    `as_dict`, unless the caller asks for paths.
+    """
 
     source: str
     tier: str
@@ -79,9 +146,13 @@ class TierResult:
     params: dict[str, Any] = field(default_factory=dict)
     gate: str | None = None  # the quality rule broken, with its numbers
     frame_metrics: list[dict[str, Any]] = field(default_factory=list)  # with Options.measure
+    path: str | None = field(default=None, repr=False)  # the source file read (landing path)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_dict(self, *, paths: bool = False) -> dict[str, Any]:
+        out = asdict(self)
+        if not paths:
+            out.pop("path")
+        return out
 
 
 @dataclass

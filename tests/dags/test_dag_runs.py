@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -56,12 +57,15 @@ def test_a_manual_run_compresses_every_study_and_quarantines_the_broken_file(
     rows = _query(output, "SELECT tier, studies, instances FROM savings_by_tier ORDER BY tier")
     assert [r[0] for r in rows] == TIERS
     assert all(r[1] == 2 for r in rows)
+    notes = hashlib.sha256((landing / "notes.txt").read_bytes()).hexdigest()[:32]
     stray = _query(output, "SELECT file, reason FROM failures WHERE study_uid IS NULL")
-    assert [Path(f).name for f, _ in stray] == ["notes.txt"]
-    assert (output / "quarantine" / "_unidentified" / "notes.txt.reason.json").is_file()
+    assert [f for f, _ in stray] == [notes]  # named by its content hash
+    assert (output / "quarantine" / "_unidentified" / f"{notes}.reason.json").is_file()
+    located = _query(output, f"SELECT uri FROM file_locations WHERE file_key = '{notes}'")
+    assert located == [((landing / "notes.txt").as_uri(),)]  # the operators' table
     failures = _query(output, "SELECT tier, sop_uid, reason FROM failures WHERE tier IS NOT NULL")
     assert {f[0] for f in failures} == set(TIERS)  # one row per tier for the broken instance
-    assert all(f[1] and "CT0002.dcm: pixel data cannot be decoded" in f[2] for f in failures)
+    assert all(f[2].startswith(f"{f[1]}: pixel data cannot be decoded") for f in failures)
     assert list((output / "quarantine").rglob("*.reason.json"))
     assert len(list((output / "packages").rglob("*.zip"))) == 2 * len(TIERS)
 

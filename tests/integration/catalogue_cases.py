@@ -44,6 +44,7 @@ TABLES = (
     "frame_quality",
     "packages",
     "failure_records",
+    "file_locations",
 )
 
 

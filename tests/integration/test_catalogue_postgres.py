@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from pydicom import dcmread
 
 from dcmtier.catalogue import Catalogue, CatalogueError
 from dcmtier.catalogue.engine import make_engine
@@ -65,7 +66,8 @@ def test_views_equal_the_files_on_disk(pg_catalogue: Catalogue, tmp_path: Path) 
     run_all(landing, out, pg_catalogue)
     assert_views_match_disk(pg_catalogue, landing, out, broken)
     failures = view(pg_catalogue, "failures")
-    assert {(f["file"], f["status"]) for f in failures} == {(str(broken), "failed")}
+    key = str(dcmread(broken, stop_before_pixels=True).SOPInstanceUID)  # named by file key
+    assert {(f["file"], f["status"]) for f in failures} == {(key, "failed")}
     assert len(failures) == 3  # one per tier
 
 
@@ -156,6 +158,7 @@ def test_concurrent_workers_on_one_study_lose_and_duplicate_nothing(
         "jobs": 2 * 2 * len(tiers),  # two studies x two tries per tier
         "derived_instances": ok_instances * len(tiers), "frame_quality": ok_instances * len(tiers),
         "packages": 2 * len(tiers), "failure_records": len(tiers), "unidentified_files": 0,
+        "file_locations": 6,
         "landing_files": 0, "claims": 0,  # the unit of work plans nothing
     }  # fmt: skip
     statuses = pg_catalogue.pair_status(

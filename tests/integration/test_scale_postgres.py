@@ -28,11 +28,10 @@ def _headers(studies: int, files: int, *, day: date = date(2024, 5, 1)) -> list[
 
 
 def _header(s: int, f: int, day: date) -> FileHeader:
-    arrived = NOW - timedelta(days=1)
-    return FileHeader(f"{SCOPE}{s:05d}/{f:03d}.dcm", 1000, arrived, f"etag{s}-{f}",
-                      study_uid=f"1.2.3.{s}", series_uid=f"1.2.3.{s}.1",
-                      sop_uid=f"1.2.3.{s}.1.{f}", study_date=day + timedelta(days=s % 3),
-                      modality="CT")  # fmt: skip
+    arrived, sop_uid = NOW - timedelta(days=1), f"1.2.3.{s}.1.{f}"
+    return FileHeader(f"{SCOPE}{s:05d}/{f:03d}.dcm", 1000, arrived, sop_uid, f"etag{s}-{f}",
+                      study_uid=f"1.2.3.{s}", series_uid=f"1.2.3.{s}.1", sop_uid=sop_uid,
+                      study_date=day + timedelta(days=s % 3), modality="CT")  # fmt: skip
 
 
 def _selection(run_id: str, capacity: int, **kwargs: object) -> Selection:

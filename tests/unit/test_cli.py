@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
 
 from dcmtier.cli import main
 from tests.support import reference_file
@@ -38,14 +39,15 @@ def test_compress_json_has_one_line_per_source_and_tier(
     code = main(
         [
             "compress", str(landing), "--tier", "j2k-lossless", "--tier", "j2k-r20",
-            "--out", str(tmp_path / "out"), "--json", "--jobs", "1",
+            "--out", str(tmp_path / "out"), "--json", "--jobs", "1", "--show-paths",
         ]
     )  # fmt: skip
     rows = _json_lines(capsys.readouterr().out)
     assert code == 0
     assert len(rows) == 4 * 2
     assert all(row.keys() >= REQUIRED_FIELDS for row in rows)
-    statuses = {(Path(str(r["source"])).name, r["tier"]): r["status"] for r in rows}
+    assert all(r["source"] == dcmread(str(r["path"])).SOPInstanceUID for r in rows)
+    statuses = {(Path(str(r["path"])).name, r["tier"]): r["status"] for r in rows}
     assert statuses[("rtplan.dcm", "j2k-r20")] == "skipped"
     assert statuses[("CT_small.dcm", "j2k-r20")] == "ok"
     for row in rows:
@@ -81,24 +83,48 @@ def test_a_failed_instance_exits_1_after_the_rest_is_done(
     (landing / "broken.dcm").write_bytes(b"DICM but not really")
     shutil.copy(reference_file("MR_truncated.dcm"), landing / "truncated.dcm")
     code = main(["compress", str(landing), "--tier", "j2k-r20", "--out", str(tmp_path / "o"),
-                 "--json"])  # fmt: skip
+                 "--json", "--show-paths"])  # fmt: skip
     rows = _json_lines(capsys.readouterr().out)
     assert code == 1
-    by_name = {Path(str(r["source"])).name: r for r in rows}
+    by_name = {Path(str(r["path"])).name: r for r in rows}
     assert by_name["broken.dcm"]["status"] == "failed"
     assert by_name["truncated.dcm"]["status"] == "failed"
-    assert "truncated.dcm" in str(by_name["truncated.dcm"]["reason"])
+    truncated = by_name["truncated.dcm"]
+    assert str(truncated["reason"]).startswith(f"{truncated['source']}: ")  # named by its key
+    assert (
+        truncated["source"]
+        == dcmread(reference_file("MR_truncated.dcm"), stop_before_pixels=True).SOPInstanceUID
+    )
     assert by_name["CT_small.dcm"]["status"] == "ok"
     assert by_name["MR_small.dcm"]["status"] == "ok"
 
 
-def test_the_table_lists_every_result_and_a_summary(
-    landing: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_the_table_lists_every_result_by_file_key_and_a_summary(
+    landing: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert main(["compress", str(landing), "--tier", "j2k-r20", "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
-    assert "CT_small.dcm" in out
+    assert str(dcmread(reference_file("CT_small.dcm")).SOPInstanceUID) in out
     assert "3 ok, 1 skipped" in out
+    monkeypatch.chdir(tmp_path)  # short paths: the table does not fold them
+    assert main(["compress", "landing", "--tier", "j2k-r20", "--out", "o", "--show-paths"]) == 0
+    assert "landing/nested/CT_small.dcm" in capsys.readouterr().out
+
+
+def test_without_show_paths_no_file_name_or_folder_is_printed(
+    landing: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (landing / "nested" / "broken.dcm").write_bytes(b"DICM but not really")
+    for form in ([], ["--json"]):
+        code = main(["compress", str(landing), "--tier", "j2k-r20", "--out",
+                     str(tmp_path / "o"), "--jobs", "1", *form])  # fmt: skip
+        printed = capsys.readouterr()
+        assert code == 1
+        for name in ("nested", "CT_small", "MR_small", "rtplan", "broken", "examples_rgb"):
+            assert name not in printed.out + printed.err, (form, name)
 
 
 @pytest.mark.parametrize(

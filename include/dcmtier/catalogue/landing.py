@@ -2,7 +2,9 @@
 
 Discovery compares a listing with these rows and reads headers only for files that are new or
 changed (size, modification time or ETag); a file no longer listed is marked gone. Rows are
-found by URI prefix (a landing area's scope, or one of its date prefixes).
+found by URI prefix (a landing area's scope, or one of its date prefixes). Each row keeps the
+file's key (``dcmtier.records.file_key``), worked out when its header was read: what a file is
+called everywhere outside the operators' tables, since its URI may carry a patient's name.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ class FileState:
 
 @dataclass(frozen=True)
 class FileHeader:
-    """One file as listed, with what its header gave (or why it could not be read)."""
+    """One file as listed, with its file key and what its header gave (or why it could not be
+    read)."""
 
     uri: str
     size: int
     modified: datetime
+    file_key: str
     etag: str | None = None
     study_uid: str | None = None
     series_uid: str | None = None
@@ -88,31 +92,42 @@ def touch(connection: Connection, prefixes: Sequence[str], now: datetime) -> Non
     )
 
 
+@dataclass(frozen=True)
+class IndexedFile:
+    """A present file of the index: where it is, its key, and its SOP UID or read error."""
+
+    uri: str
+    file_key: str
+    sop_uid: str = ""
+    read_error: str | None = None
+
+
 def files_of(
     connection: Connection, study_uids: Sequence[str], scopes: Sequence[str]
-) -> dict[str, list[tuple[str, str]]]:
-    """(URI, SOP Instance UID) of each present file of each study, in URI order."""
-    found: dict[str, list[tuple[str, str]]] = {uid: [] for uid in study_uids}
+) -> dict[str, list[IndexedFile]]:
+    """Each present file of each study, in URI order."""
+    found: dict[str, list[IndexedFile]] = {uid: [] for uid in study_uids}
     for chunk in chunks(sorted(set(study_uids))):
         query = (
-            select(FILES.c.study_uid, FILES.c.uri, FILES.c.sop_uid)
+            select(FILES.c.study_uid, FILES.c.uri, FILES.c.file_key, FILES.c.sop_uid)
             .where(FILES.c.study_uid.in_(chunk), FILES.c.gone_at.is_(None), under(scopes))
             .order_by(FILES.c.uri)
         )
-        for study_uid, uri, sop_uid in connection.execute(query):
-            found[study_uid].append((uri, sop_uid or ""))
+        for study_uid, uri, key, sop_uid in connection.execute(query):
+            found[study_uid].append(IndexedFile(uri, key, sop_uid or ""))
     return found
 
 
-def unidentified(connection: Connection, scopes: Sequence[str]) -> dict[str, str]:
-    """Present files under ``scopes`` that belong to no study, with the reason."""
-    query = select(FILES.c.uri, FILES.c.read_error).where(
+def unidentified(connection: Connection, scopes: Sequence[str]) -> list[IndexedFile]:
+    """Present files under ``scopes`` that belong to no study (``read_error`` says why, when
+    the header could not be read), in URI order."""
+    query = select(FILES.c.uri, FILES.c.file_key, FILES.c.sop_uid, FILES.c.read_error).where(
         under(scopes), FILES.c.gone_at.is_(None), FILES.c.study_uid.is_(None)
     )
-    return {
-        uri: f"{uri}: {error or 'no StudyInstanceUID in the header'}"
-        for uri, error in connection.execute(query.order_by(FILES.c.uri))
-    }
+    return [
+        IndexedFile(uri, key, sop_uid or "", error)
+        for uri, key, sop_uid, error in connection.execute(query.order_by(FILES.c.uri))
+    ]
 
 
 def study_count(connection: Connection, scopes: Sequence[str]) -> int:

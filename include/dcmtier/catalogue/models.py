@@ -1,7 +1,11 @@
 """The catalogue's tables: what was found, what each attempt made of it, and what it saved.
 
 Every table has a natural key (UIDs, tier, Airflow task identity) that writes upsert on, so a
-retried step never duplicates a row. No patient name or ID is stored. The Alembic migrations in
+retried step never duplicates a row. No patient name or ID is stored, and source files are
+named by their file key (``dcmtier.records.file_key``): landing paths, whose folder and file
+names often carry patient names, are kept in the operators' tables only, ``file_locations``
+(where each file a run planned was found) and the landing index ``landing_files`` (on
+PostgreSQL the ``dcmtier_analyst`` role can read neither). The Alembic migrations in
 ``migrations/versions`` create exactly these tables (a test compares the two).
 """
 
@@ -103,7 +107,10 @@ class Series(Base):
 
 
 class Instance(Base):
-    """One source file, described from its header; ``bytes`` is its size on disk."""
+    """One source file, described from its header; ``bytes`` is its size on disk.
+
+    Where it was found is in ``file_locations`` (its file key is ``sop_uid``).
+    """
 
     __tablename__ = "instances"
     __table_args__ = (Index(None, "study_uid"),)
@@ -112,7 +119,6 @@ class Instance(Base):
     series_uid: Mapped[str] = mapped_column(UID, ForeignKey("series.series_uid"), nullable=False)
     study_uid: Mapped[str] = mapped_column(UID, ForeignKey("studies.study_uid"), nullable=False)
     sop_class_uid: Mapped[str | None] = mapped_column(UID, nullable=True)
-    file_uri: Mapped[str] = mapped_column(Text, nullable=False)
     bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     modality: Mapped[str] = mapped_column(String(16), nullable=False)
@@ -248,9 +254,10 @@ class Package(Base):
 class FailureRecord(Base):
     """A failed, refused or gate-failed instance, or a failed attempt as a whole.
 
-    ``source_key`` is the SOP Instance UID, else the file, else ``""`` for an attempt that
-    failed before any instance was judged. A later attempt that no longer fails sets
-    ``resolved_at``; the ``failures`` view shows unresolved rows only.
+    ``source_key`` is the SOP Instance UID, else the file key, else ``""`` for an attempt that
+    failed before any instance was judged; ``file`` is the file key (never a path). A later
+    attempt that no longer fails sets ``resolved_at``; the ``failures`` view shows unresolved
+    rows only.
     """
 
     __tablename__ = "failure_records"
@@ -277,8 +284,9 @@ class FailureRecord(Base):
 class UnidentifiedFile(Base):
     """A landing-area file whose header gives no StudyInstanceUID: no study, no tier.
 
-    It shows in the ``failures`` view (study and tier NULL) until a later discovery of the same
-    landing area no longer finds it unidentified, which sets ``resolved_at``.
+    ``file`` is its file key (a content hash unless it has a SOP Instance UID). It shows in
+    the ``failures`` view (study and tier NULL) until a later discovery of the same landing
+    area no longer finds it unidentified, which sets ``resolved_at``.
     """
 
     __tablename__ = "unidentified_files"
@@ -290,12 +298,36 @@ class UnidentifiedFile(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
+class FileLocation(Base):
+    """Where a source file was found: the one table that holds landing paths, for operators.
+
+    One row per (file key, location): the same key found in two places (a SOP Instance UID
+    sent twice, a study copied to a second landing area) has two rows. ``dcmtier locate KEY``
+    reads it; analysts' views never do, and on PostgreSQL the ``dcmtier_analyst`` role has no
+    access to it (migration 0005). ``id`` is what discovery's manifests under ``work/`` hold
+    instead of the location.
+    """
+
+    __tablename__ = "file_locations"
+    __table_args__ = (UniqueConstraint("file_key", "uri"),)
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    file_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    uri: Mapped[str] = mapped_column(Text, nullable=False)  # file:///... or s3://... as found
+    first_seen_at: Mapped[datetime] = mapped_column(nullable=False)
+    last_seen_at: Mapped[datetime] = mapped_column(nullable=False)
+
+
 class LandingFile(Base):
     """One file of a landing area, as the last discovery listed it (the landing index).
 
     Discovery reads a file's header only when the file is new or its size, modification time
-    or ETag changed; a file no longer listed gets ``gone_at``. An operator table: it holds
-    landing paths, so no analyst view reads its ``uri``.
+    or ETag changed; a file no longer listed gets ``gone_at``. ``file_key`` (the SOP Instance
+    UID, else a content hash) is worked out at that read, so planning never hashes a file again.
+    An operator table, like ``file_locations``: it holds landing paths, so no analyst view reads
+    its ``uri`` and on PostgreSQL the ``dcmtier_analyst`` role has no access to it (migration
+    0006). It is the listing discovery compares with, not where ``dcmtier locate`` looks: the
+    files a run plans are recorded in ``file_locations``, and manifests hold those ids.
     """
 
     __tablename__ = "landing_files"
@@ -305,6 +337,7 @@ class LandingFile(Base):
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
     modified: Mapped[datetime] = mapped_column(nullable=False)
     etag: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    file_key: Mapped[str] = mapped_column(String(64), nullable=False)
     study_uid: Mapped[str | None] = mapped_column(UID, nullable=True)
     series_uid: Mapped[str | None] = mapped_column(UID, nullable=True)
     sop_uid: Mapped[str | None] = mapped_column(UID, nullable=True)

@@ -1,6 +1,8 @@
-"""Rows for studies, series and instances, from file headers and a streamed SHA-256.
+"""Rows for studies, series and instances, from file headers and a streamed SHA-256, and the
+operators' rows saying where each file was found.
 
-Only headers are read (``stop_before_pixels``); no patient name or ID leaves the file.
+Only headers are read (``stop_before_pixels``); no patient name or ID leaves the file, and the
+landing location goes to ``file_locations`` only.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ class SourceRows:
     study: dict[str, Any]
     series: list[dict[str, Any]] = field(default_factory=list)
     instances: list[dict[str, Any]] = field(default_factory=list)
+    locations: list[dict[str, Any]] = field(default_factory=list)
 
 
 def source_rows(study: Study, now: datetime) -> SourceRows:
     """Describe every readable file of ``study``; files without a SOP Instance UID are left out
-    (the failures table names them by file)."""
+    of ``instances`` (the failures table names them by file key). Every file has a location."""
     series: dict[str, dict[str, Any]] = {}
     instances: dict[str, dict[str, Any]] = {}
+    locations = [location_row(study.key(path), study.uri(path), now) for path in study.files]
     for path in study.files:
         ds = _header(path)
         sop_uid = str(ds.get("SOPInstanceUID") or "") if ds is not None else ""
@@ -57,7 +61,13 @@ def source_rows(study: Study, now: datetime) -> SourceRows:
         },
         series=list(series.values()),
         instances=list(instances.values()),
+        locations=locations,
     )
+
+
+def location_row(key: str, uri: str, now: datetime) -> dict[str, Any]:
+    """A ``file_locations`` row: file ``key`` seen at ``uri`` now."""
+    return {"file_key": key, "uri": uri, "first_seen_at": now, "last_seen_at": now}
 
 
 def _header(path: Path) -> Dataset | None:
@@ -76,7 +86,6 @@ def _instance(path: Path, ds: Dataset, study: Study, sop_uid: str, now: datetime
         "series_uid": str(ds.get("SeriesInstanceUID") or f"{study.uid}.unknown-series"),
         "study_uid": study.uid,
         "sop_class_uid": str(ds.get("SOPClassUID") or "") or None,
-        "file_uri": study.uri(path),
         "bytes": size,
         "sha256": digest,
         "modality": str(ds.get("Modality") or "OT"),

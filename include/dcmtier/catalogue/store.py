@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -23,6 +23,7 @@ from dcmtier.catalogue.context import JobContext
 from dcmtier.catalogue.models import (
     Base,
     FailureRecord,
+    FileLocation,
     Instance,
     Job,
     Series,
@@ -31,11 +32,11 @@ from dcmtier.catalogue.models import (
     UnidentifiedFile,
     utcnow,
 )
-from dcmtier.catalogue.sources import source_rows
+from dcmtier.catalogue.sources import location_row, source_rows
 from dcmtier.catalogue.upsert import upsert, upsert_returning_id
 from dcmtier.errors import CatalogueError
 from dcmtier.records import Study as SourceStudy
-from dcmtier.records import StudyTierResult
+from dcmtier.records import StudyTierResult, Unidentified
 from dcmtier.tiers import TIERS, Tier
 from dcmtier.versions import software_versions
 
@@ -43,6 +44,7 @@ T = TypeVar("T")
 RETRIED_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 ATTEMPTS = 3
 REPORT_VIEWS = ("savings_by_tier", "quality_by_tier")
+LOCATION_KEYS = ["file_key", "uri"]
 
 
 class Catalogue:
@@ -87,15 +89,70 @@ class Catalogue:
         self._engine.dispose()
 
     def record_study(self, study: SourceStudy) -> None:
-        """Upsert the study, its series and instances, read from headers (idempotent)."""
+        """Upsert the study, its series and instances, read from headers, and where each of
+        its files was found (idempotent)."""
         found = source_rows(study, utcnow())
 
         def write(connection: Connection) -> None:
             upsert(connection, Study, [found.study], keys=["study_uid"], keep=["first_seen_at"])
             upsert(connection, Series, found.series, keys=["series_uid"])
             upsert(connection, Instance, found.instances, keys=["sop_uid"], keep=["discovered_at"])
+            upsert(connection, FileLocation, found.locations, keys=LOCATION_KEYS,
+                   keep=["first_seen_at"])  # fmt: skip
 
         self._write(write)
+
+    def record_locations(self, found: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """Record that each (file key, URI) of ``found`` was seen now; return each one's id.
+
+        The ids are what discovery's manifests hold instead of locations (`locations`).
+        """
+        now = utcnow()
+        rows = [location_row(key, uri, now) for key, uri in found]
+
+        def write(connection: Connection) -> dict[tuple[str, str], int]:
+            upsert(connection, FileLocation, rows, keys=LOCATION_KEYS, keep=["first_seen_at"])
+            return self._location_ids(connection, {(r["file_key"], r["uri"]) for r in rows})
+
+        return self._write(write)
+
+    @staticmethod
+    def _location_ids(
+        connection: Connection, pairs: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], int]:
+        ids: dict[tuple[str, str], int] = {}
+        table = FileLocation.__table__.c
+        for chunk in writes.chunks(sorted({key for key, _ in pairs})):
+            query = select(table.file_key, table.uri, table.id).where(table.file_key.in_(chunk))
+            for key, uri, location_id in connection.execute(query):
+                if (key, uri) in pairs:
+                    ids[(key, uri)] = int(location_id)
+        return ids
+
+    def locations(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """(file key, URI) of each location id that exists."""
+        found: dict[int, tuple[str, str]] = {}
+        table = FileLocation.__table__.c
+        with self._read() as connection:
+            for chunk in writes.chunks(sorted(set(ids))):
+                query = select(table.id, table.file_key, table.uri).where(table.id.in_(chunk))
+                for location_id, key, uri in connection.execute(query):
+                    found[int(location_id)] = (key, uri)
+        return found
+
+    def locate(self, keys: Iterable[str]) -> list[dict[str, Any]]:
+        """Every recorded location of each file key (``dcmtier locate``), newest first."""
+        table = FileLocation.__table__.c
+        rows: list[dict[str, Any]] = []
+        with self._read() as connection:
+            for chunk in writes.chunks(sorted(set(keys))):
+                query = (
+                    select(table.file_key, table.uri, table.first_seen_at, table.last_seen_at)
+                    .where(table.file_key.in_(chunk))
+                    .order_by(table.file_key, table.last_seen_at.desc(), table.uri)
+                )
+                rows += [dict(r) for r in connection.execute(query).mappings()]
+        return rows
 
     def start_job(
         self, study_uid: str, tier: Tier, context: JobContext, parameters: dict[str, Any]
@@ -187,30 +244,37 @@ class Catalogue:
 
         self._write(write)
 
-    def record_unidentified(self, scope: str, files: Mapping[str, str]) -> None:
-        """Record the files under ``scope`` (a landing URI) that belong to no study.
+    def record_unidentified(self, scope: str, files: Sequence[Unidentified]) -> None:
+        """Record the files under ``scope`` (a landing URI prefix) that belong to no study.
 
-        ``files`` maps each such file's URI to its reason; they show in ``failures``. Files
-        under ``scope`` recorded earlier and absent from ``files`` are marked resolved.
+        Each shows in ``failures`` by its file key, with its reason; its location goes to
+        ``file_locations``. Files found under ``scope`` earlier and absent from ``files`` are
+        marked resolved.
         """
 
         def write(connection: Connection) -> None:
             now = utcnow()
             rows = [
-                {"file": f, "reason": r, "first_seen_at": now, "last_seen_at": now,
+                {"file": f.key, "reason": f.reason, "first_seen_at": now, "last_seen_at": now,
                  "resolved_at": None}
-                for f, r in files.items()
+                for f in files
             ]  # fmt: skip
             upsert(connection, UnidentifiedFile, rows, keys=["file"], keep=["first_seen_at"])
+            locations = [location_row(f.key, f.uri, now) for f in files]
+            upsert(connection, FileLocation, locations, keys=LOCATION_KEYS, keep=["first_seen_at"])
+            place = FileLocation.__table__.c
+            under_scope = select(place.file_key).where(
+                func.substr(place.uri, 1, len(scope)) == scope
+            )
             table = UnidentifiedFile.__table__
             stale = (
                 update(UnidentifiedFile)
                 .where(table.c.resolved_at.is_(None))
-                .where(func.substr(table.c.file, 1, len(scope)) == scope)
+                .where(table.c.file.in_(under_scope))
                 .values(resolved_at=now)
             )
             if files:
-                stale = stale.where(table.c.file.not_in(sorted(files)))
+                stale = stale.where(table.c.file.not_in(sorted({f.key for f in files})))
             connection.execute(stale)
 
         self._write(write)
@@ -255,8 +319,8 @@ class Catalogue:
 
     def landing_files(
         self, study_uids: Sequence[str], scopes: Sequence[str]
-    ) -> dict[str, list[tuple[str, str]]]:
-        """(URI, SOP Instance UID) of each present landing file of each study."""
+    ) -> dict[str, list[landing.IndexedFile]]:
+        """Each present landing file of each study (URI, file key, SOP Instance UID)."""
         with self._read() as connection:
             return landing.files_of(connection, study_uids, scopes)
 
@@ -265,8 +329,8 @@ class Catalogue:
         with self._read() as connection:
             return landing.study_count(connection, scopes)
 
-    def landing_unidentified(self, scopes: Sequence[str]) -> dict[str, str]:
-        """Present landing files under ``scopes`` without a study, with their reasons."""
+    def landing_unidentified(self, scopes: Sequence[str]) -> list[landing.IndexedFile]:
+        """Present landing files under ``scopes`` without a study (with their read errors)."""
         with self._read() as connection:
             return landing.unidentified(connection, scopes)
 

@@ -1,4 +1,8 @@
-"""``dcmtier compress``: compress DICOM files into tiers, verify every output by decoding it."""
+"""``dcmtier compress``: compress DICOM files into tiers, verify every output by decoding it.
+
+Sources are named by file key (SOP Instance UID, else a content hash); --show-paths also
+prints their paths, which may carry patient names.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from dcmtier.cli import add_show_paths
 from dcmtier.codec.policy import Policy
 from dcmtier.records import FAILED, LAYERED, STRATEGIES, TierResult
 from dcmtier.tiers import DEFAULT_TIERS, resolve_tiers
@@ -43,6 +48,7 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="copy objects without pixel data (SR, RTPLAN, KO...) unchanged into each tier",
     )
+    add_show_paths(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,11 +68,11 @@ def run(args: argparse.Namespace) -> int:
         for file_results in run_batch(files, tiers, options, jobs=jobs):
             for result in file_results:
                 if args.json:
-                    print_json(result.as_dict())
+                    print_json(result.as_dict(paths=args.show_paths))
             results.extend(file_results)
             advance()
     if not args.json:
-        _print_table(results)
+        _print_table(results, show_paths=args.show_paths)
     return EXIT_FAILED if any(r.status == FAILED for r in results) else EXIT_OK
 
 
@@ -92,14 +98,14 @@ class _progress:
             self._bar.stop()
 
 
-def _print_table(results: list[TierResult]) -> None:
+def _print_table(results: list[TierResult], *, show_paths: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table("source", "tier", "status", "pixel ratio", "file ratio", "encode ms", "reason")
     for r in results:
         table.add_row(
-            Path(r.source).name,
+            r.path if show_paths and r.path else r.source,
             r.tier,
             r.status,
             f"{r.pixel_ratio:.2f}" if r.pixel_ratio else "",

@@ -6,6 +6,9 @@ quarantined and the study x tier reports ``partial``.
 Each study x tier is recorded in the catalogue: --catalogue URL, else $DCMTIER_CATALOGUE_URL,
 else the embedded SQLite OUT/catalogue.db (created and migrated on first use; an explicit URL
 must already be at the current schema: `dcmtier db upgrade --catalogue URL`).
+
+Source files are named by file key (SOP Instance UID, else a content hash), in the output and
+under OUT; --show-paths also prints their paths, `dcmtier locate KEY` finds one later.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dcmtier.cli import add_show_paths
 from dcmtier.tiers import DEFAULT_TIERS
 
 if TYPE_CHECKING:
     from dcmtier.catalogue import Catalogue
+    from dcmtier.records import Study, StudyTierResult, Unidentified
 
 
 def add_parser(subparsers: Any) -> None:
@@ -53,6 +58,7 @@ def add_parser(subparsers: Any) -> None:
         help="catalogue database (default: $DCMTIER_CATALOGUE_URL, else OUT/catalogue.db)",
     )  # fmt: skip
     where.add_argument("--no-catalogue", action="store_true", help="record nothing in a catalogue")
+    add_show_paths(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,6 +76,7 @@ def _run(args: argparse.Namespace) -> int:
     from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
     from dcmtier.codec.policy import Policy
     from dcmtier.discovery.files import discover
+    from dcmtier.discovery.landing import location_scope
     from dcmtier.tiers import resolve_tiers
     from dcmtier.work.batch import default_jobs
     from dcmtier.work.layout import Layout
@@ -85,16 +92,12 @@ def _run(args: argparse.Namespace) -> int:
     studies, unidentified = discover(args.sources)
     for item in unidentified:
         quarantine_unidentified(item, layout)
-        _report({"status": "failed", "source": str(item.path), "reason": item.reason}, args.json)
+        _report(item, as_json=args.json, show_paths=args.show_paths)
     if catalogue is not None:
         for source in args.sources:
-            root = source.absolute()
-            under = {
-                str(u.path.absolute()): u.reason
-                for u in unidentified
-                if u.path.absolute().is_relative_to(root)
-            }
-            catalogue.record_unidentified(str(root), under)
+            prefix = location_scope(str(source))
+            under = [u for u in unidentified if u.uri.startswith(prefix) or u.uri == prefix]
+            catalogue.record_unidentified(prefix, under)
     worst = EXIT_FAILED if unidentified else EXIT_OK
     jobs = args.jobs or default_jobs()
     for study in studies:
@@ -103,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
             strategy=args.strategy,
         )  # fmt: skip
         for result in results:
-            row = result.as_dict()
+            row = _row(result, study, show_paths=args.show_paths)
             if args.json:
                 print_json(row)
             else:
@@ -123,13 +126,27 @@ def open_catalogue(explicit: str | None, data_dir: Path) -> Catalogue:
     return Catalogue.connect(url)
 
 
-def _report(row: dict[str, Any], as_json: bool) -> None:
+def _report(item: Unidentified, *, as_json: bool, show_paths: bool) -> None:
+    """A file that belongs to no study, named by its key (its reason starts with it)."""
     from dcmtier.cli import print_json
 
+    row = {"status": "failed", "source": item.key, "reason": item.reason}
+    if show_paths:
+        row["path"] = item.uri
     if as_json:
         print_json(row)
     else:
-        print(f"FAILED {row['source']}: {row['reason']}")
+        print(f"FAILED {item.reason}" + (f"  [{item.uri}]" if show_paths else ""))
+
+
+def _row(result: StudyTierResult, study: Study, *, show_paths: bool) -> dict[str, Any]:
+    """The result as printed; with ``show_paths`` each failure also says where its file is."""
+    row = result.as_dict()
+    if show_paths:
+        where = {study.key(p): study.uri(p) for p in study.files}
+        for failure in row["failures"]:
+            failure["path"] = where.get(failure["source"])
+    return row
 
 
 def _print_line(row: dict[str, Any]) -> None:
@@ -140,4 +157,5 @@ def _print_line(row: dict[str, Any]) -> None:
         f"pixel ratio {ratio:7.2f}  package {row['package'] or '-'}"
     )
     for failure in row["failures"]:
-        print(f"    {failure['status']}: {failure['reason']}")
+        where = f"  [{failure['path']}]" if failure.get("path") else ""
+        print(f"    {failure['status']}: {failure['reason']}{where}")

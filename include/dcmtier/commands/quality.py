@@ -2,6 +2,8 @@
 
 Metrics are in the original's modality unit (HU for CT); PSNR and SSIM use the peak
 (2^BitsStored - 1) x |Rescale Slope| of the original. Compressed files are decoded first.
+Files are named by file key (SOP Instance UID, else a content hash); --show-paths names them
+by path.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dcmtier.cli import add_show_paths
+from dcmtier.records import file_key, name_by_key
 from dcmtier.tiers import Use
 
 if TYPE_CHECKING:
@@ -42,6 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="BAND",
         help=f"check each frame against a band's gate: {', '.join(bands)}",
     )
+    add_show_paths(parser)
 
 
 def _read_frames(path: Path) -> tuple[Any, NDArray[Any]]:
@@ -53,10 +58,17 @@ def _read_frames(path: Path) -> tuple[Any, NDArray[Any]]:
     return ds, pixels if int(ds.get("NumberOfFrames") or 1) > 1 else pixels[None]
 
 
-def _fail(path: Path, exc: BaseException | str) -> int:
+def _fail(path: Path, name: str, exc: BaseException | str) -> int:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    print(f"dcmtier quality: {path}: {reason}", file=sys.stderr)
+    print(f"dcmtier quality: {name}: {name_by_key(reason, path, name)}", file=sys.stderr)
     return 1
+
+
+def _name(path: Path, ds: Any, show_paths: bool) -> str:
+    """How output names a file: its path with --show-paths, else its file key."""
+    if show_paths:
+        return str(path)
+    return file_key(path, str(ds.get("SOPInstanceUID") or "") if ds is not None else None)
 
 
 def _gate(name: str | None) -> Gate | None:
@@ -75,22 +87,25 @@ def run(args: argparse.Namespace) -> int:
         try:  # any failure to read or decode an input ends in one line naming the file
             read.append(_read_frames(path))
         except Exception as exc:
-            return _fail(path, exc)
-    (ds, original), (_, derived) = read
+            return _fail(path, _name(path, None, args.show_paths), exc)
+    (ds, original), (derived_ds, derived) = read
+    names = (_name(args.original, ds, args.show_paths),
+             _name(args.derived, derived_ds, args.show_paths))  # fmt: skip
     if original.shape != derived.shape:
         return _fail(
-            args.derived, f"pixels {derived.shape} differ from the original's {original.shape}"
-        )
+            args.derived, names[1],
+            f"pixels {derived.shape} differ from the original's {original.shape}",
+        )  # fmt: skip
     try:
         metrics = list(iter_frame_metrics(original, derived, ModalityLUT.from_dataset(ds)))
     except (AttributeError, ValueError) as exc:
-        return _fail(args.original, exc)
+        return _fail(args.original, names[0], exc)
     gate = _gate(args.gate)
     verdicts = [gate.check(m) if gate else None for m in metrics]
     if args.json:
-        _print_json(args, metrics, verdicts)
+        _print_json(args, names, metrics, verdicts)
     else:
-        _print_table(args, metrics, verdicts)
+        _print_table(args, names, metrics, verdicts)
     return 1 if any(verdicts) else 0
 
 
@@ -99,27 +114,33 @@ def _finite_or_none(value: Any) -> Any:
 
 
 def _print_json(
-    args: argparse.Namespace, metrics: list[FrameMetrics], verdicts: list[str | None]
+    args: argparse.Namespace,
+    names: tuple[str, str],
+    metrics: list[FrameMetrics],
+    verdicts: list[str | None],
 ) -> None:
     from dcmtier.cli import print_json
 
     for m, verdict in zip(metrics, verdicts, strict=True):
         row = {k: _finite_or_none(v) for k, v in m.as_dict().items()}
-        row |= {"original": str(args.original), "derived": str(args.derived)}
+        row |= {"original": names[0], "derived": names[1]}
         if args.gate:
             row |= {"gate": args.gate, "violation": verdict}
         print_json(row)
 
 
 def _print_table(
-    args: argparse.Namespace, metrics: list[FrameMetrics], verdicts: list[str | None]
+    args: argparse.Namespace,
+    names: tuple[str, str],
+    metrics: list[FrameMetrics],
+    verdicts: list[str | None],
 ) -> None:
     from rich.console import Console
     from rich.table import Table
 
     first = metrics[0]
     # plain lines, so long paths wrap without splitting the unit and peak
-    print(f"{args.derived}\n  vs {args.original}")
+    print(f"{names[1]}\n  vs {names[0]}")
     print(f"metrics in {first.unit}, PSNR peak {first.psnr_peak:g}")
     table = Table("frame", "MSE", "PSNR dB", "SSIM", "match %", "max |diff|", "mean |diff|")
     if args.gate:

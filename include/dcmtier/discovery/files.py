@@ -11,7 +11,7 @@ from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
 from dcmtier.errors import ConfigError
-from dcmtier.records import Study, Unidentified
+from dcmtier.records import Study, Unidentified, file_key, name_by_key
 
 
 def find_files(sources: Iterable[Path]) -> list[Path]:
@@ -28,22 +28,35 @@ def find_files(sources: Iterable[Path]) -> list[Path]:
 
 
 def discover(sources: Sequence[Path]) -> tuple[list[Study], list[Unidentified]]:
-    """Group files by StudyInstanceUID, reading headers only (no pixel data)."""
+    """Group files by StudyInstanceUID, reading headers only (no pixel data).
+
+    Every file gets its file key; reasons name files by key, never by path.
+    """
     groups: dict[str, list[tuple[Path, str]]] = defaultdict(list)
     unidentified: list[Unidentified] = []
     for path in find_files(sources):
+        ds = None
         try:
             ds = dcmread(path, stop_before_pixels=True)
             study_uid = str(ds.StudyInstanceUID)
         except (InvalidDicomError, AttributeError, OSError, EOFError, ValueError) as exc:
-            unidentified.append(Unidentified(path, f"{path}: no readable StudyInstanceUID: {exc}"))
+            sop_uid = str(ds.get("SOPInstanceUID") or "") if ds is not None else ""
+            unidentified.append(_unidentified(path, sop_uid, exc))
             continue
         groups[study_uid].append((path, str(ds.get("SOPInstanceUID") or "")))
-    studies = [
-        Study(uid, tuple(p for p, _ in members), {p: sop for p, sop in members})
-        for uid, members in sorted(groups.items())
-    ]
+    studies = []
+    for uid, members in sorted(groups.items()):
+        sop_uids = {p: sop for p, sop in members}
+        keys = {p: file_key(p, sop) for p, sop in members}
+        studies.append(Study(uid, tuple(sop_uids), sop_uids, keys=keys))
     return studies, unidentified
+
+
+def _unidentified(path: Path, sop_uid: str, exc: Exception) -> Unidentified:
+    key = file_key(path, sop_uid)
+    error = name_by_key(" ".join(str(exc).split()), path, key)
+    reason = f"{key}: no readable StudyInstanceUID: {error}"
+    return Unidentified(key, path.absolute().as_uri(), reason, path)
 
 
 def _hidden(path: Path, root: Path) -> bool:

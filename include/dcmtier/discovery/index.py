@@ -6,6 +6,10 @@ Discovery therefore reads the header of a file only when the index has no row fo
 size, modification time or ETag differ; files the index knows under the listed prefixes but
 the listing no longer shows are marked gone. Remote headers are read by a bounded pool of
 threads (the work is waiting on the network); local ones in this thread.
+
+Each file's key (``dcmtier.records.file_key``) is worked out at that read and kept in the
+index: its SOP Instance UID when valid, else a hash of its content (a file without a usable
+UID is read whole once, when it is new or changed, never again while it stays the same).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dcmtier.discovery.landing import (
     folder_scope,
     is_local,
     join,
+    key_of,
     list_files,
     list_prefixes,
     open_file,
@@ -124,23 +129,25 @@ def read_headers(
 
 
 def read_header(item: LandingFile) -> FileHeader:
-    """One file's UIDs, StudyDate and Modality, or why they could not be read."""
+    """One file's key, UIDs, StudyDate and Modality, or why they could not be read."""
     from pydicom import dcmread
 
     try:
         with open_file(item.uri, block_size=HEADER_BLOCK) as handle:
             ds = dcmread(handle, stop_before_pixels=True)
+            sop_uid = _uid(ds, "SOPInstanceUID")
             return FileHeader(
-                item.uri, item.size, item.modified, item.etag,
+                item.uri, item.size, item.modified, key_of(item, sop_uid or ""), item.etag,
                 study_uid=_uid(ds, "StudyInstanceUID"),
                 series_uid=_uid(ds, "SeriesInstanceUID"),
-                sop_uid=_uid(ds, "SOPInstanceUID"),
+                sop_uid=sop_uid,
                 study_date=_dicom_date(ds.get("StudyDate")),
                 modality=str(ds.get("Modality") or "")[:16] or None,
             )  # fmt: skip
     except Exception as exc:  # pydicom raises many types on junk input
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        return FileHeader(item.uri, item.size, item.modified, item.etag, read_error=reason[:1000])
+        return FileHeader(item.uri, item.size, item.modified, key_of(item, ""), item.etag,
+                          read_error=reason[:1000])  # fmt: skip
 
 
 def _uid(ds: Any, keyword: str) -> str | None:

@@ -6,6 +6,7 @@ into a local folder before the unit of work runs (the codecs need real files).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dcmtier.errors import ConfigError
+from dcmtier.records import KEY_DIGITS, content_key, file_key, is_valid_uid
 
 LOCAL_SCHEMES = ("", "file", "local")
 HEADER_BLOCK = 1 << 16  # bytes a remote header read fetches at a time (one GET for most files)
@@ -85,12 +87,42 @@ def folder_scope(uri: str) -> str:
 
 
 def scope(uri: str) -> str:
-    """The prefix every file URI under ``uri`` starts with (absolute for local paths, the
-    filesystem's own spelling for URLs: ``memory://x`` lists as ``memory:///x/...``)."""
+    """The prefix every file URI under ``uri`` starts with in the landing index (absolute for
+    local paths, the filesystem's own spelling for URLs: ``memory://x`` lists as
+    ``memory:///x/...``). ``file_locations`` spells local files as URIs: `location_scope`."""
     if is_local(uri):
         return str(local_path(uri).absolute())
     fs, base = _filesystem(uri)
     return _unstrip(fs, base, uri).rstrip("/")
+
+
+def location_scope(uri: str) -> str:
+    """The prefix of the `location` of every file under ``uri`` (a folder ends with ``/``):
+    what the operators' ``file_locations`` rows of a landing area start with."""
+    if not is_local(uri):
+        return folder_scope(uri)  # remote locations are spelled as listed
+    path = local_path(uri).absolute()
+    return f"{path.as_uri().rstrip('/')}/" if path.is_dir() else path.as_uri()
+
+
+def location(uri: str) -> str:
+    """Where a landing file is, as the catalogue's operator table records it: a ``file://``
+    URI of the absolute path for local files, the URL for others."""
+    return local_path(uri).absolute().as_uri() if is_local(uri) else uri
+
+
+def key_of(item: LandingFile, sop_uid: str) -> str:
+    """The file key of a landing file (``dcmtier.records.file_key``), remote files included:
+    its SOP Instance UID when valid (no I/O), else the hash of its content (one more read)."""
+    if is_local(item.uri):
+        return file_key(local_path(item.uri), sop_uid)
+    if is_valid_uid(sop_uid):
+        return sop_uid
+    try:
+        with open_file(item.uri) as handle:
+            return content_key(handle)
+    except OSError:
+        return hashlib.sha256(item.uri.encode()).hexdigest()[:KEY_DIGITS]
 
 
 def open_file(uri: str, *, block_size: int | None = None) -> Any:
@@ -111,23 +143,11 @@ def stage(uris: Sequence[str], folder: Path) -> list[Path]:
             out.append(local_path(uri))
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{index:06d}-{uri.rsplit('/', 1)[-1]}"
+        target = folder / f"{index:06d}.dcm"  # not the file's name: it may name the patient
         with open_file(uri) as src, target.open("wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         out.append(target)
     return out
-
-
-def iter_headers(files: Sequence[LandingFile]) -> Iterator[tuple[LandingFile, Any, str | None]]:
-    """Yield (file, header dataset or None, error) reading headers only, never pixel data."""
-    from pydicom import dcmread
-
-    for item in files:
-        try:
-            with open_file(item.uri) as handle:
-                yield item, dcmread(handle, stop_before_pixels=True), None
-        except Exception as exc:  # pydicom raises many types on junk input
-            yield item, None, " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _scheme(uri: str) -> str:

@@ -6,6 +6,11 @@ the run's study x tier pairs in SQL on that index (settled, in the interval or t
 earlier intervals, not done, not held), claims them so that no concurrent run takes them too,
 and writes one small manifest per study under ``<output>/work/<run id>/``. What it returns for
 the DAG's mapping is keys only: study UIDs and tier names.
+
+Landing paths, whose folders and file names may carry patient names, stay in the catalogue's
+operator tables: manifests name each file by its file key (kept in the landing index) and the
+id of its ``file_locations`` row, which planning records for every file of a planned study;
+reasons for files without a study name them by key.
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from dcmtier.catalogue.selection import BACKLOG, Selected, Selection
 from dcmtier.discovery.index import IndexStats, index_landing, interval_prefixes, scopes_of
+from dcmtier.discovery.landing import is_local, local_path, location
 from dcmtier.errors import ConfigError
+from dcmtier.records import Unidentified, name_by_key
 from dcmtier.tiers import layered_tiers, resolve_tiers
 
 if TYPE_CHECKING:
     from dcmtier.catalogue import Catalogue
+    from dcmtier.catalogue.landing import IndexedFile
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +100,7 @@ class Plan:
     pairs: dict[str, list[str]] = field(default_factory=dict)
     index: IndexStats = field(default_factory=IndexStats)
     selected: Selected = field(default_factory=Selected)
-    unidentified: dict[str, str] = field(default_factory=dict)
+    unidentified: list[Unidentified] = field(default_factory=list)  # named by key
 
     @property
     def backlog_taken(self) -> list[str]:
@@ -136,10 +144,13 @@ def plan(request: PlanRequest, catalogue: Catalogue) -> Plan:
     result.studies = list(result.pairs)
     planned = {t for ts in result.pairs.values() for t in ts}
     result.tiers = [t for t in tiers if t in planned]
-    result.unidentified = catalogue.landing_unidentified(scopes)
+    result.unidentified = [_unidentified(f) for f in catalogue.landing_unidentified(scopes)]
     files = catalogue.landing_files(result.studies, scopes)
+    ids = catalogue.record_locations(
+        (f.file_key, location(f.uri)) for uid in result.studies for f in files[uid]
+    )
     for uid in result.studies:
-        _write_manifest(request, uid, result.pairs[uid], files[uid])
+        _write_manifest(request, uid, result.pairs[uid], files[uid], ids)
     _write_plan(request, result)
     if result.selected.waiting:
         log.warning(
@@ -177,19 +188,37 @@ def read_plan(output: Path, run_id: str) -> dict[str, Any] | None:
 
 
 def _write_manifest(
-    request: PlanRequest, study_uid: str, tiers: Sequence[str], files: Sequence[tuple[str, str]]
+    request: PlanRequest,
+    study_uid: str,
+    tiers: Sequence[str],
+    files: Sequence[IndexedFile],
+    location_ids: dict[tuple[str, str], int],
 ) -> None:
+    """``work/<run>/<study>.json``: the pairs' tiers, and per file its key, SOP Instance UID as
+    found and location id in the catalogue (``file_locations.id``), never its path."""
     layers = _layer_tier_names(tiers) if request.strategy == "layered" else []
+    entries = [
+        {"key": f.file_key, "sop_uid": f.sop_uid,
+         "location": location_ids[(f.file_key, location(f.uri))]}
+        for f in files
+    ]  # fmt: skip
     body = {
         "study_uid": study_uid,
-        "landing": request.landing,
         "tiers": list(tiers),
         "strategy": request.strategy,
         "layer_tiers": layers,
-        "files": [uri for uri, _ in files],
-        "sop_uids": dict(files),
+        "files": entries,
     }
     _write_json(manifest_path(request.output, request.run_id, study_uid), body)
+
+
+def _unidentified(indexed: IndexedFile) -> Unidentified:
+    """A present file without a StudyInstanceUID, its reason naming it by key."""
+    key = indexed.file_key
+    where: Path | str = local_path(indexed.uri) if is_local(indexed.uri) else indexed.uri
+    reason = name_by_key(indexed.read_error or "no StudyInstanceUID in the header", where, key)
+    path = where if isinstance(where, Path) else None
+    return Unidentified(key, location(indexed.uri), f"{key}: {reason}", path)
 
 
 def _write_plan(request: PlanRequest, result: Plan) -> None:

@@ -3,7 +3,9 @@
 ``run_pair`` runs the unit of work for one study x tier of the run's plan; ``prepare_layers``
 makes a study's layered J2K codestreams once for its tier tasks; ``summarise`` totals the run's
 results. Both read the study's manifest that discovery wrote under ``<output>/work/<run id>/``:
-the DAG's mapped items are keys (study UID, tier), never file lists.
+the DAG's mapped items are keys (study UID, tier), never file lists. A manifest names files by
+file key and ``file_locations`` id; the catalogue gives the location (the only place that holds
+it), and logs name files by key.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from dcmtier.catalogue import Catalogue, JobContext, resolve_url
 from dcmtier.codec.layering import cut_tiers
 from dcmtier.codec.pixels import read_source
 from dcmtier.discovery.landing import stage
 from dcmtier.discovery.plan import read_manifest, safe_name
-from dcmtier.errors import DcmtierError
-from dcmtier.records import LAYERED, Study
+from dcmtier.errors import CatalogueError, DcmtierError
+from dcmtier.records import LAYERED, Study, name_by_key
 from dcmtier.tiers import resolve_tiers
 from dcmtier.work.layout import Layout
 from dcmtier.work.study import process_study
@@ -51,9 +54,9 @@ def run_pair(
     if tier not in manifest["tiers"]:
         return None
     staging = output / "staging" / safe_name(context.run_id) / f"{study_uid}-{tier}"
-    study = _staged_study(manifest, staging)
     catalogue = Catalogue.connect(resolve_url(catalogue_url, output))
     try:
+        study = _staged_study(manifest, staging, catalogue)
         (result,) = process_study(
             study,
             resolve_tiers([tier]),
@@ -74,7 +77,9 @@ def run_pair(
     return summary
 
 
-def prepare_layers(study_uid: str, *, output: Path, run_id: str) -> dict[str, Any]:
+def prepare_layers(
+    study_uid: str, *, output: Path, run_id: str, catalogue_url: str | None = None
+) -> dict[str, Any]:
     """Encode a study's layered J2K codestreams once, into the cache its tier tasks cut from.
 
     Bad input is left for the tier tasks to report (they read the same files); only
@@ -87,7 +92,11 @@ def prepare_layers(study_uid: str, *, output: Path, run_id: str) -> dict[str, An
     if manifest.get("strategy") != LAYERED or len(tiers) < 2:
         return {**summary, "note": "no layered encode: fewer than two J2K rate tiers"}
     staging = output / "staging" / safe_name(run_id) / f"{study_uid}-layers"
-    study = _staged_study(manifest, staging)
+    catalogue = Catalogue.connect(resolve_url(catalogue_url, output))
+    try:
+        study = _staged_study(manifest, staging, catalogue)
+    finally:
+        catalogue.close()
     started = time.perf_counter()
     try:
         for path in study.files:
@@ -95,7 +104,9 @@ def prepare_layers(study_uid: str, *, output: Path, run_id: str) -> dict[str, An
                 cut_tiers(read_source(path), tiers, Layout(output).layer_cache)
                 summary["encoded"] += 1
             except DcmtierError as exc:
-                log.info("study %s: no layered encode for one file: %s", study_uid, exc)
+                key = study.key(path)
+                reason = name_by_key(str(exc), path, key)
+                log.info("study %s: no layered encode for %s: %s", study_uid, key, reason)
                 summary["skipped"] += 1
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -123,11 +134,28 @@ def summarise(results: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
     }
 
 
-def _staged_study(manifest: Mapping[str, Any], staging: Path) -> Study:
-    """The study of a manifest, with remote files staged into ``staging``."""
+def _staged_study(manifest: Mapping[str, Any], staging: Path, catalogue: Catalogue) -> Study:
+    """The study of a manifest, its files found through the catalogue's location ids, remote
+    files staged into ``staging``."""
 
-    uris = manifest["files"]
-    paths = stage(uris, staging)
-    sop_uids = {p: manifest["sop_uids"].get(u, "") for p, u in zip(paths, uris, strict=True)}
-    recorded = {p: u for p, u in zip(paths, uris, strict=True) if "://" in u}  # staged copies
-    return Study(manifest["study_uid"], tuple(paths), sop_uids, recorded)
+    entries = manifest["files"]
+    found = catalogue.locations(int(e["location"]) for e in entries)
+    missing = [e["key"] for e in entries if int(e["location"]) not in found]
+    if missing:
+        raise CatalogueError(
+            f"study {manifest['study_uid']}: the catalogue has no location for {len(missing)} "
+            f"file(s) of its manifest (first: {missing[0]}); run discovery again"
+        )
+    uris = [found[int(e["location"])][1] for e in entries]
+    paths = stage([_landing_uri(u) for u in uris], staging)
+    sop_uids = {p: str(e.get("sop_uid") or "") for p, e in zip(paths, entries, strict=True)}
+    keys = {p: str(e["key"]) for p, e in zip(paths, entries, strict=True)}
+    recorded = {p: u for p, u in zip(paths, uris, strict=True) if not u.startswith("file:")}
+    return Study(manifest["study_uid"], tuple(paths), sop_uids, recorded, keys)
+
+
+def _landing_uri(location: str) -> str:
+    """A recorded location as the landing area names it (a ``file://`` URI as a local path)."""
+    if location.startswith("file://"):
+        return str(Path(unquote(urlparse(location).path)))
+    return location

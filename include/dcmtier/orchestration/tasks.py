@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dcmtier.discovery.landing import scope as landing_scope
+from dcmtier.discovery.landing import location_scope
 from dcmtier.discovery.plan import PlanRequest, plan, read_plan
 from dcmtier.orchestration.items import run_pair, summarise
 
@@ -26,7 +26,6 @@ INTERVAL_RUN_TYPES = frozenset({"scheduled", "backfill"})  # manual runs take ev
 def discover_task(context: Mapping[str, Any]) -> dict[str, Any]:
     """Plan the run: the study UIDs and tier names to map over (keys only, never pixels)."""
     from dcmtier.catalogue import Catalogue
-    from dcmtier.records import Unidentified
     from dcmtier.work.layout import Layout
     from dcmtier.work.quarantine import quarantine_unidentified
 
@@ -50,12 +49,11 @@ def discover_task(context: Mapping[str, Any]) -> dict[str, Any]:
     )
     try:
         result = plan(request, catalogue)
-        catalogue.record_unidentified(landing_scope(request.landing), result.unidentified)
+        catalogue.record_unidentified(location_scope(request.landing), result.unidentified)
     finally:
         catalogue.close()
-    for uri, reason in result.unidentified.items():
-        if "://" not in uri:
-            quarantine_unidentified(Unidentified(Path(uri), reason), Layout(output))
+    for item in result.unidentified:
+        quarantine_unidentified(item, Layout(output))  # local files; named by key
     log.info("discovery: %s", result.summary())
     if result.backlog_taken:
         log.info("taken from the backlog of earlier intervals: %s", ", ".join(result.backlog_taken))
@@ -67,7 +65,10 @@ def encode_task(study_uid: str, context: Mapping[str, Any]) -> dict[str, Any]:
     from dcmtier.orchestration.items import prepare_layers
 
     output = _output(context["params"])
-    summary = prepare_layers(study_uid, output=output, run_id=str(context["run_id"]))
+    summary = prepare_layers(
+        study_uid, output=output, run_id=str(context["run_id"]),
+        catalogue_url=_catalogue_url(output),
+    )  # fmt: skip
     log.info("layered encode: %s", summary)
     return summary
 

@@ -1,7 +1,8 @@
 """Compress one source file into every requested tier, write atomically, verify by decoding.
 
 Each (source, tier) ends as one ``TierResult``: ``ok``, ``skipped``, ``refused`` or ``failed``,
-with the reason; nothing is dropped silently.
+with the reason; nothing is dropped silently. Results and reasons name the source by its file
+key (SOP Instance UID, else a content hash), never by its path, which may carry a patient name.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from pydicom import Dataset, dcmread
 from pydicom.encaps import generate_frames
+from pydicom.errors import InvalidDicomError
 
 from dcmtier.codec import backends as codecs
 from dcmtier.codec.backends import Encoded
@@ -35,7 +37,18 @@ from dcmtier.errors import (
 )
 from dcmtier.measure.gates import DEFAULT_GATES
 from dcmtier.measure.metrics import ModalityLUT, frame_metrics
-from dcmtier.records import FAILED, GATE_FAILED, LAYERED, OK, PER_TIER, REFUSED, SKIPPED, TierResult
+from dcmtier.records import (
+    FAILED,
+    GATE_FAILED,
+    LAYERED,
+    OK,
+    PER_TIER,
+    REFUSED,
+    SKIPPED,
+    TierResult,
+    file_key,
+    name_by_key,
+)
 from dcmtier.tiers import Tier
 
 
@@ -62,15 +75,29 @@ def compress_file(path: Path, tiers: Sequence[Tier], options: Options) -> list[T
     try:
         source = read_source(path)
     except NoPixelData as exc:
-        return [_skipped(path, tier, exc, options) for tier in tiers]
+        key = _header_key(path)
+        return [_skipped(path, key, tier, exc, options) for tier in tiers]
     except InvalidInput as exc:
+        key = _header_key(path)
         return [
-            TierResult(str(path), tier.name, FAILED, reason=str(exc), error=type(exc).__name__)
+            TierResult(key, tier.name, FAILED, reason=_reason(path, key, exc),
+                       error=type(exc).__name__, path=str(path))
             for tier in tiers
-        ]
+        ]  # fmt: skip
+    key = file_key(path, source.sop_uid)
     header = metadata(source.dataset)
     cuts = _layered_cuts(source, tiers, options)
-    return [_compress_tier(source, header, t, options, cuts.get(t.name)) for t in tiers]
+    return [_compress_tier(source, header, t, options, cuts.get(t.name), key=key) for t in tiers]
+
+
+def _header_key(path: Path) -> str:
+    """The file key of a file that could not be read as a source: its header's SOP Instance
+    UID if that much is readable, else its content hash."""
+    try:
+        sop_uid = str(dcmread(path, stop_before_pixels=True).get("SOPInstanceUID") or "")
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError):
+        sop_uid = ""
+    return file_key(path, sop_uid)
 
 
 def _layered_cuts(source: SourceImage, tiers: Sequence[Tier], opts: Options) -> dict[str, Cut]:
@@ -96,9 +123,9 @@ def _refusal(source: SourceImage, tier: Tier, opts: Options) -> DcmtierError | N
 
 
 def _compress_tier(
-    source: SourceImage, header: Dataset, tier: Tier, opts: Options, cut: Cut | None = None
+    source: SourceImage, header: Dataset, tier: Tier, opts: Options, cut: Cut | None, *, key: str
 ) -> TierResult:
-    result = _base_result(source, tier)
+    result = _base_result(source, key, tier)
     try:
         refusal = _refusal(source, tier, opts)
         if refusal is not None:
@@ -118,11 +145,12 @@ def _compress_tier(
         result.verify_ms = round((time.perf_counter() - started) * 1000, 3)
         result.decode_ms = round(sum(verified[0].decode_ms), 3)
     except PolicyRefused as exc:
-        result.status, result.reason, result.rule = REFUSED, str(exc), exc.rule
+        result.status, result.rule = REFUSED, exc.rule
+        result.reason = _message(source.path, key, exc)
         return result
     except DcmtierError as exc:
         result.status, result.error = FAILED, type(exc).__name__
-        result.reason = _reason(source.path, exc)
+        result.reason = _reason(source.path, key, exc)
         return result
     _fill_sizes(result, source, encoded, target, out)
     if opts.measure:
@@ -262,9 +290,10 @@ def _compare(path: Path, index: int, got: np.ndarray, want: np.ndarray, tier: Ti
         raise VerificationFailed(f"{where}: {kind} output differs from source by up to {err}")
 
 
-def _base_result(source: SourceImage, tier: Tier) -> TierResult:
+def _base_result(source: SourceImage, key: str, tier: Tier) -> TierResult:
     return TierResult(
-        source=str(source.path),
+        source=key,
+        path=str(source.path),
         tier=tier.name,
         status=OK,
         study_instance_uid=source.study_uid,
@@ -326,17 +355,22 @@ def measure(
         )
         if broken and result.gate is None:
             result.status, result.gate = GATE_FAILED, f"{tier.use.value} gate: {broken}"
-            result.reason = f"{source.path}: frame {index} broke the {result.gate}"
+            result.reason = f"{result.source}: frame {index} broke the {result.gate}"
 
 
-def _reason(path: Path, exc: Exception) -> str:
-    """One line naming the file once."""
-    message = " ".join(str(exc).split())
-    return message if message.startswith(str(path)) else f"{path}: {message}"
+def _reason(path: Path, key: str, exc: Exception) -> str:
+    """One line naming the file once, by its key."""
+    message = _message(path, key, exc)
+    return message if message.startswith(key) else f"{key}: {message}"
 
 
-def _skipped(path: Path, tier: Tier, exc: NoPixelData, opts: Options) -> TierResult:
-    result = TierResult(str(path), tier.name, SKIPPED, reason=str(exc))
+def _message(path: Path, key: str, exc: Exception) -> str:
+    """The error on one line, with the source's path (however spelled) replaced by its key."""
+    return name_by_key(" ".join(str(exc).split()), path, key)
+
+
+def _skipped(path: Path, key: str, tier: Tier, exc: NoPixelData, opts: Options) -> TierResult:
+    result = TierResult(key, tier.name, SKIPPED, reason=_reason(path, key, exc), path=str(path))
     if opts.passthrough:
         ds = dcmread(path)
         target = output_path(

@@ -32,6 +32,7 @@ from dcmtier.records import (
     Study,
     StudyTierResult,
     TierResult,
+    name_by_key,
 )
 from dcmtier.tiers import Tier, layered_tiers
 from dcmtier.versions import software_versions
@@ -101,7 +102,8 @@ def process_study(
             done.append(result)
     except Exception as exc:
         if catalogue is not None:
-            _fail_jobs(catalogue, [jobs_of[t.name] for t in tiers[len(done) :]], exc)
+            error = without_paths(study, f"{type(exc).__name__}: {exc}")
+            _fail_jobs(catalogue, [jobs_of[t.name] for t in tiers[len(done) :]], error, exc)
         raise
     return done
 
@@ -192,9 +194,15 @@ def _layering(
     }
 
 
-def _fail_jobs(catalogue: Catalogue, job_ids: Sequence[int], exc: Exception) -> None:
+def without_paths(study: Study, text: str) -> str:
+    """``text`` with the study's landing paths replaced by their file keys."""
+    for path in study.files:
+        text = name_by_key(text, path, study.key(path))
+    return " ".join(text.split())
+
+
+def _fail_jobs(catalogue: Catalogue, job_ids: Sequence[int], error: str, exc: Exception) -> None:
     """Mark attempts failed; a catalogue that fails too must not hide the first error."""
-    error = f"{type(exc).__name__}: {exc}"
     for job_id in job_ids:
         try:
             catalogue.fail_job(job_id, error)
@@ -255,8 +263,8 @@ def _summarise(study: Study, tier: Tier, results: list[TierResult], run_id: str)
         file_bytes_out=sum(r.file_bytes_out or 0 for r in done),
         failures=[
             {
-                "source": r.source,
-                "sop_uid": r.sop_instance_uid_in or study.sop_uids.get(Path(r.source)),
+                "source": r.source,  # the file key
+                "sop_uid": r.sop_instance_uid_in or study.sop_uids.get(Path(r.path or "")),
                 "status": r.status,
                 "reason": r.reason,
                 "rule": r.rule or r.gate,

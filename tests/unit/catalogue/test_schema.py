@@ -3,6 +3,7 @@ that is missing or behind is refused with the command that fixes it."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,8 @@ def test_a_missing_sqlite_file_is_refused_and_not_created(tmp_path: Path) -> Non
 def test_a_catalogue_behind_the_code_is_refused_with_the_fix(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/catalogue.db"
     Catalogue.upgrade(url, "0001")
-    with pytest.raises(CatalogueError, match=r"is at revision 0001, .* needs 0005: run `dcmtier"):
+    needs = rf"is at revision 0001, .* needs {head_revision()}: run `dcmtier"
+    with pytest.raises(CatalogueError, match=needs):
         Catalogue.connect(url)
     empty = make_engine(f"sqlite:///{tmp_path}/empty.db")
     with empty.begin() as connection:
@@ -97,3 +99,67 @@ def test_an_unreachable_server_is_one_line() -> None:
 def test_an_unknown_revision_is_a_catalogue_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogueError, match="migrating the catalogue"):
         Catalogue.upgrade(f"sqlite:///{tmp_path}/catalogue.db", "9999")
+
+
+def test_0005_moves_every_recorded_path_to_file_locations_and_names_files_by_key(
+    tmp_path: Path,
+) -> None:
+    """A catalogue made before 0005 held landing paths in three tables and in reasons."""
+    url = f"sqlite:///{tmp_path}/catalogue.db"
+    Catalogue.upgrade(url, "0004")
+    landing = tmp_path / "DOE_JANE"
+    landing.mkdir()
+    stray = landing / "notes.txt"
+    stray.write_text("not DICOM\n")
+    gone = "/archive/DOE_JANE/gone.bin"  # no longer readable: keyed by its location's hash
+    sop, when = "1.2.3.4", "2026-01-01 00:00:00.000000"
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        for sql in (
+            f"INSERT INTO studies VALUES ('1.2', 'CT', '{when}', '{when}')",
+            "INSERT INTO series VALUES ('1.2.1', '1.2', 'CT', 1)",
+            "INSERT INTO instances (sop_uid, series_uid, study_uid, file_uri, bytes, sha256, "
+            f"modality, discovered_at) VALUES ('{sop}', '1.2.1', '1.2', "
+            f"'file:///archive/DOE_JANE/a.dcm', 1, 'x', 'CT', '{when}')",
+            "INSERT INTO tiers VALUES ('j2k-r5', 'j2k', 0, 5, 0, '1.2.840.10008.1.2.4.91', 'x')",
+            "INSERT INTO jobs (study_uid, tier, dag_id, run_id, task_id, map_index, try_number, "
+            "status, error, software, parameters, started_at) VALUES ('1.2', 'j2k-r5', 'cli', "
+            f"'r', 't', -1, 1, 'failed', 'OSError: {gone}: gone', '{{}}', '{{}}', '{when}')",
+            "INSERT INTO failure_records (study_uid, tier, source_key, sop_uid, file, status, "
+            "reason, job_id, first_seen_at, last_seen_at) VALUES ('1.2', 'j2k-r5', "
+            f"'/archive/DOE_JANE/a.dcm', '{sop}', '/archive/DOE_JANE/a.dcm', 'failed', "
+            f"'/archive/DOE_JANE/a.dcm: bad', 1, '{when}', '{when}')",
+            f"INSERT INTO unidentified_files VALUES ('{stray}', '{stray}: not DICOM', '{when}', "
+            f"'{when}', NULL)",
+            f"INSERT INTO unidentified_files VALUES ('{gone}', '{gone}: no', '{when}', '{when}', "
+            "NULL)",
+        ):
+            connection.execute(text(sql))
+    Catalogue.upgrade(url)
+    stray_key = hashlib.sha256(stray.read_bytes()).hexdigest()[:32]
+    gone_key = hashlib.sha256(Path(gone).absolute().as_posix().encode()).hexdigest()[:32]
+    with engine.connect() as connection:
+        located = set(connection.execute(text("SELECT file_key, uri FROM file_locations")))
+        failures = set(connection.execute(text("SELECT file, reason FROM failures")))
+        errors = list(connection.execute(text("SELECT error FROM jobs")))
+        columns = [c[1] for c in connection.execute(text("PRAGMA table_info(instances)"))]
+    engine.dispose()
+    assert located == {
+        (sop, "file:///archive/DOE_JANE/a.dcm"),
+        (stray_key, stray.as_uri()),
+        (gone_key, f"file://{gone}"),
+    }
+    assert failures == {
+        (sop, f"{sop}: bad"),
+        (stray_key, f"{stray_key}: not DICOM"),
+        (gone_key, f"{gone_key}: no"),
+    }
+    assert errors == [(f"OSError: {gone_key}: gone",)]
+    assert "file_uri" not in columns
+    Catalogue.downgrade(url, "0004")  # the locations come back where they were
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        assert list(connection.execute(text("SELECT file_uri FROM instances"))) == [
+            ("file:///archive/DOE_JANE/a.dcm",)
+        ]
+    engine.dispose()

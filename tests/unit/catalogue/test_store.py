@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -99,9 +100,9 @@ def test_the_dag_tasks_record_the_strategy_and_layer_of_each_tier(
                           run_id="dag", now=datetime.now(UTC), settle_seconds=0)  # fmt: skip
     planned = plan(request, catalogue)
     assert len(planned.studies) == 2 and planned.tiers == list(LAYERED_TIERS)
-    for study_uid in planned.studies:
-        prepare_layers(study_uid, output=out, run_id="dag")
     url = catalogue.engine.url.render_as_string(hide_password=False)
+    for study_uid in planned.studies:
+        prepare_layers(study_uid, output=out, run_id="dag", catalogue_url=url)
     pairs = [(s, t) for s in planned.studies for t in planned.tiers]  # the DAG's cross product
     for index, (study_uid, tier) in enumerate(pairs):
         context = JobContext("dicom_archive_compression", "dag", "compress", index, 1)
@@ -121,7 +122,9 @@ def test_a_repaired_file_resolves_its_failure_and_joins_the_package(
 ) -> None:
     run_all(landing, tmp_path / "out", catalogue)
     (failed,) = {f["file"] for f in view(catalogue, "failures")}
-    assert failed.endswith("CT0002.dcm")
+    broken = landing / "a" / "CT0002.dcm"
+    assert failed == dcmread(broken, stop_before_pixels=True).SOPInstanceUID  # its file key
+    assert [r["uri"] for r in catalogue.locate([failed])] == [broken.absolute().as_uri()]
     write_ct_series(landing / "a", slices=3, rows=64, columns=64, seed=11)  # the same, whole
     run_all(landing, tmp_path / "out", catalogue, run_id="repaired")
     assert view(catalogue, "failures") == []
@@ -200,10 +203,11 @@ def test_sources_are_recorded_from_headers_without_patient_identity(
     catalogue.record_study(staged)
     catalogue.record_study(staged)
     with Session(catalogue.engine) as session:
-        rows = {Path(r.file_uri).name: r for r in session.scalars(select(Instance))}
+        rows = {r.sop_uid: r for r in session.scalars(select(Instance))}
     assert len(rows) == 3
-    row = rows["CT0001.dcm"]
-    assert row.file_uri == "s3://archive/a/CT0001.dcm"
+    row = rows[study.sop_uids[first]]
+    located = catalogue.locate([row.sop_uid])  # the one table that says where a file was
+    assert [r["uri"] for r in located] == ["s3://archive/a/CT0001.dcm"]
     assert row.bytes == os.path.getsize(first)
     assert row.sha256 == hashlib.sha256(first.read_bytes()).hexdigest()
     assert (row.modality, row.rows, row.columns, row.frames) == ("CT", 64, 64, 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from dcmtier.catalogue import Catalogue
 from dcmtier.cli import main
+from dcmtier.records import Unidentified
 from dcmtier.sample import write_ct_series
 
 
@@ -26,29 +28,43 @@ def _failures(path: Path) -> list[tuple[object, ...]]:
         ).fetchall()
 
 
-def test_an_unidentified_file_is_listed_until_discovery_no_longer_finds_it(
+def _stray(key: str, uri: str) -> Unidentified:
+    return Unidentified(key, uri, f"{key}: not DICOM")
+
+
+def test_an_unidentified_file_is_listed_by_key_until_discovery_no_longer_finds_it(
     catalogue: Catalogue, tmp_path: Path
 ) -> None:
     db = tmp_path / "catalogue.db"
-    catalogue.record_unidentified("/landing", {"/landing/a.txt": "/landing/a.txt: not DICOM"})
-    catalogue.record_unidentified("/other", {"/other/b.bin": "/other/b.bin: not DICOM"})
+    a, b = _stray("aa" * 16, "file:///landing/a.txt"), _stray("bb" * 16, "file:///other/b.bin")
+    catalogue.record_unidentified("file:///landing/", [a])
+    catalogue.record_unidentified("file:///other/", [b])
     assert _failures(db) == [
-        (None, None, "/landing/a.txt", "failed", "/landing/a.txt: not DICOM"),
-        (None, None, "/other/b.bin", "failed", "/other/b.bin: not DICOM"),
+        (None, None, a.key, "failed", f"{a.key}: not DICOM"),
+        (None, None, b.key, "failed", f"{b.key}: not DICOM"),
     ]
-    catalogue.record_unidentified("/landing", {"/landing/a.txt": "/landing/a.txt: not DICOM"})
+    assert [r["uri"] for r in catalogue.locate([a.key])] == ["file:///landing/a.txt"]
+    catalogue.record_unidentified("file:///landing/", [a])
     assert len(_failures(db)) == 2  # seen again: still one row each
-    catalogue.record_unidentified("/landing", {})  # the file was fixed or removed
-    assert [row[2] for row in _failures(db)] == ["/other/b.bin"]
+    catalogue.record_unidentified("file:///landing/", [])  # the file was fixed or removed
+    assert [row[2] for row in _failures(db)] == [b.key]
 
 
-def test_dcmtier_process_records_stray_files_in_the_default_catalogue(tmp_path: Path) -> None:
+def test_dcmtier_process_records_stray_files_by_key_in_the_default_catalogue(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     landing = tmp_path / "landing"
     write_ct_series(landing / "s", slices=1, rows=64, columns=64, seed=4)
-    (landing / "notes.txt").write_text("not DICOM\n")
+    notes = landing / "notes.txt"
+    notes.write_text("not DICOM\n")
+    key = hashlib.sha256(notes.read_bytes()).hexdigest()[:32]
     out = tmp_path / "out"
     code = main(["process", str(landing), "--out", str(out), "--tier", "j2k-lossless", "--json"])
     assert code == 1
     (row,) = _failures(out / "catalogue.db")
-    assert row[:4] == (None, None, str((landing / "notes.txt").absolute()), "failed")
-    assert "notes.txt" in str(row[4])
+    assert row[:4] == (None, None, key, "failed")
+    assert str(row[4]).startswith(f"{key}: no readable StudyInstanceUID")
+    assert "notes" not in capsys.readouterr().out
+    assert (out / "quarantine" / "_unidentified" / f"{key}.dcm").read_bytes() == notes.read_bytes()
+    assert main(["locate", key, "--data-dir", str(out)]) == 0
+    assert capsys.readouterr().out.split("\t")[:2] == [key, notes.absolute().as_uri()]

@@ -54,7 +54,7 @@ def test_bits_outside_bits_stored_never_reach_the_encoder(tmp_path: Path) -> Non
     assert frame.min() >= -2048 and frame.max() <= 2047
 
 
-def test_short_native_pixel_data_is_a_one_line_error_naming_the_file(tmp_path: Path) -> None:
+def test_short_native_pixel_data_is_a_one_line_error_naming_the_instance(tmp_path: Path) -> None:
     ds = dcmread(reference_file("CT_small.dcm"))
     ds.PixelData = ds.PixelData[:1000]
     path = tmp_path / "short.dcm"
@@ -62,7 +62,8 @@ def test_short_native_pixel_data_is_a_one_line_error_naming_the_file(tmp_path: P
     (result,) = compress_file(path, [TIERS["j2k-lossless"]], Options(tmp_path / "out"))
     assert result.status == "failed"
     assert result.reason is not None and "\n" not in result.reason
-    assert result.reason.startswith(f"{path}: pixel data cannot be decoded")
+    assert result.reason.startswith(f"{ds.SOPInstanceUID}: pixel data cannot be decoded")
+    assert "short.dcm" not in result.reason
 
 
 @pytest.mark.parametrize(

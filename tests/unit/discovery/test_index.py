@@ -3,6 +3,7 @@ marked gone, and what each pass did is counted (``dcmtier discover``)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -65,7 +66,11 @@ def test_changed_files_are_read_again_and_vanished_ones_marked_gone(
         rows = {r.uri: r for r in connection.execute(select(LandingFile))}
     assert rows[str(changed)].study_uid is None and rows[str(changed)].size == 200
     assert sum(1 for r in rows.values() if r.gone_at is not None) == 3
-    assert list(catalogue.landing_unidentified(scopes_of(str(root)))) == [str(changed)]
+    (stray,) = catalogue.landing_unidentified(scopes_of(str(root)))
+    assert stray.uri == str(changed)  # named by its content: it has no SOP UID any more
+    assert stray.file_key == hashlib.sha256(changed.read_bytes()).hexdigest()[:32]
+    kept = rows[str(next(p for p in (root / "s0").iterdir() if p != changed))]
+    assert kept.file_key == kept.sop_uid  # a file with a valid UID is keyed without a read
     # a file that comes back is read again and is no longer gone
     _archive(root, studies=1, files=3, seed=1)
     back = index_landing(str(root), catalogue)

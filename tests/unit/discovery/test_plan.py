@@ -1,8 +1,10 @@
 """Planning a run on the landing index: settled studies of the interval, then the backlog of
-earlier intervals, not done, not claimed by another run, up to the run's capacity."""
+earlier intervals, not done, not claimed by another run, up to the run's capacity. Manifests,
+XCom and reasons name files by key; the catalogue's ``file_locations`` says where they are."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -58,10 +60,14 @@ def _request(landing: Path, tmp_path: Path, **kwargs: object) -> PlanRequest:
     return PlanRequest(**{**base, **kwargs})  # type: ignore[arg-type]
 
 
-def _folders(result: object, out: Path, run_id: str) -> set[str]:
+def _folders(result: object, out: Path, run_id: str, catalogue: Catalogue) -> set[str]:
+    """The study folders of the run's planned files, found through the catalogue as the compress
+    task finds them (manifests hold location ids, not paths)."""
     studies = result.studies  # type: ignore[attr-defined]
-    files = {read_manifest(out, run_id, uid)["files"][0] for uid in studies}
-    return {Path(f).parent.name for f in files}
+    entries = [e for uid in studies for e in read_manifest(out, run_id, uid)["files"]]
+    found = catalogue.locations(int(e["location"]) for e in entries)
+    assert len(found) == len(entries)
+    return {Path(uri.removeprefix("file://")).parent.name for _, uri in found.values()}
 
 
 def _finish(catalogue: Catalogue, landing: Path, run_id: str, pairs: dict[str, list[str]]) -> None:
@@ -88,10 +94,21 @@ def test_a_manual_run_takes_every_settled_study_and_maps_keys_only(
     assert result.selected.unsettled == 1  # "new" arrived 30 s ago
     assert len(result.studies) == 2 and result.tiers == TIERS
     assert all(tiers == TIERS for tiers in result.pairs.values())
-    assert [u.endswith("junk.bin") for u in result.unidentified] == [True]
+    junk = landing / "junk.bin"
+    key = hashlib.sha256(junk.read_bytes()).hexdigest()[:32]
+    assert [(u.key, u.uri) for u in result.unidentified] == [(key, junk.as_uri())]
+    assert result.unidentified[0].reason.startswith(f"{key}: ")
+    assert "junk" not in result.unidentified[0].reason
     manifest = read_manifest(tmp_path / "out", "manual__1", result.studies[0])
     assert manifest["study_uid"] == result.studies[0] and manifest["tiers"] == TIERS
-    assert len(manifest["files"]) == 2 and len(set(manifest["sop_uids"].values())) == 2
+    assert len(manifest["files"]) == 2 and len({f["sop_uid"] for f in manifest["files"]}) == 2
+    assert all(f["key"] == f["sop_uid"] for f in manifest["files"])
+    for written in (tmp_path / "out" / "work").rglob("*.json"):
+        assert str(landing) not in written.read_text()  # keys and location ids only
+    located = catalogue.locations(f["location"] for f in manifest["files"])
+    assert {Path(uri.removeprefix("file://")).parent.parent for _, uri in located.values()} == {
+        landing
+    }
     xcom = json.dumps(result.for_xcom())
     assert "landing" not in xcom and "/" not in json.dumps(result.studies)  # keys, no paths
     assert read_plan(tmp_path / "out", "manual__1")["studies"] == result.studies
@@ -104,7 +121,7 @@ def test_arrival_takes_the_interval_then_the_backlog_of_earlier_intervals(
     out = tmp_path / "out"
     result = plan(_request(landing, tmp_path, interval=(day, day + timedelta(days=1)),
                            run_id="scheduled__2"), catalogue)  # fmt: skip
-    assert _folders(result, out, "scheduled__2") == {"jan", "feb"}
+    assert _folders(result, out, "scheduled__2", catalogue) == {"jan", "feb"}
     assert result.backlog_taken == [u for u in result.studies if u != result.studies[0]]
     assert result.selected.groups[result.studies[0]] == 0  # the interval's study comes first
     # reprocessing everything stays within the interval (the backlog is for work never done)
@@ -114,7 +131,7 @@ def test_arrival_takes_the_interval_then_the_backlog_of_earlier_intervals(
         _request(landing, tmp_path, interval=interval, run_id="scheduled__3", reprocess="all"),
         catalogue,
     )
-    assert _folders(again, out, "scheduled__3") == {"feb"}
+    assert _folders(again, out, "scheduled__3", catalogue) == {"feb"}
 
 
 def test_study_date_selects_by_the_header_date_for_backfills(
@@ -124,7 +141,7 @@ def test_study_date_selects_by_the_header_date_for_backfills(
     req = _request(landing, tmp_path, interval=(start, start + timedelta(days=1)),
                    select_by="study_date", run_id="backfill__0105")  # fmt: skip
     result = plan(req, catalogue)
-    assert _folders(result, tmp_path / "out", "backfill__0105") == {"jan"}
+    assert _folders(result, tmp_path / "out", "backfill__0105", catalogue) == {"jan"}
     assert result.selected.later == 1  # "feb" is a later interval's (and "new" not settled)
 
 
@@ -200,7 +217,7 @@ def test_a_date_laid_out_landing_area_is_listed_by_the_intervals_prefixes(
                        select_by="study_date")  # fmt: skip
     result = plan(request, catalogue)
     assert result.index.files_listed == 2  # only 2024/03/09 was listed
-    assert _folders(result, tmp_path / "out", "manual__1") == {"b"}
+    assert _folders(result, tmp_path / "out", "manual__1", catalogue) == {"b"}
 
 
 def test_a_remote_landing_area_is_listed_and_staged_through_fsspec(
@@ -220,3 +237,6 @@ def test_a_remote_landing_area_is_listed_and_staged_through_fsspec(
                           tiers=["j2k-r20"], run_id="m", now=later)  # fmt: skip
     result = plan(request, catalogue)
     assert len(result.studies) == 1 and result.index.headers_read == 2
+    entries = read_manifest(tmp_path / "out", "m", result.studies[0])["files"]
+    located = catalogue.locations(int(e["location"]) for e in entries)
+    assert sorted(uri for _, uri in located.values()) == [f.uri for f in files]

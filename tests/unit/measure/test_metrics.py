@@ -29,6 +29,7 @@ from dcmtier.measure.metrics import (
     iter_frame_metrics,
 )
 from dcmtier.measure.store import QUALITY_SCHEMA
+from dcmtier.records import file_key
 from dcmtier.sample import ct_phantom, write_ct_series
 from tests.support import reference_file
 
@@ -352,8 +353,12 @@ def test_command_json_equals_frame_metrics_of_the_decoded_files(
         ds.pixel_array, dcmread(derived).pixel_array, ModalityLUT.from_dataset(ds)
     )
     assert expected.mse > 0
-    assert row == expected.as_dict() | {"original": str(original), "derived": str(derived)}
+    keys = {"original": ds.SOPInstanceUID, "derived": dcmread(derived).SOPInstanceUID}
+    assert row == expected.as_dict() | keys  # files named by key, not path
     assert row["unit"] == "HU"
+    assert _run_command([str(original), str(derived), "--json", "--show-paths"]) == 0
+    [row] = _json_lines(capsys.readouterr().out)
+    assert (row["original"], row["derived"]) == (str(original), str(derived))
 
 
 def test_command_table_names_the_unit_and_peak(
@@ -415,4 +420,8 @@ def test_command_names_the_file_it_cannot_compare_and_exits_1(
     captured = capsys.readouterr()
     assert captured.out == ""
     [line] = captured.err.splitlines()
-    assert line.startswith(f"dcmtier quality: {bad}: ")
+    key = file_key(bad, str(dcmread(bad).SOPInstanceUID) if broken == "other-size" else None)
+    assert line.startswith(f"dcmtier quality: {key}: ")
+    assert bad.name not in line and str(tmp_path) not in line
+    assert _run_command([str(ct_pair[0]), str(bad), "--show-paths"]) == 1
+    assert capsys.readouterr().err.startswith(f"dcmtier quality: {bad}: ")

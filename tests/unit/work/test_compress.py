@@ -7,6 +7,7 @@ GDCM / OpenJPEG as in pydicom.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,8 +239,26 @@ def test_bad_inputs_fail_with_one_line_naming_the_file(tmp_path: Path) -> None:
         assert result.status == FAILED, (path, result)
         assert result.reason is not None
         assert "\n" not in result.reason
-        assert result.reason.startswith(str(path))
+        assert result.source == _key(path), path  # its SOP Instance UID, else a content hash
+        assert result.reason.startswith(f"{result.source}: "), result.reason
+        assert path.name not in result.reason and str(path.parent) not in result.reason
+        assert result.path == str(path)  # in memory only, for quarantine and --show-paths
+        assert "path" not in result.as_dict()
         assert expected in result.reason
+
+
+def _key(path: Path) -> str:
+    """The file key as defined: a readable header's SOP Instance UID, else a content hash."""
+    try:
+        sop_uid = str(dcmread(path, stop_before_pixels=True).get("SOPInstanceUID") or "")
+    except Exception:
+        sop_uid = ""
+    if sop_uid:
+        return sop_uid
+    data = path.read_bytes() if path.is_file() else None
+    if data is None:
+        return hashlib.sha256(str(path.absolute()).encode()).hexdigest()[:32]
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def test_non_image_objects_are_skipped_and_copied_only_when_asked(tmp_path: Path) -> None:

@@ -65,8 +65,10 @@ def test_each_study_and_tier_completes_and_the_broken_slice_is_quarantined(
     reasons = list((out / "quarantine" / broken_study).glob("*.reason.json"))
     assert len(reasons) == 1
     record = json.loads(reasons[0].read_text())
-    assert record["source"].endswith("CT0002.dcm")
-    assert "pixel data cannot be decoded" in record["reason"]
+    broken_uid = next(f["sop_uid"] for r in partial for f in r.failures)
+    assert record["file_key"] == broken_uid and record["copy"] == f"{broken_uid}.dcm"
+    assert record["reason"].startswith(f"{broken_uid}: pixel data cannot be decoded")
+    assert "CT0002" not in reasons[0].read_text() and str(landing) not in reasons[0].read_text()
     assert set(record["tiers"]) == set(TIERS)
     assert (out / "quarantine" / broken_study / record["copy"]).is_file()
     assert sorted(p.name for p in (out / "derived").iterdir()) == sorted(TIERS)
@@ -153,7 +155,8 @@ def test_process_command_reports_json_and_exits_1_on_partial(
                  "--json", "--jobs", "2", "--run-id", "cli-test"])  # fmt: skip
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 1
-    assert lines[0]["status"] == "failed" and lines[0]["source"].endswith("notes.txt")
+    notes_key = hashlib.sha256((landing / "notes.txt").read_bytes()).hexdigest()[:32]
+    assert lines[0]["status"] == "failed" and lines[0]["source"] == notes_key
     statuses = sorted(line["status"] for line in lines[1:])
     assert statuses == ["ok", "ok", "partial"]
     assert all(line["run_id"] == "cli-test" for line in lines[1:])

@@ -1,10 +1,11 @@
 """The landing index, claims on planned work, and the ``backlog`` view.
 
 - ``landing_files``: one row per file of a landing area with what discovery read from its
-  header (UIDs, StudyDate, Modality, or the read error), its size, modification time and ETag
-  (what says it changed), first and last seen, and ``gone_at`` once it is no longer listed.
-  Discovery reads a header only for a new or changed file. It holds landing paths: an operator
-  table, which no analyst view exposes.
+  header (UIDs, StudyDate, Modality, or the read error), its file key (``file_key``: the SOP
+  Instance UID, else a content hash, worked out when the header is read), its size,
+  modification time and ETag (what says it changed), first and last seen, and ``gone_at`` once
+  it is no longer listed. Discovery reads a header only for a new or changed file. It holds
+  landing paths: an operator table, like ``file_locations`` (0005).
 - ``claims``: a study x tier planned by a run, so that two runs planning at once (overlapping
   backfill runs) never take the same pair; released when the pair finishes or the run ends,
   reclaimable after ``expires_at``.
@@ -12,8 +13,11 @@
   (counted against every tier a run has asked for, the ``tiers`` table), the StudyDate, its
   arrival (newest file's modification time) and since when discovery knows it. No paths.
 
-Revision ID: 0005
-Revises: 0004
+On PostgreSQL, as 0005 does for its objects: ``dcmtier_operator`` may read both tables and the
+view, ``dcmtier_analyst`` the view only (UIDs, dates, counts), and PUBLIC neither table.
+
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-27
 """
 
@@ -24,10 +28,14 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+ANALYST, OPERATOR = "dcmtier_analyst", "dcmtier_operator"  # made by 0005
+TABLES = ("landing_files", "claims")  # landing paths and run bookkeeping: operators only
+VIEW = "backlog"
 
 BACKLOG = """
 CREATE VIEW backlog AS
@@ -61,6 +69,7 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("modified", sa.DateTime(timezone=True), nullable=False),
         sa.Column("etag", sa.String(128), nullable=True),
+        sa.Column("file_key", sa.String(64), nullable=False),
         sa.Column("study_uid", sa.String(64), nullable=True),
         sa.Column("series_uid", sa.String(64), nullable=True),
         sa.Column("sop_uid", sa.String(64), nullable=True),
@@ -84,9 +93,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("study_uid", "tier", name=op.f("pk_claims")),
     )
     op.execute(BACKLOG)
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"GRANT SELECT ON {VIEW} TO {ANALYST}")
+        op.execute(f"GRANT SELECT ON {', '.join((*TABLES, VIEW))} TO {OPERATOR}")
+        op.execute(f"REVOKE ALL ON {', '.join(TABLES)} FROM PUBLIC")
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"REVOKE ALL ON {', '.join((*TABLES, VIEW))} FROM {ANALYST}, {OPERATOR}")
     op.execute("DROP VIEW backlog")
     op.drop_table("claims")
     op.drop_index(op.f("ix_landing_files_study_date"), table_name="landing_files")

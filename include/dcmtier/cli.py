@@ -16,8 +16,8 @@ from dcmtier import __version__
 from dcmtier.errors import ConfigError
 
 COMMANDS = (
-    "tiers", "compress", "process", "sample", "quality", "db", "report", "locate", "cache",
-    "bench",
+    "tiers", "compress", "process", "sample", "quality", "db", "report", "discover", "locate",
+    "cache", "bench",
 )  # fmt: skip
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EPILOG_WIDTH = 92  # the width the module docstrings are written at

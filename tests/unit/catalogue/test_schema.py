@@ -21,7 +21,14 @@ from tests.integration.catalogue_cases import (
     schema_names,
 )
 
-VIEWS = {"savings_by_tier", "savings_by_study", "quality_by_tier", "lineage", "failures"}
+VIEWS = {
+    "savings_by_tier",
+    "savings_by_study",
+    "quality_by_tier",
+    "lineage",
+    "failures",
+    "backlog",
+}
 
 
 def test_upgrade_builds_the_models_and_every_view(tmp_path: Path) -> None:

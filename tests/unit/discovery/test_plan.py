@@ -7,13 +7,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import fsspec
 import pytest
+from sqlalchemy import update
 
 from dcmtier.catalogue import Catalogue, JobContext
+from dcmtier.catalogue.models import Job
 from dcmtier.discovery.landing import list_files, stage
 from dcmtier.discovery.plan import PlanRequest, plan, read_manifest, read_plan
 from dcmtier.errors import ConfigError
@@ -230,3 +234,114 @@ def test_a_remote_landing_area_is_listed_and_staged_through_fsspec(
     entries = read_manifest(tmp_path / "out", "m", result.studies[0])["files"]
     located = catalogue.locations(int(e["location"]) for e in entries)
     assert sorted(uri for _, uri in located.values()) == [f.uri for f in files]
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _attempt(catalogue: Catalogue, landing: Path, run_id: str, uid: str, status: str) -> int:
+    """An attempt at ``uid`` x the first tier, left as ``status`` the way it gets there: a dead
+    owner (``abandoned``, marked by the next plan), SIGTERM (``interrupted``), still running
+    (this process owns it, under a live lease), or finished."""
+    from dcmtier.discovery.files import discover
+
+    (study,) = [s for s in discover([landing])[0] if s.uid == uid]
+    catalogue.record_study(study)
+    job = catalogue.start_job(uid, get_tier(TIERS[0]), JobContext.cli(run_id), {})
+    values: dict[str, object] = {}
+    if status == "abandoned":
+        values = {"owner_pid": _dead_pid()}
+    elif status == "interrupted":
+        catalogue.interrupt_jobs([job], "interrupted by SIGTERM")
+    elif status != "running":
+        values = {"status": status, "finished_at": datetime.now(UTC)}
+    if values:
+        with catalogue.engine.begin() as connection:
+            connection.execute(update(Job).where(Job.id == job).values(**values))
+    return job
+
+
+def _two_studies_attempted(
+    catalogue: Catalogue, landing: Path, tmp_path: Path, status: str
+) -> tuple[str, str]:
+    """Plan run "a" on the first tier; the first study's attempt ends ``status``, the second's
+    ``ok``, and run "a" ends (its claims released). The two study UIDs."""
+    first = plan(_request(landing, tmp_path, run_id="a", tiers=TIERS[:1]), catalogue)
+    uid, other = first.studies
+    _attempt(catalogue, landing, "a", uid, status)
+    _attempt(catalogue, landing, "a", other, "ok")
+    catalogue.release_claims("a")
+    return uid, other
+
+
+@pytest.mark.parametrize(
+    ("status", "not_done"),
+    [("abandoned", True), ("interrupted", True), ("running", False), ("ok", False),
+     ("partial", False), ("failed", False), ("rejected", False)],
+)  # fmt: skip
+def test_only_an_attempt_that_never_finished_is_planned_again_and_waits_in_the_backlog(
+    landing: Path, tmp_path: Path, catalogue: Catalogue, status: str, not_done: bool
+) -> None:
+    uid, _ = _two_studies_attempted(catalogue, landing, tmp_path, status)
+    waiting = {r["study_uid"]: r["tiers_pending"] for r in catalogue.backlog()[1]}
+    # an abandoned attempt reads so once a run has marked it; the others at once
+    assert (uid in waiting) is (not_done and status != "abandoned")
+
+    again = plan(_request(landing, tmp_path, run_id="b", tiers=TIERS[:1]), catalogue)
+
+    assert again.pairs == ({uid: TIERS[:1]} if not_done else {})
+    assert len(again.abandoned) == (status == "abandoned")
+    count, rows = catalogue.backlog()
+    waiting = {r["study_uid"]: r["tiers_pending"] for r in rows}
+    assert waiting.get(uid) == (1 if not_done else None)
+    assert count == 1 + not_done  # "new", unsettled and never attempted, waits too
+
+
+@pytest.mark.parametrize(
+    ("status", "reprocess", "again"),
+    [("rejected", "failed", False), ("rejected", "all", True), ("partial", "failed", True),
+     ("failed", "failed", True), ("running", "all", False), ("interrupted", "none", True)],
+)  # fmt: skip
+def test_reprocess_retakes_finished_statuses_and_rejected_only_with_all(
+    *, landing: Path, tmp_path: Path, catalogue: Catalogue, status: str, reprocess: str,
+    again: bool,
+) -> None:  # fmt: skip
+    uid, other = _two_studies_attempted(catalogue, landing, tmp_path, status)
+    request = _request(landing, tmp_path, run_id="b", tiers=TIERS[:1], reprocess=reprocess)
+    planned = set(plan(request, catalogue).pairs)
+    assert (uid in planned) is again
+    assert (other in planned) is (reprocess == "all")  # its attempt is ok
+
+
+def test_a_running_attempt_whose_lease_lapses_by_the_runs_time_is_planned_again(
+    landing: Path, tmp_path: Path, catalogue: Catalogue
+) -> None:
+    uid, _ = _two_studies_attempted(catalogue, landing, tmp_path, "running")
+    request = _request(landing, tmp_path, run_id="b", tiers=TIERS[:1])
+    assert uid not in plan(request, catalogue).pairs  # its owner (this process) renews it
+    catalogue.release_claims("b")
+    lapsed = _request(landing, tmp_path, run_id="c", tiers=TIERS[:1],
+                      now=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    assert uid in plan(lapsed, catalogue).pairs
+
+
+def test_the_claims_of_a_run_that_is_gone_are_released_for_the_next_run(
+    landing: Path, tmp_path: Path, catalogue: Catalogue
+) -> None:
+    first = plan(_request(landing, tmp_path, run_id="a", tiers=TIERS[:1]), catalogue)
+    uid, other = first.studies
+    job = _attempt(catalogue, landing, "a", uid, "running")
+    # run "a" is alive (an attempt running under a live lease): its claims hold
+    assert plan(_request(landing, tmp_path, run_id="b", tiers=TIERS[:1]), catalogue).pairs == {}
+
+    with catalogue.engine.begin() as connection:  # killed: its owner is gone
+        connection.execute(update(Job).where(Job.id == job).values(owner_pid=_dead_pid()))
+    after = plan(_request(landing, tmp_path, run_id="c", tiers=TIERS[:1]), catalogue)
+
+    assert after.abandoned == [job]
+    assert after.selected.released == {"a": 2}
+    assert after.pairs == {uid: TIERS[:1], other: TIERS[:1]}
+    assert after.summary()["claims_released"] == 2

@@ -145,3 +145,46 @@ def test_a_backlog_run_takes_the_interval_first_then_earlier_days_newest_first(
     dates = {s: int(s.rsplit(".", 1)[1]) % 3 for s in got.pairs}
     assert list(dates.values()) == [2, 2, 2, 1, 1]  # May 3 (the interval), then May 2
     assert got.waiting == 4
+
+
+def _attempts(catalogue: Catalogue, statuses: dict[str, str], run_id: str = "a") -> None:
+    """An attempt at j2k-r20 of each study, left as its status (``lapsed``: running, its
+    lease expired a minute ago; ``running``: under this process's live lease)."""
+    for study_uid, status in statuses.items():
+        with catalogue.engine.begin() as connection:
+            connection.execute(text("INSERT INTO studies VALUES (:s, 'CT', :t, :t)"),
+                               {"s": study_uid, "t": NOW})  # fmt: skip
+        job = catalogue.start_job(study_uid, get_tier("j2k-r20"), JobContext.cli(run_id), {})
+        values = {
+            "lapsed": "lease_expires_at = now() - interval '1 minute'",
+            "running": "lease_expires_at = now() + interval '1 hour'",
+        }.get(status, f"status = '{status}'")
+        with catalogue.engine.begin() as connection:
+            connection.execute(text(f"UPDATE jobs SET {values} WHERE id = :i"), {"i": job})
+
+
+def test_the_backlog_view_counts_unfinished_attempts_as_pending_on_postgres(
+    pg_catalogue: Catalogue,
+) -> None:
+    pg_catalogue.update_landing(_headers(6, 1), [], [SCOPE], NOW)
+    pg_catalogue.claim_work(_selection("a", capacity=6))  # records the tiers asked for
+    _attempts(pg_catalogue, {
+        "1.2.3.0": "interrupted", "1.2.3.1": "abandoned", "1.2.3.2": "lapsed",
+        "1.2.3.3": "rejected", "1.2.3.4": "running", "1.2.3.5": "failed",
+    })  # fmt: skip
+    pending = {r["study_uid"]: r["tiers_pending"] for r in pg_catalogue.backlog()[1]}
+    # j2k-lossless was never attempted anywhere; j2k-r20 is pending where it never finished
+    assert pending == {"1.2.3.0": 2, "1.2.3.1": 2, "1.2.3.2": 2, "1.2.3.3": 1, "1.2.3.4": 1,
+                       "1.2.3.5": 1}  # fmt: skip
+
+
+def test_a_gone_runs_claims_are_released_and_its_unfinished_pairs_taken_on_postgres(
+    pg_catalogue: Catalogue,
+) -> None:
+    pg_catalogue.update_landing(_headers(2, 1), [], [SCOPE], NOW)
+    held = pg_catalogue.claim_work(_selection("a", 5, tiers=("j2k-r20",)))
+    assert set(held.pairs) == {"1.2.3.0", "1.2.3.1"}
+    _attempts(pg_catalogue, {"1.2.3.0": "interrupted"})  # "a" was stopped, nothing else runs
+    after = pg_catalogue.claim_work(_selection("b", 5, tiers=("j2k-r20",)))
+    assert after.released == {"a": 2}
+    assert after.pairs == {"1.2.3.0": ["j2k-r20"], "1.2.3.1": ["j2k-r20"]}

@@ -47,7 +47,9 @@ from dcmtier.versions import software_versions
 T = TypeVar("T")
 LOCATION_KEYS = ["file_key", "uri"]
 # every view the migrations make, in the README's order; `dcmtier report` shows the first two
-VIEWS = ("savings_by_tier", "quality_by_tier", "savings_by_study", "lineage", "failures")
+VIEWS = (
+    "savings_by_tier", "quality_by_tier", "savings_by_study", "lineage", "failures", "backlog",
+)  # fmt: skip
 REPORT_VIEWS = VIEWS[:2]
 
 

@@ -64,7 +64,7 @@ def test_the_overview_draws_its_charts_inline_and_loads_nothing_from_elsewhere(
     assert html.count("pixel data cannot be decoded") == 2
     assert f"/dcmtier/studies/{_study(processed)}/j2k-r20" in html
     assert "run by hand" in html  # `dcmtier process` made it: no task instance to link
-    assert "no <code>backlog</code> view" in html
+    assert "Nothing waiting." in html  # the backlog view: no landing index (no DAG run)
 
 
 def test_the_study_page_shows_frames_lineage_package_and_the_worst_frames_difference(

@@ -73,8 +73,9 @@ PARAMS = {
     "reprocess": Param(
         "none",
         enum=["none", "failed", "all"],
-        description="none: only study × tier pairs never done; failed: also failed or partial "
-        "ones; all: everything selected.",
+        description="none: only study × tier pairs never done (an abandoned or interrupted "
+        "attempt is not done; a rejected one, a gate outcome, is); failed: also failed or "
+        "partial ones; all: everything selected but pairs still running.",
     ),
     "strategy": Param(
         "layered",

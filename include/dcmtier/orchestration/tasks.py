@@ -229,7 +229,7 @@ def _close_run(output: Path, run_id: str) -> dict[str, Any]:
     if oldest_rows:
         oldest = oldest_rows[0]
         log.warning(
-            "backlog: %d studies in the landing area have tiers never attempted (oldest: study "
+            "backlog: %d studies in the landing area have tiers not done (oldest: study "
             "%s, StudyDate %s, waiting since %s); later runs take them",
             waiting, oldest["study_uid"], oldest["study_date"], oldest["waiting_since"],
         )  # fmt: skip

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from dcmtier.commands.db import add_catalogue_arguments
+from dcmtier.commands.options import positive
 
 
 def add_parser(subparsers: Any) -> None:
@@ -21,7 +22,6 @@ def add_parser(subparsers: Any) -> None:
         "discover",
         help="update the landing index (headers of new or changed files only)",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Output: files_listed, headers_read, files_new, files_changed, files_gone, "
         "unreadable, studies (present under LANDING) and seconds (with list_s, read_s, "
         "write_s). Exit status: 0 done, 1 the catalogue is unreachable or not migrated, 2 bad "
@@ -34,7 +34,7 @@ def add_parser(subparsers: Any) -> None:
         help="list only this folder below LANDING (repeatable), e.g. 2024/03/01",
     )  # fmt: skip
     parser.add_argument(
-        "--readers", type=int, default=16, metavar="N",
+        "--readers", type=positive, default=16, metavar="N",
         help="concurrent header reads on an object store (16)",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="one JSON object")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dcmtier.discovery.landing import location_scope
-from dcmtier.discovery.plan import PlanRequest, plan, read_plan
+from dcmtier.discovery.plan import Plan, PlanRequest, plan, read_plan
 from dcmtier.orchestration.items import run_pair, summarise
 from dcmtier.records import STUDY_OK, outcome_text
 from dcmtier.work.interrupt import Interrupted, signals_interrupt
@@ -56,6 +56,11 @@ def discover_task(context: Mapping[str, Any]) -> dict[str, Any]:
         catalogue.close()
     for item in result.unidentified:
         quarantine_unidentified(item, Layout(output))  # local files; named by key
+    _log_plan(result)
+    return result.for_xcom()
+
+
+def _log_plan(result: Plan) -> None:
     if result.abandoned:  # attempts whose owner died: their pairs are planned again
         log.warning("%d attempt(s) abandoned by their owner, marked so: %s",
                     len(result.abandoned), result.abandoned)  # fmt: skip
@@ -65,7 +70,6 @@ def discover_task(context: Mapping[str, Any]) -> dict[str, Any]:
     log.info("discovery: %s", result.summary())
     if result.backlog_taken:
         log.info("taken from the backlog of earlier intervals: %s", ", ".join(result.backlog_taken))
-    return result.for_xcom()
 
 
 def encode_task(study_uid: str, context: Mapping[str, Any]) -> dict[str, Any]:

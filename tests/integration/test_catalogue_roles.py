@@ -3,7 +3,7 @@
 A DAG run's discovery (landing index, claims on two tiers) and a run of ``dcmtier process``
 (one of them) over a landing area whose folders and files are named after the patient fill a
 fresh catalogue; then login users in ``dcmtier_analyst`` and ``dcmtier_operator`` (made by
-migration 0005; 0006 grants its landing index, claims and ``backlog`` view the same way) query
+migration 0005; 0008 grants its landing index, claims and ``backlog`` view the same way) query
 it as analysts and operators would.
 """
 

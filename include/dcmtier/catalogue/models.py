@@ -346,7 +346,7 @@ class LandingFile(Base):
     UID, else a content hash) is worked out at that read, so planning never hashes a file again.
     An operator table, like ``file_locations``: it holds landing paths, so no analyst view reads
     its ``uri`` and on PostgreSQL the ``dcmtier_analyst`` role has no access to it (migration
-    0006). It is the listing discovery compares with, not where ``dcmtier locate`` looks: the
+    0008). It is the listing discovery compares with, not where ``dcmtier locate`` looks: the
     files a run plans are recorded in ``file_locations``, and manifests hold those ids.
     """
 
@@ -371,7 +371,8 @@ class LandingFile(Base):
 
 class Claim(Base):
     """A study x tier that a run has planned: no other run plans it until the claim is
-    released (the pair finished, or the run's summary ran) or has expired."""
+    released (the pair finished, the run's summary ran, or the run is gone: see
+    ``dcmtier.catalogue.selection``) or has expired."""
 
     __tablename__ = "claims"
 

@@ -7,8 +7,8 @@
   it is no longer listed. Discovery reads a header only for a new or changed file. It holds
   landing paths: an operator table, like ``file_locations`` (0005).
 - ``claims``: a study x tier planned by a run, so that two runs planning at once (overlapping
-  backfill runs) never take the same pair; released when the pair finishes or the run ends,
-  reclaimable after ``expires_at``.
+  backfill runs) never take the same pair; released when the pair finishes or the run ends
+  (or is gone), reclaimable after ``expires_at``.
 - ``backlog``: every study present in the landing area with tiers not done (counted against
   every tier a run has asked for, the ``tiers`` table), the StudyDate, its arrival (newest
   file's modification time) and since when discovery knows it. No paths. A tier is not done

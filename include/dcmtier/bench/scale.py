@@ -115,28 +115,41 @@ def run_discovery(
     server: str | None,
     echo: Callable[[str], None],
 ) -> list[dict[str, Any]]:
-    """``discovery_case`` per size, on fresh SQLite files or fresh databases on ``server``."""
+    """``discovery_case`` per size, on fresh SQLite files or fresh databases on ``server``
+    (dropped again at the end)."""
     created: list[str] = []
 
     def catalogue(name: str) -> str:
         if server is None:
             return f"sqlite:///{work / name}.db"
-        from sqlalchemy import create_engine, text
         from sqlalchemy.engine import make_url
 
-        engine = create_engine(make_url(server), isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        engine.dispose()
+        _on_server(server, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
         created.append(name)
         return make_url(server).set(database=name).render_as_string(hide_password=False)
 
     cases = []
-    for size in sizes:
-        added = new_files if new_files is not None else max(1, round(size * new_share))
-        case = discovery_case(
-            work, size, per_study=per_study, new_files=added, catalogue=catalogue, echo=echo
-        )
-        cases.append(case)
+    try:
+        for size in sizes:
+            added = new_files if new_files is not None else max(1, round(size * new_share))
+            case = discovery_case(
+                work, size, per_study=per_study, new_files=added, catalogue=catalogue, echo=echo
+            )
+            cases.append(case)
+    finally:
+        if server is not None and created:
+            _on_server(server, *(f'DROP DATABASE IF EXISTS "{name}"' for name in created))
     return cases
+
+
+def _on_server(server: str, *statements: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    engine = create_engine(make_url(server), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+    finally:
+        engine.dispose()

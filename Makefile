@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps test lint demo ui ui-stop bench clean
+.PHONY: install system-deps test lint demo ui ui-stop bench bench-scale clean
 
 install: $(STAMP)
 
@@ -45,6 +45,13 @@ ui-stop:
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/dcmtier bench $(BENCH_ARGS)
+
+# Discovery at scale (README "Archive scale"): dcmtier discover on 10,000 and 100,000 synthetic
+# files, first pass, repeat and 1 % new; writes bench/scale.json. SCALE_ARGS adds options, e.g.
+#   make bench-scale SCALE_ARGS="--scale-files 20000 --new-files 50"
+SCALE_ARGS ?=
+bench-scale: $(STAMP)
+	$(BIN)/dcmtier bench scale $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info include/*.egg-info demo-data

@@ -6,16 +6,19 @@ copies under **output**: `derived/`, `quality/` (Parquet), `packages/` (ZIP per 
 `quarantine/`, with lineage and savings in the `dcmtier_catalogue` connection (else
 `$DCMTIER_CATALOGUE_URL`, else SQLite `<output>/catalogue.db`).
 
-`discover` reads headers only, groups files by StudyInstanceUID, waits for studies to settle,
-selects by arrival time or StudyDate within the run's data interval (a manual run takes every
-settled study not yet done), skips study × tier pairs already `ok` in the catalogue unless
-`reprocess` says otherwise, and caps the run at `max_studies_per_run` (the rest is left for the
-next run). `compress` runs once per study × tier (mapped, named "…study UID · tier"); a failed
-instance is quarantined and the study × tier reports `partial`; an infrastructure error (output
-not writable, catalogue unreachable) fails the task, which retries with exponential backoff.
-A frame that breaks its tier's quality gate is a quality outcome handled by `on_gate_failure`
-(fallback, reject or keep): it is never retried and never fails the run.
-Retry one study × tier by clearing its mapped task instance. `summary` logs the run's totals.
+`discover` updates the catalogue's landing index (headers read only for new or changed files),
+then chooses in SQL the settled studies of the run's data interval by arrival time or StudyDate,
+then the backlog of earlier intervals (a manual run takes every settled study), skipping study ×
+tier pairs already done unless `reprocess` says otherwise (an attempt `abandoned` by a dead owner
+or `interrupted` is never done), up to `max_studies_per_run` studies; it claims those pairs so
+that no concurrent run takes them. `compress` runs once per study × tier (the cross product of
+the run's studies and tiers, each mapped instance named "…study UID · tier"; a pair outside the
+plan is skipped); a failed instance is quarantined and the study × tier reports `partial`; an
+infrastructure error (output not writable, catalogue unreachable) fails the task, which retries
+with exponential backoff. A frame that breaks its tier's quality gate is a quality outcome
+handled by `on_gate_failure` (fallback, reject or keep): it is never retried and never fails the
+run. Retry one study × tier by clearing its mapped task instance. `summary` logs the run's
+totals and the backlog, and releases the run's claims.
 Each `compress` instance emits `dcmtier_packages` and `dcmtier_quality` asset events whose
 `extra` names the study, tier, status and package (`dcmtier_packages_changed` is an example
 consumer), and, where an OpenLineage transport is configured, `discover` and `compress` report
@@ -41,6 +44,7 @@ from dcmtier.tiers import DEFAULT_TIERS, TIERS
 QUALITY_DATASET = Asset(name=QUALITY_ASSET[0], uri=QUALITY_ASSET[1])
 PACKAGES = Asset(name=PACKAGES_ASSET[0], uri=PACKAGES_ASSET[1])
 POOL = os.environ.get("DCMTIER_POOL", "dcmtier")
+LABEL = "…{{ task.op_kwargs['study_uid'][-12:] }} · {{ task.op_kwargs['tier'] }}"
 RETRIES = int(os.environ.get("DCMTIER_TASK_RETRIES", "3"))
 
 PARAMS = {
@@ -69,8 +73,9 @@ PARAMS = {
     "reprocess": Param(
         "none",
         enum=["none", "failed", "all"],
-        description="none: only study × tier pairs never done; failed: also failed or partial "
-        "ones; all: everything selected.",
+        description="none: only study × tier pairs never done (an abandoned or interrupted "
+        "attempt is not done; a rejected one, a gate outcome, is); failed: also failed or "
+        "partial ones; all: everything selected but pairs still running.",
     ),
     "strategy": Param(
         "layered",
@@ -92,7 +97,17 @@ PARAMS = {
         description="A study is settled when no file arrived for this long.",
     ),
     "max_studies_per_run": Param(
-        50, type="integer", minimum=1, description="More studies than this wait for the next run."
+        1000,
+        type="integer",
+        minimum=1,
+        description="More studies than this (or than [core] max_map_length) wait for a later "
+        "run, which takes them from its backlog.",
+    ),
+    "listing_prefix": Param(
+        "",
+        type="string",
+        description="For a landing area laid out by date: a strftime template of the folders "
+        "to list for the run's interval (e.g. %Y/%m/%d); empty lists everything.",
     ),
 }
 
@@ -116,33 +131,35 @@ PARAMS = {
 )
 def dicom_archive_compression() -> None:
     @lineage_task
-    def discover() -> list[dict[str, Any]]:
+    def discover() -> dict[str, Any]:
         from dcmtier.orchestration.tasks import discover_task
 
         return discover_task(get_current_context())
 
     @task
-    def studies(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from dcmtier.orchestration.items import studies_of
+    def studies(plan: dict[str, Any]) -> list[str]:
+        return list(plan["studies"])
 
-        return studies_of(items)
+    @task
+    def tiers(plan: dict[str, Any]) -> list[str]:
+        return list(plan["tiers"])
 
-    @task(pool=POOL, map_index_template="{{ task.op_kwargs['study']['label'] }}")
-    def encode(study: dict[str, Any]) -> dict[str, Any]:
+    @task(pool=POOL, map_index_template="…{{ task.op_kwargs['study_uid'][-12:] }}")
+    def encode(study_uid: str) -> dict[str, Any]:
         from dcmtier.orchestration.tasks import encode_task
 
-        return encode_task(study, get_current_context())
+        return encode_task(study_uid, get_current_context())
 
     @lineage_task(
         pool=POOL,
-        map_index_template="{{ task.op_kwargs['item']['label'] }}",
+        map_index_template=LABEL,
         outlets=[QUALITY_DATASET, PACKAGES],
         trigger_rule="all_done",  # without a layered encode, a tier task encodes by itself
     )
-    def compress(item: dict[str, Any]) -> dict[str, Any]:
+    def compress(study_uid: str, tier: str) -> dict[str, Any]:
         from dcmtier.orchestration.tasks import compress_task
 
-        return compress_task(item, get_current_context())
+        return compress_task(study_uid, tier, get_current_context())
 
     @task(trigger_rule="all_done")
     def summary(results: list[dict[str, Any] | None]) -> dict[str, Any]:
@@ -151,8 +168,10 @@ def dicom_archive_compression() -> None:
         return summary_task(results, get_current_context())
 
     work = discover()
-    layers = encode.expand(study=studies(work))
-    results = compress.expand(item=work)
+    keys = studies(work)
+    layers = encode.expand(study_uid=keys)
+    # studies x tiers: each list stays under [core] max_map_length, their product need not
+    results = compress.expand(study_uid=keys, tier=tiers(work))
     layers >> results
     summary(results)
 

@@ -19,8 +19,8 @@ from dcmtier import __version__
 from dcmtier.errors import ConfigError, DcmtierError
 
 COMMANDS = (
-    "tiers", "compress", "process", "sample", "quality", "db", "report", "locate", "cache",
-    "bench",
+    "tiers", "compress", "process", "sample", "quality", "db", "report", "discover", "locate",
+    "cache", "bench",
 )  # fmt: skip
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it

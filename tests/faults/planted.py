@@ -2,7 +2,8 @@
 
 The planted name is in folder names, file names and the DICOM headers (Patient's Name and
 ID). Only DICOM headers (of the derived, packaged and quarantined copies) and the catalogue's
-operator table ``file_locations`` may hold it afterwards: a file's path is patient data.
+operator tables may hold it afterwards: ``file_locations`` (where each file was found, what
+``dcmtier locate`` reads) and the landing index ``landing_files``. A file's path is patient data.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from dcmtier.sample import write_ct_series
 
 PLANTED = "DOE_JANE_19700101"
 NEEDLE = b"doe_jane"  # searched case-insensitively: any spelling of the name's start is a leak
-OPERATOR_TABLE = "file_locations"
+OPERATOR_TABLE = "file_locations"  # where `dcmtier locate` looks
+OPERATOR_TABLES = frozenset({OPERATOR_TABLE, "landing_files"})  # may hold landing paths
 PATIENT_ELEMENTS = frozenset({"PatientName", "PatientID"})  # where plant_landing puts it
 
 
@@ -134,21 +136,21 @@ def _elements(ds: Dataset) -> Iterator[Any]:
 
 
 def sqlite_leaks(path: Path) -> list[str]:
-    """Rows of every table and view of a SQLite catalogue but the operator table."""
+    """Rows of every table and view of a SQLite catalogue but the operator tables."""
     with sqlite3.connect(path) as connection:
         names = [
             name
             for (name,) in connection.execute(
                 "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name"
             )
-            if name != OPERATOR_TABLE
+            if name not in OPERATOR_TABLES
         ]
         rows = {name: connection.execute(f'SELECT * FROM "{name}"').fetchall() for name in names}
     return _row_leaks(rows)
 
 
 def postgres_leaks(url: str) -> list[str]:
-    """Rows of every table and view of a PostgreSQL catalogue but the operator table."""
+    """Rows of every table and view of a PostgreSQL catalogue but the operator tables."""
     import psycopg
 
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1)) as connection:
@@ -158,7 +160,7 @@ def postgres_leaks(url: str) -> list[str]:
                 "SELECT table_name FROM information_schema.tables "
                 "WHERE table_schema = current_schema() ORDER BY table_name"
             )
-            if name != OPERATOR_TABLE
+            if name not in OPERATOR_TABLES
         ]
         rows = {n: connection.execute(f'SELECT * FROM "{n}"').fetchall() for n in names}  # type: ignore[call-overload]
     return _row_leaks(rows)

@@ -1,9 +1,10 @@
 """A patient's name planted in folder names, file names and DICOM headers appears nowhere but in
-DICOM headers and the operators' ``file_locations`` table, after ``dcmtier process`` (its
-stdout and stderr, plain and ``--json``) and after a DAG run (its task logs and XCom): not in
-any file under the output root (names and contents: work/ manifests, quarantine copies' names
+DICOM headers and the operators' tables (``file_locations``, the landing index
+``landing_files``), after ``dcmtier process`` and ``dcmtier discover`` (their stdout and
+stderr, plain and ``--json``) and after a DAG run (its task logs and XCom): not in any file
+under the output root (names and contents: work/ manifests and plan, quarantine copies' names
 and reason files, Parquet, ZIP manifests and members), not in any other catalogue table or
-view. A real Airflow deployment's task logs are searched in
+view (``claims`` and ``backlog`` included). A real Airflow deployment's task logs are searched in
 ``tests/integration/test_airflow_pipeline.py``.
 """
 
@@ -99,6 +100,11 @@ def test_dcmtier_process_shows_and_writes_the_name_only_in_dicom_headers(
         assert "Traceback" not in proc.stderr
         printed += [proc.stdout, proc.stderr]
     assert any(line.startswith('{"') for line in printed[2].splitlines())
+    for form in ([], ["--json"]):  # the landing index alone, into the same catalogue
+        proc = _dcmtier("discover", str(landing["root"]), "--data-dir", str(out), *form)
+        assert proc.returncode == 0, proc.stderr
+        printed += [proc.stdout, proc.stderr]
+    assert json.loads(printed[-2])["files_listed"] == 6
     assert leaks_in_text("dcmtier process output", "".join(printed)) == []
     _assert_the_run_did_its_work(out, landing)
     assert leaks_under(out) == []
@@ -140,6 +146,8 @@ def test_a_dag_run_logs_and_passes_the_name_only_in_dicom_headers(
         if path.is_file():
             assert leaks_in_text(str(path), path.read_bytes()) == []
     _assert_the_run_did_its_work(out, landing)
+    indexed = _table(out / "catalogue.db", "SELECT uri FROM landing_files")
+    assert operator_table_holds_it(indexed) and len(indexed) == 6  # the index is not blind
     manifests = list((out / "work").rglob("*.json"))
     assert manifests and leaks_under(out) == []
     assert sqlite_leaks(out / "catalogue.db") == []

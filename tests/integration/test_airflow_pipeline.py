@@ -12,7 +12,6 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -248,37 +247,42 @@ def test_2_an_operator_clears_one_failed_study_tier_and_its_retry_leaves_one_res
     assert sorted(p.name for p in packages) == sorted(f"{t}.zip" for t in TIERS)
 
 
-def test_3_a_backfill_by_study_date_processes_each_interval_exactly_its_studies(
+def test_3_a_capped_study_date_backfill_leaves_no_study_behind_and_does_no_pair_twice(
     deployment: dict[str, Any],
 ) -> None:
+    """12 studies over 3 days, 3 studies a run, a backfill of 4 days (its runs overlap)."""
     stack = deployment["stack"]
     landing = deployment["landing"] / "archive"
     days = ["20230301", "20230302", "20230303"]
-    expected = {day: _study(landing, f"d{day}", seed=300 + i, study_date=day)
-                for i, day in enumerate(days)}  # fmt: skip
+    expected = {_study(landing, f"d{day}-{n}", seed=300 + 10 * i + n, study_date=day)
+                for i, day in enumerate(days) for n in range(4)}  # fmt: skip
     conf = {"select_by": "study_date", "landing": str(landing), "tiers": TIERS[:1],
-            "settle_seconds": 0}  # fmt: skip
+            "settle_seconds": 0, "max_studies_per_run": 3}  # fmt: skip
     import json
 
     stack.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", "2023-03-01",
-              "--to-date", "2023-03-03", "--dag-run-conf", json.dumps(conf))  # fmt: skip
-    start = datetime(2023, 3, 1, tzinfo=UTC)
+              "--to-date", "2023-03-04", "--dag-run-conf", json.dumps(conf))  # fmt: skip
 
     def backfill_runs() -> list[dict[str, Any]] | None:
         runs = stack.api("GET", f"/dags/{DAG_ID}/dagRuns?run_type=backfill&limit=50")["dag_runs"]
         done = [r for r in runs if r["state"] in ("success", "failed")]
-        return runs if len(runs) >= len(days) and len(done) == len(runs) else None
+        return runs if len(runs) >= 4 and len(done) == len(runs) else None
 
     runs = wait_for(backfill_runs, timeout=RUN_TIMEOUT, what="the backfill", every=3)
-    processed: dict[str, list[str]] = {}
+    planned: list[str] = []
     for run in runs:
         assert run["state"] == "success", run
-        interval = datetime.fromisoformat(run["data_interval_start"].replace("Z", "+00:00"))
-        day = (start + timedelta(days=(interval - start).days)).strftime("%Y%m%d")
-        items = _xcom(stack, run["dag_run_id"], "discover")
-        processed[day] = sorted({item["study_uid"] for item in items})
-    for day, study in expected.items():
-        assert processed.get(day) == [study], (day, processed)
+        studies = _xcom(stack, run["dag_run_id"], "discover")["studies"]
+        assert len(studies) <= 3
+        planned += studies
+    assert sorted(planned) == sorted(expected)  # every study planned, none by two runs
+    jobs = _catalogue(deployment["catalogue"],
+                      "SELECT study_uid, count(*), min(status) FROM jobs WHERE tier = :t "
+                      "GROUP BY study_uid", t=TIERS[0])  # fmt: skip
+    done = {row[0]: row[1:] for row in jobs if row[0] in expected}
+    assert done == {uid: (1, "ok") for uid in expected}  # all 12 done, each exactly once
+    left = _catalogue(deployment["catalogue"], "SELECT count(*) FROM claims")
+    assert left == [(0,)]  # every run released its claims
     shutil.rmtree(landing)
 
 
@@ -286,7 +290,8 @@ def test_4_a_patient_name_in_landing_paths_reaches_no_task_log_xcom_or_view(
     deployment: dict[str, Any],
 ) -> None:
     """Folders, file names and headers name the patient (tests/faults/planted.py); after a run
-    on real workers only DICOM headers and the operators' file_locations hold the name."""
+    on real workers only DICOM headers and the operators' tables (file_locations, the landing
+    index landing_files) hold the name: not the manifests, plan.json, claims or backlog."""
     stack = deployment["stack"]
     landing = deployment["landing"] / "planted"
     plant_landing(landing)

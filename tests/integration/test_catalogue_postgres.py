@@ -31,7 +31,14 @@ from tests.integration.catalogue_cases import (
 from tests.integration.conftest import fresh_database
 
 pytestmark = pytest.mark.postgres
-VIEWS = {"savings_by_tier", "savings_by_study", "quality_by_tier", "lineage", "failures"}
+VIEWS = {
+    "savings_by_tier",
+    "savings_by_study",
+    "quality_by_tier",
+    "lineage",
+    "failures",
+    "backlog",
+}
 
 
 def test_process_command_fills_every_table_and_a_rerun_changes_no_count(
@@ -152,6 +159,7 @@ def test_concurrent_workers_on_one_study_lose_and_duplicate_nothing(
         "derived_instances": ok_instances * len(tiers), "frame_quality": ok_instances * len(tiers),
         "packages": 2 * len(tiers), "failure_records": len(tiers), "unidentified_files": 0,
         "file_locations": 6,
+        "landing_files": 0, "claims": 0,  # the unit of work plans nothing
     }  # fmt: skip
     statuses = pg_catalogue.pair_status(
         [r["study_uid"] for r in view(pg_catalogue, "studies")], tiers

@@ -3,14 +3,15 @@
 Every table has a natural key (UIDs, tier, Airflow task identity) that writes upsert on, so a
 retried step never duplicates a row. No patient name or ID is stored, and source files are
 named by their file key (``dcmtier.records.file_key``): landing paths, whose folder and file
-names often carry patient names, are kept in ``file_locations`` only, the operators' table
-(on PostgreSQL the ``dcmtier_analyst`` role cannot read it). The Alembic migrations in
+names often carry patient names, are kept in the operators' tables only, ``file_locations``
+(where each file a run planned was found) and the landing index ``landing_files`` (on
+PostgreSQL the ``dcmtier_analyst`` role can read neither). The Alembic migrations in
 ``migrations/versions`` create exactly these tables (a test compares the two).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -18,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Dialect,
     Double,
@@ -344,3 +346,48 @@ class FileLocation(Base):
     uri: Mapped[str] = mapped_column(Text, nullable=False)  # file:///... or s3://... as found
     first_seen_at: Mapped[datetime] = mapped_column(nullable=False)
     last_seen_at: Mapped[datetime] = mapped_column(nullable=False)
+
+
+class LandingFile(Base):
+    """One file of a landing area, as the last discovery listed it (the landing index).
+
+    Discovery reads a file's header only when the file is new or its size, modification time
+    or ETag changed; a file no longer listed gets ``gone_at``. ``file_key`` (the SOP Instance
+    UID, else a content hash) is worked out at that read, so planning never hashes a file again.
+    An operator table, like ``file_locations``: it holds landing paths, so no analyst view reads
+    its ``uri`` and on PostgreSQL the ``dcmtier_analyst`` role has no access to it (migration
+    0009). It is the listing discovery compares with, not where ``dcmtier locate`` looks: the
+    files a run plans are recorded in ``file_locations``, and manifests hold those ids.
+    """
+
+    __tablename__ = "landing_files"
+    __table_args__ = (Index(None, "study_uid"), Index(None, "study_date"))
+
+    uri: Mapped[str] = mapped_column(Text, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    modified: Mapped[datetime] = mapped_column(nullable=False)
+    etag: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    file_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    study_uid: Mapped[str | None] = mapped_column(UID, nullable=True)
+    series_uid: Mapped[str | None] = mapped_column(UID, nullable=True)
+    sop_uid: Mapped[str | None] = mapped_column(UID, nullable=True)
+    study_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    modality: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    read_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    first_seen_at: Mapped[datetime] = mapped_column(nullable=False)
+    last_seen_at: Mapped[datetime] = mapped_column(nullable=False)
+    gone_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Claim(Base):
+    """A study x tier that a run has planned: no other run plans it until the claim is
+    released (the pair finished, the run's summary ran, or the run is gone: see
+    ``dcmtier.catalogue.selection``) or has expired."""
+
+    __tablename__ = "claims"
+
+    study_uid: Mapped[str] = mapped_column(UID, primary_key=True)
+    tier: Mapped[str] = mapped_column(String(32), primary_key=True)
+    run_id: Mapped[str] = mapped_column(AIRFLOW_ID, nullable=False)
+    claimed_at: Mapped[datetime] = mapped_column(nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(nullable=False)

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, Row, func, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from dcmtier import owner
-from dcmtier.catalogue import ownership, schema, writes
+from dcmtier.catalogue import landing, ownership, schema, selection, writes
 from dcmtier.catalogue import results as rows_of
 from dcmtier.catalogue.context import JobContext
 from dcmtier.catalogue.holds import Holds, holds_for
@@ -47,7 +47,9 @@ from dcmtier.versions import software_versions
 T = TypeVar("T")
 LOCATION_KEYS = ["file_key", "uri"]
 # every view the migrations make, in the README's order; `dcmtier report` shows the first two
-VIEWS = ("savings_by_tier", "quality_by_tier", "savings_by_study", "lineage", "failures")
+VIEWS = (
+    "savings_by_tier", "quality_by_tier", "savings_by_study", "lineage", "failures", "backlog",
+)  # fmt: skip
 REPORT_VIEWS = VIEWS[:2]
 
 
@@ -295,6 +297,70 @@ class Catalogue:
             connection.execute(stale)
 
         self._write(write)
+
+    def landing_states(self, prefixes: Sequence[str]) -> dict[str, landing.FileState]:
+        """The landing index's rows under ``prefixes``: what a new listing is compared with."""
+        with self._read() as connection:
+            return landing.states(connection, prefixes)
+
+    def update_landing(
+        self,
+        read: Iterable[landing.FileHeader],
+        gone: Sequence[str],
+        prefixes: Sequence[str],
+        now: datetime,
+    ) -> None:
+        """Record the headers just read, mark ``gone`` files, and every other present file
+        under ``prefixes`` as seen ``now``; one transaction."""
+
+        def write(connection: Connection) -> None:
+            landing.touch(connection, prefixes, now)
+            landing.write(connection, read, now)
+            landing.mark_gone(connection, gone, now)
+
+        self._write(write)
+
+    def claim_work(self, request: selection.Selection) -> selection.Selected:
+        """Choose and claim a run's study x tier pairs on the landing index (one transaction;
+        see ``dcmtier.catalogue.selection``). The tiers asked for are recorded in ``tiers``,
+        which the ``backlog`` view counts pending tiers against."""
+
+        def write(connection: Connection) -> selection.Selected:
+            rows = [rows_of.tier_row(TIERS[name]) for name in request.tiers]
+            upsert(connection, TierRow, rows, keys=["name"])
+            return selection.select_and_claim(connection, request)
+
+        return self._write(write)
+
+    def release_claims(self, run_id: str, pairs: Sequence[tuple[str, str]] = ()) -> int:
+        """Release ``run_id``'s claims (only ``pairs`` when given); return how many."""
+        return self._write(lambda connection: selection.release(connection, run_id, pairs))
+
+    def landing_files(
+        self, study_uids: Sequence[str], scopes: Sequence[str]
+    ) -> dict[str, list[landing.IndexedFile]]:
+        """Each present landing file of each study (URI, file key, SOP Instance UID)."""
+        with self._read() as connection:
+            return landing.files_of(connection, study_uids, scopes)
+
+    def landing_study_count(self, scopes: Sequence[str]) -> int:
+        """Studies with a present landing file under ``scopes``."""
+        with self._read() as connection:
+            return landing.study_count(connection, scopes)
+
+    def landing_unidentified(self, scopes: Sequence[str]) -> list[landing.IndexedFile]:
+        """Present landing files under ``scopes`` without a study (with their read errors)."""
+        with self._read() as connection:
+            return landing.unidentified(connection, scopes)
+
+    def backlog(self, limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
+        """How many studies the ``backlog`` view holds, and its first ``limit`` rows (longest
+        waiting first)."""
+        rows = text("SELECT * FROM backlog ORDER BY waiting_since, study_uid LIMIT :n")
+        with self._read() as connection:
+            count = int(connection.execute(text("SELECT count(*) FROM backlog")).scalar_one())
+            first = [dict(r) for r in connection.execute(rows, {"n": limit}).mappings()]
+        return count, first
 
     def pair_status(
         self, study_uids: Iterable[str], tiers: Iterable[str]

@@ -9,11 +9,17 @@ study x tier at two slice counts, and Airflow's share of a DAG run (dag.test). W
 figure (min / median / max over the runs) to --out and prints a table with the ratios.
 The defaults take about an hour on two cores; quick: --slices 20 --runs 1 --rss-slices 5 10
 --dag-slices 5.
+
+`dcmtier bench scale` measures discovery instead: `dcmtier discover` on synthetic archives of
+--scale-files files (small studies of --files-per-study files): the first pass, a repeat, and a
+pass after --new-share of new files landed (or --new-files, as one new study), on fresh SQLite
+catalogues or fresh databases on --catalogue-server.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,16 @@ def add_parser(subparsers: Any) -> None:
         epilog="Exit status: 0 measured (targets met or not: see the table), 2 bad usage.",
     )
     add = parser.add_argument
+    add("suite", nargs="?", choices=("codec", "scale"), default="codec",
+        help="codec: against gdcmconv (default); scale: discovery on many files")  # fmt: skip
+    add(
+        "--scale-files", type=positive, nargs="+", default=[10_000, 100_000], metavar="N",
+        help="scale: archive sizes in files (10000 100000)",
+    )  # fmt: skip
+    add("--files-per-study", type=positive, default=5, metavar="N", help="scale: (5)")
+    add("--new-share", type=float, default=0.01, metavar="F", help="scale: new files (0.01)")
+    add("--new-files", type=positive, metavar="N", help="scale: this many new files instead")
+    add("--catalogue-server", metavar="URL", help="scale: PostgreSQL server (default SQLite)")
     add("--slices", type=positive, default=400, metavar="N", help="slices per variant (400)")
     add("--size", type=positive, default=512, metavar="PX", help="rows and columns (512)")
     add("--data", type=Path, metavar="DIR", help="measure this study, not a generated one")
@@ -82,6 +98,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.suite == "scale":
+        return _scale(args)
     from rich.console import Console
 
     from dcmtier.bench.run import BenchConfig, run_bench
@@ -157,4 +175,26 @@ def _quality(args: argparse.Namespace) -> int:
             f"({row['decodes_per_frame']:.1f} decodes a frame)"
         )
     console.print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def _scale(args: argparse.Namespace) -> int:
+    import json
+    import tempfile
+
+    from dcmtier.bench.scale import run_discovery
+    from dcmtier.cli import EXIT_OK
+    from dcmtier.versions import software_versions
+
+    out = args.out if args.out != Path("bench/results.json") else Path("bench/scale.json")
+    with tempfile.TemporaryDirectory(dir=args.work) as folder:
+        cases = run_discovery(
+            Path(folder), list(args.scale_files), per_study=args.files_per_study,
+            new_share=args.new_share, new_files=args.new_files,
+            server=args.catalogue_server, echo=print,
+        )  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    body = {"discovery": cases, "cpus": os.cpu_count(), "software": software_versions()}
+    out.write_text(json.dumps(body, indent=1, sort_keys=True))
+    print(f"wrote {out}")
     return EXIT_OK

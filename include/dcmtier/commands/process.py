@@ -105,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
     from dcmtier.codec.policy import Policy
     from dcmtier.commands.progress import ProcessProgress
     from dcmtier.discovery.files import discover
-    from dcmtier.discovery.landing import scope
+    from dcmtier.discovery.landing import location_scope
     from dcmtier.records import FAILED, LAYERED
     from dcmtier.tiers import resolve_tiers
     from dcmtier.work.batch import default_jobs
@@ -130,7 +130,7 @@ def _run(args: argparse.Namespace) -> int:
         _report(item, as_json=args.json, show_paths=args.show_paths)
     if catalogue is not None:
         for source in args.sources:
-            prefix = scope(str(source))
+            prefix = location_scope(str(source))
             under = [u for u in unidentified if u.uri.startswith(prefix) or u.uri == prefix]
             catalogue.record_unidentified(prefix, under)
     # skipped files (not DICOM, a DICOMDIR) are no fault

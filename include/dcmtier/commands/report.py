@@ -21,7 +21,9 @@ from dcmtier.commands.db import add_catalogue_arguments
 
 # the catalogue's views (dcmtier.catalogue.store.VIEWS, named here so that building the parser
 # does not load SQLAlchemy; a test checks both against the migrated database)
-VIEWS = ("savings_by_tier", "quality_by_tier", "savings_by_study", "lineage", "failures")
+VIEWS = (
+    "savings_by_tier", "quality_by_tier", "savings_by_study", "lineage", "failures", "backlog",
+)  # fmt: skip
 REPORT_VIEWS = VIEWS[:2]
 
 FORMATS_OUT = ("table", "csv", "json")
@@ -30,6 +32,8 @@ FAILURES = "failures"
 EMPTY: Mapping[str, str] = {
     FAILURES: "no rows: no unresolved failures",
     "lineage": "no rows: no derived instance recorded yet (run `dcmtier process`)",
+    "backlog": "no rows: no study in the landing index waits for a tier (the DAG's discovery "
+    "fills the index; `dcmtier discover` updates it)",
 }
 # How each column prints in the table; the rest print as they are.
 FORMATS: Mapping[str, str] = {

@@ -7,6 +7,7 @@ into a local folder before the unit of work runs (the codecs need real files).
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from dcmtier.errors import ConfigError
 from dcmtier.records import KEY_DIGITS, content_key, file_key, is_valid_uid
 
 LOCAL_SCHEMES = ("", "file", "local")
+HEADER_BLOCK = 1 << 16  # bytes a remote header read fetches at a time (one GET for most files)
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class LandingFile:
     uri: str
     size: int
     modified: datetime
+    etag: str | None = None  # object stores: what says the content changed
 
 
 def is_local(uri: str) -> bool:
@@ -46,20 +49,58 @@ def list_files(uri: str) -> list[LandingFile]:
         root = local_path(uri).absolute()
         if not root.exists():
             raise ConfigError(f"{uri}: landing area does not exist")
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        return [_local(p) for p in files if not _hidden(p, root)]
+        return [_local(root)] if root.is_file() else sorted(_walk(root), key=lambda f: f.uri)
     fs, base = _filesystem(uri)
     found = []
     for name, info in sorted(fs.find(base, detail=True).items()):
         if info.get("type") == "file" and not any(s.startswith(".") for s in name.split("/")):
-            found.append(LandingFile(_unstrip(fs, name, uri), int(info["size"]), _mtime(info)))
+            found.append(
+                LandingFile(_unstrip(fs, name, uri), int(info["size"]), _mtime(info), _etag(info))
+            )
     return found
 
 
+def list_prefixes(uri: str, prefixes: Sequence[str]) -> list[LandingFile]:
+    """Every file below the ``prefixes`` (folders relative to ``uri``); a missing one is empty."""
+    found: list[LandingFile] = []
+    for prefix in prefixes:
+        below = join(uri, prefix)
+        if is_local(below) and not local_path(below).exists():
+            continue
+        found += list_files(below)
+    return sorted(found, key=lambda f: f.uri)
+
+
+def join(uri: str, relative: str) -> str:
+    """``uri`` / ``relative`` for a path or a URL."""
+    if is_local(uri):
+        return str(local_path(uri) / relative.strip("/"))
+    return f"{uri.rstrip('/')}/{relative.strip('/')}"
+
+
+def folder_scope(uri: str) -> str:
+    """The prefix every file URI below the folder ``uri`` starts with (with its separator)."""
+    base = scope(uri)
+    if is_local(uri) and local_path(uri).is_file():
+        return base
+    return base.rstrip("/") + "/"
+
+
 def scope(uri: str) -> str:
-    """The prefix of the `location` of every file under ``uri`` (a folder ends with ``/``)."""
+    """The prefix every file URI under ``uri`` starts with in the landing index (absolute for
+    local paths, the filesystem's own spelling for URLs: ``memory://x`` lists as
+    ``memory:///x/...``). ``file_locations`` spells local files as URIs: `location_scope`."""
+    if is_local(uri):
+        return str(local_path(uri).absolute())
+    fs, base = _filesystem(uri)
+    return _unstrip(fs, base, uri).rstrip("/")
+
+
+def location_scope(uri: str) -> str:
+    """The prefix of the `location` of every file under ``uri`` (a folder ends with ``/``):
+    what the operators' ``file_locations`` rows of a landing area start with."""
     if not is_local(uri):
-        return uri if uri.endswith("/") else f"{uri}/"
+        return folder_scope(uri)  # remote locations are spelled as listed
     path = local_path(uri).absolute()
     return f"{path.as_uri().rstrip('/')}/" if path.is_dir() else path.as_uri()
 
@@ -71,7 +112,8 @@ def location(uri: str) -> str:
 
 
 def key_of(item: LandingFile, sop_uid: str) -> str:
-    """The file key of a landing file (``dcmtier.records.file_key``), remote files included."""
+    """The file key of a landing file (``dcmtier.records.file_key``), remote files included:
+    its SOP Instance UID when valid (no I/O), else the hash of its content (one more read)."""
     if is_local(item.uri):
         return file_key(local_path(item.uri), sop_uid)
     if is_valid_uid(sop_uid):
@@ -83,12 +125,14 @@ def key_of(item: LandingFile, sop_uid: str) -> str:
         return hashlib.sha256(item.uri.encode()).hexdigest()[:KEY_DIGITS]
 
 
-def open_file(uri: str) -> Any:
-    """A binary file object for reading ``uri``."""
+def open_file(uri: str, *, block_size: int | None = None) -> Any:
+    """A binary file object for reading ``uri`` (remote: ``block_size`` bytes per request)."""
     if is_local(uri):
         return local_path(uri).open("rb")
     fs, path = _filesystem(uri)
-    return fs.open(path, "rb")
+    if block_size is None:
+        return fs.open(path, "rb")
+    return fs.open(path, "rb", block_size=block_size, cache_type="readahead")
 
 
 def stage(uris: Sequence[str], folder: Path) -> list[Path]:
@@ -106,27 +150,10 @@ def stage(uris: Sequence[str], folder: Path) -> list[Path]:
     return out
 
 
-def iter_headers(
-    files: Sequence[LandingFile],
-) -> Iterator[tuple[LandingFile, Any, str | None, str | None]]:
-    """Yield (file, header dataset or None, error, skip reason), reading headers only.
-
-    The skip reason says why a file is not an instance at all (``skip_reason``).
-    """
-    from pydicom import dcmread
-
-    for item in files:
-        try:
-            with open_file(item.uri) as handle:
-                header = dcmread(handle, stop_before_pixels=True)
-        except Exception as exc:  # pydicom raises many types on junk input
-            error = " ".join(str(exc).split()) or type(exc).__name__
-            yield item, None, error, skip_reason(None, exc)
-            continue
-        yield item, header, None, skip_reason(header, None)
-
-
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage
+NOT_DICOM = "not a DICOM file (no DICM prefix): skipped"
+A_DICOMDIR = "a DICOMDIR (the directory of a medium, not an instance): skipped"
+SKIP_REASONS = (NOT_DICOM, A_DICOMDIR)  # the landing index keeps them as the file's read error
 
 
 def skip_reason(header: Any, error: BaseException | None) -> str | None:
@@ -138,10 +165,10 @@ def skip_reason(header: Any, error: BaseException | None) -> str | None:
     from pydicom.errors import InvalidDicomError
 
     if isinstance(error, InvalidDicomError):
-        return "not a DICOM file (no DICM prefix): skipped"
+        return NOT_DICOM
     meta = getattr(header, "file_meta", None)
     if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
-        return "a DICOMDIR (the directory of a medium, not an instance): skipped"
+        return A_DICOMDIR
     return None
 
 
@@ -175,12 +202,30 @@ def _mtime(info: dict[str, Any]) -> datetime:
     return datetime.now(UTC)
 
 
+def _etag(info: dict[str, Any]) -> str | None:
+    for key in ("ETag", "etag", "md5Hash", "content_md5"):
+        value = info.get(key)
+        if value:
+            return str(value).strip('"')[:128]
+    return None
+
+
+def _walk(root: Path) -> Iterator[LandingFile]:
+    """Regular files below ``root``, hidden names (ours: ``.name.tmp``) and folders skipped."""
+    folders = [str(root)]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir():
+                    folders.append(entry.path)
+                elif entry.is_file():
+                    stat = entry.stat()
+                    modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+                    yield LandingFile(entry.path, stat.st_size, modified)
+
+
 def _local(path: Path) -> LandingFile:
     stat = path.stat()
     return LandingFile(str(path), stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    if path == root:
-        return False
-    return any(part.startswith(".") for part in path.relative_to(root).parts)

@@ -1,10 +1,18 @@
-"""What the Airflow tasks of ``dicom_archive_compression`` call, runnable without Airflow.
+"""What the Airflow tasks of ``dicom_archive_compression`` call to plan a run, runnable without
+Airflow.
 
-It reads headers only, groups files by StudyInstanceUID, keeps settled studies of the run's
-interval, skips study x tier pairs the catalogue already has, caps the run and writes one small
-manifest per study; the work items it returns are references (UIDs and the manifest), never
-pixels. Manifests name files by file key and location id: landing paths, which may carry
-patient names, go to the catalogue's operator table ``file_locations`` only.
+It brings the landing index up to date (headers read only for new or changed files), marks
+``abandoned`` the running attempts whose owner is gone, chooses the run's study x tier pairs in
+SQL on that index (settled, in the interval or the backlog of earlier intervals, not done, not
+held; an ``abandoned`` or ``interrupted`` attempt is not done, a ``rejected`` one is: see
+`dcmtier.catalogue.selection`), claims them so that no concurrent run takes them too,
+and writes one small manifest per study under ``<output>/work/<run id>/``. What it returns for
+the DAG's mapping is keys only: study UIDs and tier names.
+
+Landing paths, whose folders and file names may carry patient names, stay in the catalogue's
+operator tables: manifests name each file by its file key (kept in the landing index) and the
+id of its ``file_locations`` row, which planning records for every file of a planned study;
+reasons for files without a study name them by key.
 """
 
 from __future__ import annotations
@@ -13,36 +21,29 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dcmtier.discovery.landing import (
-    LandingFile,
-    is_local,
-    iter_headers,
-    key_of,
-    list_files,
-    local_path,
-    location,
-)
+from dcmtier.catalogue.selection import BACKLOG, Selected, Selection
+from dcmtier.discovery.index import IndexStats, index_landing, interval_prefixes, scopes_of
+from dcmtier.discovery.landing import SKIP_REASONS, is_local, local_path, location
 from dcmtier.errors import ConfigError
 from dcmtier.records import FAILED, SKIPPED, Unidentified, name_by_key
 from dcmtier.tiers import layered_tiers, resolve_tiers
 
 if TYPE_CHECKING:
     from dcmtier.catalogue import Catalogue
-    from dcmtier.records import Study
+    from dcmtier.catalogue.landing import IndexedFile
 
 log = logging.getLogger(__name__)
 
 SELECT_BY = ("arrival", "study_date")
 REPROCESS = ("none", "failed", "all")
 STRATEGIES = ("layered", "per_tier")
-RERUN_STATUSES = {"none": frozenset(), "failed": frozenset({"failed", "partial"})}
-# An attempt whose owner died (abandoned) or was stopped (interrupted) never finished: the pair
-# is not done, whatever ``reprocess`` says.
-NOT_DONE = frozenset({"abandoned", "interrupted"})
+MAX_STUDIES_PER_RUN = 1000
+CLAIM_HOURS = 24
+PLAN_FILE = "plan.json"
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,11 @@ class PlanRequest:
     select_by: str = "arrival"
     reprocess: str = "none"
     settle_seconds: int = 300
-    max_studies_per_run: int = 50
+    max_studies_per_run: int = MAX_STUDIES_PER_RUN
     max_map_length: int = 1024
     strategy: str = "layered"
+    listing_prefix: str = ""  # strftime template of a date-laid-out landing area, e.g. %Y/%m/%d
+    claim_hours: float = CLAIM_HOURS
 
     def __post_init__(self) -> None:
         if self.select_by not in SELECT_BY:
@@ -69,211 +72,178 @@ class PlanRequest:
             raise ConfigError(f"strategy must be one of {STRATEGIES}, not {self.strategy!r}")
         if self.reprocess not in REPROCESS:
             raise ConfigError(f"reprocess must be one of {REPROCESS}, not {self.reprocess!r}")
+        if self.max_studies_per_run < 1:
+            raise ConfigError(f"max_studies_per_run must be 1 or more: {self.max_studies_per_run}")
         resolve_tiers(list(self.tiers))
 
-
-@dataclass
-class Candidate:
-    """A study seen in the landing area, from its headers."""
-
-    uid: str
-    files: list[LandingFile] = field(default_factory=list)
-    sop_uids: dict[str, str] = field(default_factory=dict)  # by landing URI
-    keys: dict[str, str] = field(default_factory=dict)  # file keys, by landing URI
-    study_date: date | None = None
-
     @property
-    def last_arrival(self) -> datetime:
-        return max(f.modified for f in self.files)
+    def capacity(self) -> int:
+        """Studies per run: the compress task expands over studies x tiers, two lists, each
+        under Airflow's ``max_map_length``."""
+        return max(1, min(self.max_studies_per_run, self.max_map_length))
+
+    def prefixes(self) -> list[str]:
+        """Where to list: the interval's date prefixes, or everything (empty)."""
+        if not self.listing_prefix or self.interval is None:
+            return []
+        start, end = self.interval
+        first = start.date()
+        last = max(first, (end - timedelta(microseconds=1)).date())
+        days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        return interval_prefixes(self.listing_prefix, days)
 
 
 @dataclass
 class Plan:
-    """Discovery's outcome: the work items and why other studies were left out."""
+    """Discovery's outcome: the studies and tiers to map over, and what was left out and why."""
 
-    items: list[dict[str, Any]]
-    studies_seen: int = 0
-    unsettled: list[str] = field(default_factory=list)
-    outside_interval: int = 0
-    already_done: int = 0
-    deferred: list[str] = field(default_factory=list)
-    unidentified: list[Unidentified] = field(default_factory=list)
+    studies: list[str] = field(default_factory=list)
+    tiers: list[str] = field(default_factory=list)
+    pairs: dict[str, list[str]] = field(default_factory=dict)
+    index: IndexStats = field(default_factory=IndexStats)
+    selected: Selected = field(default_factory=Selected)
+    unidentified: list[Unidentified] = field(default_factory=list)  # named by key
+    abandoned: list[int] = field(default_factory=list)  # attempts marked abandoned (job ids)
+
+    @property
+    def backlog_taken(self) -> list[str]:
+        return [uid for uid in self.studies if self.selected.groups.get(uid) == BACKLOG]
 
     def summary(self) -> dict[str, Any]:
         return {
-            "work_items": len(self.items),
-            "studies_seen": self.studies_seen,
-            "unsettled": len(self.unsettled),
-            "outside_interval": self.outside_interval,
-            "already_done_pairs": self.already_done,
-            "deferred_studies": len(self.deferred),
+            "work_pairs": sum(len(t) for t in self.pairs.values()),
+            "studies": len(self.studies),
+            "backlog_studies": len(self.backlog_taken),
+            "waiting_studies": self.selected.waiting,
+            "studies_seen": self.selected.studies_present,
+            "unsettled": self.selected.unsettled,
+            "outside_interval": self.selected.later,
             "unidentified_files": len(self.unidentified),
+            "abandoned_attempts": len(self.abandoned),
+            "claims_released": sum(self.selected.released.values()),
+            "index": self.index.as_dict(),
         }
+
+    def for_xcom(self) -> dict[str, Any]:
+        """What the DAG maps over: keys only (study UIDs and tier names)."""
+        return {"studies": self.studies, "tiers": self.tiers, "summary": self.summary()}
 
 
 def plan(request: PlanRequest, catalogue: Catalogue) -> Plan:
-    """Discover the work for one run (see the module docstring).
-
-    The catalogue says which pairs are done and records where each planned file was found
-    (the manifests hold its location id instead).
-    """
-    candidates, unidentified = _candidates(request.landing)
-    result = Plan(items=[], studies_seen=len(candidates), unidentified=unidentified)
-    settle = timedelta(seconds=request.settle_seconds)
-    chosen = []
-    for study in sorted(candidates.values(), key=lambda c: (c.last_arrival, c.uid)):
-        if study.last_arrival > request.now - settle:
-            result.unsettled.append(study.uid)
-        elif not _in_interval(study, request):
-            result.outside_interval += 1
-        else:
-            chosen.append(study)
-    pairs = _pairs_to_run(chosen, request, catalogue, result)
-    cap = max(1, min(request.max_studies_per_run, request.max_map_length // len(request.tiers)))
-    studies = list(dict.fromkeys(uid for uid, _ in pairs))
-    keep, result.deferred = set(studies[:cap]), studies[cap:]
-    if result.deferred:
-        log.warning(
-            "%d studies left for the next run (cap %d studies per run)", len(result.deferred), cap
+    """Discover the work for one run (see the module docstring)."""
+    result = Plan()
+    result.index = index_landing(request.landing, catalogue, prefixes=request.prefixes(),
+                                 now=request.now)  # fmt: skip
+    scopes = scopes_of(request.landing)
+    tiers = [t.name for t in resolve_tiers(list(request.tiers))]
+    result.abandoned = catalogue.reap()  # their pairs are planned again, and their runs' claims
+    result.selected = catalogue.claim_work(
+        Selection(
+            scopes=scopes, tiers=tiers, run_id=request.run_id, now=request.now,
+            settled_before=request.now - timedelta(seconds=request.settle_seconds),
+            capacity=request.capacity,
+            expires_at=request.now + timedelta(hours=request.claim_hours),
+            select_by=request.select_by, interval=request.interval, reprocess=request.reprocess,
         )
-    for study in chosen:
-        if study.uid in keep:
-            ids = catalogue.record_locations(
-                (study.keys[f.uri], location(f.uri)) for f in study.files
-            )
-            manifest = _write_manifest(request, study, ids)
-            mine = [t for s, t in pairs if s == study.uid]
-            layers = _layer_tier_names(mine) if request.strategy == "layered" else []
-            result.items += [_item(study.uid, t, manifest, request.strategy, layers) for t in mine]
-            if is_local(request.landing):
-                catalogue.record_study(_local_study(study))
+    )  # fmt: skip
+    result.pairs = result.selected.pairs
+    result.studies = list(result.pairs)
+    planned = {t for ts in result.pairs.values() for t in ts}
+    result.tiers = [t for t in tiers if t in planned]
+    result.unidentified = [_unidentified(f) for f in catalogue.landing_unidentified(scopes)]
+    files = catalogue.landing_files(result.studies, scopes)
+    ids = catalogue.record_locations(
+        (f.file_key, location(f.uri)) for uid in result.studies for f in files[uid]
+    )
+    for uid in result.studies:
+        _write_manifest(request, uid, result.pairs[uid], files[uid], ids)
+    _write_plan(request, result)
+    if result.selected.waiting:
+        log.warning(
+            "%d studies with work left wait for a later run (capacity %d studies per run); "
+            "the catalogue view `backlog` lists them", result.selected.waiting, request.capacity,
+        )  # fmt: skip
     return result
+
+
+def work_folder(output: Path, run_id: str) -> Path:
+    return output / "work" / safe_name(run_id)
+
+
+def manifest_path(output: Path, run_id: str, study_uid: str) -> Path:
+    return work_folder(output, run_id) / f"{study_uid}.json"
+
+
+def read_manifest(output: Path, run_id: str, study_uid: str) -> dict[str, Any]:
+    """The manifest discovery wrote for ``study_uid`` in run ``run_id``."""
+    path = manifest_path(output, run_id, study_uid)
+    try:
+        body: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"study {study_uid} has no manifest in run {run_id} ({path}): discovery did not "
+            "plan it; clear the run's discover task to plan again"
+        ) from exc
+    return body
+
+
+def read_plan(output: Path, run_id: str) -> dict[str, Any] | None:
+    """The run's plan (studies, tiers, summary), None before discovery wrote one."""
+    path = work_folder(output, run_id) / PLAN_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _write_manifest(
+    request: PlanRequest,
+    study_uid: str,
+    tiers: Sequence[str],
+    files: Sequence[IndexedFile],
+    location_ids: dict[tuple[str, str], int],
+) -> None:
+    """``work/<run>/<study>.json``: the pairs' tiers, and per file its key, SOP Instance UID as
+    found and location id in the catalogue (``file_locations.id``), never its path."""
+    layers = _layer_tier_names(tiers) if request.strategy == "layered" else []
+    entries = [
+        {"key": f.file_key, "sop_uid": f.sop_uid,
+         "location": location_ids[(f.file_key, location(f.uri))]}
+        for f in files
+    ]  # fmt: skip
+    body = {
+        "study_uid": study_uid,
+        "tiers": list(tiers),
+        "strategy": request.strategy,
+        "layer_tiers": layers,
+        "files": entries,
+    }
+    _write_json(manifest_path(request.output, request.run_id, study_uid), body)
+
+
+def _unidentified(indexed: IndexedFile) -> Unidentified:
+    """A present file without a StudyInstanceUID, its reason naming it by key: ``skipped`` when
+    it is no instance at all (not DICOM, a DICOMDIR), else ``failed``."""
+    key = indexed.file_key
+    where: Path | str = local_path(indexed.uri) if is_local(indexed.uri) else indexed.uri
+    reason = name_by_key(indexed.read_error or "no StudyInstanceUID in the header", where, key)
+    path = where if isinstance(where, Path) else None
+    status = SKIPPED if indexed.read_error in SKIP_REASONS else FAILED
+    return Unidentified(key, location(indexed.uri), f"{key}: {reason}", path, status)
+
+
+def _write_plan(request: PlanRequest, result: Plan) -> None:
+    body = {**result.for_xcom(), "backlog_taken": result.backlog_taken}
+    _write_json(work_folder(request.output, request.run_id) / PLAN_FILE, body)
+
+
+def _write_json(path: Path, body: dict[str, Any]) -> None:
+    """Write atomically: a task reading it never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(body, indent=1, sort_keys=True))
+    tmp.replace(path)
 
 
 def _layer_tier_names(tiers: Sequence[str]) -> list[str]:
     return [t.name for t in layered_tiers(resolve_tiers(list(tiers)))]
-
-
-def _candidates(landing: str) -> tuple[dict[str, Candidate], list[Unidentified]]:
-    studies: dict[str, Candidate] = {}
-    unidentified = []
-    for item, header, error, skip in iter_headers(list_files(landing)):
-        uid = str(header.get("StudyInstanceUID") or "") if header is not None else ""
-        sop_uid = str(header.get("SOPInstanceUID") or "") if header is not None else ""
-        key = key_of(item, sop_uid)
-        if skip or not uid:
-            unidentified.append(_unidentified(item, key, error, skip))
-            continue
-        study = studies.setdefault(uid, Candidate(uid))
-        study.files.append(item)
-        study.sop_uids[item.uri] = sop_uid
-        study.keys[item.uri] = key
-        study.study_date = study.study_date or _dicom_date(header.get("StudyDate"))
-    for bad in unidentified:
-        log.warning("no study for %s", bad.reason)
-    return studies, unidentified
-
-
-def _unidentified(item: LandingFile, key: str, error: str | None, skip: str | None) -> Unidentified:
-    """A file that is no instance of any study (``skipped``: not DICOM, a DICOMDIR; else
-    ``failed``: no StudyInstanceUID), its reason naming it by key."""
-    reason = name_by_key(skip or error or "no StudyInstanceUID in the header", item.uri, key)
-    path = local_path(item.uri) if is_local(item.uri) else None
-    return Unidentified(
-        key, location(item.uri), f"{key}: {reason}", path, SKIPPED if skip else FAILED
-    )
-
-
-def _in_interval(study: Candidate, request: PlanRequest) -> bool:
-    if request.interval is None:
-        return True
-    start, end = request.interval
-    if request.select_by == "arrival":
-        # Studies that arrived in the interval, plus earlier ones still not done (deferred by
-        # the cap, or unsettled last time): the catalogue check drops those already done.
-        # Reprocessing everything stays within the interval.
-        earliest = (
-            start if request.reprocess == "all" else datetime.min.replace(tzinfo=start.tzinfo)
-        )
-        return any(earliest <= f.modified < end for f in study.files)
-    if study.study_date is None:
-        return False
-    last_day = max(start.date(), (end - timedelta(microseconds=1)).date())
-    return start.date() <= study.study_date <= last_day
-
-
-def _pairs_to_run(
-    studies: Sequence[Candidate], request: PlanRequest, catalogue: Catalogue | None, plan: Plan
-) -> list[tuple[str, str]]:
-    tiers = [t.name for t in resolve_tiers(list(request.tiers))]
-    status = catalogue.pair_status([s.uid for s in studies], tiers) if catalogue else {}
-    pairs = []
-    for study in studies:
-        for tier in tiers:
-            seen = status.get((study.uid, tier))
-            if (
-                request.reprocess != "all"
-                and seen is not None
-                and seen not in NOT_DONE
-                and (seen == "ok" or seen not in RERUN_STATUSES[request.reprocess])
-            ):
-                plan.already_done += 1
-                continue
-            pairs.append((study.uid, tier))
-    return pairs
-
-
-def _local_study(study: Candidate) -> Study:
-    from dcmtier.records import Study
-
-    paths = {uri: local_path(uri) for uri in study.sop_uids}
-    return Study(
-        study.uid,
-        tuple(paths.values()),
-        {paths[u]: s for u, s in study.sop_uids.items()},
-        keys={paths[u]: k for u, k in study.keys.items()},
-    )
-
-
-def _write_manifest(
-    request: PlanRequest, study: Candidate, location_ids: dict[tuple[str, str], int]
-) -> str:
-    """``work/<run>/<study>.json``: per file its key, SOP Instance UID as found, and location
-    id in the catalogue (``file_locations.id``), never its path."""
-    folder = request.output / "work" / safe_name(request.run_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{study.uid}.json"
-    files = []
-    for f in study.files:
-        key = study.keys[f.uri]
-        files.append(
-            {"key": key, "sop_uid": study.sop_uids[f.uri],
-             "location": location_ids[(key, location(f.uri))]}
-        )  # fmt: skip
-    body = {"study_uid": study.uid, "files": files, "bytes": sum(f.size for f in study.files)}
-    path.write_text(json.dumps(body, indent=1, sort_keys=True))
-    return str(path)
-
-
-def _item(
-    study_uid: str, tier: str, manifest: str, strategy: str, layer_tiers: list[str]
-) -> dict[str, Any]:
-    return {
-        "study_uid": study_uid,
-        "tier": tier,
-        "strategy": strategy,
-        "layer_tiers": layer_tiers,
-        "manifest": manifest,
-        "label": f"…{study_uid[-12:]} · {tier}",
-    }
-
-
-def _dicom_date(value: object) -> date | None:
-    text = str(value or "").strip()
-    try:
-        return datetime.strptime(text[:8], "%Y%m%d").date() if len(text) >= 8 else None
-    except ValueError:
-        return None
 
 
 def safe_name(text: str) -> str:

@@ -1,13 +1,15 @@
 """What the DAG's work tasks do with discovery's items, runnable without Airflow.
 
-``run_item`` runs the unit of work for one study x tier; ``prepare_layers`` makes a study's
-layered J2K codestreams once for its tier tasks; ``studies_of`` and ``summarise`` shape the
-run's items and results.
+``run_pair`` runs the unit of work for one study x tier of the run's plan; ``prepare_layers``
+makes a study's layered J2K codestreams once for its tier tasks; ``summarise`` totals the run's
+results. Both read the study's manifest that discovery wrote under ``<output>/work/<run id>/``:
+the DAG's mapped items are keys (study UID, tier), never file lists. A manifest names files by
+file key and ``file_locations`` id; the catalogue gives the location (the only place that holds
+it), and logs name files by key.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -22,7 +24,7 @@ from dcmtier.codec.layering import cut_tiers
 from dcmtier.codec.pixels import read_source
 from dcmtier.codec.policy import Policy
 from dcmtier.discovery.landing import stage
-from dcmtier.discovery.plan import safe_name
+from dcmtier.discovery.plan import read_manifest, safe_name
 from dcmtier.errors import CatalogueError, DcmtierError
 from dcmtier.records import LAYERED, Study, name_by_key
 from dcmtier.tiers import resolve_tiers
@@ -34,63 +36,70 @@ log = logging.getLogger(__name__)
 FAILURES_IN_XCOM = 20  # a study x tier's summary keeps this many failure lines
 
 
-def run_item(
-    item: Mapping[str, Any],
+def run_pair(
+    study_uid: str,
+    tier: str,
     *,
     output: Path,
     context: JobContext,
     catalogue_url: str | None = None,
     jobs: int = 1,
     on_gate_failure: str | None = None,
-) -> dict[str, Any]:
-    """Run the unit of work for one study x tier; raise on infrastructure errors (retry).
+) -> dict[str, Any] | None:
+    """Run the unit of work for one study x tier of the run's plan; None when the plan has no
+    such pair (the cross product of the run's studies and tiers holds pairs already done).
 
-    A frame that breaks its gate is a quality outcome handled by ``on_gate_failure`` (the
-    DAG param; None: the default policy's ``fallback``), never an error: nothing is raised
-    for it, so it is never retried and never fails the run.
+    Raises on infrastructure errors (the task retries). The run's claim on the pair is released
+    once a result is recorded. A frame that breaks its gate is a quality outcome handled by
+    ``on_gate_failure`` (the DAG param; None: the default policy's ``fallback``), never an
+    error: nothing is raised for it, so it is never retried and never fails the run.
     """
-
-    staging = output / "staging" / safe_name(context.run_id) / f"{item['study_uid']}-{item['tier']}"
+    manifest = read_manifest(output, context.run_id, study_uid)
+    if tier not in manifest["tiers"]:
+        return None
+    staging = output / "staging" / safe_name(context.run_id) / f"{study_uid}-{tier}"
     catalogue = Catalogue.connect(resolve_url(catalogue_url, output))
     try:
-        study = _staged_study(item, staging, catalogue)
+        study = _staged_study(manifest, staging, catalogue)
         (result,) = process_study(
             study,
-            resolve_tiers([item["tier"]]),
+            resolve_tiers([tier]),
             Layout(output),
             run_id=context.run_id,
             jobs=jobs,
             policy=Policy().with_gate_action(on_gate_failure),
             catalogue=catalogue,
             context=context,
-            strategy=str(item.get("strategy", "layered")),
-            layer_tiers=resolve_tiers(list(item.get("layer_tiers") or [item["tier"]])),
+            strategy=str(manifest.get("strategy", LAYERED)),
+            layer_tiers=resolve_tiers(list(manifest.get("layer_tiers") or [tier])),
         )
+        catalogue.release_claims(context.run_id, [(study_uid, tier)])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        catalogue.close()
     summary = result.as_dict()
     summary["failures"] = summary["failures"][:FAILURES_IN_XCOM]
     return summary
 
 
 def prepare_layers(
-    study_item: Mapping[str, Any], *, output: Path, run_id: str, catalogue_url: str | None = None
+    study_uid: str, *, output: Path, run_id: str, catalogue_url: str | None = None
 ) -> dict[str, Any]:
     """Encode a study's layered J2K codestreams once, into the cache its tier tasks cut from.
 
     Bad input is left for the tier tasks to report (they read the same files); only
     infrastructure errors raise.
     """
-
-    names = list(study_item.get("layer_tiers") or [])
+    manifest = read_manifest(output, run_id, study_uid)
+    names = list(manifest.get("layer_tiers") or [])
     tiers = resolve_tiers(names) if names else []
-    summary: dict[str, Any] = {"study_uid": study_item["study_uid"], "encoded": 0, "skipped": 0}
-    if study_item.get("strategy") != LAYERED or len(tiers) < 2:
+    summary: dict[str, Any] = {"study_uid": study_uid, "encoded": 0, "skipped": 0}
+    if manifest.get("strategy") != LAYERED or len(tiers) < 2:
         return {**summary, "note": "no layered encode: fewer than two J2K rate tiers"}
-    staging = output / "staging" / safe_name(run_id) / f"{study_item['study_uid']}-layers"
+    staging = output / "staging" / safe_name(run_id) / f"{study_uid}-layers"
     catalogue = Catalogue.connect(resolve_url(catalogue_url, output))
     try:
-        study = _staged_study(study_item, staging, catalogue)
+        study = _staged_study(manifest, staging, catalogue)
     finally:
         catalogue.close()
     started = time.perf_counter()
@@ -101,7 +110,8 @@ def prepare_layers(
                 summary["encoded"] += 1
             except DcmtierError as exc:
                 key = study.key(path)
-                log.info("no layered encode for %s: %s", key, name_by_key(str(exc), path, key))
+                reason = name_by_key(str(exc), path, key)
+                log.info("study %s: no layered encode for %s: %s", study_uid, key, reason)
                 summary["skipped"] += 1
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -109,22 +119,9 @@ def prepare_layers(
     return summary
 
 
-def studies_of(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per study of the run's work items: what the layered encode task maps over."""
-    seen: dict[str, dict[str, Any]] = {}
-    for item in items:
-        seen.setdefault(
-            str(item["study_uid"]),
-            {"study_uid": item["study_uid"], "manifest": item["manifest"],
-             "strategy": item.get("strategy", "layered"),
-             "layer_tiers": list(item.get("layer_tiers") or []),
-             "label": f"…{str(item['study_uid'])[-12:]}"},
-        )  # fmt: skip
-    return list(seen.values())
-
-
 def summarise(results: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
-    """Totals over a run's study x tier results (None for a task that did not finish).
+    """Totals over a run's study x tier results (None for a task that did not finish, or a
+    pair outside the plan).
 
     ``gate_outcomes`` counts the frames each ``on_gate_failure`` action handled: quality
     outcomes, which never fail the run.
@@ -139,7 +136,6 @@ def summarise(results: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
     pixel_in = sum(int(r["pixel_bytes_in"]) for r in done)
     pixel_out = sum(int(r["pixel_bytes_out"]) for r in done)
     return {
-        "study_tiers": len(results),
         "finished": len(done),
         "statuses": dict(sorted(statuses.items())),
         "gate_outcomes": dict(sorted(outcomes.items())),
@@ -152,17 +148,16 @@ def summarise(results: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
     }
 
 
-def _staged_study(item: Mapping[str, Any], staging: Path, catalogue: Catalogue) -> Study:
-    """The study of a work item, its files found through the catalogue's location ids, remote
+def _staged_study(manifest: Mapping[str, Any], staging: Path, catalogue: Catalogue) -> Study:
+    """The study of a manifest, its files found through the catalogue's location ids, remote
     files staged into ``staging``."""
 
-    manifest = json.loads(Path(item["manifest"]).read_text())
     entries = manifest["files"]
     found = catalogue.locations(int(e["location"]) for e in entries)
     missing = [e["key"] for e in entries if int(e["location"]) not in found]
     if missing:
         raise CatalogueError(
-            f"study {item['study_uid']}: the catalogue has no location for {len(missing)} "
+            f"study {manifest['study_uid']}: the catalogue has no location for {len(missing)} "
             f"file(s) of its manifest (first: {missing[0]}); run discovery again"
         )
     uris = [found[int(e["location"])][1] for e in entries]
@@ -170,7 +165,7 @@ def _staged_study(item: Mapping[str, Any], staging: Path, catalogue: Catalogue) 
     sop_uids = {p: str(e.get("sop_uid") or "") for p, e in zip(paths, entries, strict=True)}
     keys = {p: str(e["key"]) for p, e in zip(paths, entries, strict=True)}
     recorded = {p: u for p, u in zip(paths, uris, strict=True) if not u.startswith("file:")}
-    return Study(item["study_uid"], tuple(paths), sop_uids, recorded, keys)
+    return Study(manifest["study_uid"], tuple(paths), sop_uids, recorded, keys)
 
 
 def _landing_uri(location: str) -> str:

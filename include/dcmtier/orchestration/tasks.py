@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dcmtier.discovery.landing import scope as landing_scope
-from dcmtier.discovery.plan import PlanRequest, plan
-from dcmtier.orchestration.items import run_item, summarise
+from dcmtier.discovery.landing import location_scope
+from dcmtier.discovery.plan import Plan, PlanRequest, plan, read_plan
+from dcmtier.orchestration.items import run_pair, summarise
 from dcmtier.records import SKIPPED, STUDY_OK, outcome_text
 from dcmtier.work.interrupt import Interrupted, signals_interrupt
 
@@ -25,8 +25,8 @@ CONNECTION_ID = "dcmtier_catalogue"
 INTERVAL_RUN_TYPES = frozenset({"scheduled", "backfill"})  # manual runs take every study
 
 
-def discover_task(context: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Plan the run: one work item per study x tier (references only, never pixels)."""
+def discover_task(context: Mapping[str, Any]) -> dict[str, Any]:
+    """Plan the run: the study UIDs and tier names to map over (keys only, never pixels)."""
     from dcmtier.catalogue import Catalogue
     from dcmtier.work.layout import Layout
     from dcmtier.work.quarantine import quarantine_unidentified
@@ -34,10 +34,6 @@ def discover_task(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     params = context["params"]
     output = _output(params)
     catalogue = Catalogue.connect(_ready_catalogue(output))
-    abandoned = catalogue.reap()  # attempts whose owner died: their pairs are planned again
-    if abandoned:
-        log.warning("%d attempt(s) abandoned by their owner, marked so: %s", len(abandoned),
-                    abandoned)  # fmt: skip
     request = PlanRequest(
         landing=str(params["landing"]),
         output=output,
@@ -51,32 +47,48 @@ def discover_task(context: Mapping[str, Any]) -> list[dict[str, Any]]:
         max_studies_per_run=int(params["max_studies_per_run"]),
         max_map_length=_max_map_length(),
         strategy=str(params.get("strategy", "layered")),
+        listing_prefix=str(params.get("listing_prefix") or ""),
     )
-    result = plan(request, catalogue)
-    catalogue.record_unidentified(landing_scope(request.landing), result.unidentified)
+    try:
+        result = plan(request, catalogue)
+        catalogue.record_unidentified(location_scope(request.landing), result.unidentified)
+    finally:
+        catalogue.close()
     for item in result.unidentified:
         if item.status != SKIPPED:  # not DICOM, a DICOMDIR: no fault, nothing to quarantine
             quarantine_unidentified(item, Layout(output))  # local files; named by key
+    _log_plan(result)
+    return result.for_xcom()
+
+
+def _log_plan(result: Plan) -> None:
+    if result.abandoned:  # attempts whose owner died: their pairs are planned again
+        log.warning("%d attempt(s) abandoned by their owner, marked so: %s",
+                    len(result.abandoned), result.abandoned)  # fmt: skip
+    for run_id, count in sorted(result.selected.released.items()):
+        log.warning("run %s is gone (an attempt never finished, none running): its %d "
+                    "claim(s) released", run_id, count)  # fmt: skip
     log.info("discovery: %s", result.summary())
-    if result.deferred:
-        log.info("left for the next run: %s", ", ".join(result.deferred))
-    return result.items
+    if result.backlog_taken:
+        log.info("taken from the backlog of earlier intervals: %s", ", ".join(result.backlog_taken))
 
 
-def encode_task(study: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+def encode_task(study_uid: str, context: Mapping[str, Any]) -> dict[str, Any]:
     """Encode one study's layered J2K codestreams once, for its tier tasks to cut."""
     from dcmtier.orchestration.items import prepare_layers
 
     output = _output(context["params"])
     summary = prepare_layers(
-        study, output=output, run_id=str(context["run_id"]), catalogue_url=_catalogue_url(output)
-    )
+        study_uid, output=output, run_id=str(context["run_id"]),
+        catalogue_url=_catalogue_url(output),
+    )  # fmt: skip
     log.info("layered encode: %s", summary)
     return summary
 
 
-def compress_task(item: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    """Run the unit of work for one study x tier and return its summary for XCom."""
+def compress_task(study_uid: str, tier: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Run the unit of work for one study x tier and return its summary for XCom; skip a pair
+    of the studies x tiers cross product that the run's plan does not hold."""
     from dcmtier.catalogue import JobContext
 
     ti = context["ti"]
@@ -90,8 +102,9 @@ def compress_task(item: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
     output = _output(context["params"])
     try:
         with signals_interrupt():
-            result = run_item(
-                item,
+            result = run_pair(
+                study_uid,
+                tier,
                 output=output,
                 context=job,
                 catalogue_url=_catalogue_url(output),
@@ -101,7 +114,14 @@ def compress_task(item: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
     except Interrupted as exc:  # the attempt is marked interrupted; Airflow ends the task
         from airflow.sdk.exceptions import AirflowTaskTerminated
 
-        raise AirflowTaskTerminated(f"{item['label']}: {exc}") from exc
+        raise AirflowTaskTerminated(f"study {study_uid} x {tier}: {exc}") from exc
+    if result is None:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(
+            f"study {study_uid} x {tier} is not in this run's plan (done already, or claimed "
+            "by another run)"
+        )
     log.info(
         "%s %s: %s %s, pixel bytes %d -> %d",
         result["study_uid"], result["tier"], result["status"], result["counts"],
@@ -154,10 +174,11 @@ def summary_task(
     """
     totals = summarise(list(results))
     totals["not_clean"] = not_clean(list(results))
+    ti = context["ti"]
+    totals.update(_close_run(_output(context["params"]), str(ti.run_id)))
     log.info("run summary: %s", totals)
     for line in totals["not_clean"]:
         log.warning("not clean: %s", line)
-    ti = context["ti"]
     failed = int(
         ti.get_ti_count(
             dag_id=ti.dag_id,
@@ -197,6 +218,33 @@ def not_clean(results: Sequence[Mapping[str, Any] | None]) -> list[str]:
         for r in results
         if r and r["status"] != STUDY_OK
     ]
+
+
+def _close_run(output: Path, run_id: str) -> dict[str, Any]:
+    """Release the run's remaining claims; what was planned, and what waits for later runs."""
+    from dcmtier.catalogue import Catalogue
+
+    planned = read_plan(output, run_id) or {"studies": [], "summary": {}}
+    catalogue = Catalogue.connect(_catalogue_url(output))
+    try:
+        released = catalogue.release_claims(run_id)
+        waiting, oldest_rows = catalogue.backlog(limit=1)
+    finally:
+        catalogue.close()
+    if oldest_rows:
+        oldest = oldest_rows[0]
+        log.warning(
+            "backlog: %d studies in the landing area have tiers not done (oldest: study "
+            "%s, StudyDate %s, waiting since %s); later runs take them",
+            waiting, oldest["study_uid"], oldest["study_date"], oldest["waiting_since"],
+        )  # fmt: skip
+    return {
+        "planned_studies": len(planned["studies"]),
+        "planned_pairs": planned["summary"].get("work_pairs", 0),
+        "backlog_taken": len(planned.get("backlog_taken", [])),
+        "claims_released": released,
+        "backlog_studies": waiting,
+    }
 
 
 def _output(params: Mapping[str, Any]) -> Path:

@@ -20,7 +20,7 @@ from dcmtier.discovery.files import discover
 from dcmtier.discovery.plan import PlanRequest, plan
 from dcmtier.measure import gates
 from dcmtier.measure.gates import Gate
-from dcmtier.orchestration.items import prepare_layers, run_item, studies_of
+from dcmtier.orchestration.items import prepare_layers, run_pair
 from dcmtier.records import Study
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import get_tier
@@ -54,7 +54,8 @@ def test_a_run_fills_every_table_and_the_same_run_again_changes_no_count(
 ) -> None:
     run_all(landing, tmp_path / "out", catalogue, run_id="first")
     counts = catalogue.row_counts()
-    assert set(counts) == {*TABLES, "unidentified_files"}  # no stray file in this landing
+    # no stray file in this landing, and `process` plans nothing (no index, no claims)
+    assert set(counts) == {*TABLES, "unidentified_files", "landing_files", "claims"}
     assert all(counts[t] > 0 for t in TABLES), counts
     assert counts["instances"] == 6 and counts["derived_instances"] == 5 * len(TIERS)
     run_all(landing, tmp_path / "out", catalogue, run_id="first")
@@ -88,14 +89,18 @@ def test_the_dag_tasks_record_the_strategy_and_layer_of_each_tier(
     out = tmp_path / "out"
     request = PlanRequest(landing=str(landing), output=out, tiers=list(LAYERED_TIERS),
                           run_id="dag", now=datetime.now(UTC), settle_seconds=0)  # fmt: skip
-    items = plan(request, catalogue).items
-    assert len(items) == 2 * len(LAYERED_TIERS)
+    planned = plan(request, catalogue)
+    assert len(planned.studies) == 2 and planned.tiers == list(LAYERED_TIERS)
     url = catalogue.engine.url.render_as_string(hide_password=False)
-    for study in studies_of(items):
-        prepare_layers(study, output=out, run_id="dag", catalogue_url=url)
-    for index, item in enumerate(items):
+    for study_uid in planned.studies:
+        prepare_layers(study_uid, output=out, run_id="dag", catalogue_url=url)
+    pairs = [(s, t) for s in planned.studies for t in planned.tiers]  # the DAG's cross product
+    for index, (study_uid, tier) in enumerate(pairs):
         context = JobContext("dicom_archive_compression", "dag", "compress", index, 1)
-        run_item(item, output=out, context=context, catalogue_url=url, on_gate_failure="keep")
+        assert run_pair(
+            study_uid, tier, output=out, context=context, catalogue_url=url,
+            on_gate_failure="keep",
+        )  # fmt: skip
     expected = {tier: {pair} for tier, pair in LAYERED_ENCODING.items()}
     assert encodings(catalogue, "lineage") == expected
     assert len(view(catalogue, "lineage")) == 5 * len(LAYERED_TIERS)

@@ -15,5 +15,5 @@ def test_summary_totals_the_results() -> None:
     ]  # fmt: skip
     totals = summarise(results)
     assert totals["statuses"] == {"ok": 1, "partial": 1}
-    assert totals["finished"] == 2 and totals["study_tiers"] == 3
+    assert totals["finished"] == 2 and totals["studies"] == 1
     assert totals["pixel_ratio"] == 4.0

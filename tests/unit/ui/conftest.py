@@ -8,6 +8,7 @@ before Airflow is imported.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,12 +43,19 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def client(
     airflow_db: Path, processed: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[TestClient]:
+    with app_client(processed / "catalogue.db", monkeypatch) as test_client:
+        yield test_client
+
+
+@contextmanager
+def app_client(catalogue: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    """The app on the SQLite ``catalogue``, mounted as the api-server mounts it."""
     from airflow.api_fastapi.app import init_auth_manager
 
     from dcmtier.ui import URL_PREFIX, create_app
     from dcmtier.ui import app as ui_app
 
-    monkeypatch.setenv(ENV_URL, f"sqlite:///{processed / 'catalogue.db'}")
+    monkeypatch.setenv(ENV_URL, f"sqlite:///{catalogue}")
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)  # found from the package's location
     ui_app._FIGURES.clear()
     root = FastAPI()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import sqlite3
 import zipfile
 from io import BytesIO
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.unit.ui.conftest import PLANTED, token
+from dcmtier.cli import main
+from dcmtier.sample import write_ct_series
+from tests.unit.ui.conftest import PLANTED, app_client, token
 
 PAGES = [
     "/dcmtier/",
@@ -64,7 +67,25 @@ def test_the_overview_draws_its_charts_inline_and_loads_nothing_from_elsewhere(
     assert html.count("pixel data cannot be decoded") == 2
     assert f"/dcmtier/studies/{_study(processed)}/j2k-r20" in html
     assert "run by hand" in html  # `dcmtier process` made it: no task instance to link
-    assert "no <code>backlog</code> view" in html
+    assert "Nothing waiting." in html  # the backlog view: no landing index (no DAG run)
+
+
+def test_the_overview_lists_the_backlog_views_waiting_studies(
+    airflow_db: Path, processed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalogue = tmp_path / "catalogue.db"
+    shutil.copy(processed / "catalogue.db", catalogue)
+    landed = write_ct_series(tmp_path / "landed", slices=2, rows=32, columns=32, seed=22)
+    url = f"sqlite:///{catalogue}"
+    assert main(["discover", str(tmp_path / "landed"), "--catalogue", url]) == 0
+    with sqlite3.connect(catalogue) as conn:
+        (waiting,) = conn.execute("SELECT study_uid FROM backlog").fetchone()
+    with app_client(catalogue, monkeypatch) as client:
+        html = _get(client, "/dcmtier/")
+    backlog = html[html.index("<h2>Backlog</h2>") :]
+    assert "1 waiting." in backlog and waiting in backlog
+    assert "<td>2</td>" in backlog  # tiers pending: j2k-lossless and j2k-r20
+    assert str(landed[0].parent) not in html
 
 
 def test_the_study_page_shows_frames_lineage_package_and_the_worst_frames_difference(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import io
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +59,9 @@ class SourceImage:
     transfer_syntax: str
     file_bytes: int
     _cache: list[np.ndarray] | None = None
+    # the stored values in the file's own bytes, when read by `read_source`'s fast path
+    # (the dataset then has no Pixel Data element)
+    native: memoryview | None = None
 
     @property
     def sop_uid(self) -> str:
@@ -147,6 +152,8 @@ class SourceImage:
         (colour, 1-bit, big endian, encapsulated) goes through pydicom.
         """
         s = self.spec
+        if self.native is not None:
+            return True
         return (
             self.transfer_syntax in NATIVE_LITTLE_ENDIAN
             and s.samples == 1
@@ -157,7 +164,7 @@ class SourceImage:
     def _read_native(self) -> Iterator[np.ndarray]:
         s = self.spec
         count = s.rows * s.columns * self.frames
-        data = self.dataset.PixelData
+        data = self.native if self.native is not None else self.dataset.PixelData
         if len(data) < count * s.dtype.itemsize:
             raise InvalidInput(
                 f"{self.path}: pixel data cannot be decoded: {len(data)} bytes of pixel data, "
@@ -165,7 +172,10 @@ class SourceImage:
             )
         values = np.frombuffer(data, dtype=s.dtype.newbyteorder("<"), count=count)
         for frame in values.reshape(self.frames, s.rows, s.columns):
-            yield fit_bits(np.array(frame, dtype=s.dtype), s)  # a writeable copy
+            if self.native is not None and fits_bits(frame, s):
+                yield frame  # a read-only view of the file's bytes: no copy
+            else:
+                yield fit_bits(np.array(frame, dtype=s.dtype), s)  # a writeable copy
 
 
 def iter_decoded(ds: Dataset, plugins: Sequence[str] = DECODING_PLUGINS) -> Iterator[np.ndarray]:
@@ -224,8 +234,17 @@ def jpeg_xl_as_decodable(ds: Dataset) -> Dataset:
 
 
 def read_source(path: Path) -> SourceImage:
-    """Read and check one file; raise ``InvalidInput`` or ``NoPixelData`` naming it."""
+    """Read and check one file; raise ``InvalidInput`` or ``NoPixelData`` naming it.
+
+    The common archive file (explicit VR little endian, native pixel data ending the file) is
+    read in one system call: pydicom parses the header up to Pixel Data, and the frames are
+    views of the file's bytes from the pixel data offset (``SourceImage.native``). Any other
+    file is parsed whole by pydicom.
+    """
     syntaxes.register()  # dcmtier's own outputs may be JPEG XL, which pydicom 3.0 lacks
+    fast = _read_fast(path)
+    if fast is not None:
+        return fast
     ds = _read(path)
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
@@ -275,6 +294,18 @@ def copy_header(ds: Dataset, *, drop: frozenset[BaseTag] = frozenset()) -> Datas
     return out
 
 
+def fits_bits(frame: np.ndarray, spec: FrameSpec) -> bool:
+    """True when every value of ``frame`` is already within Bits Stored (`fit_bits` would
+    return the same values)."""
+    width = 8 * frame.dtype.itemsize
+    if spec.bits_allocated == 1 or spec.bits_stored >= width:
+        return True
+    if spec.signed:
+        low, high = -(1 << (spec.bits_stored - 1)), (1 << (spec.bits_stored - 1)) - 1
+        return bool(frame.min() >= low and frame.max() <= high)
+    return bool(frame.max() < (1 << spec.bits_stored))
+
+
 def fit_bits(frame: np.ndarray, spec: FrameSpec) -> np.ndarray:
     """Mask unsigned, sign-extend signed values to Bits Stored (idempotent for clean data)."""
     width = 8 * frame.dtype.itemsize
@@ -286,6 +317,41 @@ def fit_bits(frame: np.ndarray, spec: FrameSpec) -> np.ndarray:
         return extended
     masked: np.ndarray = frame & np.asarray((1 << spec.bits_stored) - 1, frame.dtype)
     return masked
+
+
+PIXEL_DATA_OB = b"\xe0\x7f\x10\x00OB\x00\x00"
+PIXEL_DATA_OW = b"\xe0\x7f\x10\x00OW\x00\x00"
+
+
+def _read_fast(path: Path) -> SourceImage | None:
+    """A source read in one system call: an explicit VR little endian file of 8- or 16-bit
+    greyscale whose Pixel Data (native, defined length) is its last element. None for any
+    other file, or any doubt: `_read` then parses it whole and names what is wrong."""
+    try:
+        raw = path.read_bytes()
+        stream = io.BytesIO(raw)
+        ds = dcmread(stream, stop_before_pixels=True)
+        at = stream.tell()
+        meta = getattr(ds, "file_meta", None)
+        syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+        if syntax != ExplicitVRLittleEndian or ds.original_encoding != (False, True):
+            return None
+        if raw[at : at + 8] not in (PIXEL_DATA_OB, PIXEL_DATA_OW) or len(raw) < at + 12:
+            return None
+        (length,) = struct.unpack_from("<I", raw, at + 8)
+        start = at + 12
+        if length == 0xFFFFFFFF or start + length != len(raw):
+            return None  # encapsulated, truncated, or elements after Pixel Data
+        if any(not ds.get(name) for name in REQUIRED_UIDS):
+            return None
+        spec = _frame_spec(path, ds)
+        frames = int(ds.get("NumberOfFrames") or 1)
+    except Exception:  # noqa: BLE001 - `_read` reads it again and names the fault
+        return None
+    if spec.samples != 1 or spec.bits_allocated not in (8, 16):
+        return None
+    native = memoryview(raw)[start:]
+    return SourceImage(path, ds, spec, frames, str(syntax), len(raw), native=native)
 
 
 def _read(path: Path) -> Dataset:

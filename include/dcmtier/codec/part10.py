@@ -82,9 +82,7 @@ class Encoder:
         self._templates: OrderedDict[Hashable, _Template] = OrderedDict()
         self._size = size
 
-    def encode(
-        self, ds: Dataset, frames: Sequence[bytes], *, template: Hashable
-    ) -> Part10 | None:
+    def encode(self, ds: Dataset, frames: Sequence[bytes], *, template: Hashable) -> Part10 | None:
         """The Part 10 bytes of ``ds`` (see `can_encode`) with ``frames`` as its Pixel Data.
 
         ``template`` names the series and tier. The first output of a template is checked
@@ -139,7 +137,7 @@ def _encode_element(elem: DataElement | RawDataElement, encodings: Any) -> bytes
     return out.getvalue()
 
 
-def _file_meta(meta: FileMetaDataset, ds: Dataset, template: _Template) -> bytes:
+def _file_meta(meta: Dataset, ds: Dataset, template: _Template) -> bytes:
     """What ``dcmwrite(enforce_file_format=True)`` writes for ``meta``: a copy with the SOP
     Class and Instance UIDs of ``ds``, completed by ``validate_file_meta``, group length
     first (a copy is made only where one of those changes something)."""
@@ -148,7 +146,7 @@ def _file_meta(meta: FileMetaDataset, ds: Dataset, template: _Template) -> bytes
         instance_uid and meta.get("MediaStorageSOPInstanceUID") != instance_uid
     )
     if stale or any(tag not in meta for tag in VALIDATED):
-        meta = copy_header(meta)  # pydicom's writer too changes a copy, never the caller's
+        meta = _copy_meta(meta)  # pydicom's writer too changes a copy, never the caller's
         if class_uid and meta.get("MediaStorageSOPClassUID") != class_uid:
             meta.MediaStorageSOPClassUID = class_uid
         if instance_uid and meta.get("MediaStorageSOPInstanceUID") != instance_uid:
@@ -161,6 +159,13 @@ def _file_meta(meta: FileMetaDataset, ds: Dataset, template: _Template) -> bytes
     )
     length = DataElement(GROUP_LENGTH, "UL", len(body))
     return template.element(length, "iso8859") + body
+
+
+def _copy_meta(meta: Dataset) -> FileMetaDataset:
+    copied = FileMetaDataset()
+    for tag in meta.keys():  # noqa: SIM118 (iterating a Dataset parses every element)
+        copied[tag] = copy.copy(meta.get_item(tag))
+    return copied
 
 
 def _encapsulate(buffer: bytearray, frames: Sequence[bytes]) -> list[tuple[int, int]]:

@@ -331,27 +331,31 @@ def _read_fast(path: Path) -> SourceImage | None:
         raw = path.read_bytes()
         stream = io.BytesIO(raw)
         ds = dcmread(stream, stop_before_pixels=True)
-        at = stream.tell()
-        meta = getattr(ds, "file_meta", None)
-        syntax = meta.get("TransferSyntaxUID") if meta is not None else None
-        if syntax != ExplicitVRLittleEndian or ds.original_encoding != (False, True):
-            return None
-        if raw[at : at + 8] not in (PIXEL_DATA_OB, PIXEL_DATA_OW) or len(raw) < at + 12:
-            return None
-        (length,) = struct.unpack_from("<I", raw, at + 8)
-        start = at + 12
-        if length == 0xFFFFFFFF or start + length != len(raw):
-            return None  # encapsulated, truncated, or elements after Pixel Data
-        if any(not ds.get(name) for name in REQUIRED_UIDS):
+        start = _native_pixels_at(raw, stream.tell(), ds)
+        if start is None or any(not ds.get(name) for name in REQUIRED_UIDS):
             return None
         spec = _frame_spec(path, ds)
         frames = int(ds.get("NumberOfFrames") or 1)
-    except Exception:  # noqa: BLE001 - `_read` reads it again and names the fault
+    except Exception:  # `_read` reads it again and names the fault
         return None
     if spec.samples != 1 or spec.bits_allocated not in (8, 16):
         return None
-    native = memoryview(raw)[start:]
-    return SourceImage(path, ds, spec, frames, str(syntax), len(raw), native=native)
+    syntax = str(ds.file_meta.TransferSyntaxUID)
+    return SourceImage(path, ds, spec, frames, syntax, len(raw), native=memoryview(raw)[start:])
+
+
+def _native_pixels_at(raw: bytes, at: int, ds: Dataset) -> int | None:
+    """Where the values of native Pixel Data starting at ``at`` begin, if it ends the file."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax != ExplicitVRLittleEndian or ds.original_encoding != (False, True):
+        return None
+    if raw[at : at + 8] not in (PIXEL_DATA_OB, PIXEL_DATA_OW) or len(raw) < at + 12:
+        return None
+    (length,) = struct.unpack_from("<I", raw, at + 8)
+    if length == 0xFFFFFFFF or at + 12 + length != len(raw):
+        return None  # encapsulated, truncated, or elements after Pixel Data
+    return at + 12
 
 
 def _read(path: Path) -> Dataset:

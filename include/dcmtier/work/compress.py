@@ -57,7 +57,6 @@ from dcmtier.records import (
 from dcmtier.tiers import Tier
 from dcmtier.work.targeting import FrameJudge, fall_back, target_frame
 
-
 ENCODER = part10.Encoder()  # this process's series x tier header templates
 
 

@@ -19,6 +19,7 @@ from pydicom import Dataset, dcmread
 from pydicom.dataelem import DataElement
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_dataset
 from pydicom.pixels import iter_pixels
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, ExplicitVRLittleEndian
@@ -331,8 +332,8 @@ def _read_fast(path: Path) -> SourceImage | None:
         raw = path.read_bytes()
         stream = io.BytesIO(raw)
         ds = dcmread(stream, stop_before_pixels=True)
-        start = _native_pixels_at(raw, stream.tell(), ds)
-        if start is None or any(not ds.get(name) for name in REQUIRED_UIDS):
+        native = _native_pixels(raw, stream.tell(), ds)
+        if native is None or any(not ds.get(name) for name in REQUIRED_UIDS):
             return None
         spec = _frame_spec(path, ds)
         frames = int(ds.get("NumberOfFrames") or 1)
@@ -341,11 +342,12 @@ def _read_fast(path: Path) -> SourceImage | None:
     if spec.samples != 1 or spec.bits_allocated not in (8, 16):
         return None
     syntax = str(ds.file_meta.TransferSyntaxUID)
-    return SourceImage(path, ds, spec, frames, syntax, len(raw), native=memoryview(raw)[start:])
+    return SourceImage(path, ds, spec, frames, syntax, len(raw), native=native)
 
 
-def _native_pixels_at(raw: bytes, at: int, ds: Dataset) -> int | None:
-    """Where the values of native Pixel Data starting at ``at`` begin, if it ends the file."""
+def _native_pixels(raw: bytes, at: int, ds: Dataset) -> memoryview | None:
+    """The value of native Pixel Data whose element starts at ``at``, as a view of ``raw``;
+    elements after it (trailing padding) are added to ``ds`` as pydicom reads them."""
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
     if syntax != ExplicitVRLittleEndian or ds.original_encoding != (False, True):
@@ -353,9 +355,14 @@ def _native_pixels_at(raw: bytes, at: int, ds: Dataset) -> int | None:
     if raw[at : at + 8] not in (PIXEL_DATA_OB, PIXEL_DATA_OW) or len(raw) < at + 12:
         return None
     (length,) = struct.unpack_from("<I", raw, at + 8)
-    if length == 0xFFFFFFFF or at + 12 + length != len(raw):
-        return None  # encapsulated, truncated, or elements after Pixel Data
-    return at + 12
+    end = at + 12 + length
+    if length == 0xFFFFFFFF or end > len(raw):
+        return None  # encapsulated or truncated
+    if end < len(raw):
+        tail = read_dataset(io.BytesIO(raw[end:]), is_implicit_VR=False, is_little_endian=True)
+        for tag in tail.keys():  # noqa: SIM118 (iterating a Dataset parses every element)
+            ds[tag] = tail.get_item(tag)
+    return memoryview(raw)[at + 12 : end]
 
 
 def _read(path: Path) -> Dataset:

@@ -74,6 +74,9 @@ class Options:
     # verify by parsing the written file with pydicom and decoding its frames, instead of
     # decoding the codestreams in memory and comparing the file's bytes with the buffer
     read_back: bool = False
+    # write with `dcmtier.codec.part10` where it gives pydicom's bytes; False: pydicom always
+    # (what dcmtier did before issue #17; the byte-identity tests compare the two)
+    one_buffer: bool = True
 
 
 def output_path(out_dir: Path, tier: str, study: str, series: str, sop: str) -> Path:
@@ -205,9 +208,9 @@ def _write(
         header, encoded, tier, achieved_ratio=ratio, lossy_source=source.lossy_history,
         pixel_data=False,
     )  # fmt: skip
-    part = ENCODER.encode(
-        out, frames, template=(source.series_uid, tier.name)
-    ) if part10.can_encode(out, frames) else None  # fmt: skip
+    part = None
+    if opts.one_buffer and part10.can_encode(out, frames):
+        part = ENCODER.encode(out, frames, template=(source.series_uid, tier.name))
     if part is None:
         _add_pixel_data(out, encoded)
     target = output_path(

@@ -39,8 +39,25 @@ def test_native_little_endian_frames_equal_pydicom_s(native_files: list[Path]) -
         assert source._native_little_endian(), path
         (ours,) = list(source.iter_frames())
         theirs = fit_bits(dcmread(path).pixel_array, source.spec)
-        assert ours.dtype == theirs.dtype and ours.flags.writeable
+        assert ours.dtype == theirs.dtype
         assert np.array_equal(ours, theirs), path
+        if source.native is not None:  # read in one call: a view of the file's bytes
+            assert not ours.flags.writeable
+            assert np.shares_memory(ours, np.frombuffer(source.native, np.uint8))
+        else:
+            assert ours.flags.writeable
+    fast = [p for p in native_files if read_source(p).native is not None]
+    assert len(fast) == 4  # every explicit VR little endian file here; implicit VR is parsed
+
+
+def test_elements_after_pixel_data_reach_the_header_as_pydicom_reads_them() -> None:
+    path = reference_file("CT_small.dcm")  # ends with Data Set Trailing Padding
+    source = read_source(path)
+    whole = dcmread(path)
+    assert source.native is not None
+    assert 0xFFFCFFFC in source.dataset
+    assert source.dataset.get_item(0xFFFCFFFC).value == whole.get_item(0xFFFCFFFC).value
+    assert [t for t in whole.keys() if t != pixels.PIXEL_DATA] == list(source.dataset.keys())  # noqa: SIM118
 
 
 def test_bits_outside_bits_stored_never_reach_the_encoder(tmp_path: Path) -> None:
@@ -50,8 +67,11 @@ def test_bits_outside_bits_stored_never_reach_the_encoder(tmp_path: Path) -> Non
     ds.PixelData = (values | np.int16(0x7000)).tobytes()  # junk above bit 11
     path = tmp_path / "junk.dcm"
     ds.save_as(path)
-    (frame,) = list(read_source(path).iter_frames())
+    source = read_source(path)
+    assert source.native is not None
+    (frame,) = list(source.iter_frames())
     assert frame.min() >= -2048 and frame.max() <= 2047
+    assert frame.flags.writeable  # a masked copy, not the file's bytes
 
 
 def test_short_native_pixel_data_is_a_one_line_error_naming_the_instance(tmp_path: Path) -> None:

@@ -438,7 +438,10 @@ def verify(path: Path, source: SourceImage, tier: Tier) -> Verified:
     bit-exact and JPEG-LS near-lossless within NEAR; any tier must decode to the source's
     frame count and shape. Returns the decoded frames (for quality metrics).
     """
-    decoded = _decode_written(path, source, tier)
+    return _check_decoded(path, _decode_written(path, source, tier), source, tier)
+
+
+def _check_decoded(path: Path, decoded: Verified, source: SourceImage, tier: Tier) -> Verified:
     if len(decoded.frames) != source.frames:
         raise VerificationFailed(
             f"{path}: {len(decoded.frames)} frames decoded, {source.frames} written"
@@ -479,9 +482,7 @@ def verify_buffer(
             out.frames.append(frame.reshape(shape) if frame.size == math.prod(shape) else frame)
     except Exception as exc:
         raise VerificationFailed(f"{path}: written output does not decode: {exc}") from exc
-    for index, (got, want) in enumerate(zip(out.frames, source.iter_frames(), strict=True)):
-        _compare(path, index, got, want, tier)
-    return out
+    return _check_decoded(path, out, source, tier)
 
 
 def _compare_codestreams(path: Path, decoded: Verified, source: SourceImage) -> None:

@@ -1,8 +1,9 @@
 """The sources, tiers and strategies whose outputs must stay byte-identical (issue #17).
 
 ``python -m tests.unit.work.identity_cases OUT.json`` writes the SHA-256 of every output the
-cases make with the code checked out; ``fixtures/outputs_before_17.json`` was written this way by
-main at 3abfbf3, before the fast path existed (`test_byte_identity.py` compares with it).
+cases make with the ``dcmtier`` on ``PYTHONPATH``. ``fixtures/outputs_before_17.json`` was
+written so with main's ``include/`` at 3abfbf3, before the fast path existed
+(`test_byte_identity.py` compares with it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ TIERS = (
     "jls-lossless",
     "jls-near2",
     "jxl-lossless",
+    "jxl-jpeg",
     "j2k-maxerr150",
 )
 # explicit VR little endian sources of the common kind, and others that take pydicom's path
@@ -39,6 +41,7 @@ REFERENCE_FILES = (
     "MR_small_jp2klossless.dcm",
     "SC_rgb_small_odd.dcm",
     "examples_overlay.dcm",
+    "SC_rgb_jpeg_dcmtk.dcm",  # JPEG baseline: the one source jxl-jpeg recompresses
 )
 VERSIONS = ("pydicom", "pylibjpeg-openjpeg", "imagecodecs", "pyjpegls", "dcmtier")
 

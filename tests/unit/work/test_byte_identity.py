@@ -84,3 +84,37 @@ def test_the_common_file_takes_the_fast_path_and_others_pydicom_s(
         (result,) = compress_file(source, [tier], Options(tmp_path / "out"))
         assert result.status == OK
     assert len(written_by_pydicom) == len(others)
+
+
+def test_a_file_whose_bytes_differ_from_the_buffer_fails_and_is_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = compress.write_bytes_atomic
+
+    def corrupting(data: bytearray, target: Path, **kwargs: object) -> None:
+        flipped = bytearray(data)
+        flipped[-20] ^= 0xFF  # a byte of the last codestream
+        original(flipped, target, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(compress, "write_bytes_atomic", corrupting)
+    (source,) = write_ct_series(tmp_path / "ct", slices=1, rows=64, columns=64)
+    (result,) = compress_file(source, [get_tier("htj2k-lossless")], Options(tmp_path / "out"))
+    assert result.status == "failed" and result.error == "VerificationFailed"
+    assert result.reason is not None and "bytes differ from the" in result.reason
+    assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []  # nor a temp file
+
+
+def test_a_lossless_codestream_that_decodes_to_other_values_fails_verification(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dcmtier.codec import backends
+
+    htj2k = backends.backend("htj2k")
+    real = htj2k.decode
+    monkeypatch.setattr(htj2k, "decode", lambda data, spec: real(data, spec) + 1)
+    (source,) = write_ct_series(tmp_path / "ct", slices=1, rows=64, columns=64)
+    for read_back in (False, True):
+        options = Options(tmp_path / f"out-{read_back}", read_back=read_back)
+        (result,) = compress_file(source, [get_tier("htj2k-lossless")], options)
+        assert result.status == "failed" and result.error == "VerificationFailed"
+        assert result.reason is not None and "lossless output differs" in result.reason

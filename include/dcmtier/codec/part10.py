@@ -43,6 +43,7 @@ PREAMBLE = b"\x00" * 128 + b"DICM"
 PIXEL_DATA_HEADER = b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff"
 ITEM = b"\xfe\xff\x00\xe0"
 SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+ITEM_DELIMITER = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"
 GROUP_LENGTH = BaseTag(0x00020000)
 # what validate_file_meta adds when missing (and the Media Storage UIDs dcmwrite keeps)
 VALIDATED = (0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013)
@@ -116,18 +117,59 @@ class Encoder:
 
 class _Template:
     def __init__(self) -> None:
-        self.elements: dict[int, tuple[Hashable, bytes]] = {}
+        # (tag path, item index...) -> (what decided the bytes, the bytes)
+        self.elements: dict[Hashable, tuple[Hashable, bytes]] = {}
         self.disagrees = False
 
-    def element(self, elem: DataElement | RawDataElement, encodings: Any) -> bytes:
+    def element(
+        self, elem: DataElement | RawDataElement, encodings: Any, where: tuple[int, ...] = ()
+    ) -> bytes:
+        """``elem``'s bytes as ``write_data_element`` writes them; a sequence of items made
+        here (derived, not read) is laid out here with its elements' bytes reused too."""
+        path = (*where, elem.tag)
         key = _element_key(elem)
-        known = self.elements.get(elem.tag)
+        known = self.elements.get(path)
         if key is not None and known is not None and known[0] == key:
             return known[1]
-        data = _encode_element(elem, encodings)
+        if isinstance(elem, DataElement) and elem.VR == "SQ" and _plain_items(elem.value):
+            data = self._sequence(elem, encodings, path)
+        else:
+            data = _encode_element(elem, encodings)
         if key is not None:
-            self.elements[elem.tag] = (key, data)
+            self.elements[path] = (key, data)
         return data
+
+    def _sequence(self, elem: DataElement, encodings: Any, path: tuple[int, ...]) -> bytes:
+        """As ``write_data_element`` and ``write_sequence_item`` write a sequence whose items
+        hold parsed elements only (`_plain_items`)."""
+        value = bytearray()
+        for index, item in enumerate(elem.value):
+            body = b"".join(
+                self.element(item[tag], encodings, (*path, index))
+                for tag in sorted(item.keys())
+                if not (tag.element == 0 and tag.group > 6)
+            )
+            if item.is_undefined_length_sequence_item:
+                value += ITEM + b"\xff\xff\xff\xff" + body + ITEM_DELIMITER
+            else:
+                value += ITEM + struct.pack("<I", len(body)) + body
+        tag = struct.pack("<HH", elem.tag.group, elem.tag.element)
+        if elem.is_undefined_length:
+            return tag + b"SQ\x00\x00\xff\xff\xff\xff" + value + SEQUENCE_DELIMITER
+        return tag + b"SQ\x00\x00" + struct.pack("<I", len(value)) + value
+
+
+def _plain_items(items: DicomSequence) -> bool:
+    """Items made in memory: parsed elements of two-letter VRs, no character set of their own
+    (pydicom re-encodes such items element by element; see ``write_dataset``)."""
+    for item in items:
+        if not isinstance(item, Dataset) or "SpecificCharacterSet" in item:
+            return False
+        for tag in item.keys():  # noqa: SIM118 (iterating a Dataset parses every element)
+            elem = item.get_item(tag)
+            if not isinstance(elem, DataElement) or len(elem.VR) != 2 or elem.is_buffered:
+                return False
+    return True
 
 
 def _encode_element(elem: DataElement | RawDataElement, encodings: Any) -> bytes:

@@ -101,3 +101,32 @@ def test_only_explicit_vr_little_endian_outputs_with_a_basic_offset_table_qualif
     assert part10.can_encode(out, frames)
     out.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
     assert not part10.can_encode(out, frames)
+
+
+@pytest.mark.parametrize("undefined", [False, True])
+def test_sequences_made_in_memory_are_laid_out_as_pydicom_writes_them(
+    tmp_path: Path, undefined: bool
+) -> None:
+    source = read_source(_unusual_source(tmp_path, 1))
+    frames = [b"\xff\x4f\x00"]
+    encoded = [Encoded(frames[0], bits_stored=16, photometric="MONOCHROME2")]
+    tier = get_tier("htj2k-r20")
+    encoder = part10.Encoder()
+    for ratio in (20.0, 21.0):  # the second reuses the nested elements' bytes
+        out = build_output(
+            metadata(source.dataset), encoded, tier, achieved_ratio=ratio, lossy_source=False,
+            pixel_data=False,
+        )  # fmt: skip
+        empty = Dataset()
+        nested = Dataset()
+        nested.CodeValue, nested.CodeMeaning = "1", "odd"
+        empty.ConceptNameCodeSequence = Sequence([nested])
+        out.ContentSequence = Sequence([empty, Dataset()])
+        out.ReferencedImageSequence = Sequence([])
+        for keyword in ("ContentSequence", "SourceImageSequence"):
+            out[keyword].is_undefined_length = undefined
+            for item in out[keyword].value:
+                item.is_undefined_length_sequence_item = undefined
+        made = encoder.encode(out, frames, template="series")
+        assert made is not None
+        assert bytes(made.data) == part10.pydicom_bytes(out, frames)

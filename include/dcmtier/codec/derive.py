@@ -12,9 +12,12 @@ import uuid
 from collections.abc import Iterable, Sequence
 
 from pydicom import Dataset
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement
 from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate, encapsulate_extended
 from pydicom.sequence import Sequence as DicomSequence
+from pydicom.tag import Tag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
 from dcmtier import __version__
@@ -158,19 +161,25 @@ def _description(header: Dataset, tier: Tier, ratio: float) -> str:
 
 
 def _reference(header: Dataset, purpose: tuple[str, str]) -> Dataset:
-    item = Dataset()
-    item.ReferencedSOPClassUID = header.SOPClassUID
-    item.ReferencedSOPInstanceUID = header.SOPInstanceUID
-    item.PurposeOfReferenceCodeSequence = DicomSequence([_code(*purpose)])
-    return item
+    return _item(
+        ReferencedSOPClassUID=header.SOPClassUID,
+        ReferencedSOPInstanceUID=header.SOPInstanceUID,
+        PurposeOfReferenceCodeSequence=DicomSequence([_code(*purpose)]),
+    )
 
 
 def _code(value: str, meaning: str) -> Dataset:
-    item = Dataset()
-    item.CodeValue = value
-    item.CodingSchemeDesignator = "DCM"
-    item.CodeMeaning = meaning
-    return item
+    return _item(CodeValue=value, CodingSchemeDesignator="DCM", CodeMeaning=meaning)
+
+
+def _item(**values: object) -> Dataset:
+    """A new sequence item holding ``values``: the elements setting each keyword would make
+    (its dictionary VR), put in at once (half the time, per lossy output)."""
+    elements = {}
+    for keyword, value in values.items():
+        tag = Tag(keyword)
+        elements[tag] = DataElement(tag, dictionary_VR(tag), value)
+    return Dataset(elements)
 
 
 def _is_lossy_code(item: Dataset) -> bool:

@@ -66,11 +66,13 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
+    from dcmtier.commands.process import check_output
     from dcmtier.discovery.files import find_files
     from dcmtier.work.batch import default_jobs, run_batch
 
     tiers = resolve_tiers(args.tiers)
     policy = Policy.from_file(args.policy) if args.policy else Policy()
+    check_output(args.out, args.sources)
     files = find_files(args.sources)
     options = Options(
         out_dir=args.out,

@@ -10,6 +10,7 @@ from pydicom import dcmread
 
 from dcmtier.codec import pixels
 from dcmtier.codec.pixels import fit_bits, metadata, read_source
+from dcmtier.errors import InvalidInput
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import TIERS
 from dcmtier.work.compress import Options, compress_file
@@ -60,18 +61,48 @@ def test_elements_after_pixel_data_reach_the_header_as_pydicom_reads_them() -> N
     assert [t for t in whole.keys() if t != pixels.PIXEL_DATA] == list(source.dataset.keys())  # noqa: SIM118
 
 
-def test_bits_outside_bits_stored_never_reach_the_encoder(tmp_path: Path) -> None:
+def test_signed_values_with_stray_bits_above_bits_stored_fail_instead_of_being_masked(
+    tmp_path: Path,
+) -> None:
     ds = dcmread(reference_file("CT_small.dcm"))
     ds.BitsStored, ds.HighBit = 12, 11
     values = ds.pixel_array.astype(np.int16)
     ds.PixelData = (values | np.int16(0x7000)).tobytes()  # junk above bit 11
     path = tmp_path / "junk.dcm"
     ds.save_as(path)
+    with pytest.raises(InvalidInput, match=r"bits above Bits Stored 12 .* cannot be kept"):
+        read_source(path)
+
+
+def test_signed_values_stored_without_sign_extension_are_sign_extended(tmp_path: Path) -> None:
+    ds = dcmread(reference_file("CT_small.dcm"))
+    ds.BitsStored, ds.HighBit = 12, 11
+    values = np.clip(ds.pixel_array.astype(np.int16), -2048, 2047)
+    ds.PixelData = (values & np.int16(0x0FFF)).tobytes()  # negative values, high bits zero
+    path = tmp_path / "unextended.dcm"
+    ds.save_as(path)
     source = read_source(path)
-    assert source.native is not None
     (frame,) = list(source.iter_frames())
-    assert frame.min() >= -2048 and frame.max() <= 2047
-    assert frame.flags.writeable  # a masked copy, not the file's bytes
+    assert np.array_equal(frame, values)
+    assert source.spec.bits_stored == 12 and not source.widened
+    assert source.native is not None and frame.flags.writeable  # sign-extended: a copy
+
+
+def test_unsigned_values_above_bits_stored_widen_the_precision_and_stay_as_stored(
+    tmp_path: Path,
+) -> None:
+    ds = dcmread(reference_file("CT_small.dcm"))
+    ds.PixelRepresentation, ds.BitsStored, ds.HighBit = 0, 12, 11
+    values = np.clip(ds.pixel_array.astype(np.int32) + 1024, 0, 4095).astype(np.uint16)
+    values[0, :8] = 5000  # an old scanner's overlay bit: 13 bits needed
+    ds.PixelData = values.tobytes()
+    path = tmp_path / "above.dcm"
+    ds.save_as(path)
+    source = read_source(path)
+    (frame,) = list(source.iter_frames())
+    assert np.array_equal(frame, values)  # never masked (5000 would become 904)
+    assert source.spec.bits_stored == 13 and source.bits_declared == 12 and source.widened
+    assert source.native is not None and not frame.flags.writeable  # the file's bytes, no copy
 
 
 def test_short_native_pixel_data_is_a_one_line_error_naming_the_instance(tmp_path: Path) -> None:

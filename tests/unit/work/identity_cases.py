@@ -2,9 +2,8 @@
 
 ``python -m tests.unit.work.identity_cases OUT.json`` writes the SHA-256 of every output the
 cases make with the ``dcmtier`` on ``PYTHONPATH``. ``fixtures/outputs_before_17.json`` was
-written so with main's ``include/`` at 3abfbf3, before the fast path existed (main at
-f86f942 writes the same 188 files)
-(`test_byte_identity.py` compares with it).
+written so with main's ``include/`` at 3abfbf3, before the fast path existed; main at f86f942
+writes the same 188 files (`test_byte_identity.py` compares with them).
 """
 
 from __future__ import annotations

@@ -149,6 +149,10 @@ class TierResult:
     encode_ms: float | None = None
     verify_ms: float | None = None  # write, read back, decode and compare
     decode_ms: float | None = None  # of which inside the decoder
+    # time of each step outside the codec: read (the file's read, shared by its tiers),
+    # header (the output's header and buffer), write (file, rename), verify (read back and
+    # compare, without the decode), decode
+    steps_ms: dict[str, float] = field(default_factory=dict)
     encodes: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     gate: str | None = None  # the quality rule broken, with its numbers

@@ -21,7 +21,7 @@ REQUIRED_FIELDS = {
     "sop_instance_uid_out", "transfer_syntax", "target_ratio", "pixel_bytes_in",
     "pixel_bytes_out", "pixel_ratio", "file_bytes_in", "file_bytes_out", "file_ratio", "encode_ms",
 }  # fmt: skip
-TIMING = ("encode_ms", "verify_ms", "decode_ms")
+TIMING = ("encode_ms", "verify_ms", "decode_ms", "steps_ms")
 
 
 @pytest.fixture
@@ -79,6 +79,22 @@ def test_parallel_jobs_give_the_same_results_as_one(
         files = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.dcm")}
         outputs[jobs] = (rows, files)
     assert outputs["1"] == outputs["2"]
+
+
+def test_read_back_verifies_through_pydicom_and_writes_the_same_files(
+    landing: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = {}
+    for flag in ([], ["--read-back"]):
+        out = tmp_path / ("read-back" if flag else "default")
+        assert main(["compress", str(landing), "--tier", "htj2k-lossless", "--tier", "j2k-r20",
+                     "--out", str(out), "--json", "--jobs", "1", *flag]) == 0  # fmt: skip
+        rows = [r for r in _json_lines(capsys.readouterr().out) if r["status"] == "ok"]
+        assert len(rows) == 6
+        assert all(set(r["steps_ms"]) == {"read", "header", "write", "verify", "decode"}  # type: ignore[arg-type]
+                   for r in rows)  # fmt: skip
+        outputs[bool(flag)] = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.dcm")}
+    assert outputs[True] == outputs[False]
 
 
 def test_a_failed_instance_exits_1_after_the_rest_is_done(

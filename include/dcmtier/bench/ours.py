@@ -34,6 +34,9 @@ class Outcome:
     encode_s: float = 0.0  # time inside the encoder (rate-control re-encodes included)
     verify_s: float = 0.0  # write + decode again + compare
     decode_s: float = 0.0  # of which inside the decoder
+    # seconds in each step outside the codec (`TierResult.steps_ms`: read, header, write,
+    # verify, decode), summed over the results
+    steps_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     # per-file pixel ratios of every written output (a quality-gate failure has one too)
     ratios: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     j2k_rate_encode_s: float = 0.0  # encoder time of the J2K rate tiers (layered: shared)
@@ -45,6 +48,8 @@ class Outcome:
         self.encode_s += (result.encode_ms or 0.0) / 1000
         self.verify_s += (result.verify_ms or 0.0) / 1000
         self.decode_s += (result.decode_ms or 0.0) / 1000
+        for step, ms in result.steps_ms.items():
+            self.steps_s[step] += ms / 1000
         written = result.status in (OK, GATE_FAILED)
         if written and result.pixel_ratio is not None:
             self.ratios[result.tier].append(result.pixel_ratio)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 FORMAT = "dcmtier-bench/1"
 J2K_PER_CORE, J2K_MACHINE, HTJ2K_PER_CORE, UNIT_SHARE = 2.0, 3.5, 10.0, 0.5
 RSS_SLACK_MB = 300.0
+OUTSIDE_CODEC_MS = 2.0  # issue #17: time per 512x512 file outside the encoder and decoder
 # The gdcmconv figure each dcmtier tier is compared with (gdcmconv makes J2K only).
 REFERENCE_TIER = {
     "htj2k-lossless": "j2k-lossless",
@@ -41,6 +42,9 @@ UNITS = {
     "codec_bound_per_core": "dcmtier encoder + verifying decoder time alone / the gdcmconv "
     "chain: the most any wrapper of these codec libraries could reach with verify-after-write",
     "rss": "peak resident set size of the child process, MB = 1e6 bytes",
+    "steps_ms_per_file": "ms per file of each step, 1 process (read, header, encode, write, "
+    "verify, decode; outside_codec = wall time less encoder and decoder; other = what no "
+    "step names)",
 }
 
 
@@ -291,6 +295,12 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         ref = REFERENCE_TIER[tier]
         per_core, bound = (_median(results, "ratios", tier, k) for k in _PER_CORE)
         check(f"{tier} per core vs gdcmconv {ref}", per_core, HTJ2K_PER_CORE, bound=bound)
+    size = results["config"].get("size")
+    for tier in results.get("dcmtier", {}):
+        outside = _median(results, "dcmtier", tier, "jobs_1", "steps_ms_per_file", "outside_codec")
+        if outside is not None and size:
+            check(f"{tier} ms per {size}x{size} file outside the codec", outside,
+                  OUTSIDE_CODEC_MS, at_most=True)  # fmt: skip
     for strategy in results["config"]["unit_strategies"]:
         unit = _median(results, "unit_of_work", strategy, "ratio_jobs_N_to_gdcmconv")
         name = f"unit of work ({strategy}), 13 tiers, all cores / gdcmconv 13 tiers"

@@ -202,8 +202,31 @@ def _record(figures: Figures, path: str, run: Run, stored_bytes: int) -> None:
     codec_s = outcome.encode_s + outcome.decode_s
     figures.values[f"{path}/codec_only_mb_s"].append(stored_bytes / MB / codec_s)
     figures.values[f"{path}/not_ok"].append(sum(outcome.statuses.values()) - outcome.statuses["ok"])
+    if path.startswith("dcmtier/") and path.endswith("/jobs_1"):
+        _record_steps(figures, path, run)
     if path.startswith("dcmtier/"):
         figures.first_ratios("compress", outcome.ratios)
+
+
+STEPS = ("read", "header", "write", "verify", "decode")
+
+
+def _record_steps(figures: Figures, path: str, run: Run) -> None:
+    """Milliseconds per file of each step, with one process: the codec's (encode, decode),
+    each step around it, ``outside_codec`` (the wall time less the encoder's and decoder's)
+    and ``other`` (what no step names: results, policy checks, the batch loop)."""
+    outcome = run.outcome
+    files = sum(outcome.statuses.values())
+    if not files:
+        return
+    per_file = {step: 1000 * outcome.steps_s.get(step, 0.0) / files for step in STEPS}
+    per_file["encode"] = 1000 * outcome.encode_s / files
+    outside = 1000 * (run.timing.wall_s - outcome.encode_s - outcome.decode_s) / files
+    named = sum(v for k, v in per_file.items() if k not in ("encode", "decode"))
+    per_file["outside_codec"] = outside
+    per_file["other"] = outside - named
+    for step, ms in per_file.items():
+        figures.values[f"{path}/steps_ms_per_file/{step}"].append(ms)
 
 
 def _jpegxl_lossless(config: BenchConfig, data: Data) -> dict[str, Any]:

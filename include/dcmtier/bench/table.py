@@ -52,9 +52,28 @@ def print_table(results: Mapping[str, Any], console: Console) -> None:
             _fmt_ratio(ratios.get("codec_bound_per_core", {})),
         )
     console.print(table)
+    _print_steps(results, console)
     _print_jpegxl(results, console)
     _print_unit(results, console)
     _print_targets(results, console)
+
+
+STEP_COLUMNS = ("read", "header", "encode", "write", "verify", "decode", "other",
+                "outside_codec")  # fmt: skip
+
+
+def _print_steps(results: Mapping[str, Any], console: Console) -> None:
+    """Milliseconds per file of each step with one process (medians over the runs)."""
+    from rich.table import Table
+
+    table = Table(title="dcmtier, 1 process: ms per file of each step (medians)")
+    for column in ("tier", *STEP_COLUMNS):
+        table.add_column(column.replace("_", " "), justify="left" if column == "tier" else "right")
+    for tier, figures in results["dcmtier"].items():
+        steps = figures.get("jobs_1", {}).get("steps_ms_per_file")
+        if steps:
+            table.add_row(tier, *(_fmt(steps.get(step), 2) for step in STEP_COLUMNS))
+    console.print(table)
 
 
 def _print_jpegxl(results: Mapping[str, Any], console: Console) -> None:
@@ -137,7 +156,7 @@ def _signed(value: float | None, unit: str) -> str:
 def _print_targets(results: Mapping[str, Any], console: Console) -> None:
     from rich.table import Table
 
-    table = Table(title="Targets (issues #6 and #7), judged on the median")
+    table = Table(title="Targets (issues #6, #7 and #17), judged on the median")
     for column in ("target", "measured", "limit", "met", "codec bound"):
         table.add_column(column)
     for row in results["targets"]:
@@ -155,10 +174,10 @@ def _print_targets(results: Mapping[str, Any], console: Console) -> None:
     )
 
 
-def _fmt(stats: Mapping[str, Any] | None) -> str:
+def _fmt(stats: Mapping[str, Any] | None, digits: int = 1) -> str:
     if not stats or stats.get("median") is None:
         return "-"
-    return f"{stats['median']:.1f}"
+    return f"{stats['median']:.{digits}f}"
 
 
 def _fmt_ratio(stats: Mapping[str, Any]) -> str:

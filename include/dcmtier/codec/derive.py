@@ -12,10 +12,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 
 from pydicom import Dataset
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate, encapsulate_extended
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import UID
+from pydicom.tag import BaseTag, Tag
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
 from dcmtier import __version__
 from dcmtier.codec import syntaxes
@@ -48,8 +51,10 @@ def build_output(
     *,
     achieved_ratio: float,
     lossy_source: bool,
+    pixel_data: bool = True,
 ) -> Dataset:
-    """Return the output dataset: ``header`` (no pixel data) plus encapsulated ``frames``."""
+    """Return the output dataset: ``header`` (no pixel data) plus encapsulated ``frames``
+    (without Pixel Data when ``pixel_data`` is false: `dcmtier.codec.part10` adds it)."""
     ds = copy_header(header)
     first = frames[0]
     ds.PhotometricInterpretation = first.photometric
@@ -59,15 +64,26 @@ def build_output(
         ds.PlanarConfiguration = 0
     if first.offset:
         _to_unsigned(ds, first.offset)
-    _encapsulate(ds, [f.data for f in frames])
+    if pixel_data:
+        _encapsulate(ds, [f.data for f in frames])
     if not tier.lossless:
         _mark_lossy(ds, header, tier, achieved_ratio, lossy_source)
     ds.file_meta = _file_meta(ds, tier.transfer_syntax)
     return ds
 
 
+def basic_offsets(frames: Sequence[bytes]) -> bool:
+    """True when the Basic Offset Table addresses ``frames`` (else: Extended Offset Table)."""
+    return sum(len(f) + 8 for f in frames) < EXTENDED_OFFSETS_ABOVE
+
+
+def encapsulate_frames(ds: Dataset, frames: list[bytes]) -> None:
+    """Set ``ds``'s Pixel Data to ``frames``, encapsulated (PS3.5 A.4)."""
+    _encapsulate(ds, frames)
+
+
 def _encapsulate(ds: Dataset, frames: list[bytes]) -> None:
-    if sum(len(f) + 8 for f in frames) < EXTENDED_OFFSETS_ABOVE:
+    if basic_offsets(frames):
         ds.PixelData = encapsulate(frames, fragments_per_frame=1, has_bot=True)
     else:
         data, offsets, lengths = encapsulate_extended(frames)
@@ -145,19 +161,25 @@ def _description(header: Dataset, tier: Tier, ratio: float) -> str:
 
 
 def _reference(header: Dataset, purpose: tuple[str, str]) -> Dataset:
-    item = Dataset()
-    item.ReferencedSOPClassUID = header.SOPClassUID
-    item.ReferencedSOPInstanceUID = header.SOPInstanceUID
-    item.PurposeOfReferenceCodeSequence = DicomSequence([_code(*purpose)])
-    return item
+    return _item(
+        ReferencedSOPClassUID=header.SOPClassUID,
+        ReferencedSOPInstanceUID=header.SOPInstanceUID,
+        PurposeOfReferenceCodeSequence=DicomSequence([_code(*purpose)]),
+    )
 
 
 def _code(value: str, meaning: str) -> Dataset:
-    item = Dataset()
-    item.CodeValue = value
-    item.CodingSchemeDesignator = "DCM"
-    item.CodeMeaning = meaning
-    return item
+    return _item(CodeValue=value, CodingSchemeDesignator="DCM", CodeMeaning=meaning)
+
+
+def _item(**values: object) -> Dataset:
+    """A new sequence item holding ``values``: the elements setting each keyword would make
+    (its dictionary VR), put in at once (half the time, per lossy output)."""
+    elements: dict[BaseTag, DataElement | RawDataElement] = {}
+    for keyword, value in values.items():
+        tag = Tag(keyword)
+        elements[tag] = DataElement(tag, dictionary_VR(tag), value)
+    return Dataset(elements)
 
 
 def _is_lossy_code(item: Dataset) -> bool:
@@ -176,8 +198,10 @@ def _values(ds: Dataset, keyword: str) -> list[object]:
 def _file_meta(ds: Dataset, syntax: str) -> FileMetaDataset:
     syntaxes.register()  # JPEG XL syntaxes: pydicom 3.0.2 cannot write them otherwise
     meta = FileMetaDataset()
+    meta.FileMetaInformationVersion = b"\x00\x01"  # what pydicom's writer would add
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = UID(syntax)
+    meta.ImplementationClassUID = UID(PYDICOM_IMPLEMENTATION_UID)  # as pydicom's writer would
     meta.ImplementationVersionName = f"DCMTIER_{__version__}"[:16]
     return meta

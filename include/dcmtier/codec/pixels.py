@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import io
 import math
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from pydicom import Dataset, dcmread
 from pydicom.dataelem import DataElement
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_dataset
 from pydicom.pixels import iter_pixels
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, ExplicitVRLittleEndian
@@ -65,6 +68,9 @@ class SourceImage:
     bits_declared: int = 0  # Bits Stored as the header says (spec.bits_stored may be wider)
     _cache: list[np.ndarray] | None = None
     _settled: bool = False
+    # the stored values in the file's own bytes, when read by `read_source`'s fast path
+    # (the dataset then has no Pixel Data element)
+    native: memoryview | None = None
 
     def __post_init__(self) -> None:
         self.bits_declared = self.bits_declared or self.spec.bits_stored
@@ -157,7 +163,9 @@ class SourceImage:
         top, stray, frames = 0, 0, []
         keep = self.pixel_bytes * 2 <= CACHE_LIMIT
         for raw in self._decode():
-            if s.signed:
+            if s.signed and fits_bits(raw, s):
+                frame = raw  # already sign-extended: nothing stray, nothing to copy
+            elif s.signed:
                 extended = fit_bits(raw, s)
                 high = np.asarray(~((1 << s.bits_stored) - 1), raw.dtype)
                 stray += int(np.count_nonzero((raw != extended) & ((raw & high) != 0)))
@@ -181,7 +189,8 @@ class SourceImage:
         """Signed values sign-extended from the declared Bits Stored; unsigned ones as stored."""
         if not self.spec.signed:
             return raw
-        return fit_bits(raw, dataclasses.replace(self.spec, bits_stored=self.bits_declared))
+        declared = dataclasses.replace(self.spec, bits_stored=self.bits_declared)
+        return raw if fits_bits(raw, declared) else fit_bits(raw, declared)
 
     def _decode(self) -> Iterator[np.ndarray]:
         if self._native_little_endian():
@@ -203,6 +212,8 @@ class SourceImage:
         (colour, 1-bit, big endian, encapsulated) goes through pydicom.
         """
         s = self.spec
+        if self.native is not None:
+            return True
         return (
             self.transfer_syntax in NATIVE_LITTLE_ENDIAN
             and s.samples == 1
@@ -213,7 +224,7 @@ class SourceImage:
     def _read_native(self) -> Iterator[np.ndarray]:
         s = self.spec
         count = s.rows * s.columns * self.frames
-        data = self.dataset.PixelData
+        data = self.native if self.native is not None else self.dataset.PixelData
         if len(data) < count * s.dtype.itemsize:
             raise InvalidInput(
                 f"{self.path}: pixel data cannot be decoded: {len(data)} bytes of pixel data, "
@@ -221,7 +232,10 @@ class SourceImage:
             )
         values = np.frombuffer(data, dtype=s.dtype.newbyteorder("<"), count=count)
         for frame in values.reshape(self.frames, s.rows, s.columns):
-            yield np.array(frame, dtype=s.dtype)  # a writeable copy
+            if self.native is not None:
+                yield frame  # a read-only view of the file's bytes: no copy
+            else:
+                yield np.array(frame, dtype=s.dtype)  # a writeable copy
 
 
 def iter_decoded(ds: Dataset, plugins: Sequence[str] = DECODING_PLUGINS) -> Iterator[np.ndarray]:
@@ -281,8 +295,19 @@ def jpeg_xl_as_decodable(ds: Dataset) -> Dataset:
 
 
 def read_source(path: Path) -> SourceImage:
-    """Read and check one file; raise ``InvalidInput`` or ``NoPixelData`` naming it."""
+    """Read and check one file; raise ``InvalidInput`` or ``NoPixelData`` naming it.
+
+    The common archive file (explicit VR little endian, native pixel data ending the file) is
+    read in one system call: pydicom parses the header up to Pixel Data, and the frames are
+    views of the file's bytes from the pixel data offset (``SourceImage.native``). Any other
+    file is parsed whole by pydicom.
+    """
     syntaxes.register()  # dcmtier's own outputs may be JPEG XL, which pydicom 3.0 lacks
+    source = _read_fast(path)
+    if source is not None:
+        _check_rescale(path, source.dataset)
+        source.settle_bits()
+        return source
     ds = _read(path)
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
@@ -335,6 +360,18 @@ def copy_header(ds: Dataset, *, drop: frozenset[BaseTag] = frozenset()) -> Datas
     return out
 
 
+def fits_bits(frame: np.ndarray, spec: FrameSpec) -> bool:
+    """True when every value of ``frame`` is already within Bits Stored (`fit_bits` would
+    return the same values)."""
+    width = 8 * frame.dtype.itemsize
+    if spec.bits_allocated == 1 or spec.bits_stored >= width:
+        return True
+    if spec.signed:
+        low, high = -(1 << (spec.bits_stored - 1)), (1 << (spec.bits_stored - 1)) - 1
+        return bool(frame.min() >= low and frame.max() <= high)
+    return bool(frame.max() < (1 << spec.bits_stored))
+
+
 def fit_bits(frame: np.ndarray, spec: FrameSpec) -> np.ndarray:
     """Mask unsigned, sign-extend signed values to Bits Stored (idempotent for clean data)."""
     width = 8 * frame.dtype.itemsize
@@ -346,6 +383,51 @@ def fit_bits(frame: np.ndarray, spec: FrameSpec) -> np.ndarray:
         return extended
     masked: np.ndarray = frame & np.asarray((1 << spec.bits_stored) - 1, frame.dtype)
     return masked
+
+
+PIXEL_DATA_OB = b"\xe0\x7f\x10\x00OB\x00\x00"
+PIXEL_DATA_OW = b"\xe0\x7f\x10\x00OW\x00\x00"
+
+
+def _read_fast(path: Path) -> SourceImage | None:
+    """A source read in one system call: an explicit VR little endian file of 8- or 16-bit
+    greyscale whose Pixel Data (native, defined length) is its last element. None for any
+    other file, or any doubt: `_read` then parses it whole and names what is wrong."""
+    try:
+        raw = path.read_bytes()
+        stream = io.BytesIO(raw)
+        ds = dcmread(stream, stop_before_pixels=True)
+        native = _native_pixels(raw, stream.tell(), ds)
+        if native is None or any(not ds.get(name) for name in REQUIRED_UIDS):
+            return None
+        spec = _frame_spec(path, ds)
+        frames = _int_attr(path, ds, "NumberOfFrames", default=1)
+    except Exception:  # `_read` reads it again and names the fault
+        return None
+    if spec.samples != 1 or spec.bits_allocated not in (8, 16):
+        return None
+    syntax = str(ds.file_meta.TransferSyntaxUID)
+    return SourceImage(path, ds, spec, frames, syntax, len(raw), native=native)
+
+
+def _native_pixels(raw: bytes, at: int, ds: Dataset) -> memoryview | None:
+    """The value of native Pixel Data whose element starts at ``at``, as a view of ``raw``;
+    elements after it (trailing padding) are added to ``ds`` as pydicom reads them."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax != ExplicitVRLittleEndian or ds.original_encoding != (False, True):
+        return None
+    if raw[at : at + 8] not in (PIXEL_DATA_OB, PIXEL_DATA_OW) or len(raw) < at + 12:
+        return None
+    (length,) = struct.unpack_from("<I", raw, at + 8)
+    end = at + 12 + length
+    if length == 0xFFFFFFFF or end > len(raw):
+        return None  # encapsulated or truncated
+    if end < len(raw):
+        tail = read_dataset(io.BytesIO(raw[end:]), is_implicit_VR=False, is_little_endian=True)
+        for tag in tail.keys():  # noqa: SIM118 (iterating a Dataset parses every element)
+            ds[tag] = tail.get_item(tag)
+    return memoryview(raw)[at + 12 : end]
 
 
 def _read(path: Path) -> Dataset:

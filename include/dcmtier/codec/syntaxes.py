@@ -27,10 +27,17 @@ JPEG_XL = SyntaxEntry("1.2.840.10008.1.2.4.112", "JPEG XL", "JPEGXL")
 SYNTAXES: tuple[SyntaxEntry, ...] = (JPEG_XL_LOSSLESS, JPEG_XL_JPEG_RECOMPRESSION, JPEG_XL)
 
 
+_registered = False
+
+
 def register() -> None:
     """Make pydicom know ``SYNTAXES`` (idempotent; entries pydicom already has are kept)."""
+    global _registered  # noqa: PLW0603 - once per process: it runs for every file read
+    if _registered:
+        return
     from pydicom import uid
 
+    _registered = True
     for entry in SYNTAXES:
         if entry.uid not in uid.UID_dictionary:
             # (name, type, info, retired, keyword), the layout of pydicom's _uid_dict

@@ -55,6 +55,12 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="copy objects without pixel data (SR, RTPLAN, KO...) unchanged into each tier",
     )
+    parser.add_argument(
+        "--read-back",
+        action="store_true",
+        help="verify each output by parsing the written file with pydicom and decoding its "
+        "frames (default: compare the file's bytes with those written, decode in memory)",
+    )
     add_show_paths(parser)
 
 
@@ -74,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         passthrough=args.pass_through,
         strategy=args.strategy,
         measure=args.on_gate_failure is not None,
+        read_back=args.read_back,
     )
     jobs = args.jobs or default_jobs()
     results: list[TierResult] = []

@@ -162,6 +162,29 @@ def test_peak_rss_is_measured_at_each_slice_count_with_its_bound(
         assert entry["bound_mb"] == pytest.approx(bound, abs=0.1)
 
 
+@pytest.mark.parametrize("tier", GDCM_TIERS + OURS_ONLY_TIERS)
+def test_each_step_s_time_per_file_adds_up_to_the_time_outside_the_codec(
+    bench: tuple[dict[str, Any], str], tier: str
+) -> None:
+    results, printed = bench
+    ours = results["dcmtier"][tier]["jobs_1"]
+    steps = {name: _median(node) for name, node in ours["steps_ms_per_file"].items()}
+    assert set(steps) == {"read", "header", "encode", "write", "verify", "decode", "other",
+                          "outside_codec"}  # fmt: skip
+    files = results["config"]["files"]
+    wall, encode, decode = (_median(ours[k]) for k in ("wall_s", "encode_s", "decode_s"))
+    assert steps["outside_codec"] == pytest.approx(1000 * (wall - encode - decode) / files,
+                                                   rel=1e-3)  # fmt: skip
+    assert steps["encode"] == pytest.approx(1000 * encode / files, rel=1e-3)
+    named = sum(v for k, v in steps.items() if k not in ("encode", "decode", "outside_codec"))
+    assert named == pytest.approx(steps["outside_codec"], rel=1e-3)
+    assert all(steps[k] > 0 for k in ("read", "header", "write", "decode"))
+    size = results["config"]["size"]
+    rows = [r for r in results["targets"] if r["target"].startswith(f"{tier} ms per {size}x")]
+    assert rows[0]["limit"] == 2.0 and rows[0]["at_most"]
+    assert "ms per file of each step" in printed
+
+
 def test_targets_are_judged_and_printed_with_the_dag_figure_explained(
     bench: tuple[dict[str, Any], str],
 ) -> None:

@@ -40,8 +40,25 @@ def test_native_little_endian_frames_equal_pydicom_s(native_files: list[Path]) -
         assert source._native_little_endian(), path
         (ours,) = list(source.iter_frames())
         theirs = fit_bits(dcmread(path).pixel_array, source.spec)
-        assert ours.dtype == theirs.dtype and ours.flags.writeable
+        assert ours.dtype == theirs.dtype
         assert np.array_equal(ours, theirs), path
+        if source.native is not None:  # read in one call: a view of the file's bytes
+            assert not ours.flags.writeable
+            assert np.shares_memory(ours, np.frombuffer(source.native, np.uint8))
+        else:
+            assert ours.flags.writeable
+    fast = [p for p in native_files if read_source(p).native is not None]
+    assert len(fast) == 4  # every explicit VR little endian file here; implicit VR is parsed
+
+
+def test_elements_after_pixel_data_reach_the_header_as_pydicom_reads_them() -> None:
+    path = reference_file("CT_small.dcm")  # ends with Data Set Trailing Padding
+    source = read_source(path)
+    whole = dcmread(path)
+    assert source.native is not None
+    assert 0xFFFCFFFC in source.dataset
+    assert source.dataset.get_item(0xFFFCFFFC).value == whole.get_item(0xFFFCFFFC).value
+    assert [t for t in whole.keys() if t != pixels.PIXEL_DATA] == list(source.dataset.keys())  # noqa: SIM118
 
 
 def test_signed_values_with_stray_bits_above_bits_stored_fail_instead_of_being_masked(
@@ -68,6 +85,7 @@ def test_signed_values_stored_without_sign_extension_are_sign_extended(tmp_path:
     (frame,) = list(source.iter_frames())
     assert np.array_equal(frame, values)
     assert source.spec.bits_stored == 12 and not source.widened
+    assert source.native is not None and frame.flags.writeable  # sign-extended: a copy
 
 
 def test_unsigned_values_above_bits_stored_widen_the_precision_and_stay_as_stored(
@@ -84,6 +102,7 @@ def test_unsigned_values_above_bits_stored_widen_the_precision_and_stay_as_store
     (frame,) = list(source.iter_frames())
     assert np.array_equal(frame, values)  # never masked (5000 would become 904)
     assert source.spec.bits_stored == 13 and source.bits_declared == 12 and source.widened
+    assert source.native is not None and not frame.flags.writeable  # the file's bytes, no copy
 
 
 def test_short_native_pixel_data_is_a_one_line_error_naming_the_instance(tmp_path: Path) -> None:

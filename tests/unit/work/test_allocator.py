@@ -23,7 +23,15 @@ from dcmtier.tiers import get_tier
 tuned = tune_allocator() if sys.argv[1] == "tune" else False
 work = Path(tempfile.mkdtemp())
 files = write_ct_series(work / "in", slices=9)
-tier, options = get_tier("htj2k-lossless"), Options(work / "out")
+fast = sys.argv[2] == "fast"  # else pydicom reads, writes and reads back, as before issue #17
+if not fast:  # implicit VR: read whole by pydicom, its frames copied
+    from pydicom import dcmread
+    for path in files:
+        ds = dcmread(path)
+        ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2"
+        ds.save_as(path, implicit_vr=True, little_endian=True)
+tier = get_tier("htj2k-lossless")
+options = Options(work / "out", one_buffer=fast, read_back=not fast)
 compress_file(files[0], [tier], options)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for path in files[1:]:
@@ -38,10 +46,10 @@ glibc = pytest.mark.skipif(
 )
 
 
-def _faults(mode: str, **env: str) -> dict[str, object]:
+def _faults(mode: str, path: str = "pydicom", **env: str) -> dict[str, object]:
     clean = {k: v for k, v in os.environ.items() if k not in allocator._OWNER_SETTINGS}
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, mode],
+        [sys.executable, "-c", _CHILD, mode, path],
         env={**clean, **env},
         capture_output=True,
         text=True,
@@ -54,10 +62,17 @@ def _faults(mode: str, **env: str) -> dict[str, object]:
 @glibc
 def test_buffers_freed_between_files_are_reused_without_new_page_faults() -> None:
     plain, tuned = _faults("plain"), _faults("tune")
-    assert tuned["tuned"] is True
-    # measured: ~640 faults a file untuned (2.5 MB mapped afresh), under 100 tuned
-    assert float(plain["faults_per_file"]) > 300
-    assert float(tuned["faults_per_file"]) < float(plain["faults_per_file"]) / 3
+    assert tuned["tuned"] is True and plain["tuned"] is False
+    # measured before issue #17: ~640 faults a file untuned (2.5 MB mapped afresh), under 100
+    # tuned. Since then the per-file copies are gone and untuned processes fault 28-31 times a
+    # file here too, so only the tuned bound is asserted.
+    assert float(tuned["faults_per_file"]) < 100
+
+
+@glibc
+def test_the_one_buffer_path_maps_no_frame_sized_buffers_afresh_even_untuned() -> None:
+    # measured: 17-18 faults a file untuned, against ~640 on pydicom's write and read-back
+    assert float(_faults("plain", "fast")["faults_per_file"]) < 100
 
 
 @glibc

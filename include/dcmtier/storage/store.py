@@ -88,6 +88,7 @@ class Store:
     def open(cls, url: str) -> Store:
         import fsspec
 
+        _quiet_abandoned_tasks()
         url = url.rstrip("/")
         try:
             fs, base = fsspec.core.url_to_fs(url)
@@ -174,6 +175,21 @@ class Store:
             return func(*args, **kwargs)
         except Exception as exc:  # every backend and its HTTP client raise their own types
             raise StorageError(f"{self.url}: {what} {key} failed: {_one_line(exc)}") from exc
+
+
+class _AbandonedTasks(logging.Filter):
+    """Drops asyncio's report of a task whose exception nobody read: in an outage the HTTP
+    client of fsspec's event loop leaves such tasks behind, and the error that matters is the
+    one `Store` raises (one line, naming the object)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Task exception was never retrieved")
+
+
+def _quiet_abandoned_tasks() -> None:
+    logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _AbandonedTasks) for f in logger.filters):
+        logger.addFilter(_AbandonedTasks())
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

@@ -63,15 +63,14 @@ class Server:
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         query = parse_qs(environ.get("QUERY_STRING", ""))
         part = query.get("partNumber", [""])[0]
-        if self.fail_on_part is not None and "uploadId" in query and part.isdigit():
-            if int(part) == self.fail_on_part:
-                self.fail_on_part = None
-                threading.Thread(target=self.stop).start()
-                connection = environ.get("werkzeug.socket")
-                if connection is not None:
-                    with contextlib.suppress(OSError):
-                        connection.shutdown(socket.SHUT_RDWR)
-                raise ConnectionAbortedError("the S3 server went down during an upload")
+        if "uploadId" in query and part.isdigit() and int(part) == self.fail_on_part:
+            self.fail_on_part = None
+            threading.Thread(target=self.stop).start()
+            connection = environ.get("werkzeug.socket")
+            if connection is not None:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+            raise ConnectionAbortedError("the S3 server went down during an upload")
         return self.app(environ, start_response)  # type: ignore[no-any-return]
 
 

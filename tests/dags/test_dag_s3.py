@@ -74,5 +74,3 @@ def _run(landing: str, output: str) -> Any:
     dag = DagBag(dag_folder=str(DAGS)).dags[DAG_ID]
     conf = {"landing": landing, "output": output, "tiers": TIERS, "settle_seconds": 0}
     return dag.test(run_conf=conf)
-
-

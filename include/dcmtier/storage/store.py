@@ -111,6 +111,13 @@ class Store:
         extra = {"chunksize": part_bytes()} if self.is_s3 else {}
         self._call("upload", key, self.fs.put_file, str(local), self._path(key), **extra)
 
+    def put_many(self, pairs: Sequence[tuple[Path, str]]) -> None:
+        """Upload files concurrently: ``local path -> key`` (in 50 MiB parts from 100 MiB)."""
+        if pairs:
+            sources = [str(p) for p, _ in pairs]
+            targets = [self._path(k) for _, k in pairs]
+            self._call("upload", pairs[0][1], self.fs.put, sources, targets)
+
     def copy(self, pairs: Sequence[tuple[str, str]]) -> None:
         """Server-side copies ``source key -> destination key``, run concurrently."""
         if pairs:
@@ -152,10 +159,13 @@ class Store:
 
     def download(self, keys: Sequence[str], folder: Path) -> None:
         """Copy objects to ``folder``, each at its key as a relative path."""
-        for key in keys:
-            target = folder / key
+        if not keys:
+            return
+        targets = [folder / key for key in keys]
+        for target in targets:
             target.parent.mkdir(parents=True, exist_ok=True)
-            self._call("download", key, self.fs.get_file, self._path(key), str(target))
+        sources = [self._path(k) for k in keys]
+        self._call("download", keys[0], self.fs.get, sources, [str(t) for t in targets])
 
     def _abort_uploads(self, prefix: str) -> None:
         bucket, _, key_prefix = self._path(prefix).partition("/")

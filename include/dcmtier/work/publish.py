@@ -102,8 +102,7 @@ class OutputRoot:
         have = store.keys(self._cache_key(study_uid))
         files = [p for p in sorted(folder.iterdir()) if p.is_file() and _visible(p)]
         new = [p for p in files if self._key_of(p) not in have]
-        for path in new:
-            store.put(path, self._key_of(path))  # one object each: complete or absent
+        store.put_many([(p, self._key_of(p)) for p in new])  # each object complete or absent
         return len(new)
 
     def drop_layers(self, study_uid: str, *, on_store: bool) -> None:
@@ -143,8 +142,10 @@ class Publisher:
         prefix = f"{STAGING}/{result.study_uid}/{result.tier}"
         self.store.remove(f"{prefix}/")  # what an earlier, failed attempt staged
         staged = f"{prefix}/{secrets.token_hex(8)}"
-        for key in files:
-            self.store.put(self.scratch.root / key, f"{staged}/{key}")
+        small = [k for k in files if k != package]
+        self.store.put_many([(self.scratch.root / k, f"{staged}/{k}") for k in small])
+        if package is not None:  # streamed from disk, in parts when large
+            self.store.put(self.scratch.root / package, f"{staged}/{package}")
         self.store.copy([(f"{staged}/{k}", k) for k in files if k != package])
         if package is not None:
             self.store.copy([(f"{staged}/{package}", package)])

@@ -19,10 +19,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-
-from dcmtier.packaging.package import MANIFEST_NAME
 from pydicom import dcmread
 
+from dcmtier.packaging.package import MANIFEST_NAME
 from dcmtier.sample import write_ct_series
 from tests.objstore import S3Process, s3_server, upload_folder
 
@@ -54,7 +53,9 @@ def landing(s3: S3Process, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 def run(s3: S3Process, *argv: str, scratch: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **s3.env, "DCMTIER_SCRATCH": str(scratch)}
     env.pop("DCMTIER_CATALOGUE_URL", None)
-    return subprocess.run([*DCMTIER, *argv], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [*DCMTIER, *argv], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
 
 
 def process(s3: S3Process, catalogue: str, scratch: Path) -> subprocess.CompletedProcess[str]:

@@ -8,6 +8,7 @@ would run them.
 from __future__ import annotations
 
 import io
+import json
 import os
 import sqlite3
 import subprocess
@@ -136,3 +137,19 @@ def _savings(db: Path) -> dict[str, dict[str, Any]]:
 def _catalogued_package_uris(db: Path) -> set[str]:
     with sqlite3.connect(db) as connection:
         return {row[0] for row in connection.execute("SELECT uri FROM packages")}
+
+
+def test_compress_reads_its_sources_from_s3_and_names_them_by_key_unless_asked(
+    s3: S3Process, landing: dict[str, Any], tmp_path: Path
+) -> None:
+    argv = ["compress", "s3://landing/ward7/study1", "--tier", "j2k-r20", "--out",
+            str(tmp_path / "out"), "--json", "--jobs", "1"]  # fmt: skip
+    result = run(s3, *argv, scratch=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["status"] for line in lines] == ["ok"] * SLICES
+    assert PLANTED not in result.stdout
+    assert len(list((tmp_path / "out" / "j2k-r20").rglob("*.dcm"))) == SLICES
+    shown = run(s3, *argv, "--show-paths", scratch=tmp_path)
+    paths = {json.loads(line)["path"] for line in shown.stdout.splitlines()}
+    assert all(p.startswith(f"s3://landing/ward7/study1/{PLANTED}_") for p in paths)

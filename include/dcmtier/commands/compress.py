@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from dcmtier.cli import add_show_paths
 from dcmtier.codec.policy import Policy
 from dcmtier.commands.options import add_gate_option, add_jobs
 from dcmtier.records import FAILED, LAYERED, STRATEGIES, TierResult
-from dcmtier.tiers import DEFAULT_TIERS, resolve_tiers
+from dcmtier.tiers import DEFAULT_TIERS, Tier, resolve_tiers
 from dcmtier.work.compress import Options
 
 
@@ -28,7 +29,10 @@ def add_parser(subparsers: Any) -> None:
         epilog="Exit status: 0 nothing failed (gate outcomes handled by --on-gate-failure "
         "are not failures), 1 an instance failed, 2 bad usage.",
     )
-    parser.add_argument("sources", nargs="+", type=Path, metavar="SRC", help="files or folders")
+    parser.add_argument(
+        "sources", nargs="+", metavar="SRC",
+        help="files or folders, or object store URLs (s3://bucket/prefix, gs://…, az://…)",
+    )  # fmt: skip
     parser.add_argument(
         "--tier",
         action="append",
@@ -59,13 +63,39 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
-    from dcmtier.discovery.files import find_files
-    from dcmtier.work.batch import default_jobs, run_batch
-
     tiers = resolve_tiers(args.tiers)
     policy = Policy.from_file(args.policy) if args.policy else Policy()
-    files = find_files(args.sources)
+    with tempfile.TemporaryDirectory(prefix="dcmtier-staging-") as staging:
+        files, where = _sources(args.sources, Path(staging))
+        return _compress(args, files, where, tiers, policy)
+
+
+def _sources(sources: list[str], staging: Path) -> tuple[list[Path], dict[str, str]]:
+    """Local files, with the files under each URL copied into ``staging`` (named by number:
+    a file's name may carry a patient's name); also where each copy came from."""
+    from dcmtier.discovery.files import find_files
+    from dcmtier.discovery.landing import is_local, list_files, stage
+
+    files = find_files([Path(s) for s in sources if is_local(s)])
+    where: dict[str, str] = {}
+    for number, source in enumerate(s for s in sources if not is_local(s)):
+        uris = [f.uri for f in list_files(source)]
+        copies = stage(uris, staging / f"{number:03d}")
+        where.update({str(c): u for c, u in zip(copies, uris, strict=True)})
+        files += copies
+    return files, where
+
+
+def _compress(
+    args: argparse.Namespace,
+    files: list[Path],
+    where: dict[str, str],
+    tiers: list[Tier],
+    policy: Policy,
+) -> int:
+    from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
+    from dcmtier.work.batch import default_jobs, run_batch
+
     options = Options(
         out_dir=args.out,
         policy=policy.with_gate_action(args.on_gate_failure),
@@ -78,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     with _progress(len(files), enabled=not args.json and sys.stderr.isatty()) as advance:
         for file_results in run_batch(files, tiers, options, jobs=jobs):
             for result in file_results:
+                result.path = where.get(str(result.path), result.path)  # a URL, not a copy
                 if args.json:
                     print_json(result.as_dict(paths=args.show_paths))
             results.extend(file_results)

@@ -25,9 +25,11 @@ from dcmtier.discovery.landing import (
     list_files,
     local_path,
     location,
+    stage,
 )
 from dcmtier.errors import ConfigError
 from dcmtier.records import Unidentified, name_by_key
+from dcmtier.storage.store import is_remote, local_root, write_text
 from dcmtier.tiers import layered_tiers, resolve_tiers
 
 if TYPE_CHECKING:
@@ -50,7 +52,7 @@ class PlanRequest:
     """Discovery's inputs: the DAG's params and the run's interval, read once at the edge."""
 
     landing: str
-    output: Path
+    output: Path | str  # a local folder, or an object store URL
     tiers: Sequence[str]
     run_id: str
     now: datetime
@@ -117,7 +119,7 @@ def plan(request: PlanRequest, catalogue: Catalogue) -> Plan:
     The catalogue says which pairs are done and records where each planned file was found
     (the manifests hold its location id instead).
     """
-    candidates, unidentified = _candidates(request.landing)
+    candidates, unidentified = find_candidates(request.landing)
     result = Plan(items=[], studies_seen=len(candidates), unidentified=unidentified)
     settle = timedelta(seconds=request.settle_seconds)
     chosen = []
@@ -154,7 +156,9 @@ def _layer_tier_names(tiers: Sequence[str]) -> list[str]:
     return [t.name for t in layered_tiers(resolve_tiers(list(tiers)))]
 
 
-def _candidates(landing: str) -> tuple[dict[str, Candidate], list[Unidentified]]:
+def find_candidates(landing: str) -> tuple[dict[str, Candidate], list[Unidentified]]:
+    """The studies under ``landing`` (a folder or a URL) from their headers, and the files
+    that belong to none."""
     studies: dict[str, Candidate] = {}
     unidentified = []
     for item, header, error in iter_headers(list_files(landing)):
@@ -232,14 +236,33 @@ def _local_study(study: Candidate) -> Study:
     )
 
 
+def stage_study(study: Candidate, folder: Path) -> Study:
+    """The study with its remote files copied into ``folder`` (named by number, not by their
+    names), each remembering where it was found."""
+    from dcmtier.records import Study
+
+    uris = [f.uri for f in study.files]
+    paths = stage(uris, folder)
+    return Study(
+        study.uid,
+        tuple(paths),
+        {p: study.sop_uids[u] for p, u in zip(paths, uris, strict=True)},
+        uris={p: location(u) for p, u in zip(paths, uris, strict=True)},
+        keys={p: study.keys[u] for p, u in zip(paths, uris, strict=True)},
+    )
+
+
 def _write_manifest(
     request: PlanRequest, study: Candidate, location_ids: dict[tuple[str, str], int]
 ) -> str:
-    """``work/<run>/<study>.json``: per file its key, SOP Instance UID as found, and location
+    """``work/<run>/<study>.json`` under the output root (a file, or an object on a store):
+    per file its key, SOP Instance UID as found, and location
     id in the catalogue (``file_locations.id``), never its path."""
-    folder = request.output / "work" / safe_name(request.run_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{study.uid}.json"
+    name = f"work/{safe_name(request.run_id)}/{study.uid}.json"
+    if is_remote(request.output):
+        path = f"{str(request.output).rstrip('/')}/{name}"
+    else:
+        path = str(local_root(request.output) / name)
     files = []
     for f in study.files:
         key = study.keys[f.uri]
@@ -248,8 +271,8 @@ def _write_manifest(
              "location": location_ids[(key, location(f.uri))]}
         )  # fmt: skip
     body = {"study_uid": study.uid, "files": files, "bytes": sum(f.size for f in study.files)}
-    path.write_text(json.dumps(body, indent=1, sort_keys=True))
-    return str(path)
+    write_text(path, json.dumps(body, indent=1, sort_keys=True))
+    return path
 
 
 def _item(

@@ -25,8 +25,9 @@ from dcmtier.discovery.landing import stage
 from dcmtier.discovery.plan import safe_name
 from dcmtier.errors import CatalogueError, DcmtierError
 from dcmtier.records import LAYERED, Study, name_by_key
+from dcmtier.storage.store import read_text
 from dcmtier.tiers import resolve_tiers
-from dcmtier.work.layout import Layout
+from dcmtier.work.publish import OutputRoot
 from dcmtier.work.study import process_study
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ FAILURES_IN_XCOM = 20  # a study x tier's summary keeps this many failure lines
 def run_item(
     item: Mapping[str, Any],
     *,
-    output: Path,
+    output: Path | str | OutputRoot,
     context: JobContext,
     catalogue_url: str | None = None,
     jobs: int = 1,
@@ -48,16 +49,23 @@ def run_item(
     A frame that breaks its gate is a quality outcome handled by ``on_gate_failure`` (the
     DAG param; None: the default policy's ``fallback``), never an error: nothing is raised
     for it, so it is never retried and never fails the run.
-    """
 
-    staging = output / "staging" / safe_name(context.run_id) / f"{item['study_uid']}-{item['tier']}"
-    catalogue = Catalogue.connect(resolve_url(catalogue_url, output))
+    On an output root on object storage the work happens in this worker's scratch folder and
+    the finished study x tier is published to the store (``dcmtier.work.publish``).
+    """
+    root = output if isinstance(output, OutputRoot) else OutputRoot.of(output)
+    layout = root.layout
+    staging = layout.root / "staging" / safe_name(context.run_id)
+    staging = staging / f"{item['study_uid']}-{item['tier']}"
+    catalogue = Catalogue.connect(resolve_url(catalogue_url, root.data_dir(catalogue_url)))
     try:
         study = _staged_study(item, staging, catalogue)
+        if str(item.get("strategy", LAYERED)) == LAYERED:
+            root.fetch_layers(study.uid)
         (result,) = process_study(
             study,
             resolve_tiers([item["tier"]]),
-            Layout(output),
+            layout,
             run_id=context.run_id,
             jobs=jobs,
             policy=Policy().with_gate_action(on_gate_failure),
@@ -65,30 +73,40 @@ def run_item(
             context=context,
             strategy=str(item.get("strategy", "layered")),
             layer_tiers=resolve_tiers(list(item.get("layer_tiers") or [item["tier"]])),
+            publisher=root.publisher,
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if root.layer_cache == "store":
+            root.drop_layers(str(item["study_uid"]), on_store=False)  # the store keeps them
     summary = result.as_dict()
     summary["failures"] = summary["failures"][:FAILURES_IN_XCOM]
     return summary
 
 
 def prepare_layers(
-    study_item: Mapping[str, Any], *, output: Path, run_id: str, catalogue_url: str | None = None
+    study_item: Mapping[str, Any],
+    *,
+    output: Path | str | OutputRoot,
+    run_id: str,
+    catalogue_url: str | None = None,
 ) -> dict[str, Any]:
     """Encode a study's layered J2K codestreams once, into the cache its tier tasks cut from.
 
-    Bad input is left for the tier tasks to report (they read the same files); only
-    infrastructure errors raise.
+    On an output root on object storage the cache is put on the store (``cache/layered/``)
+    unless the root keeps it per worker. Bad input is left for the tier tasks to report (they
+    read the same files); only infrastructure errors raise.
     """
 
+    root = output if isinstance(output, OutputRoot) else OutputRoot.of(output)
     names = list(study_item.get("layer_tiers") or [])
     tiers = resolve_tiers(names) if names else []
     summary: dict[str, Any] = {"study_uid": study_item["study_uid"], "encoded": 0, "skipped": 0}
     if study_item.get("strategy") != LAYERED or len(tiers) < 2:
         return {**summary, "note": "no layered encode: fewer than two J2K rate tiers"}
-    staging = output / "staging" / safe_name(run_id) / f"{study_item['study_uid']}-layers"
-    catalogue = Catalogue.connect(resolve_url(catalogue_url, output))
+    staging = root.layout.root / "staging" / safe_name(run_id)
+    staging = staging / f"{study_item['study_uid']}-layers"
+    catalogue = Catalogue.connect(resolve_url(catalogue_url, root.data_dir(catalogue_url)))
     try:
         study = _staged_study(study_item, staging, catalogue)
     finally:
@@ -97,15 +115,20 @@ def prepare_layers(
     try:
         for path in study.files:
             try:
-                cut_tiers(read_source(path), tiers, Layout(output).layer_cache)
+                cut_tiers(read_source(path), tiers, root.layout.layer_cache)
                 summary["encoded"] += 1
             except DcmtierError as exc:
                 key = study.key(path)
                 log.info("no layered encode for %s: %s", key, name_by_key(str(exc), path, key))
                 summary["skipped"] += 1
+        summary["encode_s"] = round(time.perf_counter() - started, 3)
+        if root.store is not None and root.layer_cache == "store":
+            started = time.perf_counter()
+            summary["cached_objects"] = root.keep_layers(study.uid)
+            summary["upload_s"] = round(time.perf_counter() - started, 3)
+            root.drop_layers(study.uid, on_store=False)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    summary["encode_s"] = round(time.perf_counter() - started, 3)
     return summary
 
 
@@ -156,7 +179,7 @@ def _staged_study(item: Mapping[str, Any], staging: Path, catalogue: Catalogue) 
     """The study of a work item, its files found through the catalogue's location ids, remote
     files staged into ``staging``."""
 
-    manifest = json.loads(Path(item["manifest"]).read_text())
+    manifest = json.loads(read_text(str(item["manifest"])))
     entries = manifest["files"]
     found = catalogue.locations(int(e["location"]) for e in entries)
     missing = [e["key"] for e in entries if int(e["location"]) not in found]

@@ -150,6 +150,17 @@ class Store:
         if self.is_s3:
             self._abort_uploads(prefix)
 
+    def delete(self, keys: Sequence[str]) -> None:
+        """Delete these objects (each a key relative to the root)."""
+        if keys:
+            self._call("delete", keys[0], self.fs.rm, [self._path(k) for k in keys])
+
+    def key_of(self, url: str) -> str:
+        """The key of an object named by its URL under this root (`url_of` reversed)."""
+        if not url.startswith(f"{self.url}/"):
+            raise ConfigError(f"{url}: not under {self.url}")
+        return url.removeprefix(f"{self.url}/")
+
     def write_bytes(self, key: str, data: bytes) -> None:
         self._call("write", key, self.fs.pipe_file, self._path(key), data)
 

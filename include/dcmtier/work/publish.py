@@ -13,6 +13,11 @@ then puts that study x tier on the store in two phases:
    deleted. Only then does the caller record the study x tier in the catalogue, the commit
    point readers go by: every object the catalogue names is complete, and a package present
    under ``packages/`` means its tier's derived objects and partition are in place.
+3. **prune**, after the commit point: objects of the study x tier that the new result does
+   not name are deleted, as the catalogue's rows for them were replaced. These are outputs an
+   earlier run kept and the quality gate now rejects (``on_gate_failure`` reject: a rejected
+   output is never left on the store as if kept), outputs of instances that now fail, and the
+   package of a tier that has no member left.
 
 Objects are rewritten whole, so a rerun gives the same keys with the same bytes (a ZIP, made
 deterministically, keeps its ETag). Keys hold UIDs, tiers and file keys only.
@@ -149,8 +154,6 @@ class Publisher:
         self.store.copy([(f"{staged}/{k}", k) for k in files if k != package])
         if package is not None:
             self.store.copy([(f"{staged}/{package}", package)])
-        else:
-            self.store.remove(self._key(self.scratch.package(result.study_uid, result.tier)))
         self.store.remove(f"{prefix}/")
         self._relocate(result)
         log.info(
@@ -174,6 +177,27 @@ class Publisher:
             self.store.put(path, self._key(path))
         shutil.rmtree(folder, ignore_errors=True)
         return len(new)
+
+    def prune(self, result: StudyTierResult) -> list[str]:
+        """Delete the study x tier's objects that the published ``result`` does not name (call
+        it once the catalogue has recorded ``result``); return their keys."""
+        study, tier = result.study_uid, result.tier
+        named = {self.store.key_of(str(r.output)) for r in result.results if r.output}
+        for url in (result.quality_partition, result.package):
+            if url:
+                named.add(self.store.key_of(url))
+        package = self._key(self.scratch.package(study, tier))
+        found = [
+            *self.store.keys(f"derived/{tier}/{study}/"),
+            *self.store.keys(f"quality/tier={tier}/study={study}/"),
+            *[k for k in self.store.keys(f"packages/{study}/") if k == package],
+        ]
+        stale = sorted(k for k in found if k not in named)
+        self.store.delete(stale)
+        if stale:
+            log.info("study %s tier %s: %d object(s) no longer made deleted from the store",
+                     study, tier, len(stale))  # fmt: skip
+        return stale
 
     def clear(self, study_uid: str, tier: str) -> None:
         """Remove the local copies of a published study x tier from scratch."""

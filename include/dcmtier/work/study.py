@@ -99,7 +99,8 @@ def process_study(
 
     With a ``publisher`` (an output root on object storage), ``layout`` is the worker's local
     scratch: each finished tier is published to the store before the catalogue records it
-    (``work.publish``), then removed from scratch.
+    (``work.publish``); then its objects the result no longer names (outputs the gate now
+    rejects) are deleted from the store and its files removed from scratch.
     """
     work = _Work(
         study, layout, run_id=run_id, jobs=jobs, policy=policy or Policy(), strategy=strategy,
@@ -243,7 +244,8 @@ class _Work:
                     if catalogue is not None:
                         _check_hold(lease, (self.study.uid, tier.name))
                         catalogue.finish_job(jobs_of[tier.name], result)  # the commit point
-                    if self.publisher is not None:
+                    if self.publisher is not None:  # after the commit point
+                        self.publisher.prune(result)
                         self.publisher.clear(self.study.uid, tier.name)
                     done.append(result)
                     if self.watcher is not None:

@@ -124,8 +124,63 @@ def test_an_output_on_a_store_without_a_catalogue_url_is_refused_in_one_line(
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def _get(s3: S3Process, key: str) -> bytes:
-    return bytes(s3.client().get_object(Bucket="archive", Key=key)["Body"].read())
+def test_outputs_the_gate_now_rejects_are_deleted_from_the_store_not_left_as_if_kept(
+    s3: S3Process, tmp_path: Path
+) -> None:
+    """A noisy CT, cut from one layered encode: j2k-r3 passes its gate, j2k-r10 keeps some of
+    its slices (1 of 6 measured), j2k-r20 none. A run with ``keep`` publishes every output;
+    the same run with ``reject`` leaves on the store exactly what the catalogue names: no
+    rejected instance, no package for j2k-r20, the untouched tier's objects as they were."""
+    folder = tmp_path / "noisy"
+    paths = write_ct_series(folder, slices=SLICES, rows=128, columns=128, seed=16, noise_hu=50.0)
+    study = str(dcmread(paths[0], stop_before_pixels=True).StudyInstanceUID)
+    s3.client().create_bucket(Bucket="gated")
+    upload_folder(s3, folder, "gated", "in")
+    db = tmp_path / "catalogue.db"
+    catalogue = f"sqlite:///{db}"
+    assert run(s3, "db", "upgrade", "--catalogue", catalogue, scratch=tmp_path).returncode == 0
+    tiers = ("j2k-r3", "j2k-r10", "j2k-r20")
+    argv = ["process", "s3://gated/in", "--out", "s3://gated/out", "--catalogue", catalogue,
+            "--jobs", "1", "--json", *(a for t in tiers for a in ("--tier", t))]  # fmt: skip
+
+    kept = run(s3, *argv, "--on-gate-failure", "keep", scratch=tmp_path / "scratch")
+    assert kept.returncode == 0, kept.stderr[-2000:]
+    for tier in tiers:
+        assert len(s3.objects("gated", f"out/derived/{tier}/{study}/")) == SLICES
+        assert f"out/packages/{study}/{tier}.zip" in s3.objects("gated", "out/packages/")
+    before = s3.objects("gated", f"out/derived/j2k-r3/{study}/")
+
+    rejected = run(s3, *argv, "--on-gate-failure", "reject", scratch=tmp_path / "scratch")
+    assert rejected.returncode == 0, rejected.stderr[-2000:]
+    statuses = {r["tier"]: r for r in map(json.loads, rejected.stdout.splitlines())}
+    assert statuses["j2k-r3"]["counts"] == {"ok": SLICES}
+    r10 = statuses["j2k-r10"]["counts"]
+    assert 0 < r10["ok"] < SLICES and r10["ok"] + r10["rejected"] == SLICES
+    assert statuses["j2k-r20"]["status"] == "rejected"
+    objects = s3.objects("gated", "out/")
+    with sqlite3.connect(db) as connection:
+        named = {
+            (tier, uri.removeprefix("s3://gated/"))
+            for tier, uri in connection.execute("SELECT tier, output_uri FROM derived_instances")
+        }
+        packages = {row[0] for row in connection.execute("SELECT uri FROM packages")}
+    for tier in tiers:
+        on_store = {k for k in objects if k.startswith(f"out/derived/{tier}/{study}/")}
+        assert on_store == {key for t, key in named if t == tier}
+    assert len([k for k in objects if k.startswith("out/derived/j2k-r10/")]) == r10["ok"]
+    assert not [k for k in objects if k.startswith("out/derived/j2k-r20/")]
+    assert {k: o["ETag"] for k, o in before.items()} == {
+        k: o["ETag"] for k, o in objects.items() if k.startswith("out/derived/j2k-r3/")
+    }
+    assert f"out/packages/{study}/j2k-r20.zip" not in objects
+    assert packages == {f"s3://gated/out/packages/{study}/{t}.zip" for t in ("j2k-r3", "j2k-r10")}
+    with zipfile.ZipFile(io.BytesIO(_get(s3, f"out/packages/{study}/j2k-r10.zip", "gated"))) as zf:
+        assert len([n for n in zf.namelist() if n != MANIFEST_NAME]) == r10["ok"]
+    assert not [k for k in objects if k.startswith("out/work/publish/")]
+
+
+def _get(s3: S3Process, key: str, bucket: str = "archive") -> bytes:
+    return bytes(s3.client().get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
 def _savings(db: Path) -> dict[str, dict[str, Any]]:

@@ -100,9 +100,15 @@ def s3_server(*args: str) -> Iterator[S3Process]:
 
 @contextmanager
 def environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the block, restoring the old values after it."""
+    """Set environment variables for the block, restoring the old values after it.
+
+    fsspec keeps each filesystem it opened for reuse, with the endpoint it read from the
+    environment then: those are forgotten on the way in and out, so that a block never talks
+    to another test's server.
+    """
     old = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
+    _forget_filesystems()
     try:
         yield
     finally:
@@ -111,6 +117,13 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        _forget_filesystems()
+
+
+def _forget_filesystems() -> None:
+    from s3fs import S3FileSystem
+
+    S3FileSystem.clear_instance_cache()
 
 
 def upload_folder(server: S3Process, folder: Path, bucket: str, prefix: str) -> list[str]:

@@ -45,8 +45,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     | {"orchestration", "storage"},
     "cli": SHARED | {"commands"},
     # the Airflow plugin's pages: they read the catalogue and the Parquet dataset, and decode
-    # files (codec) for the difference image; nothing imports them but plugins/
-    "ui": SHARED | {"catalogue", "measure", "codec"},
+    # files (codec) for the difference image, local or on a store (storage); nothing imports
+    # them but plugins/
+    "ui": SHARED | {"catalogue", "measure", "codec", "storage"},
 }
 
 

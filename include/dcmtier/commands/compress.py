@@ -2,6 +2,11 @@
 
 Sources are named by file key (SOP Instance UID, else a content hash); --show-paths also
 prints their paths, which may carry patient names.
+
+--out may be an object store URL (s3://bucket/prefix, ...; credentials from the store's
+standard variables such as AWS_ENDPOINT_URL): each output is written and verified in a local
+temporary folder, then put as one object at the same relative key (one PUT: an object is
+whole or absent), and the local copy removed.
 """
 
 from __future__ import annotations
@@ -40,7 +45,10 @@ def add_parser(subparsers: Any) -> None:
         metavar="NAME",
         help=f"tier to make, repeatable (default: {' '.join(DEFAULT_TIERS)})",
     )
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--out", required=True, metavar="DIR",
+        help="output folder, or an object store URL (each output one object)",
+    )  # fmt: skip
     add_jobs(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per (source, tier)")
     parser.add_argument("--policy", type=Path, metavar="FILE", help="modality policy JSON")
@@ -63,11 +71,45 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dcmtier.cli import EXIT_FAILED
+    from dcmtier.errors import StorageError
+
     tiers = resolve_tiers(args.tiers)
     policy = Policy.from_file(args.policy) if args.policy else Policy()
     with tempfile.TemporaryDirectory(prefix="dcmtier-staging-") as staging:
-        files, where = _sources(args.sources, Path(staging))
-        return _compress(args, files, where, tiers, policy)
+        try:
+            out = _Output.of(args.out, Path(staging) / "out")
+            files, where = _sources(args.sources, Path(staging))
+            return _compress(args, files, where, tiers, policy, out=out)
+        except StorageError as exc:
+            print(f"dcmtier: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+
+
+class _Output:
+    """Where outputs go: ``folder`` itself, or ``folder`` first and then ``store``."""
+
+    def __init__(self, folder: Path, store: Any = None) -> None:
+        self.folder, self.store = folder, store
+
+    @classmethod
+    def of(cls, location: str, scratch: Path) -> _Output:
+        from dcmtier.storage.store import Store, is_remote, local_root
+
+        if not is_remote(location):
+            return cls(local_root(location) if "://" in location else Path(location))
+        return cls(scratch, Store.open(location))
+
+    def publish(self, results: list[TierResult]) -> None:
+        """Put one source's outputs on the store (each one object), then drop the copies."""
+        if self.store is None:
+            return
+        written = [r for r in results if r.output and Path(r.output).is_file()]
+        keys = [Path(str(r.output)).relative_to(self.folder).as_posix() for r in written]
+        self.store.put_many([(Path(str(r.output)), k) for r, k in zip(written, keys, strict=True)])
+        for result, key in zip(written, keys, strict=True):
+            Path(str(result.output)).unlink()
+            result.output = self.store.url_of(key)
 
 
 def _sources(sources: list[str], staging: Path) -> tuple[list[Path], dict[str, str]]:
@@ -92,12 +134,14 @@ def _compress(
     where: dict[str, str],
     tiers: list[Tier],
     policy: Policy,
+    *,
+    out: _Output,
 ) -> int:
     from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
     from dcmtier.work.batch import default_jobs, run_batch
 
     options = Options(
-        out_dir=args.out,
+        out_dir=out.folder,
         policy=policy.with_gate_action(args.on_gate_failure),
         passthrough=args.pass_through,
         strategy=args.strategy,
@@ -107,6 +151,7 @@ def _compress(
     results: list[TierResult] = []
     with _progress(len(files), enabled=not args.json and sys.stderr.isatty()) as advance:
         for file_results in run_batch(files, tiers, options, jobs=jobs):
+            out.publish(file_results)
             for result in file_results:
                 result.path = where.get(str(result.path), result.path)  # a URL, not a copy
                 if args.json:

@@ -179,6 +179,31 @@ def test_outputs_the_gate_now_rejects_are_deleted_from_the_store_not_left_as_if_
     assert not [k for k in objects if k.startswith("out/work/publish/")]
 
 
+def test_compress_writes_each_output_as_one_object_under_an_output_url(
+    s3: S3Process, landing: dict[str, Any], tmp_path: Path
+) -> None:
+    s3.client().create_bucket(Bucket="loose")
+    argv = ["compress", "s3://landing/ward7/study1", "--tier", "j2k-lossless", "--tier",
+            "j2k-r20", "--out", "s3://loose/files", "--json", "--jobs", "1"]  # fmt: skip
+    result = run(s3, *argv, scratch=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 2 * SLICES and {line["status"] for line in lines} == {"ok"}
+    objects = s3.objects("loose")
+    assert {f"s3://loose/{k}" for k in objects} == {line["output"] for line in lines}
+    for tier in ("j2k-lossless", "j2k-r20"):
+        assert (
+            len([k for k in objects if k.startswith(f"files/{tier}/{landing['study_uid']}/")])
+            == SLICES
+        )
+    for key in objects:
+        body = s3.client().get_object(Bucket="loose", Key=key)["Body"].read()
+        assert dcmread(io.BytesIO(body)).file_meta.TransferSyntaxUID.startswith(
+            "1.2.840.10008.1.2.4.9"
+        )
+    assert PLANTED not in result.stdout + "".join(objects)
+
+
 def _get(s3: S3Process, key: str, bucket: str = "archive") -> bytes:
     return bytes(s3.client().get_object(Bucket=bucket, Key=key)["Body"].read())
 

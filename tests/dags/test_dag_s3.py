@@ -4,6 +4,8 @@ server on loopback reached through ``AWS_ENDPOINT_URL``."""
 from __future__ import annotations
 
 import io
+import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -70,7 +72,50 @@ def test_a_run_with_output_on_s3_publishes_every_study_tier_and_leaves_no_tempor
         assert savings[tier] == objects[f"dcm/packages/{study}/{tier}.zip"]["Size"]
 
 
-def _run(landing: str, output: str) -> Any:
+def test_the_stores_credentials_and_endpoint_can_come_from_an_airflow_connection(
+    airflow_db: Path, tmp_path: Path
+) -> None:
+    """No ``AWS_*`` endpoint or credential variable is set: the endpoint and the key pair come
+    only from the ``aws`` connection named in the ``storage_conn_id`` param (here from
+    ``AIRFLOW_CONN_…``)."""
+    import fsspec
+
+    paths = write_ct_series(tmp_path / "landing", slices=2, rows=64, columns=64, seed=12)
+    study = str(dcmread(paths[0], stop_before_pixels=True).StudyInstanceUID)
+    db = tmp_path / "catalogue.db"
+    catalogue = f"sqlite:///{db}"
+    upgrade = [sys.executable, "-m", "dcmtier.cli", "db", "upgrade", "--catalogue", catalogue]
+    subprocess.run(upgrade, check=True, capture_output=True)
+    with s3_server() as s3:
+        client = s3.client()
+        client.create_bucket(Bucket="landing")
+        client.create_bucket(Bucket="archive")
+        upload_folder(s3, tmp_path / "landing", "landing", "ward8")
+        assert not {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID",
+                    "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"} & set(os.environ)  # fmt: skip
+        connection = {
+            "conn_type": "aws", "login": "dcmtier-test", "password": "dcmtier-test-secret",
+            "extra": {"endpoint_url": s3.endpoint, "region_name": "us-east-1"},
+        }  # fmt: skip
+        env = {"AIRFLOW_CONN_DCMTIER_S3": json.dumps(connection),
+               "DCMTIER_CATALOGUE_URL": catalogue,
+               "DCMTIER_SCRATCH": str(tmp_path / "scratch")}  # fmt: skip
+        try:
+            with environment(env):
+                run = _run("s3://landing/ward8", "s3://archive/dcm", storage_conn_id="dcmtier_s3")
+        finally:
+            fsspec.config.conf.pop("s3", None)  # what the connection set for this process
+        states = {(ti.task_id, ti.map_index): str(ti.state) for ti in run.get_task_instances()}
+        assert str(run.state).endswith("success"), states
+        objects = s3.objects("archive", "dcm/")
+    for tier in TIERS:
+        assert f"dcm/packages/{study}/{tier}.zip" in objects
+    with sqlite3.connect(db) as connection_:
+        uris = {r[0] for r in connection_.execute("SELECT uri FROM packages")}
+    assert uris == {f"s3://archive/dcm/packages/{study}/{t}.zip" for t in TIERS}
+
+
+def _run(landing: str, output: str, **params: str) -> Any:
     dag = DagBag(dag_folder=str(DAGS)).dags[DAG_ID]
-    conf = {"landing": landing, "output": output, "tiers": TIERS, "settle_seconds": 0}
+    conf = {"landing": landing, "output": output, "tiers": TIERS, "settle_seconds": 0, **params}
     return dag.test(run_conf=conf)

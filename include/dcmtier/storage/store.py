@@ -20,6 +20,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,23 @@ class Store:
             if info.get("type") == "file"
         }
 
+    def modified(self, prefix: str) -> dict[str, tuple[int, datetime | None]]:
+        """Every object under ``prefix``: key -> (size, last modified, when the store says)."""
+        path = self._path(prefix)
+        self.fs.invalidate_cache()
+        try:
+            found = self.fs.find(path, detail=True)
+        except FileNotFoundError:
+            return {}
+        except Exception as exc:
+            raise StorageError(f"{self.url}: cannot list {prefix}: {_one_line(exc)}") from exc
+        start = len(self.base) + 1
+        return {
+            name[start:]: (int(info.get("size") or 0), _when(info))
+            for name, info in found.items()
+            if info.get("type") == "file"
+        }
+
     def remove(self, prefix: str) -> None:
         """Delete every object under ``prefix`` (and, on S3, abort its unfinished uploads)."""
         listed = self.keys(prefix)
@@ -211,6 +229,16 @@ def _quiet_abandoned_tasks() -> None:
     logger = logging.getLogger("asyncio")
     if not any(isinstance(f, _AbandonedTasks) for f in logger.filters):
         logger.addFilter(_AbandonedTasks())
+
+
+def _when(info: Mapping[str, Any]) -> datetime | None:
+    """An object's last modification as a listing gives it (S3: ``LastModified``)."""
+    value = info.get("LastModified") or info.get("mtime") or info.get("created")
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    return None
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

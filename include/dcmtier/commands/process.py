@@ -148,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
             catalogue.record_unidentified(prefix, under)
     worst = EXIT_FAILED if unidentified else EXIT_OK
     jobs = args.jobs or default_jobs()
-    with ProcessProgress(sources.sizes, len(tiers)) as progress:
+    with ProcessProgress(sources.sizes, len(tiers)) as progress, sources:
         for study in sources.studies():
             watcher = progress.start(study)
             results = process_study(
@@ -211,6 +211,13 @@ class _Sources:
     def done(self, study: Study) -> None:
         """Remove the staged copies of a study's remote files."""
         shutil.rmtree(self.staging / study.uid, ignore_errors=True)
+
+    def __enter__(self) -> _Sources:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Remove the run's staging folder, whatever is left in it (an error, a signal)."""
+        shutil.rmtree(self.staging, ignore_errors=True)
 
 
 def open_catalogue(explicit: str | None, data_dir: Path) -> Catalogue:

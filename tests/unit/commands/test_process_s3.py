@@ -83,6 +83,8 @@ def test_process_from_s3_to_s3_publishes_every_tier_whole_and_a_rerun_keeps_the_
     assert not [k for k in keys if ".tmp" in k or k.startswith("work/publish")]
     assert not [k for k in keys if PLANTED in k]
     assert PLANTED not in first.stdout + first.stderr
+    assert not list((tmp_path / "scratch").rglob("*.dcm"))  # nothing staged or derived left
+    assert not list((tmp_path / "scratch").glob("dcmtier-scratch/*/staging/*"))  # no run folder
     assert s3.uploads("archive") == []
 
     study = landing["study_uid"]

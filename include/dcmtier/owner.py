@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dcmtier.errors import ConfigError
+from dcmtier.outputs import output_mode
 
 LEASE_ENV = "DCMTIER_LEASE_SECONDS"
 DEFAULT_LEASE_SECONDS = 180
@@ -77,13 +78,19 @@ def lease_seconds() -> int:
 
 
 def temp_file(target: Path, *, directory: bool = False) -> Path:
-    """Create an empty temporary file (or folder) beside ``target``, named for its owner."""
+    """Create an empty temporary file (or folder) beside ``target``, named for its owner.
+
+    ``tempfile`` makes it owner-only; it gets the mode the umask gives a plain ``open`` (or
+    ``mkdir``) instead, so what is renamed into place follows the umask like any output.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{target.name}{current().token}"
     if directory:
-        return Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
-    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
-    os.close(fd)
+        name = tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent)
+    else:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
+        os.close(fd)
+    os.chmod(name, output_mode(directory=directory))
     return Path(name)
 
 

@@ -25,6 +25,8 @@ OK, SKIPPED, REFUSED, FAILED = "ok", "skipped", "refused", "failed"
 GATE_FAILED = "gate_failed"  # keep: the output is kept, flagged
 REJECTED = "rejected"  # reject: the output is not kept (removed from derived/, not packaged)
 # (fallback: the frame is recoded to meet the gate and the instance is ``ok``)
+DUPLICATE = "duplicate"  # repeats another file's SOP Instance UID and pixel data: made once
+CARRIED = "carried"  # not in this attempt; its verified output kept from an earlier one
 
 # Status of one study x tier.
 STUDY_OK, STUDY_PARTIAL, STUDY_FAILED = "ok", "partial", "failed"
@@ -111,6 +113,7 @@ class Unidentified:
     uri: str
     reason: str
     path: Path | None = None
+    status: str = FAILED  # or SKIPPED: not a DICOM file, or a DICOMDIR
 
 
 @dataclass
@@ -181,6 +184,7 @@ class StudyTierResult:
     package_sha256: str | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
     gate_outcomes: dict[str, int] = field(default_factory=dict)  # frames per on_gate_failure
+    carried: list[str] = field(default_factory=list)  # source SOP UIDs kept from earlier attempts
     results: list[TierResult] = field(default_factory=list, repr=False)
     done_by: str | None = None  # another run that finished it meanwhile (same inputs)
 
@@ -194,14 +198,20 @@ def outcome_text(status: str, counts: Mapping[str, int], instances: int) -> str:
     """A study x tier's outcome in a few words, as the Airflow grid and the pages show it.
 
     ``ok 10/10``, ``partial 7/10``, ``partial 7/10 · 3 below gate``, ``failed 0/10``: the
-    status, the instances packaged out of those with pixel data, then what kept the others out
-    (failed, below the quality gate, refused by policy).
+    status, the instances packaged (made now, or carried over from the study's package) out of
+    those with pixel data, then what kept the others out (failed, below the quality gate,
+    refused by policy, a duplicate of another file: ``ok 10/10 · 1 duplicate``).
     """
-    packaged = counts.get(OK, 0)
-    judged = instances - counts.get(SKIPPED, 0)
+    packaged = counts.get(OK, 0) + counts.get(CARRIED, 0)
+    judged = instances - counts.get(SKIPPED, 0) - counts.get(DUPLICATE, 0)
     words = [f"{status} {packaged}/{judged}"]
     words += [f"{n} {what}" for key, what in _KEPT_OUT if (n := counts.get(key, 0))]
     return " · ".join(words)
 
 
-_KEPT_OUT = ((FAILED, "failed"), (GATE_FAILED, "below gate"), (REFUSED, "refused"))
+_KEPT_OUT = (
+    (FAILED, "failed"),
+    (GATE_FAILED, "below gate"),
+    (REFUSED, "refused"),
+    (DUPLICATE, "duplicate"),
+)

@@ -24,7 +24,8 @@ def landing(tmp_path: Path) -> Path:
     write_ct_series(root / "two", slices=2, rows=128, columns=128, seed=12, signed=False)
     broken = root / "one" / "CT0002.dcm"
     broken.write_bytes(broken.read_bytes()[:-3000])  # header readable, pixel data cut short
-    (root / "notes.txt").write_text("not DICOM\n")  # belongs to no study
+    (root / "notes.txt").write_text("not DICOM\n")  # skipped: not a DICOM file
+    (root / "stray.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")  # no study: failed
     return root
 
 
@@ -64,10 +65,14 @@ def test_a_manual_run_compresses_every_study_and_quarantines_the_broken_file(
     assert all(r[1] == 2 for r in rows)
     notes = hashlib.sha256((landing / "notes.txt").read_bytes()).hexdigest()[:32]
     stray = _query(output, "SELECT file, reason FROM failures WHERE study_uid IS NULL")
-    assert [f for f, _ in stray] == [notes]  # named by its content hash
-    assert (output / "quarantine" / "_unidentified" / f"{notes}.reason.json").is_file()
-    located = _query(output, f"SELECT uri FROM file_locations WHERE file_key = '{notes}'")
-    assert located == [((landing / "notes.txt").as_uri(),)]  # the operators' table
+    stray_bytes = (landing / "stray.dcm").read_bytes()
+    stray_key = hashlib.sha256(stray_bytes).hexdigest()[:32]
+    assert [f for f, _ in stray] == [stray_key]  # named by its content hash
+    quarantined = output / "quarantine" / "_unidentified"
+    assert (quarantined / f"{stray_key}.reason.json").is_file()
+    assert not (quarantined / f"{notes}.reason.json").exists()  # skipped: not DICOM
+    located = _query(output, f"SELECT uri FROM file_locations WHERE file_key = '{stray_key}'")
+    assert located == [((landing / "stray.dcm").as_uri(),)]  # the operators' table
     failures = _query(output, "SELECT tier, sop_uid, reason FROM failures WHERE tier IS NOT NULL")
     assert {f[0] for f in failures} == set(TIERS)  # one row per tier for the broken instance
     assert all(f[2].startswith(f"{f[1]}: pixel data cannot be decoded") for f in failures)

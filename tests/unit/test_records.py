@@ -46,8 +46,18 @@ def test_every_spelling_of_a_path_in_a_message_becomes_the_key(tmp_path: Path) -
         ("partial", {"ok": 7, "gate_failed": 3}, 10, "partial 7/10 · 3 below gate"),
         ("ok", {"ok": 9, "refused": 1, "skipped": 2}, 12, "ok 9/10 · 1 refused"),
         ("failed", {"failed": 2}, 2, "failed 0/2 · 2 failed"),
+        ("ok", {"ok": 1, "carried": 11}, 12, "ok 12/12"),
+        ("ok", {"ok": 11, "duplicate": 1}, 12, "ok 11/11 · 1 duplicate"),
     ],
-    ids=["clean", "partial", "below-gate", "refused-and-skipped", "failed"],
+    ids=[
+        "clean",
+        "partial",
+        "below-gate",
+        "refused-and-skipped",
+        "failed",
+        "carried",
+        "duplicate",
+    ],
 )
 def test_the_outcome_says_how_many_were_packaged_and_why_not_the_rest(
     status: str, counts: dict[str, int], instances: int, text: str

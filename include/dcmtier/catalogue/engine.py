@@ -14,11 +14,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
-from dcmtier.errors import CatalogueError
+from dcmtier.errors import CatalogueError, ConfigError
 
 ENV_URL = "DCMTIER_CATALOGUE_URL"
 DEFAULT_NAME = "catalogue.db"
 SQLITE_BUSY_TIMEOUT_S = 60  # concurrent local tasks wait for the writer instead of failing
+SUPPORTED_BACKENDS = ("postgresql", "sqlite")
 _DRIVER_LESS = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg"}
 
 
@@ -79,7 +80,13 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(normalise_url(url))
     except ArgumentError as exc:
         raise CatalogueError(f"not a database URL: {url!r} ({exc})") from exc
-    if parsed.get_backend_name() != "sqlite":
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise ConfigError(
+            f"catalogue URL {safe_url(url)}: {backend} is not supported; use postgresql:// "
+            "or sqlite:///"
+        )
+    if backend != "sqlite":
         return create_engine(parsed, poolclass=NullPool)
     engine = create_engine(
         parsed, poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}

@@ -45,7 +45,15 @@ NAMING_CONVENTION = {
 # An attempt whose owner died without a word is "abandoned" (found later, by its pid or its
 # lease); one stopped by SIGINT or SIGTERM says so itself: "interrupted".
 JOB_STATUSES = ("running", "ok", "partial", "failed", "abandoned", "interrupted", "rejected")
-FAILURE_STATUSES = ("failed", "refused", "gate_failed", "abandoned", "interrupted", "rejected")
+FAILURE_STATUSES = (
+    "failed",
+    "refused",
+    "gate_failed",
+    "abandoned",
+    "interrupted",
+    "rejected",
+    "duplicate",
+)
 
 UID = String(64)  # DICOM UIDs are at most 64 characters
 AIRFLOW_ID = String(250)  # Airflow's limit for dag_id, run_id and task_id
@@ -225,6 +233,8 @@ class DerivedInstance(Base):
     layer: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)  # NULL unless layered
     # frames recoded at a lower ratio to meet the gate (on_gate_failure fallback); 0007
     fallback_frames: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # the precision coded: above the source's Bits Stored when its stored values needed it
+    bits_stored: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
 
 
 class FrameQuality(Base):

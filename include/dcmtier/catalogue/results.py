@@ -11,6 +11,7 @@ from typing import Any
 from dcmtier.catalogue.models import FAILURE_STATUSES
 from dcmtier.errors import CatalogueError
 from dcmtier.records import (
+    CARRIED,
     GATE_FAILED,
     LAYERED,
     OK,
@@ -85,6 +86,7 @@ def _derived(r: TierResult, study_uid: str, job_id: int, now: datetime) -> Deriv
         "strategy": strategy,
         "layer": layer,
         "fallback_frames": r.fallback_frames,
+        "bits_stored": _bits_stored(r),
     }
     return DerivedRows(instance, [_frame(m) for m in metrics])
 
@@ -103,6 +105,11 @@ def _encoding(r: TierResult) -> tuple[str, int | None]:
             f"and a {LAYERED} output needs an integer layer"
         )
     return strategy, layer if strategy == LAYERED else None
+
+
+def _bits_stored(r: TierResult) -> int | None:
+    value = r.params.get("bits_stored")
+    return value if isinstance(value, int) else None
 
 
 def _frame(m: Mapping[str, Any]) -> dict[str, Any]:
@@ -140,7 +147,7 @@ def package_row(result: StudyTierResult, job_id: int, now: datetime) -> dict[str
         "uri": location_uri(result.package),
         "bytes": result.package_bytes,
         "sha256": result.package_sha256,
-        "member_count": result.counts.get(OK, 0) + result.counts.get(GATE_FAILED, 0),
+        "member_count": sum(result.counts.get(s, 0) for s in (OK, GATE_FAILED, CARRIED)),
         "created_at": now,
     }
 
@@ -161,7 +168,7 @@ def failure_rows(result: StudyTierResult, job_id: int, now: datetime) -> list[di
                 result.tier,
                 job_id,
                 now,
-                key=sop_uid or source or JOB_KEY,
+                key=f.get("key") or sop_uid or source or JOB_KEY,
                 sop_uid=sop_uid,
                 file=source,
                 status=status,
@@ -187,9 +194,19 @@ def failure_row(
     }
 
 
+def source_key(r: TierResult) -> str:
+    """The key of one processed file's failure rows: a given key, else its SOP UID, else file."""
+    return str(r.params.get("key") or r.sop_instance_uid_in or r.source)
+
+
+def judged_keys(result: StudyTierResult) -> set[str]:
+    """The failure keys this attempt judged: its instances' and its own (``JOB_KEY``)."""
+    return {JOB_KEY, *(source_key(r) for r in result.results)}
+
+
 def job_summary(result: StudyTierResult) -> str | None:
     """A one-line error for a job that was not ``ok``: what went wrong, counted."""
-    bad = {k: v for k, v in result.counts.items() if k not in (OK, "skipped", GATE_FAILED)}
+    bad = {k: v for k, v in result.counts.items() if k not in (OK, "skipped", GATE_FAILED, CARRIED)}
     if result.status == OK or not bad:
         return None
     counted = ", ".join(f"{v} {k}" for k, v in sorted(bad.items()))

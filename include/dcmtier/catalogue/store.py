@@ -39,8 +39,8 @@ from dcmtier.catalogue.retry import GaveUp, Retry, first_line
 from dcmtier.catalogue.sources import location_row, source_rows
 from dcmtier.catalogue.upsert import upsert, upsert_returning_id
 from dcmtier.errors import CatalogueError
+from dcmtier.records import FAILED, StudyTierResult, Unidentified
 from dcmtier.records import Study as SourceStudy
-from dcmtier.records import StudyTierResult, Unidentified
 from dcmtier.tiers import TIERS, Tier
 from dcmtier.versions import software_versions
 
@@ -205,7 +205,9 @@ class Catalogue:
 
     def finish_job(self, job_id: int, result: StudyTierResult) -> None:
         """Record what the attempt made; the study x tier's derived, package and failure rows
-        then describe this attempt only (idempotent)."""
+        then describe this attempt, plus the instances it carried over from earlier attempts
+        (``result.carried``: their rows stay) and the open failures of instances it did not
+        process (idempotent)."""
         if result.status not in ("ok", "partial", "failed", "rejected"):
             raise CatalogueError(f"job {job_id}: unknown result status {result.status!r}")
 
@@ -213,11 +215,14 @@ class Catalogue:
             now = utcnow()
             self._check_job(connection, job_id, result.study_uid, result.tier)
             derived = rows_of.derived_rows(result, job_id, now)
-            writes.replace_derived(connection, result.study_uid, result.tier, derived)
+            writes.replace_derived(
+                connection, result.study_uid, result.tier, derived, carried=result.carried
+            )
             writes.replace_package(connection, result, rows_of.package_row(result, job_id, now))
             writes.replace_failures(
-                connection, result.study_uid, result.tier, rows_of.failure_rows(result, job_id, now)
-            )
+                connection, result.study_uid, result.tier,
+                rows_of.failure_rows(result, job_id, now), rows_of.judged_keys(result),
+            )  # fmt: skip
             connection.execute(
                 update(Job)
                 .where(Job.id == job_id)
@@ -256,17 +261,20 @@ class Catalogue:
     def record_unidentified(self, scope: str, files: Sequence[Unidentified]) -> None:
         """Record the files under ``scope`` (a landing URI prefix) that belong to no study.
 
-        Each shows in ``failures`` by its file key, with its reason; its location goes to
-        ``file_locations``. Files found under ``scope`` earlier and absent from ``files`` are
-        marked resolved.
+        Each ``failed`` one shows in ``failures`` by its file key, with its reason; a
+        ``skipped`` one (not DICOM, a DICOMDIR) is no fault and only has its location
+        recorded, as every file's goes to ``file_locations`` (`dcmtier locate` finds the key
+        the output printed). Failures found under ``scope`` earlier and absent from the failed
+        ``files`` are marked resolved.
         """
+        failed = [f for f in files if f.status == FAILED]
 
         def write(connection: Connection) -> None:
             now = utcnow()
             rows = [
                 {"file": f.key, "reason": f.reason, "first_seen_at": now, "last_seen_at": now,
                  "resolved_at": None}
-                for f in files
+                for f in failed
             ]  # fmt: skip
             upsert(connection, UnidentifiedFile, rows, keys=["file"], keep=["first_seen_at"])
             locations = [location_row(f.key, f.uri, now) for f in files]
@@ -282,8 +290,8 @@ class Catalogue:
                 .where(table.c.file.in_(under_scope))
                 .values(resolved_at=now)
             )
-            if files:
-                stale = stale.where(table.c.file.not_in(sorted({f.key for f in files})))
+            if failed:
+                stale = stale.where(table.c.file.not_in(sorted({f.key for f in failed})))
             connection.execute(stale)
 
         self._write(write)

@@ -3,7 +3,7 @@ resolve what it no longer makes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, delete, insert, select, update
@@ -19,16 +19,24 @@ FAILURE_KEY = ("study_uid", "tier", "source_key")
 
 
 def replace_derived(
-    connection: Connection, study_uid: str, tier: str, derived: list[DerivedRows]
+    connection: Connection,
+    study_uid: str,
+    tier: str,
+    derived: list[DerivedRows],
+    carried: Collection[str] = (),
 ) -> None:
-    """Make the pair's derived rows exactly ``derived``, with fresh per-frame rows."""
+    """Make the pair's derived rows ``derived`` plus the ``carried`` ones (source SOP UIDs
+    whose outputs an earlier attempt made and this one kept: their rows stay as they are)."""
     pair = (DerivedInstance.study_uid == study_uid) & (DerivedInstance.tier == tier)
-    ids_of_pair = select(DerivedInstance.id).where(pair)
-    connection.execute(delete(FrameQuality).where(FrameQuality.derived_id.in_(ids_of_pair)))
+    remade = sorted({d.instance["source_sop_uid"] for d in derived})
+    for chunk in chunks(remade):
+        of_chunk = select(DerivedInstance.id).where(pair, DerivedInstance.source_sop_uid.in_(chunk))
+        connection.execute(delete(FrameQuality).where(FrameQuality.derived_id.in_(of_chunk)))
     existing = _derived_ids(connection, pair)
-    current = {d.instance["source_sop_uid"] for d in derived}
+    current = {d.instance["source_sop_uid"] for d in derived} | set(carried)
     stale = sorted(i for sop, i in existing.items() if sop not in current)
     for chunk in chunks(stale):
+        connection.execute(delete(FrameQuality).where(FrameQuality.derived_id.in_(chunk)))
         connection.execute(delete(DerivedInstance).where(DerivedInstance.id.in_(chunk)))
     upsert(
         connection, DerivedInstance, [d.instance for d in derived], keys=["source_sop_uid", "tier"]
@@ -62,9 +70,16 @@ def replace_package(
 
 
 def replace_failures(
-    connection: Connection, study_uid: str, tier: str, current: list[dict[str, Any]]
+    connection: Connection,
+    study_uid: str,
+    tier: str,
+    current: list[dict[str, Any]],
+    judged: Collection[str] | None = None,
 ) -> None:
-    """Upsert today's failures; mark the pair's others resolved (they no longer occur)."""
+    """Upsert today's failures; mark resolved the pair's others that this attempt judged
+    (``judged``: the keys of the instances it processed, and the attempt's own key) and that
+    no longer fail. Failures of instances it did not process stay open. ``judged`` None:
+    every other open failure of the pair is resolved."""
     upsert(connection, FailureRecord, current, keys=FAILURE_KEY, keep=["first_seen_at"])
     keys = {row["source_key"] for row in current}
     open_rows = connection.execute(
@@ -74,7 +89,9 @@ def replace_failures(
             FailureRecord.resolved_at.is_(None),
         )
     )
-    resolved = sorted(i for i, key in open_rows if key not in keys)
+    resolved = sorted(
+        i for i, key in open_rows if key not in keys and (judged is None or key in judged)
+    )
     now = utcnow()
     for chunk in chunks(resolved):
         connection.execute(

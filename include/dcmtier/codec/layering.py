@@ -23,6 +23,7 @@ from dcmtier.codec.backends import Encoded
 from dcmtier.codec.backends.layered import Layers, encode_layers, parse
 from dcmtier.codec.pixels import SourceImage
 from dcmtier.errors import CodecError
+from dcmtier.outputs import uid_name
 from dcmtier.records import LAYERED
 from dcmtier.tiers import Tier, layered_tiers
 
@@ -146,7 +147,9 @@ def _layers(
 def _cache_path(cache: Path, source: SourceImage, index: int, targets: tuple[float, ...]) -> Path:
     key = json.dumps([CACHE_VERSION, targets, source.spec.bits_stored, source.file_bytes])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache / source.study_uid / f"{source.sop_uid}.{digest}.{index:05d}.j2c"
+    return (
+        cache / uid_name(source.study_uid) / f"{uid_name(source.sop_uid)}.{digest}.{index:05d}.j2c"
+    )
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -1,13 +1,19 @@
 """Reading a source instance: header checks, pixel layout, and frames of stored values.
 
-Frames come out as pydicom decodes them (colour as RGB, PALETTE COLOR as indices), masked or
-sign-extended to Bits Stored so that bits outside it never reach an encoder.
+Frames come out as pydicom decodes them (colour as RGB, PALETTE COLOR as indices), with the
+values as stored in the file: never masked to Bits Stored. Before any frame is encoded,
+``read_source`` settles the precision the values need (``SourceImage.settle_bits``): unsigned
+values above Bits Stored (old scanners, overlays in the high bits) widen the coded precision,
+so a lossless tier keeps them bit for bit and the output's Bits Stored says so; signed values
+are sign-extended from Bits Stored, and bits above it that are neither zero nor the sign fail
+the instance. Nothing is changed silently.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +62,17 @@ class SourceImage:
     frames: int
     transfer_syntax: str
     file_bytes: int
+    bits_declared: int = 0  # Bits Stored as the header says (spec.bits_stored may be wider)
     _cache: list[np.ndarray] | None = None
+    _settled: bool = False
+
+    def __post_init__(self) -> None:
+        self.bits_declared = self.bits_declared or self.spec.bits_stored
+
+    @property
+    def widened(self) -> bool:
+        """True when stored values above Bits Stored made the coded precision wider."""
+        return self.spec.bits_stored > self.bits_declared
 
     @property
     def sop_uid(self) -> str:
@@ -94,7 +110,8 @@ class SourceImage:
             return
         keep = self.pixel_bytes * 2 <= CACHE_LIMIT
         frames: list[np.ndarray] = []
-        for frame in self._decode():
+        for raw in self._decode():
+            frame = self._stored(raw)
             if keep:
                 frames.append(frame)
             yield frame
@@ -126,6 +143,46 @@ class SourceImage:
             self.spec, photometric=str(self.dataset.PhotometricInterpretation)
         )
 
+    def settle_bits(self) -> None:
+        """Widen the coded precision to what unsigned stored values need; fail stray bits.
+
+        Raises ``InvalidInput`` for signed values whose bits above Bits Stored are neither
+        zero nor the sign extension: no precision keeps both their sign and their value.
+        """
+        s = self.spec
+        width = 8 * s.dtype.itemsize
+        if self._settled or s.bits_allocated == 1 or s.bits_stored >= width:
+            self._settled = True
+            return
+        top, stray, frames = 0, 0, []
+        keep = self.pixel_bytes * 2 <= CACHE_LIMIT
+        for raw in self._decode():
+            if s.signed:
+                extended = fit_bits(raw, s)
+                high = np.asarray(~((1 << s.bits_stored) - 1), raw.dtype)
+                stray += int(np.count_nonzero((raw != extended) & ((raw & high) != 0)))
+                frame = extended
+            else:
+                top = max(top, int(raw.max(initial=0)))
+                frame = raw
+            if keep:
+                frames.append(frame)
+        if stray:
+            raise InvalidInput(
+                f"{self.path}: {stray} signed stored values have bits above Bits Stored "
+                f"{s.bits_stored} that are neither zero nor the sign: they cannot be kept"
+            )
+        self._cache = frames if keep else None
+        if top.bit_length() > s.bits_stored:
+            self.spec = dataclasses.replace(s, bits_stored=top.bit_length())
+        self._settled = True
+
+    def _stored(self, raw: np.ndarray) -> np.ndarray:
+        """Signed values sign-extended from the declared Bits Stored; unsigned ones as stored."""
+        if not self.spec.signed:
+            return raw
+        return fit_bits(raw, dataclasses.replace(self.spec, bits_stored=self.bits_declared))
+
     def _decode(self) -> Iterator[np.ndarray]:
         if self._native_little_endian():
             yield from self._read_native()
@@ -133,8 +190,7 @@ class SourceImage:
         try:
             for frame in iter_decoded(self.dataset):
                 # native byte order: big-endian sources decode to big-endian arrays
-                native = np.ascontiguousarray(frame, dtype=self.spec.dtype)
-                yield fit_bits(native, self.spec)
+                yield np.ascontiguousarray(frame, dtype=self.spec.dtype)
         except (ValueError, RuntimeError, TypeError, IndexError, NotImplementedError) as exc:
             raise InvalidInput(
                 f"{self.path}: pixel data cannot be decoded: {_one_line(exc)}"
@@ -165,7 +221,7 @@ class SourceImage:
             )
         values = np.frombuffer(data, dtype=s.dtype.newbyteorder("<"), count=count)
         for frame in values.reshape(self.frames, s.rows, s.columns):
-            yield fit_bits(np.array(frame, dtype=s.dtype), s)  # a writeable copy
+            yield np.array(frame, dtype=s.dtype)  # a writeable copy
 
 
 def iter_decoded(ds: Dataset, plugins: Sequence[str] = DECODING_PLUGINS) -> Iterator[np.ndarray]:
@@ -177,7 +233,8 @@ def iter_decoded(ds: Dataset, plugins: Sequence[str] = DECODING_PLUGINS) -> Iter
     """
     failure: Exception | None = None
     for plugin in plugins:
-        frames = iter_pixels(ds, decoding_plugin=plugin)
+        # correct_unused_bits=False: the values as stored; SourceImage decides what they need
+        frames = iter_pixels(ds, decoding_plugin=plugin, correct_unused_bits=False)
         try:
             first = next(frames)
         except StopIteration:
@@ -239,8 +296,11 @@ def read_source(path: Path) -> SourceImage:
             raise InvalidInput(f"{path}: unsupported layout: floating-point pixel data")
         raise NoPixelData(f"{path}: no pixel data ({ds.get('Modality', 'unknown modality')})")
     spec = _frame_spec(path, ds)
-    frames = int(ds.get("NumberOfFrames") or 1)
-    return SourceImage(path, ds, spec, frames, str(syntax), path.stat().st_size)
+    _check_rescale(path, ds)
+    frames = _int_attr(path, ds, "NumberOfFrames", default=1)
+    source = SourceImage(path, ds, spec, frames, str(syntax), path.stat().st_size)
+    source.settle_bits()
+    return source
 
 
 def metadata(ds: Dataset) -> Dataset:
@@ -301,7 +361,38 @@ def _read(path: Path) -> Dataset:
         raise InvalidInput(f"{path}: truncated or malformed DICOM: {_one_line(exc)}") from exc
 
 
+def _check_rescale(path: Path, ds: Dataset) -> None:
+    """A Rescale Slope of 0 maps every stored value to one modality value: unusable."""
+    slope = ds.get("RescaleSlope")
+    if slope is None or slope == "":
+        return
+    try:
+        value = float(slope)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(
+            f"{path}: invalid input: RescaleSlope {slope!r} is not a number"
+        ) from exc
+    if value == 0 or math.isnan(value):
+        raise InvalidInput(
+            f"{path}: invalid input: RescaleSlope {slope}: no modality LUT maps stored values"
+        )
+
+
+def _int_attr(path: Path, ds: Dataset, keyword: str, *, default: int) -> int:
+    value = ds.get(keyword)
+    try:
+        number = int(value) if value not in (None, "") else default
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{path}: invalid input: {keyword} {value!r}") from exc
+    if number < 1:
+        raise InvalidInput(f"{path}: invalid input: {keyword} {number}")
+    return number
+
+
 def _frame_spec(path: Path, ds: Dataset) -> FrameSpec:
+    for keyword in ("Rows", "Columns", "BitsStored"):
+        if keyword in ds:  # 0 is "no image" (Rows, Columns) or "no bits" (BitsStored)
+            _int_attr(path, ds, keyword, default=1)
     try:
         samples = int(ds.SamplesPerPixel)
         allocated = int(ds.BitsAllocated)

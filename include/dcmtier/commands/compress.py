@@ -72,6 +72,8 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dcmtier.cli import EXIT_FAILED
+    from dcmtier.commands.process import check_output
+    from dcmtier.discovery.landing import is_local
     from dcmtier.errors import StorageError
 
     tiers = resolve_tiers(args.tiers)
@@ -79,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="dcmtier-staging-") as staging:
         try:
             out = _Output.of(args.out, Path(staging) / "out")
+            if out.store is None:
+                check_output(out.folder, [Path(s) for s in args.sources if is_local(s)])
             files, where = _sources(args.sources, Path(staging))
             return _compress(args, files, where, tiers, policy, out=out)
         except StorageError as exc:

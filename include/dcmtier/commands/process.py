@@ -115,8 +115,9 @@ def _run(args: argparse.Namespace) -> int:
     from dcmtier.cli import EXIT_FAILED, EXIT_OK, json_line
     from dcmtier.codec.policy import Policy
     from dcmtier.commands.progress import ProcessProgress
+    from dcmtier.discovery.landing import is_local
     from dcmtier.discovery.plan import safe_name
-    from dcmtier.records import LAYERED
+    from dcmtier.records import FAILED, LAYERED
     from dcmtier.tiers import resolve_tiers
     from dcmtier.work.batch import default_jobs
     from dcmtier.work.cache import drop_study
@@ -127,10 +128,12 @@ def _run(args: argparse.Namespace) -> int:
     tiers = resolve_tiers(args.tiers)
     policy = Policy.from_file(args.policy) if args.policy else Policy()
     policy = policy.with_gate_action(args.on_gate_failure)
+    root = OutputRoot.of(args.out, layer_cache="worker")
+    if root.publisher is None:  # a local folder (a store has no folder to check)
+        check_output(root.layout.root, [Path(s) for s in args.sources if is_local(s)])
     # microseconds: two runs started within a second are still two attempts
     started = datetime.now(UTC)
     run_id = args.run_id or f"cli-{started:%Y%m%dT%H%M%S.%fZ}"
-    root = OutputRoot.of(args.out, layer_cache="worker")
     layout = root.layout
     explicit = args.catalogue or os.environ.get("DCMTIER_CATALOGUE_URL")
     data_dir = root.data_dir(explicit)
@@ -138,7 +141,8 @@ def _run(args: argparse.Namespace) -> int:
     sources = _Sources(args.sources, layout.root / "staging" / safe_name(run_id))
     unidentified = sources.unidentified
     for item in unidentified:
-        quarantine_unidentified(item, layout)
+        if item.status == FAILED:
+            quarantine_unidentified(item, layout)
         _report(item, as_json=args.json, show_paths=args.show_paths)
     if root.publisher is not None:
         root.publisher.publish_unidentified()
@@ -146,7 +150,8 @@ def _run(args: argparse.Namespace) -> int:
         for prefix in sources.scopes:
             under = [u for u in unidentified if u.uri.startswith(prefix) or u.uri == prefix]
             catalogue.record_unidentified(prefix, under)
-    worst = EXIT_FAILED if unidentified else EXIT_OK
+    # skipped files (not DICOM, a DICOMDIR) are no fault
+    worst = EXIT_FAILED if any(u.status == FAILED for u in unidentified) else EXIT_OK
     jobs = args.jobs or default_jobs()
     with ProcessProgress(sources.sizes, len(tiers)) as progress, sources:
         for study in sources.studies():
@@ -220,6 +225,35 @@ class _Sources:
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
+def check_output(out: Path, sources: list[Path]) -> None:
+    """Refuse an output that is a file or inside a source folder; make sure it is writable.
+
+    Raises ``ConfigError`` (usage) or ``OSError`` (the folder cannot be written). Messages
+    name ``out`` (the operator's choice) but never a source folder, whose name may carry a
+    patient's.
+    """
+    import os
+    import tempfile
+
+    from dcmtier.errors import ConfigError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder")
+    for number, source in enumerate(sources, start=1):
+        if source.is_dir() and out.resolve().is_relative_to(source.resolve()):
+            raise ConfigError(
+                f"--out {out} is inside source folder {number} (SRC): outputs would be read "
+                "as inputs on the next run; choose a folder outside it"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".dcmtier-probe.")
+    except OSError as exc:
+        raise OSError(exc.errno, f"output folder is not writable ({exc.strerror})") from exc
+    os.close(fd)
+    os.unlink(probe)
+
+
 def open_catalogue(explicit: str | None, data_dir: Path) -> Catalogue:
     """The catalogue to record into; only the embedded default is migrated here."""
     from dcmtier.catalogue import Catalogue, resolve_url
@@ -235,13 +269,13 @@ def _report(item: Unidentified, *, as_json: bool, show_paths: bool) -> None:
     """A file that belongs to no study, named by its key (its reason starts with it)."""
     from dcmtier.cli import print_json
 
-    row = {"status": "failed", "source": item.key, "reason": item.reason}
+    row = {"status": item.status, "source": item.key, "reason": item.reason}
     if show_paths:
         row["path"] = item.uri
     if as_json:
         print_json(row)
     else:
-        print(f"FAILED {item.reason}" + (f"  [{item.uri}]" if show_paths else ""))
+        print(f"{item.status.upper()} {item.reason}" + (f"  [{item.uri}]" if show_paths else ""))
 
 
 def _row(result: StudyTierResult, study: Study, *, show_paths: bool) -> dict[str, Any]:

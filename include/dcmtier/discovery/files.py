@@ -10,8 +10,9 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
+from dcmtier.discovery.landing import skip_reason
 from dcmtier.errors import ConfigError
-from dcmtier.records import Study, Unidentified, file_key, name_by_key
+from dcmtier.records import SKIPPED, Study, Unidentified, file_key, name_by_key
 
 
 def find_files(sources: Iterable[Path]) -> list[Path]:
@@ -38,10 +39,16 @@ def discover(sources: Sequence[Path]) -> tuple[list[Study], list[Unidentified]]:
         ds = None
         try:
             ds = dcmread(path, stop_before_pixels=True)
-            study_uid = str(ds.StudyInstanceUID)
-        except (InvalidDicomError, AttributeError, OSError, EOFError, ValueError) as exc:
-            sop_uid = str(ds.get("SOPInstanceUID") or "") if ds is not None else ""
-            unidentified.append(_unidentified(path, sop_uid, exc))
+        except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError) as exc:
+            unidentified.append(_unidentified(path, "", exc, skip_reason(None, exc)))
+            continue
+        sop_uid = str(ds.get("SOPInstanceUID") or "")
+        if skip := skip_reason(ds, None):
+            unidentified.append(_unidentified(path, sop_uid, None, skip))
+            continue
+        study_uid = str(ds.get("StudyInstanceUID") or "")
+        if not study_uid:
+            unidentified.append(_unidentified(path, sop_uid, None, None))
             continue
         groups[study_uid].append((path, str(ds.get("SOPInstanceUID") or "")))
     studies = []
@@ -52,11 +59,18 @@ def discover(sources: Sequence[Path]) -> tuple[list[Study], list[Unidentified]]:
     return studies, unidentified
 
 
-def _unidentified(path: Path, sop_uid: str, exc: Exception) -> Unidentified:
+def _unidentified(
+    path: Path, sop_uid: str, exc: BaseException | None, skip: str | None
+) -> Unidentified:
+    """A file that is no instance of any study: ``skipped`` (not DICOM, a DICOMDIR) or
+    ``failed`` (no readable StudyInstanceUID), its reason naming it by key."""
     key = file_key(path, sop_uid)
-    error = name_by_key(" ".join(str(exc).split()), path, key)
-    reason = f"{key}: no readable StudyInstanceUID: {error}"
-    return Unidentified(key, path.absolute().as_uri(), reason, path)
+    uri = path.absolute().as_uri()
+    if skip:
+        return Unidentified(key, uri, f"{key}: {skip}", path, SKIPPED)
+    error = (" ".join(str(exc).split()) or type(exc).__name__) if exc else "none in the header"
+    reason = f"{key}: no readable StudyInstanceUID: {name_by_key(error, path, key)}"
+    return Unidentified(key, uri, reason, path)
 
 
 def _hidden(path: Path, root: Path) -> bool:

@@ -114,16 +114,43 @@ def stage(uris: Sequence[str], folder: Path) -> list[Path]:
     return out
 
 
-def iter_headers(files: Sequence[LandingFile]) -> Iterator[tuple[LandingFile, Any, str | None]]:
-    """Yield (file, header dataset or None, error) reading headers only, never pixel data."""
+def iter_headers(
+    files: Sequence[LandingFile],
+) -> Iterator[tuple[LandingFile, Any, str | None, str | None]]:
+    """Yield (file, header dataset or None, error, skip reason), reading headers only.
+
+    The skip reason says why a file is not an instance at all (``skip_reason``).
+    """
     from pydicom import dcmread
 
     for item in files:
         try:
             with open_file(item.uri) as handle:
-                yield item, dcmread(handle, stop_before_pixels=True), None
+                header = dcmread(handle, stop_before_pixels=True)
         except Exception as exc:  # pydicom raises many types on junk input
-            yield item, None, " ".join(str(exc).split()) or type(exc).__name__
+            error = " ".join(str(exc).split()) or type(exc).__name__
+            yield item, None, error, skip_reason(None, exc)
+            continue
+        yield item, header, None, skip_reason(header, None)
+
+
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage
+
+
+def skip_reason(header: Any, error: BaseException | None) -> str | None:
+    """Why a landing file is not a DICOM instance, or None when it may be one.
+
+    Files that are not DICOM Part 10 (no ``DICM`` prefix: text, images, archives) and
+    ``DICOMDIR`` files (a directory of a medium, not an instance) are ``skipped``, not failed.
+    """
+    from pydicom.errors import InvalidDicomError
+
+    if isinstance(error, InvalidDicomError):
+        return "not a DICOM file (no DICM prefix): skipped"
+    meta = getattr(header, "file_meta", None)
+    if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
+        return "a DICOMDIR (the directory of a medium, not an instance): skipped"
+    return None
 
 
 def _scheme(uri: str) -> str:

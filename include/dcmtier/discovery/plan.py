@@ -28,7 +28,7 @@ from dcmtier.discovery.landing import (
     stage,
 )
 from dcmtier.errors import ConfigError
-from dcmtier.records import Unidentified, name_by_key
+from dcmtier.records import FAILED, SKIPPED, Unidentified, name_by_key
 from dcmtier.storage.store import is_remote, local_root, write_text
 from dcmtier.tiers import layered_tiers, resolve_tiers
 
@@ -161,12 +161,12 @@ def find_candidates(landing: str) -> tuple[dict[str, Candidate], list[Unidentifi
     that belong to none."""
     studies: dict[str, Candidate] = {}
     unidentified = []
-    for item, header, error in iter_headers(list_files(landing)):
+    for item, header, error, skip in iter_headers(list_files(landing)):
         uid = str(header.get("StudyInstanceUID") or "") if header is not None else ""
         sop_uid = str(header.get("SOPInstanceUID") or "") if header is not None else ""
         key = key_of(item, sop_uid)
-        if not uid:
-            unidentified.append(_unidentified(item, key, error))
+        if skip or not uid:
+            unidentified.append(_unidentified(item, key, error, skip))
             continue
         study = studies.setdefault(uid, Candidate(uid))
         study.files.append(item)
@@ -178,11 +178,14 @@ def find_candidates(landing: str) -> tuple[dict[str, Candidate], list[Unidentifi
     return studies, unidentified
 
 
-def _unidentified(item: LandingFile, key: str, error: str | None) -> Unidentified:
-    """A file without a StudyInstanceUID, its reason naming it by key."""
-    reason = name_by_key(error or "no StudyInstanceUID in the header", item.uri, key)
+def _unidentified(item: LandingFile, key: str, error: str | None, skip: str | None) -> Unidentified:
+    """A file that is no instance of any study (``skipped``: not DICOM, a DICOMDIR; else
+    ``failed``: no StudyInstanceUID), its reason naming it by key."""
+    reason = name_by_key(skip or error or "no StudyInstanceUID in the header", item.uri, key)
     path = local_path(item.uri) if is_local(item.uri) else None
-    return Unidentified(key, location(item.uri), f"{key}: {reason}", path)
+    return Unidentified(
+        key, location(item.uri), f"{key}: {reason}", path, SKIPPED if skip else FAILED
+    )
 
 
 def _in_interval(study: Candidate, request: PlanRequest) -> bool:

@@ -50,11 +50,12 @@ class ModalityLUT:
         return float((2**self.bits_stored - 1) * abs(self.slope))
 
     @classmethod
-    def from_dataset(cls, ds: Any) -> ModalityLUT:
+    def from_dataset(cls, ds: Any, *, bits_stored: int | None = None) -> ModalityLUT:
         """Read the rescale of a pydicom Dataset (top level, else shared functional groups).
 
         The unit is "HU" for CT with a rescale, else the Rescale Type, else "modality value"
-        when a rescale is present, else "stored value".
+        when a rescale is present, else "stored value". ``bits_stored`` replaces the header's
+        when the stored values need more bits than it says (the peak then covers them).
         """
         source = ds if "RescaleSlope" in ds else _shared_rescale(ds)
         rescaled = source is not None and "RescaleSlope" in source
@@ -66,7 +67,8 @@ class ModalityLUT:
             unit = str(source.get("RescaleType") or "modality value")
         else:
             unit = "stored value"
-        return cls(slope=slope, intercept=intercept, bits_stored=int(ds.BitsStored), unit=unit)
+        bits = bits_stored if bits_stored is not None else int(ds.BitsStored)
+        return cls(slope=slope, intercept=intercept, bits_stored=bits, unit=unit)
 
 
 def _shared_rescale(ds: Any) -> Any:

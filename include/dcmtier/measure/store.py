@@ -217,6 +217,20 @@ def write_partition(
     return _replace_partition(partition, table)
 
 
+def read_partition(quality_root: Path, *, tier: str, study_uid: str) -> list[dict[str, Any]]:
+    """The rows of one study x tier partition as written (none when it does not exist).
+
+    Columns a partition written by an older dcmtier lacks come back as None.
+    """
+    path = partition_dir(quality_root, tier=tier, study_uid=study_uid) / PART_NAME
+    if not path.exists():
+        return []
+    table = pq.read_table(path)
+    rows = table.to_pylist()
+    missing = [name for name in QUALITY_SCHEMA.names if name not in table.column_names]
+    return [{**row, **dict.fromkeys(missing)} for row in rows]
+
+
 def read_dataset(quality_root: Path) -> pa.Table:
     """Read every partition under ``quality_root`` as one table.
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dcmtier.discovery.landing import scope as landing_scope
 from dcmtier.discovery.plan import PlanRequest, plan
 from dcmtier.orchestration.items import run_item, summarise
-from dcmtier.records import STUDY_OK, outcome_text
+from dcmtier.records import SKIPPED, STUDY_OK, outcome_text
 from dcmtier.work.interrupt import Interrupted, signals_interrupt
 
 if TYPE_CHECKING:
@@ -59,7 +59,8 @@ def discover_task(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     result = plan(request, catalogue)
     catalogue.record_unidentified(landing_scope(request.landing), result.unidentified)
     for item in result.unidentified:
-        quarantine_unidentified(item, root.layout)  # local files; named by key
+        if item.status != SKIPPED:  # not DICOM, a DICOMDIR: no fault, nothing to quarantine
+            quarantine_unidentified(item, root.layout)  # local files; named by key
     if root.publisher is not None:
         root.publisher.publish_unidentified()
     log.info("discovery: %s", result.summary())

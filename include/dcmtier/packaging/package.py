@@ -26,7 +26,6 @@ import hashlib
 import itertools
 import json
 import os
-import re
 import sys
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from dcmtier import owner
+from dcmtier.outputs import uid_name
 
 MANIFEST_NAME: Final = "manifest.json"
 MANIFEST_FORMAT: Final = "dcmtier-package/1"
@@ -48,7 +48,6 @@ _ZIP_EPOCH: Final = (1980, 1, 1, 0, 0, 0)
 _UNIX: Final = 3  # ZipInfo.create_system for Unix, so external_attr reads as a Unix mode
 _MEMBER_MODE: Final = (0o100644 & 0xFFFF) << 16  # regular file, rw-r--r--
 _CHUNK_BYTES: Final = 1 << 20
-_UID: Final = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
 
 class PackageError(Exception):
@@ -78,8 +77,12 @@ class PackageMember:
 
     @property
     def name(self) -> str:
-        """The member's name inside the ZIP: ``<SeriesInstanceUID>/<SOPInstanceUID>.dcm``."""
-        return f"{self.series_uid}/{self.sop_uid}.dcm"
+        """The member's name inside the ZIP: ``<SeriesInstanceUID>/<SOPInstanceUID>.dcm``.
+
+        A UID that cannot name a file (not letters, digits, ``.``, ``-``, ``_``, or longer
+        than 64) is named by its hash (``outputs.uid_name``); the manifest keeps it as found.
+        """
+        return f"{uid_name(self.series_uid)}/{uid_name(self.sop_uid)}.dcm"
 
 
 @dataclass(frozen=True)
@@ -152,9 +155,11 @@ def write_package(
     ------
     PackageError
         A member file cannot be read, or two members share a name.
+    OSError
+        The ZIP cannot be written (a full disk, an unwritable folder); it names ``dest``.
     ValueError
-        An argument is malformed: a UID that is not a DICOM UID, a naive ``created_at``,
-        ``compresslevel`` outside 0-9.
+        An argument is malformed: an empty UID, a naive ``created_at``, ``compresslevel``
+        outside 0-9.
     """
     ordered = _sorted_members(members)
     header = _manifest_header(
@@ -167,11 +172,14 @@ def write_package(
     )
     compression = _compression(compresslevel)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_file(dest) as out, zipfile.ZipFile(out, "w", allowZip64=True) as zf:
-        entries = [_add_member(zf, m, compression, zip64_from_bytes) for m in ordered]
-        owner.checkpoint("package")  # fault-injection tests stop here, mid-ZIP
-        manifest = {**header, "members": entries}
-        _add_manifest(zf, manifest, compression)
+    try:
+        with _atomic_file(dest) as out, zipfile.ZipFile(out, "w", allowZip64=True) as zf:
+            entries = [_add_member(zf, m, compression, zip64_from_bytes) for m in ordered]
+            owner.checkpoint("package")  # fault-injection tests stop here, mid-ZIP
+            manifest = {**header, "members": entries}
+            _add_manifest(zf, manifest, compression)
+    except OSError as exc:  # writing, not reading a member (that is a PackageError)
+        raise OSError(exc.errno, f"cannot write package: {exc.strerror or exc}", str(dest)) from exc
     size, digest = _file_digest(dest)
     return PackageInfo(dest, size, digest, len(entries), manifest)
 
@@ -208,6 +216,21 @@ def verify_package(path: Path) -> PackageInfo:
     return PackageInfo(path, size, digest, len(expected), manifest)
 
 
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The parsed ``manifest.json`` of a package, without checking its members.
+
+    Raises
+    ------
+    PackageError
+        The file is not a readable ZIP or has no valid manifest.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return _read_manifest(zf, path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise PackageError(f"{path} is not a readable ZIP file: {exc}") from exc
+
+
 def _sorted_members(members: Iterable[PackageMember]) -> list[PackageMember]:
     ordered = sorted(members, key=lambda m: m.name)
     for member in ordered:
@@ -221,9 +244,10 @@ def _sorted_members(members: Iterable[PackageMember]) -> list[PackageMember]:
 
 
 def _check_uid(uid: str) -> None:
-    # UIDs become paths inside the ZIP: only digits and dots keep them from escaping it.
-    if not _UID.match(uid) or len(uid) > 64:
-        raise ValueError(f"{uid!r} is not a DICOM UID (digits and dots, at most 64 characters)")
+    # Recorded as found (real archives hold UIDs that are not DICOM UIDs); member names go
+    # through uid_name, so no UID can steer a path inside the ZIP.
+    if not isinstance(uid, str) or not uid.strip():
+        raise ValueError(f"{uid!r} is not a UID: an instance needs a non-empty one")
 
 
 def _manifest_header(
@@ -276,12 +300,13 @@ def _add_member(
 ) -> dict[str, Any]:
     zinfo = _zipinfo(member.name, compression)
     try:
-        with member.path.open("rb") as src:
-            zip64 = os.fstat(src.fileno()).st_size >= zip64_from_bytes
-            with zf.open(zinfo, "w", force_zip64=zip64) as dst:
-                size, digest = _copy_hashing(src, dst)
+        src = member.path.open("rb")
     except OSError as exc:
-        raise PackageError(f"cannot read member {member.name} from {member.path}: {exc}") from exc
+        raise PackageError(f"cannot read member {member.name}: {exc.strerror or exc}") from exc
+    with src:
+        zip64 = os.fstat(src.fileno()).st_size >= zip64_from_bytes
+        with zf.open(zinfo, "w", force_zip64=zip64) as dst:
+            size, digest = _copy_hashing(src, dst, name=member.name)
     return {
         "name": member.name,
         "series_uid": member.series_uid,
@@ -292,11 +317,25 @@ def _add_member(
     }
 
 
-def _copy_hashing(src: IO[bytes], dst: IO[bytes] | None) -> tuple[int, str]:
-    """Copy ``src`` to ``dst`` (if any) in chunks; return the byte count and hex SHA-256."""
+def _copy_hashing(
+    src: IO[bytes], dst: IO[bytes] | None, *, name: str | None = None
+) -> tuple[int, str]:
+    """Copy ``src`` to ``dst`` (if any) in chunks; return the byte count and hex SHA-256.
+
+    With ``name``, a read error is a ``PackageError`` about that member; write errors stay
+    ``OSError`` (the package's disk, not the member).
+    """
     digest = hashlib.sha256()
     size = 0
-    while chunk := src.read(_CHUNK_BYTES):
+    while True:
+        try:
+            chunk = src.read(_CHUNK_BYTES)
+        except OSError as exc:
+            if name is None:
+                raise
+            raise PackageError(f"cannot read member {name}: {exc.strerror or exc}") from exc
+        if not chunk:
+            break
         digest.update(chunk)
         size += len(chunk)
         if dst is not None:
@@ -326,8 +365,6 @@ def _atomic_file(dest: Path) -> Iterator[IO[bytes]]:
             yield out
             out.flush()
             os.fsync(out.fileno())
-        # mkstemp makes the file owner-only; packages are meant to be handed out and served.
-        tmp.chmod(0o644)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -1,8 +1,11 @@
 """Compress one source file into every requested tier, write atomically, verify by decoding.
 
 Each (source, tier) ends as one ``TierResult``: ``ok``, ``skipped``, ``refused`` or ``failed``,
-with the reason; nothing is dropped silently. Results and reasons name the source by its file
-key (SOP Instance UID, else a content hash), never by its path, which may carry a patient name.
+with a one-line reason; nothing is dropped silently. Results and reasons name the source by its
+file key (SOP Instance UID, else a content hash), never by its path, which may carry a patient
+name. Any error about one file (its header, its modality LUT, a codec surprise) fails that file
+alone; only environment errors (``OSError``: a full disk, an unwritable output) propagate, since
+every other file would meet them too.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from dcmtier.errors import (
 )
 from dcmtier.measure.gates import gate_for
 from dcmtier.measure.metrics import ModalityLUT, frame_metrics
+from dcmtier.outputs import uid_name
 from dcmtier.records import (
     FAILED,
     GATE_FAILED,
@@ -70,18 +74,27 @@ class Options:
 
 
 def output_path(out_dir: Path, tier: str, study: str, series: str, sop: str) -> Path:
-    """``DIR/<tier>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm`` (UIDs only)."""
-    return out_dir / tier / study / series / f"{sop}.dcm"
+    """``DIR/<tier>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm`` (UIDs only;
+    a UID that cannot name a file is named by a hash of it, ``outputs.uid_name``)."""
+    return out_dir / tier / uid_name(study) / uid_name(series) / f"{uid_name(sop)}.dcm"
 
 
 def compress_file(path: Path, tiers: Sequence[Tier], options: Options) -> list[TierResult]:
-    """Compress ``path`` into each of ``tiers``; never raises for a bad input."""
+    """Compress ``path`` into each of ``tiers``; never raises for a bad input.
+
+    Raises only ``OSError`` (and ``MemoryError``) from the environment: the output cannot be
+    written, the disk is full.
+    """
     try:
         source = read_source(path)
+        lut = _lut(source)
+        header = metadata(source.dataset)
     except NoPixelData as exc:
         key = _header_key(path)
         return [_skipped(path, key, tier, exc, options) for tier in tiers]
-    except InvalidInput as exc:
+    except OSError:
+        raise
+    except Exception as exc:  # InvalidInput, or a library's surprise on this one file
         key = _header_key(path)
         return [
             TierResult(key, tier.name, FAILED, reason=_reason(path, key, exc),
@@ -89,9 +102,19 @@ def compress_file(path: Path, tiers: Sequence[Tier], options: Options) -> list[T
             for tier in tiers
         ]  # fmt: skip
     key = file_key(path, source.sop_uid)
-    header = metadata(source.dataset)
     cuts = _layered_cuts(source, tiers, options)
-    return [_compress_tier(source, header, t, options, cuts.get(t.name), key=key) for t in tiers]
+    return [
+        _compress_tier(source, header, t, options, cuts.get(t.name), key=key, lut=lut)
+        for t in tiers
+    ]
+
+
+def _lut(source: SourceImage) -> ModalityLUT:
+    """The source's modality LUT, over the precision its stored values need."""
+    try:
+        return ModalityLUT.from_dataset(source.dataset, bits_stored=source.spec.bits_stored)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InvalidInput(f"{source.path}: invalid input: {exc}") from exc
 
 
 def _header_key(path: Path) -> str:
@@ -112,7 +135,9 @@ def _layered_cuts(source: SourceImage, tiers: Sequence[Tier], opts: Options) -> 
     allowed = [t for t in wanted if _refusal(source, t, opts) is None]
     try:
         return cut_tiers(source, allowed, opts.layer_cache)
-    except DcmtierError:
+    except OSError:
+        raise
+    except Exception:
         return {}  # each tier then encodes on its own and reports its own error
 
 
@@ -127,7 +152,14 @@ def _refusal(source: SourceImage, tier: Tier, opts: Options) -> DcmtierError | N
 
 
 def _compress_tier(
-    source: SourceImage, header: Dataset, tier: Tier, opts: Options, cut: Cut | None, *, key: str
+    source: SourceImage,
+    header: Dataset,
+    tier: Tier,
+    opts: Options,
+    cut: Cut | None,
+    *,
+    key: str,
+    lut: ModalityLUT,
 ) -> TierResult:
     result = _base_result(source, key, tier)
     try:
@@ -135,7 +167,7 @@ def _compress_tier(
         if refusal is not None:
             raise refusal
         if tier.bound is not None:
-            encoded, encode_ms = _encode_to_bound(source, tier, opts)
+            encoded, encode_ms = _encode_to_bound(source, tier, opts, lut)
         elif cut is not None:
             encoded, encode_ms = list(cut.frames), list(cut.encode_ms)
         else:
@@ -145,18 +177,20 @@ def _compress_tier(
         if opts.measure:
             broken = measure(
                 result, source=source, tier=tier, encoded=encoded, encode_ms=encode_ms,
-                verified=written.verified,
+                verified=written.verified, lut=lut,
             )  # fmt: skip
             if broken:
                 written = _on_gate_failure(
                     result, broken, source=source, header=header, tier=tier, opts=opts,
-                    cut=cut, frames=(encoded, encode_ms), written=written,
+                    cut=cut, frames=(encoded, encode_ms), written=written, lut=lut,
                 )  # fmt: skip
     except PolicyRefused as exc:
         result.status, result.rule = REFUSED, exc.rule
         result.reason = _message(source.path, key, exc)
         return result
-    except DcmtierError as exc:
+    except OSError:
+        raise
+    except Exception as exc:  # DcmtierError, or a codec's surprise: this instance fails alone
         result.status, result.error = FAILED, type(exc).__name__
         result.reason = _reason(source.path, key, exc)
         return result
@@ -199,12 +233,11 @@ def _write(
 
 
 def _encode_to_bound(
-    source: SourceImage, tier: Tier, opts: Options
+    source: SourceImage, tier: Tier, opts: Options, lut: ModalityLUT
 ) -> tuple[list[Encoded], list[float]]:
     """Each frame at the highest ratio whose decoded frame meets the tier's bound."""
     gate = gate_for(tier)
     assert gate is not None  # a bound is a gate
-    lut = ModalityLUT.from_dataset(source.dataset)
     max_ratio = opts.policy.max_ratio(source.modality)
     encoded, times = [], []
     for index, frame in enumerate(source.iter_frames()):
@@ -226,6 +259,7 @@ def _on_gate_failure(
     cut: Cut | None,
     frames: tuple[list[Encoded], list[float]],
     written: Written,
+    lut: ModalityLUT,
 ) -> Written:
     """Apply the policy's ``on_gate_failure`` to the frames in ``broken`` (index: rule)."""
     action = opts.policy.on_gate_failure.for_tier(tier)
@@ -246,7 +280,6 @@ def _on_gate_failure(
     encoded, encode_ms = frames
     gate = gate_for(tier)
     assert gate is not None  # only a gated tier has broken frames
-    lut = ModalityLUT.from_dataset(source.dataset)
     originals = list(source.iter_frames())
     for index in sorted(broken):
         judge = FrameJudge(source, tier, index, originals[index], gate, lut)
@@ -259,7 +292,7 @@ def _on_gate_failure(
     written = _write(source, header, tier, opts, encoded, result=result)
     still = measure(
         result, source=source, tier=tier, encoded=encoded, encode_ms=encode_ms,
-        verified=written.verified,
+        verified=written.verified, lut=lut,
     )  # fmt: skip
     if still:  # cannot happen with a deterministic decoder; say so rather than hide it
         raise VerificationFailed(
@@ -364,7 +397,7 @@ def verify(path: Path, source: SourceImage, tier: Tier) -> Verified:
     decoded = _decode_written(path, source, tier)
     if len(decoded.frames) != source.frames:
         raise VerificationFailed(
-            f"{path}: {len(decoded.frames)} frames decoded, {source.frames} written"
+            f"written output: {len(decoded.frames)} frames decoded, {source.frames} written"
         )
     if getattr(codecs.backend(tier.codec.label), "RECOMPRESSES", False):
         _compare_codestreams(path, decoded, source)
@@ -381,7 +414,7 @@ def _compare_codestreams(path: Path, decoded: Verified, source: SourceImage) -> 
     for index, (got, want) in enumerate(zip(decoded.frames, source.codestreams(), strict=True)):
         if got.tobytes() != want:
             raise VerificationFailed(
-                f"{path}: frame {index}: the rebuilt codestream ({got.size} bytes) differs "
+                f"written output, frame {index}: the rebuilt codestream ({got.size} bytes) differs "
                 f"from the source's ({len(want)} bytes)"
             )
 
@@ -395,7 +428,7 @@ def _decode_written(path: Path, source: SourceImage, tier: Tier) -> Verified:
         syntax = str(ds.file_meta.TransferSyntaxUID)
         if syntax != tier.transfer_syntax:
             raise VerificationFailed(
-                f"{path}: transfer syntax {syntax}, not {tier.transfer_syntax}"
+                f"written output: transfer syntax {syntax}, not {tier.transfer_syntax}"
             )
         frames = int(ds.get("NumberOfFrames") or 1)
         extended = None
@@ -411,12 +444,12 @@ def _decode_written(path: Path, source: SourceImage, tier: Tier) -> Verified:
     except VerificationFailed:
         raise
     except Exception as exc:
-        raise VerificationFailed(f"{path}: written output does not decode: {exc}") from exc
+        raise VerificationFailed(f"written output does not decode: {exc}") from exc
     return out
 
 
 def _compare(path: Path, index: int, got: np.ndarray, want: np.ndarray, tier: Tier) -> None:
-    where = f"{path}: frame {index}"
+    where = f"written output, frame {index}"
     if got.shape != want.shape:
         raise VerificationFailed(f"{where}: decoded shape {got.shape}, source {want.shape}")
     if tier.target_ratio is not None or tier.bound is not None or np.array_equal(got, want):
@@ -460,8 +493,11 @@ def _fill_sizes(
         "strategy": PER_TIER,
         **encoded[0].params,
         "photometric_out": encoded[0].photometric,
+        "bits_stored": encoded[0].bits_stored,
     }
     result.params.pop("packets", None)  # per frame; the Parquet rows and pixel ratios say it
+    if source.widened:  # stored values above the header's Bits Stored, kept: say so
+        result.params["bits_stored_declared"] = source.bits_declared
 
 
 def measure(
@@ -472,13 +508,15 @@ def measure(
     encoded: list[Encoded],
     encode_ms: list[float],
     verified: Verified,
+    lut: ModalityLUT | None = None,
 ) -> dict[int, str]:
     """Fill ``result.frame_metrics`` and check the tier's quality gate (REFERENCE.md 4).
 
-    Returns the frames that broke the gate, with the rule each broke; what happens to them is
-    the policy's ``on_gate_failure``.
+    The originals are the values as stored in the file (``SourceImage.iter_frames``). Returns
+    the frames that broke the gate, with the rule each broke; what happens to them is the
+    policy's ``on_gate_failure``.
     """
-    lut = ModalityLUT.from_dataset(source.dataset)
+    lut = lut or _lut(source)
     gate = gate_for(tier)
     broken: dict[int, str] = {}
     for index, (original, decoded) in enumerate(
@@ -504,14 +542,19 @@ def measure(
 
 
 def _reason(path: Path, key: str, exc: Exception) -> str:
-    """One line naming the file once, by its key."""
+    """One line naming the file once, by its key; an error that is not dcmtier's own says its
+    class (it is a library's surprise, not a judgement of the input)."""
     message = _message(path, key, exc)
-    return message if message.startswith(key) else f"{key}: {message}"
+    if message.startswith(f"{key}: "):
+        message = message.removeprefix(f"{key}: ")
+    if not isinstance(exc, DcmtierError):
+        message = f"unexpected {type(exc).__name__}: {message}"
+    return f"{key}: {message}"
 
 
 def _message(path: Path, key: str, exc: Exception) -> str:
     """The error on one line, with the source's path (however spelled) replaced by its key."""
-    return name_by_key(" ".join(str(exc).split()), path, key)
+    return name_by_key(" ".join(str(exc).split()) or type(exc).__name__, path, key)
 
 
 def _skipped(path: Path, key: str, tier: Tier, exc: NoPixelData, opts: Options) -> TierResult:

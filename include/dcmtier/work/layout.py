@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from dcmtier.outputs import uid_name
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -33,4 +35,5 @@ class Layout:
         return self.root / "cache" / "layered"
 
     def package(self, study_uid: str, tier: str) -> Path:
-        return self.packages / study_uid / f"{tier}.zip"
+        """``packages/<StudyInstanceUID>/<tier>.zip`` (``outputs.uid_name`` names the folder)."""
+        return self.packages / uid_name(study_uid) / f"{tier}.zip"

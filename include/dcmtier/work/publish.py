@@ -29,10 +29,12 @@ import logging
 import secrets
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from dcmtier.errors import ConfigError
+from dcmtier.outputs import uid_name
 from dcmtier.records import StudyTierResult
 from dcmtier.storage.store import Store, is_remote, local_root, scratch_root
 from dcmtier.work.layout import Layout
@@ -101,7 +103,7 @@ class OutputRoot:
     def keep_layers(self, study_uid: str) -> int:
         """Put the study's layered codestreams from scratch on the store; count them."""
         store = self.store
-        folder = self.layout.layer_cache / study_uid
+        folder = self.layout.layer_cache / uid_name(study_uid)
         if store is None or self.layer_cache != "store" or not folder.is_dir():
             return 0
         have = store.keys(self._cache_key(study_uid))
@@ -114,12 +116,12 @@ class OutputRoot:
         """Remove the study's layered codestreams from scratch (and from the store)."""
         if self.publisher is None:
             return
-        shutil.rmtree(self.layout.layer_cache / study_uid, ignore_errors=True)
+        shutil.rmtree(self.layout.layer_cache / uid_name(study_uid), ignore_errors=True)
         if on_store and self.store is not None:
             self.store.remove(self._cache_key(study_uid))
 
     def _cache_key(self, study_uid: str) -> str:
-        return self._key_of(self.layout.layer_cache / study_uid) + "/"
+        return self._key_of(self.layout.layer_cache / uid_name(study_uid)) + "/"
 
     def _key_of(self, path: Path) -> str:
         return path.relative_to(self.layout.root).as_posix()
@@ -132,19 +134,28 @@ class Publisher:
     store: Store
     scratch: Layout
 
-    def fetch_quarantine(self, study_uid: str) -> None:
-        """Bring the study's quarantine copies from the store into scratch, so that a new copy
-        never takes the name of a different file already quarantined there."""
-        prefix = f"quarantine/{study_uid}/"
-        missing = [k for k in self.store.keys(prefix) if not (self.scratch.root / k).exists()]
-        self.store.download(missing, self.scratch.root)
+    def fetch_known(self, study_uid: str, tiers: Sequence[str]) -> None:
+        """Bring what the store knows of the study into scratch before an attempt: its
+        quarantine copies (a new copy never takes the name of a different file already
+        quarantined), and each tier's package and quality partition (``work.carry`` carries
+        over the members this attempt does not process, their files restored from the ZIP)."""
+        name = uid_name(study_uid)
+        prefix = f"quarantine/{name}/"
+        wanted = [k for k in self.store.keys(prefix) if not (self.scratch.root / k).exists()]
+        packages = self.store.keys(f"packages/{name}/")
+        for tier in tiers:
+            package = self._key(self.scratch.package(study_uid, tier))
+            if package in packages:  # the store's, not a copy an earlier attempt left here
+                wanted += [package, *self.store.keys(f"quality/tier={tier}/study={name}/")]
+        self.store.download(wanted, self.scratch.root)
 
-    def publish(self, result: StudyTierResult) -> StudyTierResult:
-        """Stage, then commit, every file of ``result``; return it naming objects by URL."""
+    def publish(self, result: StudyTierResult) -> list[str]:
+        """Stage, then commit, every file of ``result``; name its objects by URL in it; return
+        the keys put."""
         started = time.perf_counter()
         files = self._files(result)
         package = self._key(result.package) if result.package else None
-        prefix = f"{STAGING}/{result.study_uid}/{result.tier}"
+        prefix = f"{STAGING}/{uid_name(result.study_uid)}/{result.tier}"
         self.store.remove(f"{prefix}/")  # what an earlier, failed attempt staged
         staged = f"{prefix}/{secrets.token_hex(8)}"
         small = [k for k in files if k != package]
@@ -162,7 +173,7 @@ class Publisher:
             sum((self.scratch.root / k).stat().st_size for k in files),
             time.perf_counter() - started,
         )  # fmt: skip
-        return result
+        return files
 
     def publish_unidentified(self) -> int:
         """Put new copies under ``quarantine/_unidentified/`` on the store (each a single
@@ -178,19 +189,16 @@ class Publisher:
         shutil.rmtree(folder, ignore_errors=True)
         return len(new)
 
-    def prune(self, result: StudyTierResult) -> list[str]:
-        """Delete the study x tier's objects that the published ``result`` does not name (call
-        it once the catalogue has recorded ``result``); return their keys."""
-        study, tier = result.study_uid, result.tier
-        named = {self.store.key_of(str(r.output)) for r in result.results if r.output}
-        for url in (result.quality_partition, result.package):
-            if url:
-                named.add(self.store.key_of(url))
+    def prune(self, result: StudyTierResult, published: Sequence[str]) -> list[str]:
+        """Delete the study x tier's objects that ``publish`` did not put (``published``, the
+        keys it returned; call it once the catalogue has recorded ``result``); return them."""
+        study, tier, name = result.study_uid, result.tier, uid_name(result.study_uid)
+        named = set(published)
         package = self._key(self.scratch.package(study, tier))
         found = [
-            *self.store.keys(f"derived/{tier}/{study}/"),
-            *self.store.keys(f"quality/tier={tier}/study={study}/"),
-            *[k for k in self.store.keys(f"packages/{study}/") if k == package],
+            *self.store.keys(f"derived/{tier}/{name}/"),
+            *self.store.keys(f"quality/tier={tier}/study={name}/"),
+            *[k for k in self.store.keys(f"packages/{name}/") if k == package],
         ]
         stale = sorted(k for k in found if k not in named)
         self.store.delete(stale)
@@ -201,19 +209,27 @@ class Publisher:
 
     def clear(self, study_uid: str, tier: str) -> None:
         """Remove the local copies of a published study x tier from scratch."""
+        name = uid_name(study_uid)
         for folder in (
-            self.scratch.derived / tier / study_uid,
-            self.scratch.quality / f"tier={tier}" / f"study={study_uid}",
+            self.scratch.derived / tier / name,
+            self.scratch.quality / f"tier={tier}" / f"study={name}",
         ):
             shutil.rmtree(folder, ignore_errors=True)
         self.scratch.package(study_uid, tier).unlink(missing_ok=True)
 
     def _files(self, result: StudyTierResult) -> list[str]:
-        """Keys of the result's local files: derived outputs, partition, quarantine, package."""
-        paths = [Path(r.output) for r in result.results if r.output]
+        """Keys of the result's local files: derived outputs, partition, quarantine, package.
+
+        The derived files are those under the study x tier's folder in scratch, which after
+        the attempt holds exactly the package's members (``work.carry.remove_unpackaged``):
+        this attempt's outputs and the members carried over from the earlier package.
+        """
+        name = uid_name(result.study_uid)
+        derived = self.scratch.derived / result.tier / name
+        paths = sorted(p for p in derived.rglob("*") if p.is_file() and _visible(p))
         if result.quality_partition:
             paths.append(Path(result.quality_partition))
-        quarantine = self.scratch.quarantine / result.study_uid
+        quarantine = self.scratch.quarantine / name
         if quarantine.is_dir():
             paths += sorted(p for p in quarantine.iterdir() if p.is_file() and _visible(p))
         if result.package:

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from dcmtier.outputs import uid_name
 from dcmtier.records import FAILED, Study, TierResult, Unidentified, file_key
 from dcmtier.work.layout import Layout
 
@@ -39,7 +40,8 @@ def quarantine_failed(study: Study, results: list[TierResult], layout: Layout) -
     path = Path(results[0].path)
     reason = next(iter(failed.values()))
     details = {"reason": reason, "tiers": failed, "sop_uid": study.sop_uids.get(path) or None}
-    return _write_quarantine(layout.quarantine / study.uid, path, results[0].source, details)
+    folder = layout.quarantine / uid_name(study.uid)
+    return _write_quarantine(folder, path, results[0].source, details)
 
 
 def _write_quarantine(folder: Path, path: Path, key: str, details: dict[str, Any]) -> Path:

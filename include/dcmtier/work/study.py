@@ -3,10 +3,16 @@ quality partition and the package, and quarantine what failed.
 
 Layout under the output root: ``derived/``, ``quality/``, ``packages/``, ``quarantine/``.
 Everything written is keyed by UIDs and tier, so running it again replaces rather than adds.
+
+A study x tier's output is the whole study as known (``work.carry``): members of its existing
+package that this attempt did not process are carried over, re-verified by hash. Files that
+repeat a SOP Instance UID are made once or fail as a conflict (``work.duplicates``). One bad
+instance fails alone; the study x tier is then ``partial``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -21,15 +27,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from dcmtier.codec.policy import Policy
 from dcmtier.measure.store import write_partition
+from dcmtier.outputs import uid_name
 from dcmtier.owner import checkpoint, remove_dead_temps
 from dcmtier.packaging.package import PackageMember, write_package
 from dcmtier.records import (
+    CARRIED,
+    DUPLICATE,
     FAILED,
     GATE_FAILED,
     LAYERED,
     OK,
     PER_TIER,
     REJECTED,
+    SKIPPED,
     STUDY_FAILED,
     STUDY_OK,
     STUDY_PARTIAL,
@@ -43,7 +53,9 @@ from dcmtier.tiers import Tier, layered_tiers
 from dcmtier.versions import software_versions
 from dcmtier.work import interrupt
 from dcmtier.work.batch import run_batch
+from dcmtier.work.carry import Carried, carry_over, remove_unpackaged
 from dcmtier.work.compress import Options
+from dcmtier.work.duplicates import split_duplicates
 from dcmtier.work.layout import Layout
 from dcmtier.work.publish import Publisher
 from dcmtier.work.quarantine import quarantine_failed
@@ -55,6 +67,7 @@ if TYPE_CHECKING:  # the catalogue (SQLAlchemy) loads only when a caller passes 
 log = logging.getLogger(__name__)
 HOLD_POLL_S = 0.2  # how often a run waiting for another's study x tier looks again
 HOLD_LOG_EVERY_S = 30.0
+ERROR_CHARS = 500  # a failed attempt's error in the catalogue: one line, this long at most
 
 
 class Watcher(Protocol):
@@ -158,9 +171,10 @@ def _hold_some(holds: Holds, study_uid: str, tiers: Sequence[Tier]) -> list[Tier
 
 def _sweep(layout: Layout, study_uid: str, tiers: Sequence[Tier]) -> None:
     """Remove what dead processes left half-written in this study's folders."""
-    folders = [(layout.packages / study_uid, False), (layout.layer_cache / study_uid, False)]
+    name = uid_name(study_uid)
+    folders = [(layout.packages / name, False), (layout.layer_cache / name, False)]
     for tier in tiers:
-        folders.append((layout.derived / tier.name / study_uid, True))  # series folders below
+        folders.append((layout.derived / tier.name / name, True))  # series folders below
         folders.append((layout.quality / f"tier={tier.name}", False))  # partitions' temp dirs
     for folder, recursive in folders:
         for path in remove_dead_temps(folder, recursive=recursive):
@@ -228,24 +242,22 @@ class _Work:
         try:
             with lease:
                 if self.publisher is not None:
-                    self.publisher.fetch_quarantine(self.study.uid)
-                by_tier = _compress_study(
-                    self.study, tiers, self.layout, jobs=self.jobs, options=self._options(),
-                    watcher=self.watcher,
-                )  # fmt: skip
+                    self.publisher.fetch_known(self.study.uid, [t.name for t in tiers])
+                by_tier = self._compress(tiers)
                 created_at = _content_time(self.study.files)
                 for tier in tiers:
                     result = _finish_tier(
                         self.study, tier, results=by_tier[tier.name], layout=self.layout,
                         run_id=self.run_id, created_at=created_at,
                     )  # fmt: skip
+                    published = []
                     if self.publisher is not None:
-                        self.publisher.publish(result)
+                        published = self.publisher.publish(result)
                     if catalogue is not None:
                         _check_hold(lease, (self.study.uid, tier.name))
                         catalogue.finish_job(jobs_of[tier.name], result)  # the commit point
                     if self.publisher is not None:  # after the commit point
-                        self.publisher.prune(result)
+                        self.publisher.prune(result, published)
                         self.publisher.clear(self.study.uid, tier.name)
                     done.append(result)
                     if self.watcher is not None:
@@ -257,6 +269,21 @@ class _Work:
                 _end_jobs(catalogue, unfinished, exc, self.study)
             raise
         return done
+
+    def _compress(self, tiers: Sequence[Tier]) -> dict[str, list[TierResult]]:
+        """Every file into every tier, but each SOP Instance UID once (``work.duplicates``):
+        a repeat is ``duplicate``, files that conflict are ``failed`` and quarantined."""
+        made, left_out = split_duplicates(self.study)
+        by_tier = _compress_study(
+            dataclasses.replace(self.study, files=made), tiers, self.layout, jobs=self.jobs,
+            options=self._options(), watcher=self.watcher,
+        )  # fmt: skip
+        for item in left_out:
+            results = item.results(self.study, list(tiers))
+            quarantine_failed(self.study, results, self.layout)
+            for left in results:
+                by_tier[left.tier].append(left)
+        return by_tier
 
     def _options(self) -> Options:
         return Options(
@@ -381,7 +408,8 @@ def _end_jobs(
         if interrupted is not None:
             catalogue.interrupt_jobs(job_ids, interrupted)
             return
-        error = without_paths(study, f"{type(exc).__name__}: {exc}")
+        first = (str(exc).strip().splitlines() or [""])[0]  # never a traceback a message holds
+        error = without_paths(study, f"{type(exc).__name__}: {first}")[:ERROR_CHARS]
         for job_id in job_ids:
             catalogue.fail_job(job_id, error)
     except Exception as also:  # the original error is the one to raise
@@ -397,12 +425,17 @@ def _finish_tier(
     run_id: str,
     created_at: datetime,
 ) -> StudyTierResult:
-    summary = _summarise(study, tier, results, run_id)
-    rows = _quality_rows(results, tier, run_id)
+    for r in results:  # a file that could not be read still has the UID discovery read
+        r.sop_instance_uid_in = r.sop_instance_uid_in or study.sop_uids.get(Path(r.path or ""))
+    processed = {r.sop_instance_uid_in for r in results if r.sop_instance_uid_in}
+    carried = carry_over(layout, study.uid, tier.name, processed)
+    summary = _summarise(study, tier, results, run_id, carried)
+    name = uid_name(study.uid)
+    rows = _quality_rows(results, tier, run_id, name) + carried.rows
     summary.quality_partition = str(
-        write_partition(layout.quality, tier=tier.name, study_uid=study.uid, rows=rows)
+        write_partition(layout.quality, tier=tier.name, study_uid=name, rows=rows)
     )
-    members = [_member(r) for r in results if r.status in (OK, GATE_FAILED)]
+    members = [_member(r) for r in results if r.status in (OK, GATE_FAILED)] + carried.members
     if members:
         info = write_package(
             layout.package(study.uid, tier.name),
@@ -418,13 +451,18 @@ def _finish_tier(
         summary.package_sha256 = info.sha256
     else:
         layout.package(study.uid, tier.name).unlink(missing_ok=True)
+    remove_unpackaged(layout, study.uid, tier.name, keep=[m.path for m in members])
     return summary
 
 
-def _summarise(study: Study, tier: Tier, results: list[TierResult], run_id: str) -> StudyTierResult:
+def _summarise(
+    study: Study, tier: Tier, results: list[TierResult], run_id: str, carried: Carried
+) -> StudyTierResult:
     """The study x tier's status: ``failed`` when every instance failed, ``rejected`` when the
     gate rejected every output and none failed, ``partial`` when some failed or were rejected,
-    else ``ok`` (fallbacks and kept, flagged outputs included)."""
+    else ``ok`` (fallbacks, kept and flagged outputs, carried members and duplicates
+    included). Carried members count as instances; a known member that could not be carried
+    counts as failed."""
     counts: dict[str, int] = defaultdict(int)
     outcomes: dict[str, int] = defaultdict(int)
     for r in results:
@@ -432,11 +470,14 @@ def _summarise(study: Study, tier: Tier, results: list[TierResult], run_id: str)
         for m in r.frame_metrics:
             if m.get("gate_action"):
                 outcomes[str(m["gate_action"])] += 1
+    counts[CARRIED] += len(carried.members)
+    counts[FAILED] += len(carried.failures)
+    instances = len(results) + len(carried.members) + len(carried.failures)
     done = [r for r in results if r.status in (OK, GATE_FAILED)]
-    failed, rejected = counts.get(FAILED, 0), counts.get(REJECTED, 0)
-    if failed and failed == len(results):
+    failed, rejected = counts[FAILED], counts[REJECTED]
+    if failed and failed == instances - counts[DUPLICATE]:
         status = STUDY_FAILED
-    elif rejected and not done and not failed:
+    elif rejected and not done and not carried.members and not failed:
         status = STUDY_REJECTED
     else:
         status = STUDY_PARTIAL if failed or rejected else STUDY_OK
@@ -445,8 +486,8 @@ def _summarise(study: Study, tier: Tier, results: list[TierResult], run_id: str)
         tier=tier.name,
         status=status,
         run_id=run_id,
-        instances=len(results),
-        counts=dict(sorted(counts.items())),
+        instances=instances,
+        counts={k: v for k, v in sorted(counts.items()) if v},
         pixel_bytes_in=sum(r.pixel_bytes_in or 0 for r in done),
         pixel_bytes_out=sum(r.pixel_bytes_out or 0 for r in done),
         file_bytes_in=sum(r.file_bytes_in or 0 for r in done),
@@ -454,20 +495,25 @@ def _summarise(study: Study, tier: Tier, results: list[TierResult], run_id: str)
         failures=[
             {
                 "source": r.source,  # the file key
-                "sop_uid": r.sop_instance_uid_in or study.sop_uids.get(Path(r.path or "")),
+                "sop_uid": r.sop_instance_uid_in,
                 "status": r.status,
                 "reason": r.reason,
                 "rule": r.rule or r.gate,
+                "key": r.params.get("key"),
             }
             for r in results
-            if r.status not in (OK,) and r.status != "skipped"
-        ],
+            if r.status not in (OK, SKIPPED)
+        ]
+        + carried.failures,
         gate_outcomes=dict(sorted(outcomes.items())),
+        carried=carried.sop_uids,
         results=results,
     )
 
 
-def _quality_rows(results: list[TierResult], tier: Tier, run_id: str) -> list[dict[str, Any]]:
+def _quality_rows(
+    results: list[TierResult], tier: Tier, run_id: str, study_name: str
+) -> list[dict[str, Any]]:
     software = json.dumps(software_versions(), sort_keys=True)
     now = datetime.now(UTC)
     rows = []
@@ -476,7 +522,7 @@ def _quality_rows(results: list[TierResult], tier: Tier, run_id: str) -> list[di
             rows.append(
                 {
                     **metrics,
-                    "study_uid": r.study_instance_uid,
+                    "study_uid": study_name,
                     "series_uid": r.series_instance_uid,
                     "source_sop_uid": r.sop_instance_uid_in,
                     "derived_sop_uid": r.sop_instance_uid_out,

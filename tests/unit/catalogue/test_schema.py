@@ -4,6 +4,7 @@ that is missing or behind is refused with the command that fixes it."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from dcmtier.catalogue import Catalogue, CatalogueError
 from dcmtier.catalogue.engine import make_engine
 from dcmtier.catalogue.models import Base
 from dcmtier.catalogue.schema import VERSION_TABLE, current_revision_at, head_revision
+from dcmtier.cli import main
+from dcmtier.sample import write_ct_series
 from tests.integration.catalogue_cases import (
     assert_backfill_survives_down_and_up,
     make_landing,
@@ -156,3 +159,29 @@ def test_0005_moves_every_recorded_path_to_file_locations_and_names_files_by_key
             ("file:///archive/DOE_JANE/a.dcm",)
         ]
     engine.dispose()
+
+
+def test_0008_duplicates_and_coded_precision_go_down_and_come_back(tmp_path: Path) -> None:
+    files = write_ct_series(tmp_path / "landing", slices=2, rows=32, columns=32, seed=2)
+    shutil.copy(files[0], tmp_path / "landing" / "resent.dcm")  # the same instance again
+    out = tmp_path / "out"
+    assert (
+        main(["process", str(tmp_path / "landing"), "--out", str(out), "--tier", "j2k-lossless"])
+        == 0
+    )  # fmt: skip  (a duplicate is no failure)
+    url = f"sqlite:///{out / 'catalogue.db'}"
+    engine = make_engine(url)
+    query = "SELECT status, count(*) FROM failures GROUP BY status"
+    with engine.connect() as connection:
+        assert connection.execute(text(query)).all() == [("duplicate", 1)]
+        bits = connection.execute(text("SELECT bits_stored FROM derived_instances")).scalars()
+        assert set(bits) == {12}  # the precision coded: the series' Bits Stored
+    Catalogue.downgrade(url, "0007")
+    with engine.connect() as connection:
+        assert connection.execute(text(query)).all() == []
+        columns = connection.execute(text("PRAGMA table_info(derived_instances)")).all()
+        assert "bits_stored" not in {c[1] for c in columns}
+    assert schema_names(url)[1] == VIEWS
+    Catalogue.upgrade(url)
+    engine.dispose()
+    assert current_revision_at(url) == head_revision() and schema_names(url)[1] == VIEWS

@@ -55,16 +55,18 @@ def test_dcmtier_process_records_stray_files_by_key_in_the_default_catalogue(
 ) -> None:
     landing = tmp_path / "landing"
     write_ct_series(landing / "s", slices=1, rows=64, columns=64, seed=4)
-    notes = landing / "notes.txt"
-    notes.write_text("not DICOM\n")
-    key = hashlib.sha256(notes.read_bytes()).hexdigest()[:32]
+    (landing / "notes.txt").write_text("not DICOM\n")  # skipped: not a fault, not recorded
+    broken = landing / "broken.dcm"
+    broken.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")  # cut short: no study
+    key = hashlib.sha256(broken.read_bytes()).hexdigest()[:32]
     out = tmp_path / "out"
     code = main(["process", str(landing), "--out", str(out), "--tier", "j2k-lossless", "--json"])
     assert code == 1
     (row,) = _failures(out / "catalogue.db")
     assert row[:4] == (None, None, key, "failed")
     assert str(row[4]).startswith(f"{key}: no readable StudyInstanceUID")
-    assert "notes" not in capsys.readouterr().out
-    assert (out / "quarantine" / "_unidentified" / f"{key}.dcm").read_bytes() == notes.read_bytes()
+    printed = capsys.readouterr().out
+    assert "notes" not in printed and "broken" not in printed
+    assert (out / "quarantine" / "_unidentified" / f"{key}.dcm").read_bytes() == broken.read_bytes()
     assert main(["locate", key, "--data-dir", str(out)]) == 0
-    assert capsys.readouterr().out.split("\t")[:2] == [key, notes.absolute().as_uri()]
+    assert capsys.readouterr().out.split("\t")[:2] == [key, broken.absolute().as_uri()]

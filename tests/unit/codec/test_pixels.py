@@ -10,6 +10,7 @@ from pydicom import dcmread
 
 from dcmtier.codec import pixels
 from dcmtier.codec.pixels import fit_bits, metadata, read_source
+from dcmtier.errors import InvalidInput
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import TIERS
 from dcmtier.work.compress import Options, compress_file
@@ -43,15 +44,46 @@ def test_native_little_endian_frames_equal_pydicom_s(native_files: list[Path]) -
         assert np.array_equal(ours, theirs), path
 
 
-def test_bits_outside_bits_stored_never_reach_the_encoder(tmp_path: Path) -> None:
+def test_signed_values_with_stray_bits_above_bits_stored_fail_instead_of_being_masked(
+    tmp_path: Path,
+) -> None:
     ds = dcmread(reference_file("CT_small.dcm"))
     ds.BitsStored, ds.HighBit = 12, 11
     values = ds.pixel_array.astype(np.int16)
     ds.PixelData = (values | np.int16(0x7000)).tobytes()  # junk above bit 11
     path = tmp_path / "junk.dcm"
     ds.save_as(path)
-    (frame,) = list(read_source(path).iter_frames())
-    assert frame.min() >= -2048 and frame.max() <= 2047
+    with pytest.raises(InvalidInput, match=r"bits above Bits Stored 12 .* cannot be kept"):
+        read_source(path)
+
+
+def test_signed_values_stored_without_sign_extension_are_sign_extended(tmp_path: Path) -> None:
+    ds = dcmread(reference_file("CT_small.dcm"))
+    ds.BitsStored, ds.HighBit = 12, 11
+    values = np.clip(ds.pixel_array.astype(np.int16), -2048, 2047)
+    ds.PixelData = (values & np.int16(0x0FFF)).tobytes()  # negative values, high bits zero
+    path = tmp_path / "unextended.dcm"
+    ds.save_as(path)
+    source = read_source(path)
+    (frame,) = list(source.iter_frames())
+    assert np.array_equal(frame, values)
+    assert source.spec.bits_stored == 12 and not source.widened
+
+
+def test_unsigned_values_above_bits_stored_widen_the_precision_and_stay_as_stored(
+    tmp_path: Path,
+) -> None:
+    ds = dcmread(reference_file("CT_small.dcm"))
+    ds.PixelRepresentation, ds.BitsStored, ds.HighBit = 0, 12, 11
+    values = np.clip(ds.pixel_array.astype(np.int32) + 1024, 0, 4095).astype(np.uint16)
+    values[0, :8] = 5000  # an old scanner's overlay bit: 13 bits needed
+    ds.PixelData = values.tobytes()
+    path = tmp_path / "above.dcm"
+    ds.save_as(path)
+    source = read_source(path)
+    (frame,) = list(source.iter_frames())
+    assert np.array_equal(frame, values)  # never masked (5000 would become 904)
+    assert source.spec.bits_stored == 13 and source.bits_declared == 12 and source.widened
 
 
 def test_short_native_pixel_data_is_a_one_line_error_naming_the_instance(tmp_path: Path) -> None:

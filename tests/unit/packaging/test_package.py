@@ -22,6 +22,7 @@ from dcmtier.packaging.package import (
     verify_package,
     write_package,
 )
+from dcmtier.records import KEY_DIGITS
 from tests.support import dead_owner_token, live_owner_token
 
 SOURCES = ("CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm")
@@ -333,12 +334,35 @@ def test_two_members_with_the_same_name_are_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad_uid", ["../../etc", "1.2/3", "", "1." + "2" * 70], ids=["dotdot", "slash", "empty", "long"]
+    "bad_uid", ["../../etc", "1.2/3", "1." + "2" * 70], ids=["dotdot", "slash", "long"]
 )
-def test_a_uid_that_is_not_a_dicom_uid_is_refused(tmp_path: Path, bad_uid: str) -> None:
+def test_a_uid_that_cannot_name_a_file_is_named_by_its_hash_and_recorded_as_found(
+    tmp_path: Path, bad_uid: str
+) -> None:
     member = PackageMember(_testdata("CT_small.dcm"), bad_uid, "1.2.3", "1.2.4")
 
-    with pytest.raises(ValueError, match="not a DICOM UID"):
+    info = _write(tmp_path / "p.zip", [member])
+
+    (entry,) = info.manifest["members"]
+    assert entry["series_uid"] == bad_uid
+    folder, name = entry["name"].split("/")
+    assert folder.startswith("x") and len(folder) == 1 + KEY_DIGITS and name == "1.2.3.dcm"
+    assert verify_package(info.path) == info
+
+
+def test_a_hex_uid_from_an_anonymiser_names_its_member_as_it_is(tmp_path: Path) -> None:
+    hex_uid = "0123456789abcdef" * 4  # 64 hex digits: not a DICOM UID, yet a safe name
+    member = PackageMember(_testdata("CT_small.dcm"), "1.2.3", hex_uid, "1.2.4")
+
+    info = _write(tmp_path / "p.zip", [member])
+
+    assert info.manifest["members"][0]["name"] == f"1.2.3/{hex_uid}.dcm"
+
+
+def test_an_empty_uid_is_refused(tmp_path: Path) -> None:
+    member = PackageMember(_testdata("CT_small.dcm"), "", "1.2.3", "1.2.4")
+
+    with pytest.raises(ValueError, match="not a UID"):
         _write(tmp_path / "p.zip", [member])
 
 

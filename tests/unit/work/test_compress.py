@@ -214,7 +214,7 @@ def test_dciodvfy_finds_no_error_the_source_did_not_have(
     assert not new, "\n".join(sorted(new))
 
 
-def test_bad_inputs_fail_with_one_line_naming_the_file(tmp_path: Path) -> None:
+def test_bad_inputs_fail_with_one_line_naming_the_instance_or_its_file_key(tmp_path: Path) -> None:
     not_dicom = tmp_path / "notes.txt"
     not_dicom.write_text("not an image\n")
     corrupt = tmp_path / "corrupt_j2k.dcm"
@@ -245,6 +245,53 @@ def test_bad_inputs_fail_with_one_line_naming_the_file(tmp_path: Path) -> None:
         assert result.path == str(path)  # in memory only, for quarantine and --show-paths
         assert "path" not in result.as_dict()
         assert expected in result.reason
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [({"RescaleSlope": 0}, "invalid input: RescaleSlope 0.0: no modality LUT maps stored values"),
+     ({"RescaleSlope": "abc"}, "invalid input: RescaleSlope 'abc' is not a number"),
+     ({"BitsStored": 0}, "invalid input: BitsStored 0"),
+     ({"Rows": 0}, "invalid input: Rows 0"),
+     ({"Columns": 0}, "invalid input: Columns 0"),
+     ({"NumberOfFrames": 0}, "invalid input: NumberOfFrames 0")],
+    ids=["slope-0", "slope-text", "bits-stored-0", "rows-0", "columns-0", "frames-0"],
+)  # fmt: skip
+def test_a_header_no_image_can_follow_fails_that_instance_as_invalid_input(
+    tmp_path: Path, header: dict[str, object], expected: str
+) -> None:
+    ds = dcmread(reference_file("CT_small.dcm"))
+    for keyword, value in header.items():
+        if keyword == "RescaleSlope" and isinstance(value, str):
+            ds["RescaleSlope"].VR = "LO"  # a DS cannot hold text; some writers put it anyway
+        setattr(ds, keyword, value)
+    path = tmp_path / "DOE_JANE.dcm"
+    ds.save_as(path)
+    tiers = [TIERS["j2k-lossless"], TIERS["j2k-r20"]]
+    results = compress_file(path, tiers, Options(tmp_path / "out"))
+    assert [r.status for r in results] == [FAILED, FAILED]
+    for result in results:
+        assert result.reason == f"{ds.SOPInstanceUID}: {expected}", result.reason  # one line
+        assert result.error == "InvalidInput"
+    assert not list((tmp_path / "out").rglob("*.dcm"))
+
+
+def test_a_codec_surprise_fails_that_instance_and_tier_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dcmtier.codec.backends import openjpeg
+
+    def surprise(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("codec state corrupted")
+
+    monkeypatch.setattr(openjpeg, "encode", surprise)
+    tiers = [TIERS["j2k-lossless"], TIERS["htj2k-lossless"]]
+    path = reference_file("CT_small.dcm")
+    broken, fine = compress_file(path, tiers, Options(tmp_path / "out"))
+    uid = dcmread(path, stop_before_pixels=True).SOPInstanceUID
+    assert broken.status == FAILED and broken.error == "RuntimeError"
+    assert broken.reason == f"{uid}: unexpected RuntimeError: codec state corrupted"
+    assert fine.status == OK
 
 
 def _key(path: Path) -> str:

@@ -23,7 +23,8 @@ def test_three_same_named_files_from_three_folders_make_three_copies(tmp_path: P
     landing = tmp_path / "landing"
     for index, folder in enumerate(("DOE_JANE", "DOE_JOHN", "ROE_RICHARD")):
         (landing / folder).mkdir(parents=True)
-        (landing / folder / "export.txt").write_text(f"not DICOM {index}\n")
+        # a Part 10 preamble, then nothing readable: a broken DICOM file, not a text file
+        (landing / folder / "export.dcm").write_bytes(b"\0" * 128 + b"DICM" + bytes([index]))
     _, unidentified = discover([landing])
     layout = Layout(tmp_path / "out")
     for item in unidentified:
@@ -31,7 +32,7 @@ def test_three_same_named_files_from_three_folders_make_three_copies(tmp_path: P
         quarantine_unidentified(item, layout)  # a rerun adds nothing
     folder = layout.quarantine / UNIDENTIFIED
     copies = sorted(folder.glob("*.dcm"))
-    sources = sorted((landing).rglob("export.txt"))
+    sources = sorted((landing).rglob("export.dcm"))
     assert sorted(p.read_bytes() for p in copies) == sorted(p.read_bytes() for p in sources)
     assert {p.name for p in copies} == {f"{_key(p.read_bytes())}.dcm" for p in sources}
     for reason in folder.glob("*.reason.json"):

@@ -166,7 +166,7 @@ def test_process_command_reports_json_and_exits_1_on_partial(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 1
     notes_key = hashlib.sha256((landing / "notes.txt").read_bytes()).hexdigest()[:32]
-    assert lines[0]["status"] == "failed" and lines[0]["source"] == notes_key
+    assert lines[0]["status"] == "skipped" and lines[0]["source"] == notes_key
     statuses = sorted(line["status"] for line in lines[1:])
     assert statuses == ["ok", "ok", "partial"]
     assert all(line["run_id"] == "cli-test" for line in lines[1:])

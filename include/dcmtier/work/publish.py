@@ -147,6 +147,8 @@ class Publisher:
             package = self._key(self.scratch.package(study_uid, tier))
             if package in packages:  # the store's, not a copy an earlier attempt left here
                 wanted += [package, *self.store.keys(f"quality/tier={tier}/study={name}/")]
+            else:  # never committed: what a failed attempt left in scratch is not known
+                self.scratch.package(study_uid, tier).unlink(missing_ok=True)
         self.store.download(wanted, self.scratch.root)
 
     def publish(self, result: StudyTierResult) -> list[str]:

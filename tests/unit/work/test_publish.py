@@ -84,3 +84,16 @@ def test_one_file_processed_again_into_a_study_on_the_store_keeps_every_member(
     assert pq.read_table(io.BytesIO(store.read_bytes(part))).num_rows == 4
     assert not [k for k in keys if k.startswith("work/publish/")]
     store.remove("")
+
+
+def test_a_package_a_failed_attempt_left_in_scratch_is_not_carried_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DCMTIER_SCRATCH", str(tmp_path / "scratch"))
+    root = OutputRoot.of("memory://dcmtier-test-stale/out")
+    assert root.publisher is not None
+    left = root.layout.package("1.2.3", "j2k-r20")  # never published: the store has none
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"PK not committed")
+    root.publisher.fetch_known("1.2.3", ["j2k-r20"])
+    assert not left.exists()

@@ -2,8 +2,9 @@
 ### dicom_archive_compression
 
 Turns the DICOM studies that land in **landing** into rate-tiered JPEG 2000 (HTJ2K, JPEG-LS)
-copies under **output**: `derived/`, `quality/` (Parquet), `packages/` (ZIP per study × tier),
-`quarantine/`, with lineage and savings in the `dcmtier_catalogue` connection (else
+copies under **output** (a folder or an object store URL): `derived/`, `quality/`
+(Parquet), `packages/` (ZIP per study × tier), `quarantine/`, with lineage and savings in the
+`dcmtier_catalogue` connection (else
 `$DCMTIER_CATALOGUE_URL`, else SQLite `<output>/catalogue.db`).
 
 `discover` updates the catalogue's landing index (headers read only for new or changed files),
@@ -56,7 +57,15 @@ PARAMS = {
     "output": Param(
         os.environ.get("DCMTIER_DATA_DIR", "./data"),
         type="string",
-        description="Local folder for derived/, quality/, packages/ and quarantine/.",
+        description="Where derived/, quality/, packages/ and quarantine/ go: a local folder, "
+        "or an object store URL (s3://bucket/prefix, gs://, az://); each study x tier is "
+        "published whole.",
+    ),
+    "storage_conn_id": Param(
+        "",
+        type="string",
+        description="Airflow connection (aws, google_cloud_platform or wasb) with the object "
+        "store's credentials and endpoint; empty: the store's standard environment variables.",
     ),
     "tiers": Param(
         list(DEFAULT_TIERS),

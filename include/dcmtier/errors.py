@@ -41,3 +41,7 @@ class ConfigError(DcmtierError):
 
 class CatalogueError(DcmtierError):
     """The catalogue database is unreachable, not at the code's schema revision, or misused."""
+
+
+class StorageError(DcmtierError):
+    """The object store holding the outputs is unreachable or refused a request (retry)."""

@@ -106,7 +106,14 @@ class AirflowStack:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc.stdout
 
-    def start(self, *, api_server_only: bool = False) -> None:
+    def start(
+        self,
+        *,
+        api_server_only: bool = False,
+        worker_env: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        """Start the components; ``worker_env`` adds variables to one worker's environment
+        (``{"worker1": {...}}``: each its own scratch folder, as on two hosts)."""
         self.home.mkdir(parents=True, exist_ok=True)
         self.cli("db", "migrate")
         self.cli("pools", "set", "dcmtier", "4", "dcmtier compression")
@@ -118,14 +125,15 @@ class AirflowStack:
         self._spawn("dag-processor", "dag-processor")
         for name in ("worker1", "worker2"):
             self._spawn(name, "celery", "worker", "--celery-hostname", f"{name}@%h",
-                        "--concurrency", "2", "--skip-serve-logs")  # fmt: skip
+                        "--concurrency", "2", "--skip-serve-logs",
+                        env=(worker_env or {}).get(name))  # fmt: skip
         wait_for(self._healthy, timeout=180, what="the api-server")
 
-    def _spawn(self, name: str, *args: str) -> None:
+    def _spawn(self, name: str, *args: str, env: Mapping[str, str] | None = None) -> None:
         log = (self.home / f"{name}.log").open("wb")
         self.processes[name] = subprocess.Popen(
-            [self.airflow, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            [self.airflow, *args], env={**self.env, **(env or {})}, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
     def _healthy(self) -> bool:

@@ -33,6 +33,11 @@ class DerivedRows:
     frames: list[dict[str, Any]]
 
 
+def location_uri(location: str) -> str:
+    """Where an output is, as a URI: a URL (an object on a store) as it is, a path as file://."""
+    return location if "://" in location else Path(location).absolute().as_uri()
+
+
 def tier_row(tier: Tier) -> dict[str, Any]:
     return tier.as_dict()
 
@@ -65,7 +70,7 @@ def _derived(r: TierResult, study_uid: str, job_id: int, now: datetime) -> Deriv
         "series_uid": r.series_instance_uid or "",
         "derived_sop_uid": r.sop_instance_uid_out or r.sop_instance_uid_in,
         "job_id": job_id,
-        "output_uri": Path(str(r.output)).absolute().as_uri(),
+        "output_uri": location_uri(str(r.output)),
         "bytes": r.file_bytes_out or 0,
         "frames": r.frames or len(metrics),
         "pixel_bytes_in": r.pixel_bytes_in or 0,
@@ -139,7 +144,7 @@ def package_row(result: StudyTierResult, job_id: int, now: datetime) -> dict[str
         "study_uid": result.study_uid,
         "tier": result.tier,
         "job_id": job_id,
-        "uri": Path(result.package).absolute().as_uri(),
+        "uri": location_uri(result.package),
         "bytes": result.package_bytes,
         "sha256": result.package_sha256,
         "member_count": sum(result.counts.get(s, 0) for s in (OK, GATE_FAILED, CARRIED)),

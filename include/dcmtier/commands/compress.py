@@ -2,12 +2,18 @@
 
 Sources are named by file key (SOP Instance UID, else a content hash); --show-paths also
 prints their paths, which may carry patient names.
+
+--out may be an object store URL (s3://bucket/prefix, ...; credentials from the store's
+standard variables such as AWS_ENDPOINT_URL): each output is written and verified in a local
+temporary folder, then put as one object at the same relative key (one PUT: an object is
+whole or absent), and the local copy removed.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,7 +22,7 @@ from dcmtier.cli import add_show_paths
 from dcmtier.codec.policy import Policy
 from dcmtier.commands.options import add_gate_option, add_jobs
 from dcmtier.records import FAILED, LAYERED, STRATEGIES, TierResult
-from dcmtier.tiers import DEFAULT_TIERS, resolve_tiers
+from dcmtier.tiers import DEFAULT_TIERS, Tier, resolve_tiers
 from dcmtier.work.compress import Options
 
 
@@ -28,7 +34,10 @@ def add_parser(subparsers: Any) -> None:
         epilog="Exit status: 0 nothing failed (gate outcomes handled by --on-gate-failure "
         "are not failures), 1 an instance failed, 2 bad usage.",
     )
-    parser.add_argument("sources", nargs="+", type=Path, metavar="SRC", help="files or folders")
+    parser.add_argument(
+        "sources", nargs="+", metavar="SRC",
+        help="files or folders, or object store URLs (s3://bucket/prefix, gs://…, az://…)",
+    )  # fmt: skip
     parser.add_argument(
         "--tier",
         action="append",
@@ -36,7 +45,10 @@ def add_parser(subparsers: Any) -> None:
         metavar="NAME",
         help=f"tier to make, repeatable (default: {' '.join(DEFAULT_TIERS)})",
     )
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--out", required=True, metavar="DIR",
+        help="output folder, or an object store URL (each output one object)",
+    )  # fmt: skip
     add_jobs(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per (source, tier)")
     parser.add_argument("--policy", type=Path, metavar="FILE", help="modality policy JSON")
@@ -65,17 +77,81 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
+    from dcmtier.cli import EXIT_FAILED
     from dcmtier.commands.process import check_output
-    from dcmtier.discovery.files import find_files
-    from dcmtier.work.batch import default_jobs, run_batch
+    from dcmtier.discovery.landing import is_local
+    from dcmtier.errors import StorageError
 
     tiers = resolve_tiers(args.tiers)
     policy = Policy.from_file(args.policy) if args.policy else Policy()
-    check_output(args.out, args.sources)
-    files = find_files(args.sources)
+    with tempfile.TemporaryDirectory(prefix="dcmtier-staging-") as staging:
+        try:
+            out = _Output.of(args.out, Path(staging) / "out")
+            if out.store is None:
+                check_output(out.folder, [Path(s) for s in args.sources if is_local(s)])
+            files, where = _sources(args.sources, Path(staging))
+            return _compress(args, files, where, tiers, policy, out=out)
+        except StorageError as exc:
+            print(f"dcmtier: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+
+
+class _Output:
+    """Where outputs go: ``folder`` itself, or ``folder`` first and then ``store``."""
+
+    def __init__(self, folder: Path, store: Any = None) -> None:
+        self.folder, self.store = folder, store
+
+    @classmethod
+    def of(cls, location: str, scratch: Path) -> _Output:
+        from dcmtier.storage.store import Store, is_remote, local_root
+
+        if not is_remote(location):
+            return cls(local_root(location) if "://" in location else Path(location))
+        return cls(scratch, Store.open(location))
+
+    def publish(self, results: list[TierResult]) -> None:
+        """Put one source's outputs on the store (each one object), then drop the copies."""
+        if self.store is None:
+            return
+        written = [r for r in results if r.output and Path(r.output).is_file()]
+        keys = [Path(str(r.output)).relative_to(self.folder).as_posix() for r in written]
+        self.store.put_many([(Path(str(r.output)), k) for r, k in zip(written, keys, strict=True)])
+        for result, key in zip(written, keys, strict=True):
+            Path(str(result.output)).unlink()
+            result.output = self.store.url_of(key)
+
+
+def _sources(sources: list[str], staging: Path) -> tuple[list[Path], dict[str, str]]:
+    """Local files, with the files under each URL copied into ``staging`` (named by number:
+    a file's name may carry a patient's name); also where each copy came from."""
+    from dcmtier.discovery.files import find_files
+    from dcmtier.discovery.landing import is_local, list_files, stage
+
+    files = find_files([Path(s) for s in sources if is_local(s)])
+    where: dict[str, str] = {}
+    for number, source in enumerate(s for s in sources if not is_local(s)):
+        uris = [f.uri for f in list_files(source)]
+        copies = stage(uris, staging / f"{number:03d}")
+        where.update({str(c): u for c, u in zip(copies, uris, strict=True)})
+        files += copies
+    return files, where
+
+
+def _compress(
+    args: argparse.Namespace,
+    files: list[Path],
+    where: dict[str, str],
+    tiers: list[Tier],
+    policy: Policy,
+    *,
+    out: _Output,
+) -> int:
+    from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
+    from dcmtier.work.batch import default_jobs, run_batch
+
     options = Options(
-        out_dir=args.out,
+        out_dir=out.folder,
         policy=policy.with_gate_action(args.on_gate_failure),
         passthrough=args.pass_through,
         strategy=args.strategy,
@@ -86,7 +162,9 @@ def run(args: argparse.Namespace) -> int:
     results: list[TierResult] = []
     with _progress(len(files), enabled=not args.json and sys.stderr.isatty()) as advance:
         for file_results in run_batch(files, tiers, options, jobs=jobs):
+            out.publish(file_results)
             for result in file_results:
+                result.path = where.get(str(result.path), result.path)  # a URL, not a copy
                 if args.json:
                     print_json(result.as_dict(paths=args.show_paths))
             results.extend(file_results)

@@ -22,7 +22,10 @@ OUT/cache/layered/<study>/ while its tiers are made and deleted once they are al
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +36,7 @@ from dcmtier.tiers import DEFAULT_TIERS
 
 if TYPE_CHECKING:
     from dcmtier.catalogue import Catalogue
+    from dcmtier.commands.progress import HasFiles
     from dcmtier.records import Study, StudyTierResult, Unidentified
 
 
@@ -47,12 +51,19 @@ def add_parser(subparsers: Any) -> None:
         "attempt failed or a file had no StudyInstanceUID, 2 bad usage, 130 / 143 stopped by "
         "SIGINT / SIGTERM (its attempts marked interrupted).",
     )
-    parser.add_argument("sources", nargs="+", type=Path, metavar="SRC", help="files or folders")
+    parser.add_argument(
+        "sources", nargs="+", metavar="SRC",
+        help="files or folders, or object store URLs (s3://bucket/prefix, gs://…, az://…)",
+    )  # fmt: skip
     parser.add_argument(
         "--tier", action="append", dest="tiers", metavar="NAME",
         help=f"tier, repeatable (default: {' '.join(DEFAULT_TIERS)})",
     )  # fmt: skip
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output root")
+    parser.add_argument(
+        "--out", required=True, metavar="DIR",
+        help="output root: a folder, or an object store URL (needs --catalogue or "
+        "$DCMTIER_CATALOGUE_URL)",
+    )  # fmt: skip
     add_jobs(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per study x tier")
     parser.add_argument(
@@ -79,13 +90,13 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dcmtier.cli import EXIT_FAILED
-    from dcmtier.errors import CatalogueError
+    from dcmtier.errors import CatalogueError, StorageError
     from dcmtier.work.interrupt import Interrupted, signals_interrupt
 
     try:
         with signals_interrupt():
             return _run(args)
-    except CatalogueError as exc:
+    except (CatalogueError, StorageError) as exc:
         print(f"dcmtier: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except OSError as exc:  # the output cannot be written: full disk, read-only, ...
@@ -104,45 +115,53 @@ def _run(args: argparse.Namespace) -> int:
     from dcmtier.cli import EXIT_FAILED, EXIT_OK, json_line
     from dcmtier.codec.policy import Policy
     from dcmtier.commands.progress import ProcessProgress
-    from dcmtier.discovery.files import discover
-    from dcmtier.discovery.landing import location_scope
+    from dcmtier.discovery.landing import is_local
+    from dcmtier.discovery.plan import safe_name
     from dcmtier.records import FAILED, LAYERED
     from dcmtier.tiers import resolve_tiers
     from dcmtier.work.batch import default_jobs
     from dcmtier.work.cache import drop_study
-    from dcmtier.work.layout import Layout
+    from dcmtier.work.publish import OutputRoot
     from dcmtier.work.quarantine import quarantine_unidentified
     from dcmtier.work.study import process_study
 
     tiers = resolve_tiers(args.tiers)
     policy = Policy.from_file(args.policy) if args.policy else Policy()
     policy = policy.with_gate_action(args.on_gate_failure)
-    check_output(args.out, args.sources)
+    root = OutputRoot.of(args.out, layer_cache="worker")
+    if root.publisher is None:  # a local folder (a store has no folder to check)
+        check_output(root.layout.root, [Path(s) for s in args.sources if is_local(s)])
     # microseconds: two runs started within a second are still two attempts
     started = datetime.now(UTC)
     run_id = args.run_id or f"cli-{started:%Y%m%dT%H%M%S.%fZ}"
-    layout = Layout(args.out)
-    catalogue = None if args.no_catalogue else open_catalogue(args.catalogue, args.out)
-    studies, unidentified = discover(args.sources)
+    layout = root.layout
+    explicit = args.catalogue or os.environ.get("DCMTIER_CATALOGUE_URL")
+    data_dir = root.data_dir(explicit)
+    catalogue = None if args.no_catalogue else open_catalogue(args.catalogue, data_dir)
+    sources = _Sources(args.sources, layout.root / "staging" / safe_name(run_id))
+    unidentified = sources.unidentified
     for item in unidentified:
         if item.status == FAILED:
             quarantine_unidentified(item, layout)
         _report(item, as_json=args.json, show_paths=args.show_paths)
+    if root.publisher is not None:
+        root.publisher.publish_unidentified()
     if catalogue is not None:
-        for source in args.sources:
-            prefix = location_scope(str(source))
+        for prefix in sources.scopes:
             under = [u for u in unidentified if u.uri.startswith(prefix) or u.uri == prefix]
             catalogue.record_unidentified(prefix, under)
     # skipped files (not DICOM, a DICOMDIR) are no fault
     worst = EXIT_FAILED if any(u.status == FAILED for u in unidentified) else EXIT_OK
     jobs = args.jobs or default_jobs()
-    with ProcessProgress(studies, len(tiers)) as progress:
-        for study in studies:
+    with ProcessProgress(sources.sizes, len(tiers)) as progress, sources:
+        for study in sources.studies():
             watcher = progress.start(study)
             results = process_study(
                 study, tiers, layout, run_id=run_id, jobs=jobs, policy=policy,
                 catalogue=catalogue, strategy=args.strategy, watcher=watcher, since=started,
+                publisher=root.publisher,
             )  # fmt: skip
+            sources.done(study)
             if args.strategy == LAYERED:  # every tier of the study is done: nothing cuts again
                 drop_study(layout, study.uid)
             progress.finish(watcher)
@@ -161,6 +180,49 @@ def failed(result: StudyTierResult) -> bool:
     rejected outputs make the study x tier ``partial`` or ``rejected``.
     """
     return result.status == "failed" or bool(result.counts.get("failed"))
+
+
+class _Sources:
+    """The studies under the command's sources: local files as they are, the files under a URL
+    read where they are for their headers, then staged study by study into ``staging``."""
+
+    def __init__(self, sources: list[str], staging: Path) -> None:
+        from dcmtier.discovery.files import discover
+        from dcmtier.discovery.landing import is_local, location_scope
+        from dcmtier.discovery.sources import find_candidates
+
+        local = [Path(s) for s in sources if is_local(s)]
+        self.local, self.unidentified = discover(local) if local else ([], [])
+        self.remote = []
+        for source in (s for s in sources if not is_local(s)):
+            found, unidentified = find_candidates(source)
+            self.remote += [found[uid] for uid in sorted(found)]
+            self.unidentified += unidentified
+        self.scopes = [location_scope(str(source)) for source in sources]
+        self.staging = staging
+
+    @property
+    def sizes(self) -> list[HasFiles]:
+        """Each study, with its files (for the progress bars' totals)."""
+        return [*self.local, *self.remote]
+
+    def studies(self) -> Iterator[Study]:
+        from dcmtier.discovery.sources import stage_study
+
+        yield from self.local
+        for candidate in self.remote:
+            yield stage_study(candidate, self.staging / candidate.uid)
+
+    def done(self, study: Study) -> None:
+        """Remove the staged copies of a study's remote files."""
+        shutil.rmtree(self.staging / study.uid, ignore_errors=True)
+
+    def __enter__(self) -> _Sources:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Remove the run's staging folder, whatever is left in it (an error, a signal)."""
+        shutil.rmtree(self.staging, ignore_errors=True)
 
 
 def check_output(out: Path, sources: list[Path]) -> None:

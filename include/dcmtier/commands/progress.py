@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from dcmtier.records import Study, StudyTierResult
 
@@ -43,6 +43,13 @@ class Counter:
         return (self.total - self.done) * elapsed / self.done
 
 
+class HasFiles(Protocol):
+    """A study, staged or still on its store: what the totals count."""
+
+    @property
+    def files(self) -> Sequence[object]: ...
+
+
 class ProcessProgress:
     """Progress of one ``dcmtier process`` run: rich bars in a terminal, else plain lines.
 
@@ -52,7 +59,7 @@ class ProcessProgress:
 
     def __init__(
         self,
-        studies: Sequence[Study],
+        studies: Sequence[HasFiles],
         tiers: int,
         *,
         terminal: bool | None = None,

@@ -136,7 +136,11 @@ def open_file(uri: str, *, block_size: int | None = None) -> Any:
 
 
 def stage(uris: Sequence[str], folder: Path) -> list[Path]:
-    """Local paths for ``uris``: local files as they are, remote ones copied into ``folder``."""
+    """Local paths for ``uris``: local files as they are, remote ones copied into ``folder``.
+
+    A copy keeps the object's modification time, so outputs that record the sources' newest
+    time (a package's manifest) come out the same on every run.
+    """
     out: list[Path] = []
     for index, uri in enumerate(uris):
         if is_local(uri):
@@ -144,8 +148,11 @@ def stage(uris: Sequence[str], folder: Path) -> list[Path]:
             continue
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{index:06d}.dcm"  # not the file's name: it may name the patient
-        with open_file(uri) as src, target.open("wb") as dst:
+        fs, path = _filesystem(uri)
+        with fs.open(path, "rb") as src, target.open("wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
+        modified = _mtime(fs.info(path)).timestamp()
+        os.utime(target, (modified, modified))
         out.append(target)
     return out
 

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 from dcmtier.catalogue.selection import BACKLOG, Selected, Selection
 from dcmtier.discovery.index import IndexStats, index_landing, interval_prefixes, scopes_of
 from dcmtier.discovery.landing import SKIP_REASONS, is_local, local_path, location
-from dcmtier.errors import ConfigError
+from dcmtier.errors import ConfigError, StorageError
 from dcmtier.records import FAILED, SKIPPED, Unidentified, name_by_key
+from dcmtier.storage.store import is_remote, local_root, read_text, write_text
 from dcmtier.tiers import layered_tiers, resolve_tiers
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class PlanRequest:
     """Discovery's inputs: the DAG's params and the run's interval, read once at the edge."""
 
     landing: str
-    output: Path
+    output: Path | str  # a local folder, or an object store URL
     tiers: Sequence[str]
     run_id: str
     now: datetime
@@ -166,20 +167,24 @@ def plan(request: PlanRequest, catalogue: Catalogue) -> Plan:
     return result
 
 
-def work_folder(output: Path, run_id: str) -> Path:
-    return output / "work" / safe_name(run_id)
+def work_folder(output: Path | str, run_id: str) -> str:
+    """``<output>/work/<run>``: a folder, or a prefix on an object store."""
+    root = str(output).rstrip("/") if is_remote(output) else str(local_root(output))
+    return f"{root}/work/{safe_name(run_id)}"
 
 
-def manifest_path(output: Path, run_id: str, study_uid: str) -> Path:
-    return work_folder(output, run_id) / f"{study_uid}.json"
+def manifest_path(output: Path | str, run_id: str, study_uid: str) -> str:
+    return f"{work_folder(output, run_id)}/{study_uid}.json"
 
 
-def read_manifest(output: Path, run_id: str, study_uid: str) -> dict[str, Any]:
+def read_manifest(output: Path | str, run_id: str, study_uid: str) -> dict[str, Any]:
     """The manifest discovery wrote for ``study_uid`` in run ``run_id``."""
     path = manifest_path(output, run_id, study_uid)
     try:
-        body: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError as exc:
+        body: dict[str, Any] = json.loads(read_text(path))
+    except (FileNotFoundError, StorageError) as exc:
+        if isinstance(exc, StorageError) and not isinstance(exc.__cause__, FileNotFoundError):
+            raise
         raise ConfigError(
             f"study {study_uid} has no manifest in run {run_id} ({path}): discovery did not "
             "plan it; clear the run's discover task to plan again"
@@ -187,10 +192,16 @@ def read_manifest(output: Path, run_id: str, study_uid: str) -> dict[str, Any]:
     return body
 
 
-def read_plan(output: Path, run_id: str) -> dict[str, Any] | None:
+def read_plan(output: Path | str, run_id: str) -> dict[str, Any] | None:
     """The run's plan (studies, tiers, summary), None before discovery wrote one."""
-    path = work_folder(output, run_id) / PLAN_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    try:
+        return dict(json.loads(read_text(f"{work_folder(output, run_id)}/{PLAN_FILE}")))
+    except FileNotFoundError:
+        return None
+    except StorageError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            return None
+        raise
 
 
 def _write_manifest(
@@ -231,15 +242,21 @@ def _unidentified(indexed: IndexedFile) -> Unidentified:
 
 def _write_plan(request: PlanRequest, result: Plan) -> None:
     body = {**result.for_xcom(), "backlog_taken": result.backlog_taken}
-    _write_json(work_folder(request.output, request.run_id) / PLAN_FILE, body)
+    _write_json(f"{work_folder(request.output, request.run_id)}/{PLAN_FILE}", body)
 
 
-def _write_json(path: Path, body: dict[str, Any]) -> None:
-    """Write atomically: a task reading it never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(body, indent=1, sort_keys=True))
-    tmp.replace(path)
+def _write_json(path: str, body: dict[str, Any]) -> None:
+    """Write atomically: a task reading it never sees half a file (a local file is written
+    beside and renamed; an object is one PUT)."""
+    text = json.dumps(body, indent=1, sort_keys=True)
+    if is_remote(path):
+        write_text(path, text)
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(target)
 
 
 def _layer_tier_names(tiers: Sequence[str]) -> list[str]:

@@ -28,7 +28,7 @@ from dcmtier.discovery.plan import read_manifest, safe_name
 from dcmtier.errors import CatalogueError, DcmtierError
 from dcmtier.records import LAYERED, Study, name_by_key
 from dcmtier.tiers import resolve_tiers
-from dcmtier.work.layout import Layout
+from dcmtier.work.publish import OutputRoot
 from dcmtier.work.study import process_study
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def run_pair(
     study_uid: str,
     tier: str,
     *,
-    output: Path,
+    output: Path | str | OutputRoot,
     context: JobContext,
     catalogue_url: str | None = None,
     jobs: int = 1,
@@ -53,18 +53,25 @@ def run_pair(
     once a result is recorded. A frame that breaks its gate is a quality outcome handled by
     ``on_gate_failure`` (the DAG param; None: the default policy's ``fallback``), never an
     error: nothing is raised for it, so it is never retried and never fails the run.
+
+    On an output root on object storage the work happens in this worker's scratch folder and
+    the finished study x tier is published to the store (``dcmtier.work.publish``).
     """
-    manifest = read_manifest(output, context.run_id, study_uid)
+    root = output if isinstance(output, OutputRoot) else OutputRoot.of(output)
+    manifest = read_manifest(root.location, context.run_id, study_uid)
     if tier not in manifest["tiers"]:
         return None
-    staging = output / "staging" / safe_name(context.run_id) / f"{study_uid}-{tier}"
-    catalogue = Catalogue.connect(resolve_url(catalogue_url, output))
+    layout = root.layout
+    staging = layout.root / "staging" / safe_name(context.run_id) / f"{study_uid}-{tier}"
+    catalogue = Catalogue.connect(resolve_url(catalogue_url, root.data_dir(catalogue_url)))
     try:
         study = _staged_study(manifest, staging, catalogue)
+        if str(manifest.get("strategy", LAYERED)) == LAYERED:
+            root.fetch_layers(study.uid)
         (result,) = process_study(
             study,
             resolve_tiers([tier]),
-            Layout(output),
+            layout,
             run_id=context.run_id,
             jobs=jobs,
             policy=Policy().with_gate_action(on_gate_failure),
@@ -72,32 +79,41 @@ def run_pair(
             context=context,
             strategy=str(manifest.get("strategy", LAYERED)),
             layer_tiers=resolve_tiers(list(manifest.get("layer_tiers") or [tier])),
+            publisher=root.publisher,
         )
         catalogue.release_claims(context.run_id, [(study_uid, tier)])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         catalogue.close()
+        if root.layer_cache == "store":
+            root.drop_layers(study_uid, on_store=False)  # the store keeps them
     summary = result.as_dict()
     summary["failures"] = summary["failures"][:FAILURES_IN_XCOM]
     return summary
 
 
 def prepare_layers(
-    study_uid: str, *, output: Path, run_id: str, catalogue_url: str | None = None
+    study_uid: str,
+    *,
+    output: Path | str | OutputRoot,
+    run_id: str,
+    catalogue_url: str | None = None,
 ) -> dict[str, Any]:
     """Encode a study's layered J2K codestreams once, into the cache its tier tasks cut from.
 
-    Bad input is left for the tier tasks to report (they read the same files); only
-    infrastructure errors raise.
+    On an output root on object storage the cache is put on the store (``cache/layered/``)
+    unless the root keeps it per worker. Bad input is left for the tier tasks to report (they
+    read the same files); only infrastructure errors raise.
     """
-    manifest = read_manifest(output, run_id, study_uid)
+    root = output if isinstance(output, OutputRoot) else OutputRoot.of(output)
+    manifest = read_manifest(root.location, run_id, study_uid)
     names = list(manifest.get("layer_tiers") or [])
     tiers = resolve_tiers(names) if names else []
     summary: dict[str, Any] = {"study_uid": study_uid, "encoded": 0, "skipped": 0}
     if manifest.get("strategy") != LAYERED or len(tiers) < 2:
         return {**summary, "note": "no layered encode: fewer than two J2K rate tiers"}
-    staging = output / "staging" / safe_name(run_id) / f"{study_uid}-layers"
-    catalogue = Catalogue.connect(resolve_url(catalogue_url, output))
+    staging = root.layout.root / "staging" / safe_name(run_id) / f"{study_uid}-layers"
+    catalogue = Catalogue.connect(resolve_url(catalogue_url, root.data_dir(catalogue_url)))
     try:
         study = _staged_study(manifest, staging, catalogue)
     finally:
@@ -106,16 +122,21 @@ def prepare_layers(
     try:
         for path in study.files:
             try:
-                cut_tiers(read_source(path), tiers, Layout(output).layer_cache)
+                cut_tiers(read_source(path), tiers, root.layout.layer_cache)
                 summary["encoded"] += 1
             except DcmtierError as exc:
                 key = study.key(path)
                 reason = name_by_key(str(exc), path, key)
                 log.info("study %s: no layered encode for %s: %s", study_uid, key, reason)
                 summary["skipped"] += 1
+        summary["encode_s"] = round(time.perf_counter() - started, 3)
+        if root.store is not None and root.layer_cache == "store":
+            started = time.perf_counter()
+            summary["cached_objects"] = root.keep_layers(study.uid)
+            summary["upload_s"] = round(time.perf_counter() - started, 3)
+            root.drop_layers(study.uid, on_store=False)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    summary["encode_s"] = round(time.perf_counter() - started, 3)
     return summary
 
 

@@ -125,7 +125,7 @@ def asset_extra(result: Mapping[str, Any]) -> dict[str, Any]:
         "study_uid": str(result["study_uid"]),
         "tier": str(result["tier"]),
         "status": str(result["status"]),
-        "package_uri": Path(str(package)).absolute().as_uri() if package else None,
+        "package_uri": namespace(str(package)) if package else None,
         "package_sha256": result.get("package_sha256"),
         "package_bytes": result.get("package_bytes"),
         "pixel_bytes_in": pixel_in,
@@ -144,10 +144,15 @@ def _statistics(
 
 def _partition(path: object) -> Any:
     """The study x tier's Parquet partition (a file or its folder) as a table, None if absent."""
-    if not path or not Path(str(path)).exists():
-        return None
     import pyarrow.parquet as pq
 
+    if path and "://" in str(path):  # published to an object store
+        import fsspec
+
+        with fsspec.open(str(path), "rb") as handle:
+            return pq.read_table(handle)
+    if not path or not Path(str(path)).exists():
+        return None
     return pq.read_table(str(path))
 
 

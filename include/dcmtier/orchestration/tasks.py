@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dcmtier.discovery.landing import location_scope
 from dcmtier.discovery.plan import Plan, PlanRequest, plan, read_plan
@@ -19,7 +19,12 @@ from dcmtier.orchestration.items import run_pair, summarise
 from dcmtier.records import SKIPPED, STUDY_OK, outcome_text
 from dcmtier.work.interrupt import Interrupted, signals_interrupt
 
+if TYPE_CHECKING:
+    from dcmtier.work.publish import OutputRoot
+
 log = logging.getLogger(__name__)
+
+LAYER_CACHE_ENV = "DCMTIER_LAYER_CACHE"  # store (default) or worker, for a remote output root
 
 CONNECTION_ID = "dcmtier_catalogue"
 INTERVAL_RUN_TYPES = frozenset({"scheduled", "backfill"})  # manual runs take every study
@@ -28,15 +33,14 @@ INTERVAL_RUN_TYPES = frozenset({"scheduled", "backfill"})  # manual runs take ev
 def discover_task(context: Mapping[str, Any]) -> dict[str, Any]:
     """Plan the run: the study UIDs and tier names to map over (keys only, never pixels)."""
     from dcmtier.catalogue import Catalogue
-    from dcmtier.work.layout import Layout
     from dcmtier.work.quarantine import quarantine_unidentified
 
     params = context["params"]
-    output = _output(params)
-    catalogue = Catalogue.connect(_ready_catalogue(output))
+    root = _output(params)
+    catalogue = Catalogue.connect(_ready_catalogue(root))
     request = PlanRequest(
         landing=str(params["landing"]),
-        output=output,
+        output=root.location,
         tiers=list(params["tiers"]),
         run_id=str(context["run_id"]),
         now=datetime.now(UTC),
@@ -56,7 +60,9 @@ def discover_task(context: Mapping[str, Any]) -> dict[str, Any]:
         catalogue.close()
     for item in result.unidentified:
         if item.status != SKIPPED:  # not DICOM, a DICOMDIR: no fault, nothing to quarantine
-            quarantine_unidentified(item, Layout(output))  # local files; named by key
+            quarantine_unidentified(item, root.layout)  # local files; named by key
+    if root.publisher is not None:
+        root.publisher.publish_unidentified()
     _log_plan(result)
     return result.for_xcom()
 
@@ -77,10 +83,10 @@ def encode_task(study_uid: str, context: Mapping[str, Any]) -> dict[str, Any]:
     """Encode one study's layered J2K codestreams once, for its tier tasks to cut."""
     from dcmtier.orchestration.items import prepare_layers
 
-    output = _output(context["params"])
+    root = _output(context["params"])
     summary = prepare_layers(
-        study_uid, output=output, run_id=str(context["run_id"]),
-        catalogue_url=_catalogue_url(output),
+        study_uid, output=root, run_id=str(context["run_id"]),
+        catalogue_url=_catalogue_url(root),
     )  # fmt: skip
     log.info("layered encode: %s", summary)
     return summary
@@ -99,15 +105,15 @@ def compress_task(study_uid: str, tier: str, context: Mapping[str, Any]) -> dict
         map_index=int(ti.map_index),
         try_number=int(ti.try_number),
     )
-    output = _output(context["params"])
+    root = _output(context["params"])
     try:
         with signals_interrupt():
             result = run_pair(
                 study_uid,
                 tier,
-                output=output,
+                output=root,
                 context=job,
-                catalogue_url=_catalogue_url(output),
+                catalogue_url=_catalogue_url(root),
                 jobs=int(os.environ.get("DCMTIER_JOBS", "1")),
                 on_gate_failure=str(context["params"].get("on_gate_failure") or "fallback"),
             )
@@ -199,15 +205,17 @@ def summary_task(
     return totals
 
 
-def _drop_layered_caches(results: Sequence[Mapping[str, Any] | None], output: Path) -> None:
-    """Every tier task of these studies is done: nothing will cut from their caches again."""
+def _drop_layered_caches(results: Sequence[Mapping[str, Any] | None], root: OutputRoot) -> None:
+    """Every tier task of these studies is done: nothing will cut from their caches again
+    (on an object store, the cache kept there goes too)."""
     from dcmtier.work.cache import drop_study
-    from dcmtier.work.layout import Layout
 
     for study_uid in sorted({str(r["study_uid"]) for r in results if r}):
-        dropped = drop_study(Layout(output), study_uid)
+        dropped = drop_study(root.layout, study_uid)
         if dropped is not None:
             log.info("layered cache of study %s deleted (%d bytes)", study_uid, dropped.bytes)
+        if root.store is not None and root.layer_cache == "store":
+            root.drop_layers(study_uid, on_store=True)
 
 
 def not_clean(results: Sequence[Mapping[str, Any] | None]) -> list[str]:
@@ -220,12 +228,12 @@ def not_clean(results: Sequence[Mapping[str, Any] | None]) -> list[str]:
     ]
 
 
-def _close_run(output: Path, run_id: str) -> dict[str, Any]:
+def _close_run(root: OutputRoot, run_id: str) -> dict[str, Any]:
     """Release the run's remaining claims; what was planned, and what waits for later runs."""
     from dcmtier.catalogue import Catalogue
 
-    planned = read_plan(output, run_id) or {"studies": [], "summary": {}}
-    catalogue = Catalogue.connect(_catalogue_url(output))
+    planned = read_plan(root.location, run_id) or {"studies": [], "summary": {}}
+    catalogue = Catalogue.connect(_catalogue_url(root))
     try:
         released = catalogue.release_claims(run_id)
         waiting, oldest_rows = catalogue.backlog(limit=1)
@@ -247,8 +255,32 @@ def _close_run(output: Path, run_id: str) -> dict[str, Any]:
     }
 
 
-def _output(params: Mapping[str, Any]) -> Path:
-    return Path(str(params["output"])).expanduser().absolute()
+def _output(params: Mapping[str, Any]) -> OutputRoot:
+    """The output root of the run: a local folder, or an object store (with the storage
+    connection named in the params, if any, and this worker's scratch)."""
+    from dcmtier.work.publish import OutputRoot
+
+    _use_storage_connection(str(params.get("storage_conn_id") or ""))
+    location = str(params["output"])
+    if "://" not in location:
+        location = str(Path(location).expanduser().absolute())
+    layer_cache = os.environ.get(LAYER_CACHE_ENV, "store")
+    return OutputRoot.of(location, layer_cache=layer_cache)
+
+
+def _use_storage_connection(conn_id: str) -> None:
+    """Open object stores with the credentials and endpoint of an Airflow connection."""
+    if not conn_id:
+        return
+    from airflow.sdk import BaseHook
+
+    from dcmtier.storage.store import configure, connection_options
+
+    conn = BaseHook.get_connection(conn_id)
+    protocol, options = connection_options(
+        str(conn.conn_type), conn.login, conn.password, dict(conn.extra_dejson or {})
+    )
+    configure(protocol, options)
 
 
 def _interval(context: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
@@ -272,24 +304,28 @@ def _max_map_length() -> int:
     return int(conf.getint("core", "max_map_length", fallback=1024))
 
 
-def _catalogue_url(output: Path) -> str:
-    """The ``dcmtier_catalogue`` connection, else $DCMTIER_CATALOGUE_URL, else SQLite."""
+def _catalogue_url(root: OutputRoot) -> str:
+    """The ``dcmtier_catalogue`` connection, else $DCMTIER_CATALOGUE_URL, else SQLite (a local
+    output root only)."""
     from dcmtier.catalogue import resolve_url
 
+    explicit = None
     try:
         from airflow.sdk import BaseHook
 
-        return resolve_url(str(BaseHook.get_connection(CONNECTION_ID).get_uri()), output)
+        explicit = str(BaseHook.get_connection(CONNECTION_ID).get_uri())
     except Exception as exc:  # AirflowNotFoundException, or no Airflow at all
         log.debug("no %s connection (%s): using the environment or SQLite", CONNECTION_ID, exc)
-        return resolve_url(None, output)
+    explicit = explicit or os.environ.get("DCMTIER_CATALOGUE_URL") or None
+    return resolve_url(explicit, root.data_dir(explicit))
 
 
-def _ready_catalogue(output: Path) -> str:
+def _ready_catalogue(root: OutputRoot) -> str:
     """The catalogue URL; the embedded SQLite default is migrated on first use."""
     from dcmtier.catalogue import Catalogue
 
-    url = _catalogue_url(output)
+    url = _catalogue_url(root)
+    output = root.layout.root
     if url.startswith("sqlite") and url.endswith(str(output / "catalogue.db")):
         output.mkdir(parents=True, exist_ok=True)
         Catalogue.upgrade(url)

@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from dcmtier.catalogue import Catalogue, resolve_url
 from dcmtier.errors import CatalogueError, DcmtierError
+from dcmtier.storage import access
 from dcmtier.ui import pages, queries
 from dcmtier.ui.difference import Difference, difference_image
 from dcmtier.ui.frames import DATA_DIR_ENV, Frames, read_frames
@@ -89,12 +97,21 @@ def package(request: Request, study_uid: str, tier: str) -> Response:
         return catalogue
     with catalogue.engine.connect() as connection:
         data = queries.study_tier(connection, study_uid, tier)
-    path = queries.path_of(data.package.uri) if data.package else None
-    if path is None or not path.is_file():
+    uri = data.package.uri if data.package else None
+    if uri is None or not access.is_file(uri):
         return _message(
             links, 404, "No package", f"No ZIP of {tier} for study {study_uid} is readable here."
         )
-    return FileResponse(path, media_type="application/zip", filename=f"{study_uid}-{tier}.zip")
+    name = f"{study_uid}-{tier}.zip"
+    path = access.local_path(uri)
+    if path is not None:
+        return FileResponse(path, media_type="application/zip", filename=name)
+    # on an object store: streamed through the api-server, never held whole in memory
+    return StreamingResponse(
+        access.chunks(uri),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def task_instance(
@@ -190,17 +207,19 @@ def _difference(
 
 @lru_cache(maxsize=32)
 def _rendered(original_uri: str, derived_uri: str, frame: int, stamp: object) -> Difference:
-    """Drawn once per pair of files as they are now (``stamp``: their sizes and times)."""
-    original, derived = queries.path_of(original_uri), queries.path_of(derived_uri)
-    if original is None or derived is None:
-        raise ValueError("not a local file")
-    return difference_image(original, derived, frame)
+    """Drawn once per pair of files as they are now (``stamp``: their sizes and versions).
+
+    A file on an object store is downloaded into a temporary folder for the decoder, and
+    deleted with it once the image is drawn.
+    """
+    with tempfile.TemporaryDirectory(prefix="dcmtier-ui-") as folder:
+        original = access.fetch(original_uri, Path(folder), "original.dcm")
+        derived = access.fetch(derived_uri, Path(folder), "derived.dcm")
+        return difference_image(original, derived, frame)
 
 
-def _stamp(*uris: str) -> tuple[tuple[int, int], ...]:
-    paths = [queries.path_of(uri) for uri in uris]
-    stats = [p.stat() if p is not None and p.exists() else None for p in paths]
-    return tuple((s.st_size, s.st_mtime_ns) if s else (0, 0) for s in stats)
+def _stamp(*uris: str) -> tuple[tuple[int, str], ...]:
+    return tuple(access.version(uri) for uri in uris)
 
 
 def _links(request: Request) -> Links:

@@ -1,9 +1,10 @@
 """Per-frame metrics of one study x tier, in slice order, from the Parquet quality dataset.
 
-The dataset lives under the data folder (``$DCMTIER_DATA_DIR``, else the folder the study's
-package was written under): ``quality/tier=<tier>/study=<study>/part-0.parquet``. When the
-api-server cannot read it (another host, not mounted), the catalogue's ``frame_quality`` rows
-stand in, with each instance's pixel ratio for its frames.
+The dataset lives under the data folder (``$DCMTIER_DATA_DIR``, else the output root the
+study's package was written under: a folder, or an object store URL read through
+`dcmtier.storage.access`): ``quality/tier=<tier>/study=<study>/part-0.parquet``. When the
+api-server cannot read it (another host, not mounted, no credentials for the store), the
+catalogue's ``frame_quality`` rows stand in, with each instance's pixel ratio for its frames.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Final
 
 from sqlalchemy import Connection, text
 
+from dcmtier.errors import StorageError
 from dcmtier.measure.store import QualityStoreError, partition_dir
-from dcmtier.ui.queries import path_of, uid_order
+from dcmtier.storage import access
+from dcmtier.ui.queries import uid_order
 
 DATA_DIR_ENV: Final = "DCMTIER_DATA_DIR"
 COLUMNS: Final = (
@@ -49,12 +52,15 @@ class Frames:
         return min(lossy, key=lambda f: (f.psnr_db, -f.max_abs_diff)) if lossy else None
 
 
-def data_dir(package_uri: str | None) -> Path | None:
-    """``$DCMTIER_DATA_DIR``, else the data folder holding ``packages/<study>/<tier>.zip``."""
+def data_dir(package_uri: str | None) -> str | None:
+    """``$DCMTIER_DATA_DIR``, else the output root (a folder or a store URL) holding
+    ``packages/<study>/<tier>.zip``."""
     if configured := os.environ.get(DATA_DIR_ENV):
-        return Path(configured)
-    path = path_of(package_uri) if package_uri else None
-    return path.parents[2] if path is not None and len(path.parents) > 2 else None
+        return configured
+    path = access.local_path(package_uri) if package_uri else None
+    if path is not None and len(path.parents) <= 2:
+        return None
+    return access.parent(package_uri, 3) if package_uri else None
 
 
 def read_frames(
@@ -70,13 +76,15 @@ def read_frames(
     return Frames(rows, source)
 
 
-def _from_parquet(root: Path, study_uid: str, tier: str) -> list[Frame] | None:
+def _from_parquet(root: str, study_uid: str, tier: str) -> list[Frame] | None:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        part = partition_dir(root / "quality", tier=tier, study_uid=study_uid) / "part-0.parquet"
-        table = pq.read_table(part, columns=list(COLUMNS))
-    except (OSError, QualityStoreError):
+        part = partition_dir(Path("quality"), tier=tier, study_uid=study_uid) / "part-0.parquet"
+        data = access.read_bytes(access.join(root, *part.parts))
+        table = pq.read_table(pa.BufferReader(data), columns=list(COLUMNS))
+    except (OSError, QualityStoreError, StorageError):
         return None
     return [Frame(**row) for row in table.to_pylist()]
 

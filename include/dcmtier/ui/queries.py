@@ -13,9 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Final
-from urllib.parse import unquote, urlparse
 
 from sqlalchemy import Connection, inspect, text
 
@@ -43,14 +41,6 @@ QUALITY_VIEW: Final = (
 def redact(reason: str | None) -> str:
     """The reason with every path or URL replaced by ``[file]`` (they may name a patient)."""
     return _PATH.sub("[file]", reason or "")
-
-
-def path_of(uri: str) -> Path | None:
-    """The local path of a ``file://`` URI (as the catalogue records outputs); None otherwise."""
-    parsed = urlparse(uri)
-    if parsed.scheme not in ("", "file"):
-        return None
-    return Path(unquote(parsed.path))
 
 
 @dataclass(frozen=True)

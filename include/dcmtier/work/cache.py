@@ -6,22 +6,33 @@ encoding again. Nothing needs a study's cache once all its tiers are done: ``dcm
 drops it then, the DAG's ``summary`` task drops the run's caches when no tier task failed, and
 ``dcmtier cache prune`` removes what is left (a crashed run's, or by age). A missing cache is
 never an error: the tier encodes again.
+
+On an output root on object storage the DAG keeps the cache under ``cache/layered/<study>/`` on
+the store (``DCMTIER_LAYER_CACHE=store``): `cached_on_store` and `prune_store` list and prune
+it there.
 """
 
 from __future__ import annotations
 
 import shutil
 import stat
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from dcmtier.storage.store import Store
 from dcmtier.work.layout import Layout
+
+STORE_PREFIX = "cache/layered/"
 
 
 @dataclass(frozen=True)
 class CachedStudy:
-    """One study's cached codestreams: how many files, how many bytes, when last written."""
+    """One study's cached codestreams: how many files, how many bytes, when last written.
+
+    ``path`` is its folder; on an object store, its key prefix relative to the output root.
+    """
 
     study_uid: str
     path: Path
@@ -61,6 +72,39 @@ def prune(
     if not dry_run:
         for cached in chosen:
             shutil.rmtree(cached.path, ignore_errors=True)
+    return chosen
+
+
+def cached_on_store(store: Store) -> list[CachedStudy]:
+    """Every study's cache under ``cache/layered/`` on ``store``, by study UID."""
+    by_study: dict[str, list[tuple[int, datetime | None]]] = defaultdict(list)
+    for key, listed in store.modified(STORE_PREFIX).items():
+        by_study[key.removeprefix(STORE_PREFIX).split("/")[0]].append(listed)
+    return [
+        CachedStudy(
+            study_uid=study,
+            path=Path(STORE_PREFIX, study),
+            files=len(objects),
+            bytes=sum(size for size, _ in objects),
+            modified=max((t for _, t in objects if t), default=datetime.fromtimestamp(0, UTC)),
+        )
+        for study, objects in sorted(by_study.items())
+    ]
+
+
+def prune_store(
+    store: Store,
+    *,
+    older_than: timedelta | None = None,
+    now: datetime | None = None,
+    dry_run: bool = False,
+) -> list[CachedStudy]:
+    """`prune` for the cache on an object store."""
+    cutoff = (now or datetime.now(UTC)) - older_than if older_than is not None else None
+    chosen = [c for c in cached_on_store(store) if cutoff is None or c.modified < cutoff]
+    if not dry_run:
+        for cached in chosen:
+            store.remove(f"{cached.path.as_posix()}/")
     return chosen
 
 

@@ -57,6 +57,7 @@ from dcmtier.work.carry import Carried, carry_over, remove_unpackaged
 from dcmtier.work.compress import Options
 from dcmtier.work.duplicates import split_duplicates
 from dcmtier.work.layout import Layout
+from dcmtier.work.publish import Publisher
 from dcmtier.work.quarantine import quarantine_failed
 
 if TYPE_CHECKING:  # the catalogue (SQLAlchemy) loads only when a caller passes one
@@ -91,6 +92,7 @@ def process_study(
     layer_tiers: Sequence[Tier] = (),
     since: datetime | None = None,
     watcher: Watcher | None = None,
+    publisher: Publisher | None = None,
 ) -> list[StudyTierResult]:
     """Run one study through every tier; one result per tier, never raising for bad input.
 
@@ -107,10 +109,15 @@ def process_study(
     SIGTERM) and is raised again. Temporary files that dead processes left in the study's
     folders are removed first. A ``watcher`` hears of each instance compressed into every
     tier and of each tier finished.
+
+    With a ``publisher`` (an output root on object storage), ``layout`` is the worker's local
+    scratch: each finished tier is published to the store before the catalogue records it
+    (``work.publish``); then its objects the result no longer names (outputs the gate now
+    rejects) are deleted from the store and its files removed from scratch.
     """
     work = _Work(
         study, layout, run_id=run_id, jobs=jobs, policy=policy or Policy(), strategy=strategy,
-        layer_tiers=(*layer_tiers, *tiers), watcher=watcher,
+        layer_tiers=(*layer_tiers, *tiers), watcher=watcher, publisher=publisher,
     )  # fmt: skip
     if catalogue is None:
         _sweep(layout, study.uid, tiers)
@@ -180,9 +187,11 @@ class _Work:
     def __init__(
         self, study: Study, layout: Layout, *, run_id: str, jobs: int, policy: Policy,
         strategy: str, layer_tiers: Sequence[Tier], watcher: Watcher | None,
+        publisher: Publisher | None = None,
     ) -> None:  # fmt: skip
         self.study, self.layout, self.run_id, self.jobs = study, layout, run_id, jobs
         self.policy, self.strategy, self.watcher = policy, strategy, watcher
+        self.publisher = publisher
         self.layer_tiers = tuple({t.name: t for t in layer_tiers}.values())
 
     def parameters(self, tier: Tier) -> dict[str, Any]:
@@ -190,10 +199,17 @@ class _Work:
         rules = {m: asdict(rule) for m, rule in sorted(self.policy.modality_rules.items())}
         layering = _layering(self.strategy, [tier], self.layer_tiers)[tier.name]
         return {
-            "jobs": self.jobs, "policy": rules, "output": str(self.layout.root.absolute()),
+            "jobs": self.jobs, "policy": rules, "output": self.output,
             **tier.parameters(), **layering,
             "on_gate_failure": self.policy.on_gate_failure.for_tier(tier),
         }  # fmt: skip
+
+    @property
+    def output(self) -> str:
+        """The output root: the store's URL, or the local folder."""
+        if self.publisher is not None:
+            return self.publisher.store.url
+        return str(self.layout.root.absolute())
 
     def inputs(self, tier: Tier) -> str:
         """A digest of everything that decides what an attempt at ``tier`` makes: the sources
@@ -225,6 +241,8 @@ class _Work:
         done: list[StudyTierResult] = []
         try:
             with lease:
+                if self.publisher is not None:
+                    self.publisher.fetch_known(self.study.uid, [t.name for t in tiers])
                 by_tier = self._compress(tiers)
                 created_at = _content_time(self.study.files)
                 for tier in tiers:
@@ -232,9 +250,15 @@ class _Work:
                         self.study, tier, results=by_tier[tier.name], layout=self.layout,
                         run_id=self.run_id, created_at=created_at,
                     )  # fmt: skip
+                    published = []
+                    if self.publisher is not None:
+                        published = self.publisher.publish(result)
                     if catalogue is not None:
                         _check_hold(lease, (self.study.uid, tier.name))
-                        catalogue.finish_job(jobs_of[tier.name], result)
+                        catalogue.finish_job(jobs_of[tier.name], result)  # the commit point
+                    if self.publisher is not None:  # after the commit point
+                        self.publisher.prune(result, published)
+                        self.publisher.clear(self.study.uid, tier.name)
                     done.append(result)
                     if self.watcher is not None:
                         self.watcher.tier_done(result)

@@ -1,0 +1,10 @@
+"""Object storage: output roots that are fsspec URLs (``s3://``, ``gs://``, ``az://``...).
+
+- ``store``: a remote output root (objects under keys relative to it), credentials from the
+  store's standard environment variables or an Airflow connection, and each worker's local
+  scratch folder.
+- ``access``: reading one output by its path, ``file://`` URI or store URL (open, stream,
+  stat, download), for what reads outputs after a run (the compression pages).
+
+May import: the root modules only (``discovery``, ``work`` and ``ui`` use it).
+"""

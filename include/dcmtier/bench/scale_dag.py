@@ -10,8 +10,9 @@ to end and reads what it needs from the metadata database itself (the REST API p
 Definitions (all from Airflow's own timestamps in ``task_instance`` and ``dag_run``):
 
 - ``wall_s``: from the ``backfill create`` command to the end of the last run.
-- ``busy_s``: the sum of the task instances' ``duration`` (start to end of the task process).
-- ``overhead_per_ti_s``: ``(wall_s x slots - busy_s) / task instances``, the worker slot time
+- ``busy_s``: the sum of the task instances' ``duration`` (start to end of the task process),
+  over those that ran (``task_instances_run``: not the ones skipped as empty expansions).
+- ``overhead_per_ti_s``: ``(wall_s x slots - busy_s) / task_instances_run``, the worker slot time
   spent per task instance outside any task: scheduling, queueing through Celery, starting the
   task process, idle slots while a run waits on one task. ``slots`` is the 4 Celery slots.
 - ``schedulable_to_start_s``: per task instance, ``start_date - scheduled_dttm`` (the scheduler
@@ -196,7 +197,8 @@ def _figures(
 ) -> dict[str, Any]:
     """The report of one backfill from what was read out of the two databases."""
     (size_before, size_after), (tables_before, tables_after) = sizes, tables
-    busy = sum(float(t[2] or 0) for t in tis)
+    ran = [t for t in tis if t[5] is not None]  # not the skipped (empty expansions)
+    busy = sum(float(t[2] or 0) for t in ran)
     per_task: dict[str, dict[str, int]] = {}  # task_id -> state -> instances
     for t in tis:
         states = per_task.setdefault(str(t[0]), {})
@@ -207,11 +209,11 @@ def _figures(
     result: dict[str, Any] = {
         "studies": studies, "tiers": list(TIERS), "days": days, "slices": slices, "size": size,
         "runs": len(runs), "run_states": sorted(str(r[1]) for r in runs),
-        "task_instances": len(tis), "per_task": per_task,
+        "task_instances": len(tis), "task_instances_run": len(ran), "per_task": per_task,
         "ti_states": sorted({str(t[1]) for t in tis}),
         "wall_s": round(wall, 1), "busy_s": round(busy, 1), "slots": SLOTS,
-        "overhead_per_ti_s": round((wall * SLOTS - busy) / max(1, len(tis)), 3),
-        "task_duration_s": _spread([float(t[2] or 0) for t in tis]),
+        "overhead_per_ti_s": round((wall * SLOTS - busy) / max(1, len(ran)), 3),
+        "task_duration_s": _spread([float(t[2] or 0) for t in ran]),
         "schedulable_to_start_s": _spread(
             [(t[5] - t[3]).total_seconds() for t in tis if t[3] and t[5]]),
         "scheduled_to_queued_s": _spread(

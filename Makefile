@@ -49,6 +49,9 @@ bench: $(STAMP)
 # Discovery at scale (README "Archive scale"): dcmtier discover on 10,000 and 100,000 synthetic
 # files, first pass, repeat and 1 % new; writes bench/scale.json. SCALE_ARGS adds options, e.g.
 #   make bench-scale SCALE_ARGS="--scale-files 20000 --new-files 50"
+#   make bench-scale SCALE_ARGS="--s3 --scale-files 10000"   (on a loopback moto S3 server)
+#   make bench-scale SCALE_ARGS="--dag"   (a 300-study x 2-tier backfill on a real Airflow;
+#                                           needs PostgreSQL on 127.0.0.1:5432 and Redis)
 SCALE_ARGS ?=
 bench-scale: $(STAMP)
 	$(BIN)/dcmtier bench scale $(SCALE_ARGS)

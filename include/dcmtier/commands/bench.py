@@ -13,7 +13,12 @@ The defaults take about an hour on two cores; quick: --slices 20 --runs 1 --rss-
 `dcmtier bench scale` measures discovery instead: `dcmtier discover` on synthetic archives of
 --scale-files files (small studies of --files-per-study files): the first pass, a repeat, and a
 pass after --new-share of new files landed (or --new-files, as one new study), on fresh SQLite
-catalogues or fresh databases on --catalogue-server.
+catalogues or fresh databases on --catalogue-server. With --s3 the archive lies in a bucket of an
+S3 API server (moto) the benchmark starts on loopback. With --dag it runs the DAG instead on a
+real Airflow (scheduler, api-server, dag-processor, two Celery workers; metadata and catalogue
+in fresh databases on the PostgreSQL at 127.0.0.1:5432, Redis broker): a study_date backfill
+of --backfill-studies studies x 2 tiers over --backfill-days days; it reports wall time,
+scheduling overhead per task instance and metadata database growth per study.
 """
 
 from __future__ import annotations
@@ -52,6 +57,13 @@ def add_parser(subparsers: Any) -> None:
     add("--new-share", type=float, default=0.01, metavar="F", help="scale: new files (0.01)")
     add("--new-files", type=positive, metavar="N", help="scale: this many new files instead")
     add("--catalogue-server", metavar="URL", help="scale: PostgreSQL server (default SQLite)")
+    add("--s3", action="store_true", help="scale: the landing area on a loopback S3 server")
+    add("--dag", action="store_true", help="scale: a backfill on a real scheduler, not discovery")
+    add("--backfill-studies", type=positive, default=300, metavar="N", help="scale --dag: (300)")
+    add("--backfill-days", type=positive, default=3, metavar="N", help="scale --dag: (3)")
+    add("--backfill-slices", type=positive, default=2, metavar="N", help="scale --dag: (2)")
+    add("--backfill-size", type=positive, default=64, metavar="PX", help="scale --dag: (64)")
+    add("--redis-db", type=_count, default=12, metavar="N", help="scale --dag: broker db (12)")
     add("--slices", type=positive, default=400, metavar="N", help="slices per variant (400)")
     add("--size", type=positive, default=512, metavar="PX", help="rows and columns (512)")
     add("--data", type=Path, metavar="DIR", help="measure this study, not a generated one")
@@ -181,20 +193,35 @@ def _quality(args: argparse.Namespace) -> int:
 def _scale(args: argparse.Namespace) -> int:
     import json
     import tempfile
+    from contextlib import nullcontext
 
     from dcmtier.bench.scale import run_discovery
     from dcmtier.cli import EXIT_OK
     from dcmtier.versions import software_versions
 
     out = args.out if args.out != Path("bench/results.json") else Path("bench/scale.json")
+    body: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(dir=args.work) as folder:
-        cases = run_discovery(
-            Path(folder), list(args.scale_files), per_study=args.files_per_study,
-            new_share=args.new_share, new_files=args.new_files,
-            server=args.catalogue_server, echo=print,
-        )  # fmt: skip
+        if args.dag:
+            from dcmtier.bench.scale_dag import run_backfill
+
+            body["dag"] = run_backfill(
+                Path(folder), studies=args.backfill_studies, days=args.backfill_days,
+                slices=args.backfill_slices, size=args.backfill_size, redis_db=args.redis_db,
+                echo=print,
+            )  # fmt: skip
+        else:
+            from dcmtier.bench.scale import s3_server
+
+            with s3_server() if args.s3 else nullcontext() as s3:
+                body["discovery"] = run_discovery(
+                    Path(folder), list(args.scale_files), per_study=args.files_per_study,
+                    new_share=args.new_share, new_files=args.new_files,
+                    server=args.catalogue_server, echo=print, s3=s3,
+                )  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
-    body = {"discovery": cases, "cpus": os.cpu_count(), "software": software_versions()}
+    body.update({"cpus": os.cpu_count(), "load_average": os.getloadavg(),
+                 "software": software_versions()})  # fmt: skip
     out.write_text(json.dumps(body, indent=1, sort_keys=True))
     print(f"wrote {out}")
     return EXIT_OK

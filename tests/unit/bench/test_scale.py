@@ -29,3 +29,17 @@ def test_a_scale_case_reads_every_header_once_then_only_the_new_study(tmp_path: 
     (case,) = json.loads(out.read_text())["discovery"]
     reads = [case[k]["headers_read"] for k in ("first", "repeat", "new")]
     assert reads == [40, 0, 4] and case["new"]["studies"] == 9
+
+
+def test_a_scale_case_on_a_loopback_s3_server_reads_only_the_new_study(tmp_path: Path) -> None:
+    """``--s3``: the archive in a bucket of moto's S3 API server, which the bench starts and
+    stops; discovery lists it and reads each header with a GET."""
+    out = tmp_path / "scale.json"
+    argv = ["bench", "scale", "--s3", "--scale-files", "20", "--new-files", "5", "--work",
+            str(tmp_path), "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    (case,) = json.loads(out.read_text())["discovery"]
+    assert case["landing"] == "s3 (moto server, loopback)"
+    reads = [case[k]["headers_read"] for k in ("first", "repeat", "new")]
+    listed = [case[k]["files_listed"] for k in ("first", "repeat", "new")]
+    assert reads == [20, 0, 5] and listed == [20, 20, 25] and case["new"]["studies"] == 5

@@ -62,6 +62,9 @@ class AirflowStack:
         cls, home: Path, metadata_url: str, *, redis_db: int, extra: Mapping[str, str]
     ) -> AirflowStack:
         port = free_port()
+        # Its own Celery queue: stacks of suites running at once may share a Redis database,
+        # and a worker taking another stack's task would run it against the wrong api-server.
+        queue = f"dcmtier-{uuid.uuid4().hex[:12]}"
         sqlalchemy_url = metadata_url.replace("postgresql://", "postgresql+psycopg2://", 1)
         env = {
             **os.environ,
@@ -81,6 +84,7 @@ class AirflowStack:
             "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}",
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata_url}",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
@@ -127,6 +131,7 @@ class AirflowStack:
         for name in ("worker1", "worker2"):
             self._spawn(name, "celery", "worker", "--celery-hostname", f"{name}@%h",
                         "--concurrency", "2", "--skip-serve-logs",
+                        "--queues", self.env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"],
                         env=(worker_env or {}).get(name))  # fmt: skip
         wait_for(self._healthy, timeout=180, what="the api-server")
 

@@ -8,15 +8,19 @@ landing location goes to ``file_locations`` only.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 
 from dcmtier.records import Study
+
+if TYPE_CHECKING:
+    from dcmtier.work.sources import Known
 
 
 @dataclass
@@ -29,18 +33,25 @@ class SourceRows:
     locations: list[dict[str, Any]] = field(default_factory=list)
 
 
-def source_rows(study: Study, now: datetime) -> SourceRows:
+def source_rows(
+    study: Study, now: datetime, known: Mapping[Path, Known] | None = None
+) -> SourceRows:
     """Describe every readable file of ``study``; files without a SOP Instance UID are left out
-    of ``instances`` (the failures table names them by file key). Every file has a location."""
+    of ``instances`` (the failures table names them by file key). Every file has a location.
+
+    The files in ``known`` (header, size and SHA-256 read once for the study's tier tasks,
+    ``work.sources``) are not read again."""
+    known = known or {}
     series: dict[str, dict[str, Any]] = {}
     instances: dict[str, dict[str, Any]] = {}
     locations = [location_row(study.key(path), study.uri(path), now) for path in study.files]
     for path in study.files:
-        ds = _header(path)
+        cached = known.get(path)
+        ds = cached.header if cached is not None else _header(path)
         sop_uid = str(ds.get("SOPInstanceUID") or "") if ds is not None else ""
         if ds is None or not sop_uid:
             continue
-        row = _instance(path, ds, study, sop_uid, now)
+        row = _instance(path, ds, study, sop_uid, now, known=cached)
         instances[sop_uid] = row
         series.setdefault(
             row["series_uid"],
@@ -77,8 +88,10 @@ def _header(path: Path) -> Dataset | None:
         return None
 
 
-def _instance(path: Path, ds: Dataset, study: Study, sop_uid: str, now: datetime) -> dict[str, Any]:
-    size, digest = file_digest(path)
+def _instance(
+    path: Path, ds: Dataset, study: Study, sop_uid: str, now: datetime, *, known: Known | None
+) -> dict[str, Any]:
+    size, digest = (known.size, known.sha256) if known is not None else file_digest(path)
     meta = getattr(ds, "file_meta", None)
     syntax = str(meta.get("TransferSyntaxUID") or "") if meta is not None else ""
     return {

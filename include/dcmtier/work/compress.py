@@ -59,6 +59,7 @@ from dcmtier.records import (
     name_by_key,
 )
 from dcmtier.tiers import Tier
+from dcmtier.work.sources import SourceIndex, cached_source
 from dcmtier.work.targeting import FrameJudge, fall_back, target_frame
 
 ENCODER = part10.Encoder()  # this process's series x tier header templates
@@ -81,6 +82,9 @@ class Options:
     # write with `dcmtier.codec.part10` where it gives pydicom's bytes; False: pydicom always
     # (what dcmtier did before issue #17; the byte-identity tests compare the two)
     one_buffer: bool = True
+    # the study's sources as its encode task read them (`dcmtier.work.sources`): each source
+    # it holds is taken from there instead of being read and parsed again
+    sources: SourceIndex | None = None
 
 
 def output_path(out_dir: Path, tier: str, study: str, series: str, sop: str) -> Path:
@@ -97,7 +101,7 @@ def compress_file(path: Path, tiers: Sequence[Tier], options: Options) -> list[T
     """
     started = time.perf_counter()
     try:
-        source = read_source(path)
+        source = cached_source(path, options.sources) or read_source(path)
         lut = _lut(source)
         header = metadata(source.dataset)
     except NoPixelData as exc:
@@ -148,8 +152,8 @@ def _layered_cuts(source: SourceImage, tiers: Sequence[Tier], opts: Options) -> 
         return {}
     wanted = {t.name: t for t in (*opts.layer_tiers, *tiers)}.values()
     allowed = [t for t in wanted if _refusal(source, t, opts) is None]
-    try:
-        return cut_tiers(source, allowed, opts.layer_cache)
+    try:  # only this call's tiers are cut, the layers being those of the run's tiers
+        return cut_tiers(source, allowed, opts.layer_cache, only={t.name for t in tiers})
     except OSError:
         raise
     except Exception:

@@ -59,7 +59,7 @@ from dcmtier.records import (
     name_by_key,
 )
 from dcmtier.tiers import Tier
-from dcmtier.work.sources import SourceIndex, cached_source
+from dcmtier.work.sources import SourceIndex, cached_source, release
 from dcmtier.work.targeting import FrameJudge, fall_back, target_frame
 
 ENCODER = part10.Encoder()  # this process's series x tier header templates
@@ -118,11 +118,14 @@ def compress_file(path: Path, tiers: Sequence[Tier], options: Options) -> list[T
         ]  # fmt: skip
     key = file_key(path, source.sop_uid)
     read_ms = (time.perf_counter() - started) * 1000
-    cuts = _layered_cuts(source, tiers, options)
-    results = [
-        _compress_tier(source, header, t, options, cuts.get(t.name), key=key, lut=lut)
-        for t in tiers
-    ]
+    try:
+        cuts = _layered_cuts(source, tiers, options)
+        results = [
+            _compress_tier(source, header, t, options, cuts.get(t.name), key=key, lut=lut)
+            for t in tiers
+        ]
+    finally:
+        release(path, options.sources)
     for result in results:  # one read serves every tier: each carries its share
         result.steps_ms["read"] = round(read_ms / len(results), 3)
     return results

@@ -160,6 +160,20 @@ def cached_source(path: Path, index: SourceIndex | None) -> SourceImage | None:
     )  # fmt: skip
 
 
+def release(path: Path, index: SourceIndex | None) -> None:
+    """Unmap ``path``'s pixel pages from this process once its tiers are made, so that a task
+    going through a study holds one source's pages at a time, not the study's (the pages stay
+    in the page cache; a later use maps them again)."""
+    number = index.entries.get(str(path)) if index else None
+    held = _OPEN.get(index.file) if index and number is not None else None
+    if held is None or number is None or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    entry = held[2][number]
+    start = (ALIGN + entry["offset"]) // mmap.PAGESIZE * mmap.PAGESIZE
+    end = ALIGN + entry["offset"] + entry["length"]
+    held[3].madvise(mmap.MADV_DONTNEED, start, end - start)
+
+
 def known_sources(index: SourceIndex | None) -> dict[Path, Known]:
     """Header, size and SHA-256 of each source the cache holds, for the catalogue's rows."""
     if not index:

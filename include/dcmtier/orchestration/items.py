@@ -30,7 +30,7 @@ from dcmtier.errors import CatalogueError, DcmtierError
 from dcmtier.records import LAYERED, Study, name_by_key
 from dcmtier.tiers import Tier, layered_tiers, resolve_tiers
 from dcmtier.work.publish import OutputRoot
-from dcmtier.work.sources import cache_file, index_for, write_cache
+from dcmtier.work.sources import cache_file, forget, index_for, write_cache
 from dcmtier.work.study import process_study
 
 log = logging.getLogger(__name__)
@@ -72,10 +72,8 @@ def run_pair(
             root.fetch_layers(study.uid)
         sources = None
         if _shares_sources(root, manifest):
-            sources = index_for(
-                cache_file(root.layout.source_cache, study.uid),
-                {path: study.uri(path) for path in study.files},
-            )
+            shared = cache_file(root.layout.source_cache, study.uid)
+            sources = index_for(shared, {path: study.uri(path) for path in study.files})
         (result,) = process_study(
             study,
             resolve_tiers([tier]),
@@ -94,6 +92,7 @@ def run_pair(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         catalogue.close()
+        forget(cache_file(root.layout.source_cache, study_uid))
         if root.layer_cache == "store":
             root.drop_layers(study_uid, on_store=False)  # the store keeps them
     summary = result.as_dict()

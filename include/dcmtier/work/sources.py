@@ -174,6 +174,12 @@ def release(path: Path, index: SourceIndex | None) -> None:
     held[3].madvise(mmap.MADV_DONTNEED, start, end - start)
 
 
+def forget(file: Path) -> None:
+    """Let go of this process's mapping of ``file`` (a task done with its study): a cache
+    deleted later frees its disk space even in a process that lives on."""
+    _OPEN.pop(file, None)
+
+
 def known_sources(index: SourceIndex | None) -> dict[Path, Known]:
     """Header, size and SHA-256 of each source the cache holds, for the catalogue's rows."""
     if not index:

@@ -49,7 +49,7 @@ _HEAD = struct.Struct("<8sQQ")  # magic, index offset, index length; pixels from
 class Known:
     """What the catalogue's source rows need of one file, known without reading it again."""
 
-    header: Dataset
+    fields: dict[str, Any]  # `catalogue.sources.header_fields`
     size: int
     sha256: str
 
@@ -78,6 +78,8 @@ def write_cache(target: Path, sources: Iterable[tuple[str, Path, SourceImage, st
     to a temporary file named for this process and renamed into place, so a reader sees a
     whole cache or none; a cache that would hold nothing is not written.
     """
+    from dcmtier.catalogue.sources import header_fields  # SQLAlchemy only where it is used
+
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = owner.temp_file(target)
     entries: list[dict[str, Any]] = []
@@ -92,7 +94,7 @@ def write_cache(target: Path, sources: Iterable[tuple[str, Path, SourceImage, st
                 entries.append(
                     {
                         "uri": uri, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                        "sha256": sha256,
+                        "sha256": sha256, "fields": header_fields(source.dataset),
                         "header": pickle.dumps(source.dataset, protocol=pickle.HIGHEST_PROTOCOL),
                         "spec": source.spec, "frames": source.frames,
                         "syntax": source.transfer_syntax, "file_bytes": source.file_bytes,
@@ -189,7 +191,7 @@ def known_sources(index: SourceIndex | None) -> dict[Path, Known]:
         return {}
     entries, _ = loaded
     return {
-        Path(path): Known(_header(entries[n]), entries[n]["size"], entries[n]["sha256"])
+        Path(path): Known(entries[n]["fields"], entries[n]["size"], entries[n]["sha256"])
         for path, n in index.entries.items()
     }
 

@@ -137,7 +137,9 @@ def prepare_layers(
         catalogue.close()
     started = time.perf_counter()
     try:
-        read = _read_sources(study, summary, root.layout.layer_cache, tiers if layered else [])
+        read = _read_sources(
+            study, summary, root.layout.layer_cache, tiers if layered else [], keep=share
+        )
         if share:
             summary["sources_cached"] = write_cache(
                 cache_file(root.layout.source_cache, study.uid), read
@@ -157,10 +159,11 @@ def prepare_layers(
 
 
 def _read_sources(
-    study: Study, summary: dict[str, Any], cache: Path, tiers: Sequence[Tier]
+    study: Study, summary: dict[str, Any], cache: Path, tiers: Sequence[Tier], *, keep: bool
 ) -> Iterator[tuple[str, Path, SourceImage, str]]:
     """Each readable source of ``study`` once, its layered codestreams encoded into ``cache``
-    (with two or more ``tiers``; one cut made, the tier tasks make theirs)."""
+    (with two or more ``tiers``; one cut made, the tier tasks make theirs); with ``keep``,
+    yielded with its location and SHA-256 for the source cache."""
     for path in study.files:
         try:
             source = read_source(path)
@@ -173,7 +176,7 @@ def _read_sources(
             log.info("study %s: no layered encode for %s: %s", study.uid, key, reason)
             summary["skipped"] += 1
             continue
-        if source.native is not None:
+        if keep and source.native is not None:
             yield study.uri(path), path, source, file_digest(path)[1]
 
 

@@ -2,11 +2,12 @@
 
 ``python -m dcmtier.bench.dag LANDING OUTPUT --tier T ...`` runs ``dicom_archive_compression``
 once over the studies under LANDING (a manual run: every settled study) and prints one JSON
-line: the run's wall time and the summed durations of its task instances. The difference is
-time Airflow spent around the tasks (parsing, scheduling the mapped instances, XCom, state
-writes), and ``overhead_share`` is that difference over the wall time. ``dag.test()`` runs the
-tasks one after another in one process, so a deployed scheduler's latency and an executor's
-process start per task are not in this figure: it is a lower bound.
+line: the run's wall time, its CPU time (this process and its waited-for children: on a
+shared machine the steadier figure) and the summed durations of its task instances. The
+difference is time Airflow spent around the tasks (parsing, scheduling the mapped instances,
+XCom, state writes), and ``overhead_share`` is that difference over the wall time.
+``dag.test()`` runs the tasks one after another in one process, so a deployed scheduler's
+latency and an executor's process start per task are not in this figure: it is a lower bound.
 
 The parent gives the child its own ``AIRFLOW_HOME`` (SQLite metadata, migrated once).
 """
@@ -24,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dcmtier.bench.timing import child_report
+from dcmtier.bench.timing import child_report, cpu_seconds
 from dcmtier.errors import ConfigError
 
 DAG_ID = "dicom_archive_compression"
@@ -95,7 +96,13 @@ def dag_runs(
         report = measure_dag(landing, folder / "out", tiers=DEFAULT_TIERS, env=env)
         shutil.rmtree(folder / "out", ignore_errors=True)
         direct = run_unit(landing, resolve_tiers(None), folder / "out", jobs=1, run_id="dag")
-        reports.append({**report, "direct_wall_s": round(direct.timing.wall_s, 3)})
+        reports.append(
+            {
+                **report,
+                "direct_wall_s": round(direct.timing.wall_s, 3),
+                "direct_cpu_s": round(direct.timing.cpu_s, 3),
+            }
+        )
     return {"measured": True, "slices": slices, "size": size, "runs": reports}
 
 
@@ -111,9 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags[DAG_ID]
     conf = {"landing": str(args.landing), "output": str(args.output), "tiers": args.tiers,
             "settle_seconds": 0, "reprocess": "all"}  # fmt: skip
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     run = dag.test(run_conf=conf)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     instances = run.get_task_instances()
     tasks = sum(float(ti.duration or 0.0) for ti in instances)
     states = sorted({str(ti.state) for ti in instances})
@@ -122,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "task_instances": len(instances),
         "task_states": states,
         "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
         "tasks_s": round(tasks, 3),
         "overhead_s": round(wall - tasks, 3),
         "overhead_share": round((wall - tasks) / wall, 4) if wall > 0 else None,

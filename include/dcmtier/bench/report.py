@@ -206,6 +206,21 @@ def _rss(reports: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _dag_cpu(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The same shares in CPU time (steadier than wall time on a machine shared with other
+    work); absent from results made before the bench measured it."""
+    if not all("cpu_s" in r and "direct_cpu_s" in r for r in runs):
+        return {}
+    cpus, direct = [r["cpu_s"] for r in runs], [r["direct_cpu_s"] for r in runs]
+    return {
+        "dag_cpu_s": summary(cpus),
+        "direct_cpu_s": summary(direct),
+        "overhead_share_vs_direct_cpu": summary(
+            [(c - d) / c for c, d in zip(cpus, direct, strict=True)]
+        ),
+    }
+
+
 def _dag(dag: dict[str, Any]) -> dict[str, Any]:
     if not dag.get("measured"):
         return dag
@@ -220,6 +235,7 @@ def _dag(dag: dict[str, Any]) -> dict[str, Any]:
         "overhead_share_vs_direct": summary(
             [(w - d) / w for w, d in zip(walls, direct, strict=True)]
         ),
+        **_dag_cpu(runs),
         "method": (
             "dag.test() of dicom_archive_compression (a manual run, one process, tasks in "
             "sequence) on a generated study, default strategy; 'outside_tasks' = 1 - sum of "

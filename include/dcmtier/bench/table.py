@@ -116,6 +116,11 @@ def _print_unit(results: Mapping[str, Any], console: Console) -> None:
         f"{_fmt_ratio(dag['overhead_share_outside_tasks'])}, all the DAG adds "
         f"{_fmt_ratio(dag['overhead_share_vs_direct'])} of the wall time"
     )
+    if "overhead_share_vs_direct_cpu" in dag:
+        console.print(
+            f"  in CPU time: {_fmt(dag['dag_cpu_s'])} s against {_fmt(dag['direct_cpu_s'])} s "
+            f"directly; all the DAG adds {_fmt_ratio(dag['overhead_share_vs_direct_cpu'])}"
+        )
 
 
 def _print_layers(results: Mapping[str, Any], console: Console) -> None:

@@ -8,15 +8,19 @@ landing location goes to ``file_locations`` only.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 
 from dcmtier.records import Study
+
+if TYPE_CHECKING:
+    from dcmtier.work.sources import Known
 
 
 @dataclass
@@ -29,26 +33,38 @@ class SourceRows:
     locations: list[dict[str, Any]] = field(default_factory=list)
 
 
-def source_rows(study: Study, now: datetime) -> SourceRows:
+def source_rows(
+    study: Study, now: datetime, known: Mapping[Path, Known] | None = None
+) -> SourceRows:
     """Describe every readable file of ``study``; files without a SOP Instance UID are left out
-    of ``instances`` (the failures table names them by file key). Every file has a location."""
+    of ``instances`` (the failures table names them by file key). Every file has a location.
+
+    The files in ``known`` (their header's fields, size and SHA-256, read once for the
+    study's tier tasks, ``work.sources``) are not read again."""
+    known = known or {}
     series: dict[str, dict[str, Any]] = {}
     instances: dict[str, dict[str, Any]] = {}
     locations = [location_row(study.key(path), study.uri(path), now) for path in study.files]
     for path in study.files:
-        ds = _header(path)
-        sop_uid = str(ds.get("SOPInstanceUID") or "") if ds is not None else ""
-        if ds is None or not sop_uid:
+        cached = known.get(path)
+        fields: dict[str, Any] | None
+        if cached is not None:
+            fields, size, digest = cached.fields, cached.size, cached.sha256
+        else:
+            ds = _header(path)
+            fields = header_fields(ds) if ds is not None else None
+            size, digest = file_digest(path) if fields and fields["sop_uid"] else (0, "")
+        if fields is None or not fields["sop_uid"]:
             continue
-        row = _instance(path, ds, study, sop_uid, now)
-        instances[sop_uid] = row
+        row = _instance(fields, study, now, size, digest)
+        instances[row["sop_uid"]] = row
         series.setdefault(
             row["series_uid"],
             {
                 "series_uid": row["series_uid"],
                 "study_uid": study.uid,
                 "modality": row["modality"],
-                "series_number": _int(ds.get("SeriesNumber")),
+                "series_number": fields["series_number"],
             },
         )
     modalities = ",".join(sorted({r["modality"] for r in instances.values()})) or "-"
@@ -77,17 +93,15 @@ def _header(path: Path) -> Dataset | None:
         return None
 
 
-def _instance(path: Path, ds: Dataset, study: Study, sop_uid: str, now: datetime) -> dict[str, Any]:
-    size, digest = file_digest(path)
+def header_fields(ds: Dataset) -> dict[str, Any]:
+    """What an instance's catalogue rows take from its header (``work.sources`` keeps these
+    for a study's tier tasks)."""
     meta = getattr(ds, "file_meta", None)
     syntax = str(meta.get("TransferSyntaxUID") or "") if meta is not None else ""
     return {
-        "sop_uid": sop_uid,
-        "series_uid": str(ds.get("SeriesInstanceUID") or f"{study.uid}.unknown-series"),
-        "study_uid": study.uid,
+        "sop_uid": str(ds.get("SOPInstanceUID") or ""),
+        "series_uid": str(ds.get("SeriesInstanceUID") or ""),
         "sop_class_uid": str(ds.get("SOPClassUID") or "") or None,
-        "bytes": size,
-        "sha256": digest,
         "modality": str(ds.get("Modality") or "OT"),
         "transfer_syntax": syntax or None,
         "rows": _int(ds.get("Rows")),
@@ -96,6 +110,20 @@ def _instance(path: Path, ds: Dataset, study: Study, sop_uid: str, now: datetime
         "bits_allocated": _int(ds.get("BitsAllocated")),
         "bits_stored": _int(ds.get("BitsStored")),
         "photometric": str(ds.get("PhotometricInterpretation") or "") or None,
+        "series_number": _int(ds.get("SeriesNumber")),
+    }
+
+
+def _instance(
+    fields: Mapping[str, Any], study: Study, now: datetime, size: int, digest: str
+) -> dict[str, Any]:
+    row = {k: v for k, v in fields.items() if k != "series_number"}
+    return {
+        **row,
+        "series_uid": row["series_uid"] or f"{study.uid}.unknown-series",
+        "study_uid": study.uid,
+        "bytes": size,
+        "sha256": digest,
         "discovered_at": now,
     }
 

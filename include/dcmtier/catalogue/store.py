@@ -11,7 +11,8 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, func, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -43,6 +44,9 @@ from dcmtier.records import FAILED, StudyTierResult, Unidentified
 from dcmtier.records import Study as SourceStudy
 from dcmtier.tiers import TIERS, Tier
 from dcmtier.versions import software_versions
+
+if TYPE_CHECKING:
+    from dcmtier.work.sources import Known
 
 T = TypeVar("T")
 LOCATION_KEYS = ["file_key", "uri"]
@@ -98,10 +102,10 @@ class Catalogue:
     def close(self) -> None:
         self._engine.dispose()
 
-    def record_study(self, study: SourceStudy) -> None:
+    def record_study(self, study: SourceStudy, known: Mapping[Path, Known] | None = None) -> None:
         """Upsert the study, its series and instances, read from headers, and where each of
-        its files was found (idempotent)."""
-        found = source_rows(study, utcnow())
+        its files was found (idempotent); the files in ``known`` are not read again."""
+        found = source_rows(study, utcnow(), known)
 
         def write(connection: Connection) -> None:
             upsert(connection, Study, [found.study], keys=["study_uid"], keep=["first_seen_at"])

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,14 +56,20 @@ class Cut:
 
 
 def cut_tiers(
-    source: SourceImage, tiers: Sequence[Tier], cache: Path | None = None
+    source: SourceImage,
+    tiers: Sequence[Tier],
+    cache: Path | None = None,
+    *,
+    only: Collection[str] | None = None,
 ) -> dict[str, Cut]:
     """Encode (or load) the layered codestreams of ``source`` and cut one set per tier.
 
     Encode time is shared: each tier is charged its share of the layered encode plus its cut.
+    With ``only``, just those tiers are cut (the layers are still those of ``tiers``): a tier
+    task cuts its own tier, not every tier of the run.
     """
     ordered = layered_tiers(tiers)
-    if len(ordered) < 2:
+    if len(ordered) < 2 or (only is not None and not any(t.name in only for t in ordered)):
         return {}
     targets = tuple(float(t.target_ratio or 0) for t in ordered)
     per_frame: list[tuple[Layers, float]] = []
@@ -71,6 +77,8 @@ def cut_tiers(
         per_frame.append(_layers(source, index, frame, targets, cache))
     cuts: dict[str, Cut] = {}
     for layer, tier in enumerate(ordered, 1):
+        if only is not None and tier.name not in only:
+            continue
         frames, times = [], []
         for layers, encode_ms in per_frame:
             started = time.perf_counter()

@@ -14,21 +14,23 @@ import logging
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from dcmtier.catalogue import Catalogue, JobContext, resolve_url
+from dcmtier.catalogue.sources import file_digest
 from dcmtier.codec.layering import cut_tiers
-from dcmtier.codec.pixels import read_source
+from dcmtier.codec.pixels import SourceImage, read_source
 from dcmtier.codec.policy import Policy
 from dcmtier.discovery.landing import stage
 from dcmtier.discovery.plan import read_manifest, safe_name
 from dcmtier.errors import CatalogueError, DcmtierError
 from dcmtier.records import LAYERED, Study, name_by_key
-from dcmtier.tiers import resolve_tiers
+from dcmtier.tiers import Tier, layered_tiers, resolve_tiers
 from dcmtier.work.publish import OutputRoot
+from dcmtier.work.sources import cache_file, forget, index_for, write_cache
 from dcmtier.work.study import process_study
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,10 @@ def run_pair(
         study = _staged_study(manifest, staging, catalogue)
         if str(manifest.get("strategy", LAYERED)) == LAYERED:
             root.fetch_layers(study.uid)
+        sources = None
+        if _shares_sources(root, manifest):
+            shared = cache_file(root.layout.source_cache, study.uid)
+            sources = index_for(shared, {path: study.uri(path) for path in study.files})
         (result,) = process_study(
             study,
             resolve_tiers([tier]),
@@ -80,11 +86,13 @@ def run_pair(
             strategy=str(manifest.get("strategy", LAYERED)),
             layer_tiers=resolve_tiers(list(manifest.get("layer_tiers") or [tier])),
             publisher=root.publisher,
+            sources=sources,
         )
         catalogue.release_claims(context.run_id, [(study_uid, tier)])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         catalogue.close()
+        forget(cache_file(root.layout.source_cache, study_uid))
         if root.layer_cache == "store":
             root.drop_layers(study_uid, on_store=False)  # the store keeps them
     summary = result.as_dict()
@@ -99,19 +107,28 @@ def prepare_layers(
     run_id: str,
     catalogue_url: str | None = None,
 ) -> dict[str, Any]:
-    """Encode a study's layered J2K codestreams once, into the cache its tier tasks cut from.
+    """Read a study's sources once for its tier tasks: encode its layered J2K codestreams
+    into the cache they cut from, and keep what they need of each source in the study's
+    source cache (``work.sources``), so that they neither read nor parse the sources again.
 
-    On an output root on object storage the cache is put on the store (``cache/layered/``)
-    unless the root keeps it per worker. Bad input is left for the tier tasks to report (they
-    read the same files); only infrastructure errors raise.
+    On an output root on object storage the layered cache is put on the store
+    (``cache/layered/``) unless the root keeps it per worker; the source cache is kept only
+    where the layered cache stays in the worker's scratch (a local root, or
+    ``DCMTIER_LAYER_CACHE=worker``): a tier task on another worker reads the sources. Bad
+    input is left for the tier tasks to report (they read the same files); only
+    infrastructure errors raise.
     """
     root = output if isinstance(output, OutputRoot) else OutputRoot.of(output)
     manifest = read_manifest(root.location, run_id, study_uid)
     names = list(manifest.get("layer_tiers") or [])
-    tiers = resolve_tiers(names) if names else []
+    tiers = layered_tiers(resolve_tiers(names)) if names else []
     summary: dict[str, Any] = {"study_uid": study_uid, "encoded": 0, "skipped": 0}
-    if manifest.get("strategy") != LAYERED or len(tiers) < 2:
-        return {**summary, "note": "no layered encode: fewer than two J2K rate tiers"}
+    layered = manifest.get("strategy") == LAYERED and len(tiers) >= 2
+    share = _shares_sources(root, manifest)
+    if not layered:
+        summary["note"] = "no layered encode: fewer than two J2K rate tiers"
+    if not layered and not share:
+        return summary
     staging = root.layout.root / "staging" / safe_name(run_id) / f"{study_uid}-layers"
     catalogue = Catalogue.connect(resolve_url(catalogue_url, root.data_dir(catalogue_url)))
     try:
@@ -120,17 +137,18 @@ def prepare_layers(
         catalogue.close()
     started = time.perf_counter()
     try:
-        for path in study.files:
-            try:
-                cut_tiers(read_source(path), tiers, root.layout.layer_cache)
-                summary["encoded"] += 1
-            except DcmtierError as exc:
-                key = study.key(path)
-                reason = name_by_key(str(exc), path, key)
-                log.info("study %s: no layered encode for %s: %s", study_uid, key, reason)
-                summary["skipped"] += 1
+        read = _read_sources(
+            study, summary, root.layout.layer_cache, tiers if layered else [], keep=share
+        )
+        if share:
+            summary["sources_cached"] = write_cache(
+                cache_file(root.layout.source_cache, study.uid), read
+            )
+        else:
+            for _ in read:
+                pass
         summary["encode_s"] = round(time.perf_counter() - started, 3)
-        if root.store is not None and root.layer_cache == "store":
+        if layered and root.store is not None and root.layer_cache == "store":
             started = time.perf_counter()
             summary["cached_objects"] = root.keep_layers(study.uid)
             summary["upload_s"] = round(time.perf_counter() - started, 3)
@@ -138,6 +156,36 @@ def prepare_layers(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return summary
+
+
+def _read_sources(
+    study: Study, summary: dict[str, Any], cache: Path, tiers: Sequence[Tier], *, keep: bool
+) -> Iterator[tuple[str, Path, SourceImage, str]]:
+    """Each readable source of ``study`` once, its layered codestreams encoded into ``cache``
+    (with two or more ``tiers``; one cut made, the tier tasks make theirs); with ``keep``,
+    yielded with its location and SHA-256 for the source cache."""
+    for path in study.files:
+        try:
+            source = read_source(path)
+            if tiers:
+                cut_tiers(source, tiers, cache, only={tiers[0].name})
+                summary["encoded"] += 1
+        except DcmtierError as exc:
+            key = study.key(path)
+            reason = name_by_key(str(exc), path, key)
+            log.info("study %s: no layered encode for %s: %s", study.uid, key, reason)
+            summary["skipped"] += 1
+            continue
+        if keep and source.native is not None:
+            yield study.uri(path), path, source, file_digest(path)[1]
+
+
+def _shares_sources(root: OutputRoot, manifest: Mapping[str, Any]) -> bool:
+    """Whether the study's tier tasks share one read of its sources (``work.sources``): two
+    or more tiers, and a cache that stays where the tasks run (a local output root, or a
+    remote one whose layered cache is kept per worker)."""
+    many = len(manifest.get("tiers") or []) >= 2
+    return many and (root.publisher is None or root.layer_cache == "worker")
 
 
 def summarise(results: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:

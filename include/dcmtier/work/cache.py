@@ -1,4 +1,5 @@
-"""The layered-encode cache, ``<output>/cache/layered/<study>/``: listed, dropped, pruned.
+"""The layered-encode cache, ``<output>/cache/layered/<study>/``, and the DAG's source cache,
+``<output>/cache/sources/<study>.bin`` (``work.sources``): listed, dropped, pruned per study.
 
 The ``layered`` strategy keeps each study's layered J2K codestreams there so that the study's
 tier tasks (one per tier in the DAG) share one encode and a retried tier task cuts instead of
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from dcmtier.outputs import uid_name
 from dcmtier.storage.store import Store
 from dcmtier.work.layout import Layout
 
@@ -42,20 +44,23 @@ class CachedStudy:
 
 
 def cached_studies(layout: Layout) -> list[CachedStudy]:
-    """Every study folder in the cache, by study UID."""
-    root = layout.layer_cache
-    if not root.is_dir():
-        return []
-    return [_describe(folder) for folder in sorted(root.iterdir()) if folder.is_dir()]
+    """Every study in the cache (its layered codestreams, its source cache), by study UID."""
+    names = set()
+    if layout.layer_cache.is_dir():
+        names |= {p.name for p in layout.layer_cache.iterdir() if p.is_dir()}
+    if layout.source_cache.is_dir():
+        names |= {p.stem for p in layout.source_cache.glob("*.bin")}
+    found = [_describe(layout, name) for name in sorted(names)]
+    return [c for c in found if c is not None]
 
 
 def drop_study(layout: Layout, study_uid: str) -> CachedStudy | None:
-    """Delete one study's cached codestreams; what was there, or None when nothing was."""
-    folder = layout.layer_cache / study_uid
-    if not folder.is_dir():
-        return None
-    found = _describe(folder)
-    shutil.rmtree(folder, ignore_errors=True)
+    """Delete one study's cached codestreams and sources; what was there, or None when
+    nothing was."""
+    name = uid_name(study_uid)  # as the layered and source caches name its folder and file
+    found = _describe(layout, name)
+    if found is not None:
+        _remove(layout, name)
     return found
 
 
@@ -71,7 +76,7 @@ def prune(
     chosen = [c for c in cached_studies(layout) if cutoff is None or c.modified < cutoff]
     if not dry_run:
         for cached in chosen:
-            shutil.rmtree(cached.path, ignore_errors=True)
+            _remove(layout, cached.study_uid)
     return chosen
 
 
@@ -108,17 +113,29 @@ def prune_store(
     return chosen
 
 
-def _describe(folder: Path) -> CachedStudy:
+def _remove(layout: Layout, name: str) -> None:
+    shutil.rmtree(layout.layer_cache / name, ignore_errors=True)
+    (layout.source_cache / f"{name}.bin").unlink(missing_ok=True)
+
+
+def _describe(layout: Layout, name: str) -> CachedStudy | None:
+    """One study's cache: its layered folder and its source cache file (``work.sources``)."""
+    folder = layout.layer_cache / name
+    paths = [*folder.rglob("*"), layout.source_cache / f"{name}.bin"]
     stats = []
-    for path in folder.rglob("*"):
+    for path in paths:
         try:
             stats.append(path.stat())
         except FileNotFoundError:  # a tier task replaced or a prune removed it meanwhile
             continue
     files = [s for s in stats if stat.S_ISREG(s.st_mode)]
-    newest = max((s.st_mtime for s in files), default=folder.stat().st_mtime)
+    if not files and not folder.is_dir():
+        return None
+    newest = max((s.st_mtime for s in files), default=0.0)
+    if not files:
+        newest = folder.stat().st_mtime
     return CachedStudy(
-        study_uid=folder.name,
+        study_uid=name,
         path=folder,
         files=len(files),
         bytes=sum(s.st_size for s in files),

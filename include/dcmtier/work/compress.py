@@ -59,6 +59,7 @@ from dcmtier.records import (
     name_by_key,
 )
 from dcmtier.tiers import Tier
+from dcmtier.work.sources import SourceIndex, cached_source, release
 from dcmtier.work.targeting import FrameJudge, fall_back, target_frame
 
 ENCODER = part10.Encoder()  # this process's series x tier header templates
@@ -81,6 +82,9 @@ class Options:
     # write with `dcmtier.codec.part10` where it gives pydicom's bytes; False: pydicom always
     # (what dcmtier did before issue #17; the byte-identity tests compare the two)
     one_buffer: bool = True
+    # the study's sources as its encode task read them (`dcmtier.work.sources`): each source
+    # it holds is taken from there instead of being read and parsed again
+    sources: SourceIndex | None = None
 
 
 def output_path(out_dir: Path, tier: str, study: str, series: str, sop: str) -> Path:
@@ -97,7 +101,7 @@ def compress_file(path: Path, tiers: Sequence[Tier], options: Options) -> list[T
     """
     started = time.perf_counter()
     try:
-        source = read_source(path)
+        source = cached_source(path, options.sources) or read_source(path)
         lut = _lut(source)
         header = metadata(source.dataset)
     except NoPixelData as exc:
@@ -114,11 +118,14 @@ def compress_file(path: Path, tiers: Sequence[Tier], options: Options) -> list[T
         ]  # fmt: skip
     key = file_key(path, source.sop_uid)
     read_ms = (time.perf_counter() - started) * 1000
-    cuts = _layered_cuts(source, tiers, options)
-    results = [
-        _compress_tier(source, header, t, options, cuts.get(t.name), key=key, lut=lut)
-        for t in tiers
-    ]
+    try:
+        cuts = _layered_cuts(source, tiers, options)
+        results = [
+            _compress_tier(source, header, t, options, cuts.get(t.name), key=key, lut=lut)
+            for t in tiers
+        ]
+    finally:
+        release(path, options.sources)
     for result in results:  # one read serves every tier: each carries its share
         result.steps_ms["read"] = round(read_ms / len(results), 3)
     return results
@@ -148,8 +155,8 @@ def _layered_cuts(source: SourceImage, tiers: Sequence[Tier], opts: Options) -> 
         return {}
     wanted = {t.name: t for t in (*opts.layer_tiers, *tiers)}.values()
     allowed = [t for t in wanted if _refusal(source, t, opts) is None]
-    try:
-        return cut_tiers(source, allowed, opts.layer_cache)
+    try:  # only this call's tiers are cut, the layers being those of the run's tiers
+        return cut_tiers(source, allowed, opts.layer_cache, only={t.name for t in tiers})
     except OSError:
         raise
     except Exception:

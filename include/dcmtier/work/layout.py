@@ -34,6 +34,11 @@ class Layout:
     def layer_cache(self) -> Path:
         return self.root / "cache" / "layered"
 
+    @property
+    def source_cache(self) -> Path:
+        """Each study's sources read once for its tier tasks (``work.sources``)."""
+        return self.root / "cache" / "sources"
+
     def package(self, study_uid: str, tier: str) -> Path:
         """``packages/<StudyInstanceUID>/<tier>.zip`` (``outputs.uid_name`` names the folder)."""
         return self.packages / uid_name(study_uid) / f"{tier}.zip"

@@ -59,6 +59,7 @@ from dcmtier.work.duplicates import split_duplicates
 from dcmtier.work.layout import Layout
 from dcmtier.work.publish import Publisher
 from dcmtier.work.quarantine import quarantine_failed
+from dcmtier.work.sources import SourceIndex, known_sources
 
 if TYPE_CHECKING:  # the catalogue (SQLAlchemy) loads only when a caller passes one
     from dcmtier.catalogue import Catalogue, JobContext
@@ -93,6 +94,7 @@ def process_study(
     since: datetime | None = None,
     watcher: Watcher | None = None,
     publisher: Publisher | None = None,
+    sources: SourceIndex | None = None,
 ) -> list[StudyTierResult]:
     """Run one study through every tier; one result per tier, never raising for bad input.
 
@@ -114,10 +116,14 @@ def process_study(
     scratch: each finished tier is published to the store before the catalogue records it
     (``work.publish``); then its objects the result no longer names (outputs the gate now
     rejects) are deleted from the store and its files removed from scratch.
+
+    With ``sources`` (a DAG tier task: the study's sources as its encode task read them,
+    ``work.sources``), the sources it holds are neither read nor hashed again.
     """
     work = _Work(
         study, layout, run_id=run_id, jobs=jobs, policy=policy or Policy(), strategy=strategy,
         layer_tiers=(*layer_tiers, *tiers), watcher=watcher, publisher=publisher,
+        sources=sources,
     )  # fmt: skip
     if catalogue is None:
         _sweep(layout, study.uid, tiers)
@@ -187,11 +193,11 @@ class _Work:
     def __init__(
         self, study: Study, layout: Layout, *, run_id: str, jobs: int, policy: Policy,
         strategy: str, layer_tiers: Sequence[Tier], watcher: Watcher | None,
-        publisher: Publisher | None = None,
+        publisher: Publisher | None = None, sources: SourceIndex | None = None,
     ) -> None:  # fmt: skip
         self.study, self.layout, self.run_id, self.jobs = study, layout, run_id, jobs
         self.policy, self.strategy, self.watcher = policy, strategy, watcher
-        self.publisher = publisher
+        self.publisher, self.sources = publisher, sources
         self.layer_tiers = tuple({t.name: t for t in layer_tiers}.values())
 
     def parameters(self, tier: Tier) -> dict[str, Any]:
@@ -293,6 +299,7 @@ class _Work:
             strategy=self.strategy,
             layer_tiers=self.layer_tiers,
             layer_cache=self.layout.layer_cache if self.strategy == LAYERED else None,
+            sources=self.sources,
         )
 
     def _start_jobs(
@@ -305,7 +312,7 @@ class _Work:
             from dcmtier.catalogue import JobContext
 
             context = JobContext.cli(self.run_id)
-        catalogue.record_study(self.study)
+        catalogue.record_study(self.study, known=known_sources(self.sources))
         return {
             tier.name: catalogue.start_job(
                 self.study.uid,

@@ -82,6 +82,16 @@ def name_by_key(text: str, location: Path | str, key: str) -> str:
 
 
 @dataclass(frozen=True)
+class Known:
+    """What the catalogue's source rows need of one file, known without reading it again (a
+    study's tier tasks take it from the source cache, ``work.sources``)."""
+
+    fields: dict[str, Any]  # `catalogue.sources.header_fields`
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Study:
     """Files that share a StudyInstanceUID (from their headers, not their folders)."""
 

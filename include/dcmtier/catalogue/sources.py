@@ -12,15 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 
-from dcmtier.records import Study
-
-if TYPE_CHECKING:
-    from dcmtier.work.sources import Known
+from dcmtier.records import Known, Study
 
 
 @dataclass

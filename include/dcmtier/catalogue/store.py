@@ -46,7 +46,7 @@ from dcmtier.tiers import TIERS, Tier
 from dcmtier.versions import software_versions
 
 if TYPE_CHECKING:
-    from dcmtier.work.sources import Known
+    from dcmtier.records import Known
 
 T = TypeVar("T")
 LOCATION_KEYS = ["file_key", "uri"]

@@ -37,21 +37,13 @@ from pydicom import Dataset
 from dcmtier import owner
 from dcmtier.codec.pixels import SourceImage
 from dcmtier.outputs import uid_name
+from dcmtier.records import Known
 
 log = logging.getLogger(__name__)
 
 MAGIC = b"DCMTSRC1"
 ALIGN = 64  # pixel values start on this boundary (any dtype's alignment)
 _HEAD = struct.Struct("<8sQQ")  # magic, index offset, index length; pixels from ALIGN on
-
-
-@dataclass(frozen=True)
-class Known:
-    """What the catalogue's source rows need of one file, known without reading it again."""
-
-    fields: dict[str, Any]  # `catalogue.sources.header_fields`
-    size: int
-    sha256: str
 
 
 @dataclass(frozen=True)

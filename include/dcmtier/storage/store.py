@@ -128,20 +128,7 @@ class Store:
 
     def keys(self, prefix: str) -> dict[str, int]:
         """Every object under ``prefix`` (a folder: ends with ``/``), key -> size."""
-        path = self._path(prefix)
-        self.fs.invalidate_cache()
-        try:
-            found = self.fs.find(path, detail=True)
-        except FileNotFoundError:
-            return {}
-        except Exception as exc:
-            raise StorageError(f"{self.url}: cannot list {prefix}: {_one_line(exc)}") from exc
-        start = len(self.base) + 1
-        return {
-            name[start:]: int(info.get("size") or 0)
-            for name, info in found.items()
-            if info.get("type") == "file"
-        }
+        return {key: size for key, (size, _) in self.modified(prefix).items()}
 
     def modified(self, prefix: str) -> dict[str, tuple[int, datetime | None]]:
         """Every object under ``prefix``: key -> (size, last modified, when the store says)."""

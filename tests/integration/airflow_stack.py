@@ -3,6 +3,13 @@ benchmark's DAG figures start the same one)."""
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
 from dcmtier.bench.airflow_stack import (
     PG,
     REPO,
@@ -10,6 +17,7 @@ from dcmtier.bench.airflow_stack import (
     create_database,
     drop_database,
     free_port,
+    query,
     wait_for,
 )
 
@@ -18,7 +26,29 @@ __all__ = [
     "REPO",
     "AirflowStack",
     "create_database",
+    "deployment_databases",
     "drop_database",
     "free_port",
+    "query",
     "wait_for",
 ]
+
+
+@contextmanager
+def deployment_databases(prefix: str) -> Iterator[tuple[str, str]]:
+    """A fresh metadata and catalogue database (``<prefix>_airflow_<hex>``,
+    ``<prefix>_catalogue_<hex>``), dropped afterwards; without PostgreSQL the test fails in CI
+    and is skipped elsewhere."""
+    suffix = uuid.uuid4().hex[:8]
+    names = (f"{prefix}_airflow_{suffix}", f"{prefix}_catalogue_{suffix}")
+    try:
+        urls = (create_database(names[0]), create_database(names[1]))
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required in CI: {exc}")
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 unreachable: {exc}")
+    try:
+        yield urls
+    finally:
+        for name in names:
+            drop_database(name)

@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-import sqlalchemy as sa
 
 from dcmtier.catalogue import Catalogue
 from dcmtier.orchestration.assets import PACKAGES_ASSET
@@ -25,8 +23,8 @@ from dcmtier.sample import write_ct_series
 from tests.faults.planted import leaks_in_text, leaks_under, plant_landing, postgres_leaks
 from tests.integration.airflow_stack import (
     AirflowStack,
-    create_database,
-    drop_database,
+    deployment_databases,
+    query,
     wait_for,
 )
 
@@ -40,40 +38,30 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("deployment")
-    suffix = uuid.uuid4().hex[:8]
-    metadata_db, catalogue_db = f"dcmtier_it_airflow_{suffix}", f"dcmtier_it_catalogue_{suffix}"
-    try:
-        metadata_url = create_database(metadata_db)
-        catalogue_url = create_database(catalogue_db)
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required in CI: {exc}")
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 unreachable: {exc}")
-    Catalogue.upgrade(catalogue_url)
-    landing, output = root / "landing", root / "output"
-    landing.mkdir()
-    stack = AirflowStack.configure(
-        root / "airflow",
-        metadata_url,
-        redis_db=int(os.environ.get("DCMTIER_TEST_REDIS_DB", "11")),  # one per concurrent suite
-        extra={
-            "AIRFLOW_CONN_DCMTIER_CATALOGUE": catalogue_url,
-            "DCMTIER_LANDING": str(landing),
-            "DCMTIER_DATA_DIR": str(output),
-            "DCMTIER_TASK_RETRIES": "0",
-            "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
-                {"type": "file", "log_file_path": str(root / "lineage.jsonl"), "append": True}
-            ),
-        },
-    )
-    try:
-        stack.start()
-        yield {"stack": stack, "landing": landing, "output": output, "catalogue": catalogue_url,
-               "lineage": root / "lineage.jsonl", "metadata": metadata_url}  # fmt: skip
-    finally:
-        stack.stop()
-        drop_database(metadata_db)
-        drop_database(catalogue_db)
+    with deployment_databases("dcmtier_it") as (metadata_url, catalogue_url):
+        Catalogue.upgrade(catalogue_url)
+        landing, output = root / "landing", root / "output"
+        landing.mkdir()
+        stack = AirflowStack.configure(
+            root / "airflow",
+            metadata_url,
+            redis_db=int(os.environ.get("DCMTIER_TEST_REDIS_DB", "11")),  # one per concurrent suite
+            extra={
+                "AIRFLOW_CONN_DCMTIER_CATALOGUE": catalogue_url,
+                "DCMTIER_LANDING": str(landing),
+                "DCMTIER_DATA_DIR": str(output),
+                "DCMTIER_TASK_RETRIES": "0",
+                "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+                    {"type": "file", "log_file_path": str(root / "lineage.jsonl"), "append": True}
+                ),
+            },
+        )
+        try:
+            stack.start()
+            yield {"stack": stack, "landing": landing, "output": output, "catalogue": catalogue_url,
+                   "lineage": root / "lineage.jsonl", "metadata": metadata_url}  # fmt: skip
+        finally:
+            stack.stop()
 
 
 def _trigger(stack: AirflowStack, landing: Path, **conf: Any) -> str:
@@ -104,15 +92,6 @@ def _xcom(stack: AirflowStack, run_id: str, task_id: str, key: str = "return_val
     return stack.api("GET", path)["value"]
 
 
-def _catalogue(url: str, sql: str, **params: Any) -> list[Any]:
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(sa.text(sql), params).all())
-    finally:
-        engine.dispose()
-
-
 def _study(landing: Path, name: str, seed: int, *, study_date: str = "20240115") -> str:
     files = write_ct_series(landing / name, slices=3, rows=128, columns=128, seed=seed,
                             study_date=study_date)  # fmt: skip
@@ -138,7 +117,7 @@ def test_1_a_run_completes_every_study_and_lists_the_corrupt_file(
     labels = [str(ti["rendered_map_index"]) for ti in compress]
     assert sum(label.endswith(" · partial 2/3 · 1 failed") for label in labels) == len(TIERS)
     assert sum(label.endswith(" · ok 3/3") for label in labels) == 2 * len(TIERS)
-    failures = _catalogue(
+    failures = query(
         deployment["catalogue"],
         "SELECT tier, sop_uid, reason FROM failures WHERE study_uid = :s",
         s=studies[0],
@@ -237,7 +216,7 @@ def test_2_an_operator_clears_one_failed_study_tier_and_its_retry_leaves_one_res
             "reset_dag_runs": True, "include_downstream": True}  # fmt: skip
     stack.api("POST", f"/dags/{DAG_ID}/clearTaskInstances", json=body)
     assert _wait_run(stack, run_id) == "success"
-    rows = _catalogue(deployment["catalogue"],
+    rows = query(deployment["catalogue"],
                       "SELECT count(*), count(DISTINCT derived_sop_uid) FROM lineage "
                       "WHERE tier = 'j2k-r20' AND source_sop_uid IN "
                       "(SELECT source_sop_uid FROM lineage WHERE run_id = :r)",
@@ -276,12 +255,12 @@ def test_3_a_capped_study_date_backfill_leaves_no_study_behind_and_does_no_pair_
         assert len(studies) <= 3
         planned += studies
     assert sorted(planned) == sorted(expected)  # every study planned, none by two runs
-    jobs = _catalogue(deployment["catalogue"],
+    jobs = query(deployment["catalogue"],
                       "SELECT study_uid, count(*), min(status) FROM jobs WHERE tier = :t "
                       "GROUP BY study_uid", t=TIERS[0])  # fmt: skip
     done = {row[0]: row[1:] for row in jobs if row[0] in expected}
     assert done == {uid: (1, "ok") for uid in expected}  # all 12 done, each exactly once
-    left = _catalogue(deployment["catalogue"], "SELECT count(*) FROM claims")
+    left = query(deployment["catalogue"], "SELECT count(*) FROM claims")
     assert left == [(0,)]  # every run released its claims
     shutil.rmtree(landing)
 
@@ -301,7 +280,7 @@ def test_4_a_patient_name_in_landing_paths_reaches_no_task_log_xcom_or_view(
     assert any(b"discovery:" in p.read_bytes() for p in task_logs), task_logs
     process_logs = list(stack.home.glob("*.log"))
     leaks = [f for p in task_logs + process_logs for f in leaks_in_text(str(p), p.read_bytes())]
-    xcoms = _catalogue(
+    xcoms = query(
         deployment["metadata"],
         "SELECT task_id, map_index, value FROM xcom WHERE run_id = :r",
         r=run_id,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import os
-import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from pydicom import dcmread
 from dcmtier.catalogue import Catalogue
 from dcmtier.packaging.package import MANIFEST_NAME
 from dcmtier.sample import write_ct_series
-from tests.integration.airflow_stack import AirflowStack, create_database, drop_database, wait_for
+from tests.integration.airflow_stack import AirflowStack, deployment_databases, wait_for
 from tests.objstore import s3_server, upload_folder
 
 DAG_ID = "dicom_archive_compression"
@@ -33,42 +32,32 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("deployment-s3")
-    suffix = uuid.uuid4().hex[:8]
-    metadata_db, catalogue_db = f"dcmtier_it_airflow_{suffix}", f"dcmtier_it_catalogue_{suffix}"
-    try:
-        metadata_url = create_database(metadata_db)
-        catalogue_url = create_database(catalogue_db)
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required in CI: {exc}")
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 unreachable: {exc}")
-    Catalogue.upgrade(catalogue_url)
-    with s3_server() as s3:
-        for bucket in ("landing", "archive"):
-            s3.client().create_bucket(Bucket=bucket)
-        stack = AirflowStack.configure(
-            root / "airflow",
-            metadata_url,
-            redis_db=int(os.environ.get("DCMTIER_TEST_REDIS_DB", "11")),
-            extra={
-                **s3.env,
-                "AIRFLOW_CONN_DCMTIER_CATALOGUE": catalogue_url,
-                "DCMTIER_LANDING": "s3://landing/in",
-                "DCMTIER_DATA_DIR": "s3://archive/dcm",
-                "DCMTIER_TASK_RETRIES": "0",
-            },
-        )
-        scratch = {name: root / f"{name}-scratch" for name in ("worker1", "worker2")}
-        try:
-            stack.start(
-                worker_env={name: {"DCMTIER_SCRATCH": str(p)} for name, p in scratch.items()}
+    with deployment_databases("dcmtier_it") as (metadata_url, catalogue_url):
+        Catalogue.upgrade(catalogue_url)
+        with s3_server() as s3:
+            for bucket in ("landing", "archive"):
+                s3.client().create_bucket(Bucket=bucket)
+            stack = AirflowStack.configure(
+                root / "airflow",
+                metadata_url,
+                redis_db=int(os.environ.get("DCMTIER_TEST_REDIS_DB", "11")),
+                extra={
+                    **s3.env,
+                    "AIRFLOW_CONN_DCMTIER_CATALOGUE": catalogue_url,
+                    "DCMTIER_LANDING": "s3://landing/in",
+                    "DCMTIER_DATA_DIR": "s3://archive/dcm",
+                    "DCMTIER_TASK_RETRIES": "0",
+                },
             )
-            yield {"stack": stack, "s3": s3, "root": root, "catalogue": catalogue_url,
-                   "scratch": scratch}  # fmt: skip
-        finally:
-            stack.stop()
-            drop_database(metadata_db)
-            drop_database(catalogue_db)
+            scratch = {name: root / f"{name}-scratch" for name in ("worker1", "worker2")}
+            try:
+                stack.start(
+                    worker_env={name: {"DCMTIER_SCRATCH": str(p)} for name, p in scratch.items()}
+                )
+                yield {"stack": stack, "s3": s3, "root": root, "catalogue": catalogue_url,
+                       "scratch": scratch}  # fmt: skip
+            finally:
+                stack.stop()
 
 
 def test_two_workers_without_a_shared_folder_publish_every_study_tier_to_the_store(

@@ -19,7 +19,7 @@ import pytest
 from dcmtier.catalogue import Catalogue
 from dcmtier.cli import main
 from dcmtier.sample import write_ct_series
-from tests.integration.airflow_stack import AirflowStack, create_database, drop_database
+from tests.integration.airflow_stack import AirflowStack, deployment_databases
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 PASSWORD = uuid.uuid4().hex
@@ -28,59 +28,52 @@ PASSWORD = uuid.uuid4().hex
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("ui-server")
-    suffix = uuid.uuid4().hex[:8]
-    metadata_db, catalogue_db = f"dcmtier_ui_airflow_{suffix}", f"dcmtier_ui_catalogue_{suffix}"
-    try:
-        metadata_url, catalogue_url = create_database(metadata_db), create_database(catalogue_db)
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required in CI: {exc}")
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 unreachable: {exc}")
-    Catalogue.upgrade(catalogue_url)
-    files = write_ct_series(root / "landing" / "study", slices=3, rows=128, columns=128, seed=31)
-    files[2].write_bytes(files[2].read_bytes()[:-2000])
-    argv = [
-        "process",
-        str(root / "landing"),
-        "--out",
-        str(root / "data"),
-        "--jobs",
-        "1",
-        "--catalogue",
-        catalogue_url,
-        "--tier",
-        "j2k-lossless",
-        "--tier",
-        "j2k-r20",
-    ]
-    assert main(argv) == 1  # partial: the truncated slice
-    passwords = root / "passwords.json"
-    passwords.write_text(json.dumps({"viewer": PASSWORD}))
-    stack = AirflowStack.configure(
-        root / "airflow",
-        metadata_url,
-        redis_db=int(os.environ.get("DCMTIER_TEST_REDIS_DB", "11")),
-        extra={
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-            "AIRFLOW_CONN_DCMTIER_CATALOGUE": catalogue_url,
-            "DCMTIER_DATA_DIR": str(root / "data"),
-        },
-    )
-    try:
-        stack.start(api_server_only=True)
-        study = str(
-            Catalogue.connect(catalogue_url)
-            .engine.connect()
-            .exec_driver_sql("SELECT study_uid FROM studies")
-            .scalar_one()
+    with deployment_databases("dcmtier_ui") as (metadata_url, catalogue_url):
+        Catalogue.upgrade(catalogue_url)
+        files = write_ct_series(
+            root / "landing" / "study", slices=3, rows=128, columns=128, seed=31
         )
-        yield {"stack": stack, "study": study}
-    finally:
-        stack.stop()
-        drop_database(metadata_db)
-        drop_database(catalogue_db)
+        files[2].write_bytes(files[2].read_bytes()[:-2000])
+        argv = [
+            "process",
+            str(root / "landing"),
+            "--out",
+            str(root / "data"),
+            "--jobs",
+            "1",
+            "--catalogue",
+            catalogue_url,
+            "--tier",
+            "j2k-lossless",
+            "--tier",
+            "j2k-r20",
+        ]
+        assert main(argv) == 1  # partial: the truncated slice
+        passwords = root / "passwords.json"
+        passwords.write_text(json.dumps({"viewer": PASSWORD}))
+        stack = AirflowStack.configure(
+            root / "airflow",
+            metadata_url,
+            redis_db=int(os.environ.get("DCMTIER_TEST_REDIS_DB", "11")),
+            extra={
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+                "AIRFLOW_CONN_DCMTIER_CATALOGUE": catalogue_url,
+                "DCMTIER_DATA_DIR": str(root / "data"),
+            },
+        )
+        try:
+            stack.start(api_server_only=True)
+            study = str(
+                Catalogue.connect(catalogue_url)
+                .engine.connect()
+                .exec_driver_sql("SELECT study_uid FROM studies")
+                .scalar_one()
+            )
+            yield {"stack": stack, "study": study}
+        finally:
+            stack.stop()
 
 
 def _token(stack: AirflowStack) -> str:

@@ -41,6 +41,18 @@ def drop_database(name: str) -> None:
     _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def query(url: str, sql: str, **params: Any) -> list[Any]:
+    """The rows of one SQL statement on the PostgreSQL database at ``url``."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text(sql), params).all())
+    finally:
+        engine.dispose()
+
+
 def _psql(sql: str) -> None:
     import psycopg
 

@@ -40,6 +40,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from dcmtier.bench.airflow_stack import query
+
 DAG_ID = "dicom_archive_compression"
 # the example consumer of the packages asset: one run per compress instance's asset event,
 # which would take worker slots from the backfill; paused before it starts
@@ -48,24 +50,13 @@ TIERS = ("j2k-lossless", "j2k-r20")
 SLOTS = 4  # two Celery workers, concurrency 2 each (airflow_stack)
 
 
-def _query(url: str, sql: str, **params: Any) -> list[Any]:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(sa.text(sql), params).all())
-    finally:
-        engine.dispose()
-
-
 def _table_sizes(url: str) -> dict[str, int]:
-    rows = _query(url, "SELECT relname, pg_total_relation_size(relid) FROM pg_stat_user_tables")
+    rows = query(url, "SELECT relname, pg_total_relation_size(relid) FROM pg_stat_user_tables")
     return {str(name): int(size) for name, size in rows}
 
 
 def _database_size(url: str) -> int:
-    return int(_query(url, "SELECT pg_database_size(current_database())")[0][0])
+    return int(query(url, "SELECT pg_database_size(current_database())")[0][0])
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -129,7 +120,7 @@ def run_backfill(
         started = time.perf_counter()
         stack.start()
         wanted = {DAG_ID, *PAUSED}
-        wait_for(lambda: wanted <= {r[0] for r in _query(metadata_url, "SELECT dag_id FROM dag")},
+        wait_for(lambda: wanted <= {r[0] for r in query(metadata_url, "SELECT dag_id FROM dag")},
                  timeout=300, what="the DAGs to be parsed")  # fmt: skip
         for other in PAUSED:
             stack.cli("dags", "pause", other)
@@ -144,7 +135,7 @@ def run_backfill(
                   "--to-date", last.isoformat(), "--dag-run-conf", json.dumps(conf))  # fmt: skip
 
         def ended() -> list[Any] | None:
-            runs = _query(metadata_url, "SELECT run_id, state, start_date, end_date FROM dag_run "
+            runs = query(metadata_url, "SELECT run_id, state, start_date, end_date FROM dag_run "
                           "WHERE dag_id = :d AND run_type = 'backfill'", d=DAG_ID)  # fmt: skip
             over = [r for r in runs if r[1] in ("success", "failed")]
             return runs if len(runs) >= days and len(over) == len(runs) else None
@@ -185,17 +176,17 @@ def run_backfill(
 def _read_out(metadata_url: str, catalogue_url: str, began: datetime) -> tuple[Any, ...]:
     """The backfill's task instances, other task instances that started since ``began``, the
     catalogue's jobs per study x tier and the claims left."""
-    tis = _query(metadata_url, "SELECT task_id, state, duration, scheduled_dttm, queued_dttm, "
+    tis = query(metadata_url, "SELECT task_id, state, duration, scheduled_dttm, queued_dttm, "
                  "start_date FROM task_instance WHERE dag_id = :d AND run_id IN "
                  "(SELECT run_id FROM dag_run WHERE dag_id = :d AND run_type = 'backfill')",
                  d=DAG_ID)  # fmt: skip
     # anything else that ran on the workers meanwhile (the DAG's own scheduled run of today)
-    others = _query(metadata_url, "SELECT dag_id, task_id, duration FROM task_instance "
+    others = query(metadata_url, "SELECT dag_id, task_id, duration FROM task_instance "
                     "WHERE start_date >= :b AND run_id NOT IN (SELECT run_id FROM dag_run "
                     "WHERE dag_id = :d AND run_type = 'backfill')", b=began, d=DAG_ID)  # fmt: skip
-    jobs = _query(catalogue_url, "SELECT study_uid, tier, count(*), min(status) FROM jobs "
+    jobs = query(catalogue_url, "SELECT study_uid, tier, count(*), min(status) FROM jobs "
                   "GROUP BY study_uid, tier")  # fmt: skip
-    claims = int(_query(catalogue_url, "SELECT count(*) FROM claims")[0][0])
+    claims = int(query(catalogue_url, "SELECT count(*) FROM claims")[0][0])
     return tis, others, jobs, claims
 
 

@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from dcmtier.errors import ConfigError
 from dcmtier.outputs import output_mode
@@ -83,15 +84,32 @@ def temp_file(target: Path, *, directory: bool = False) -> Path:
     ``tempfile`` makes it owner-only; it gets the mode the umask gives a plain ``open`` (or
     ``mkdir``) instead, so what is renamed into place follows the umask like any output.
     """
+    if not directory:
+        path, handle = open_temp(target)
+        handle.close()
+        return path
     target.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{target.name}{current().token}"
-    if directory:
-        name = tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent)
-    else:
-        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
-        os.close(fd)
-    os.chmod(name, output_mode(directory=directory))
+    name = tempfile.mkdtemp(prefix=f".{target.name}{current().token}", suffix=".tmp",
+                            dir=target.parent)  # fmt: skip
+    os.chmod(name, output_mode(directory=True))
     return Path(name)
+
+
+def open_temp(target: Path) -> tuple[Path, BinaryIO]:
+    """`temp_file`, left open for writing (one file creation, no second open)."""
+    prefix = f".{target.name}{current().token}"
+    try:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
+    except FileNotFoundError:  # the first file of its folder
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
+    try:
+        os.fchmod(fd, output_mode(directory=False))
+        return Path(name), os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        os.unlink(name)
+        raise
 
 
 def temp_owner(path: Path) -> Owner | None:

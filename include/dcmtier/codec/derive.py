@@ -23,7 +23,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 from dcmtier import __version__
 from dcmtier.codec import syntaxes
 from dcmtier.codec.backends import Encoded
-from dcmtier.codec.pixels import copy_header
+from dcmtier.codec.pixels import DROPPED_TAGS, copy_header
 from dcmtier.tiers import Tier
 
 ENTROPY_VERSION = "dcmtier-derived-uid-v1"  # bump only if derived UIDs must change
@@ -31,6 +31,9 @@ EXTENDED_OFFSETS_ABOVE = 2**32 - 2**20  # the Basic Offset Table's 32-bit offset
 UNCOMPRESSED_PREDECESSOR = ("121320", "Uncompressed predecessor")
 PROCESSING_SOURCE = ("121322", "Source image for image processing operation")
 LOSSY_COMPRESSION = ("113040", "Lossy Compression")
+FILE_META_VERSION, MEDIA_CLASS, MEDIA_INSTANCE = Tag(0x00020001), Tag(0x00020002), Tag(0x00020003)
+TRANSFER_SYNTAX, IMPLEMENTATION_CLASS = Tag(0x00020010), Tag(0x00020012)
+IMPLEMENTATION_VERSION = Tag(0x00020013)
 
 
 def derived_uid(source_uid: str, tier: Tier) -> str:
@@ -53,9 +56,10 @@ def build_output(
     lossy_source: bool,
     pixel_data: bool = True,
 ) -> Dataset:
-    """Return the output dataset: ``header`` (no pixel data) plus encapsulated ``frames``
-    (without Pixel Data when ``pixel_data`` is false: `dcmtier.codec.part10` adds it)."""
-    ds = copy_header(header)
+    """Return the output dataset: ``header`` (a source's, its pixel data and encapsulation
+    elements left out) plus encapsulated ``frames`` (without Pixel Data when ``pixel_data`` is
+    false: `dcmtier.codec.part10` adds it). ``header`` itself is not changed."""
+    ds = copy_header(header, drop=DROPPED_TAGS)
     first = frames[0]
     ds.PhotometricInterpretation = first.photometric
     ds.BitsStored = first.bits_stored
@@ -196,12 +200,15 @@ def _values(ds: Dataset, keyword: str) -> list[object]:
 
 
 def _file_meta(ds: Dataset, syntax: str) -> FileMetaDataset:
+    """The File Meta elements pydicom's writer would complete, made at once (setting them one
+    by one through ``FileMetaDataset`` checks each: three times the cost)."""
     syntaxes.register()  # JPEG XL syntaxes: pydicom 3.0.2 cannot write them otherwise
-    meta = FileMetaDataset()
-    meta.FileMetaInformationVersion = b"\x00\x01"  # what pydicom's writer would add
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = UID(syntax)
-    meta.ImplementationClassUID = UID(PYDICOM_IMPLEMENTATION_UID)  # as pydicom's writer would
-    meta.ImplementationVersionName = f"DCMTIER_{__version__}"[:16]
-    return meta
+    values = (
+        (FILE_META_VERSION, "OB", b"\x00\x01"),  # what pydicom's writer would add
+        (MEDIA_CLASS, "UI", ds.SOPClassUID),
+        (MEDIA_INSTANCE, "UI", ds.SOPInstanceUID),
+        (TRANSFER_SYNTAX, "UI", UID(syntax)),
+        (IMPLEMENTATION_CLASS, "UI", UID(PYDICOM_IMPLEMENTATION_UID)),  # as pydicom's writer
+        (IMPLEMENTATION_VERSION, "SH", f"DCMTIER_{__version__}"[:16]),
+    )
+    return FileMetaDataset({tag: DataElement(tag, vr, value) for tag, vr, value in values})

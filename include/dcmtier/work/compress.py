@@ -32,7 +32,7 @@ from dcmtier.codec.backends import Encoded, FrameSpec
 from dcmtier.codec.derive import build_output, encapsulate_frames
 from dcmtier.codec.layering import Cut, cut_tiers
 from dcmtier.codec.part10 import Part10
-from dcmtier.codec.pixels import SourceImage, metadata, read_source
+from dcmtier.codec.pixels import SourceImage, read_source
 from dcmtier.codec.policy import FALLBACK, KEEP, REJECT, PixelKind, Policy
 from dcmtier.errors import (
     CodecError,
@@ -103,7 +103,7 @@ def compress_file(path: Path, tiers: Sequence[Tier], options: Options) -> list[T
     try:
         source = cached_source(path, options.sources) or read_source(path)
         lut = _lut(source)
-        header = metadata(source.dataset)
+        header = source.dataset  # read only: each output copies it (`build_output`)
     except NoPixelData as exc:
         key = _header_key(path)
         return [_skipped(path, key, tier, exc, options) for tier in tiers]
@@ -444,9 +444,9 @@ def _atomic(
     check: Callable[[Path], object] | None,
     steps: dict[str, float] | None,
 ) -> None:
-    tmp = owner.temp_file(target)  # named for this process: other runs leave it alone
+    tmp, handle = owner.open_temp(target)  # named for this process: other runs leave it alone
     try:
-        with tmp.open("wb") as handle:
+        with handle:
             write(handle)
         owner.checkpoint("compress")
         started = time.perf_counter()

@@ -153,7 +153,9 @@ def dicom_archive_compression() -> None:
     def tiers(plan: dict[str, Any]) -> list[str]:
         return list(plan["tiers"])
 
-    @task(pool=POOL, map_index_template="…{{ task.op_kwargs['study_uid'][-12:] }}")
+    # multiple_outputs=False: a dict result is one XCom, not one per key (`lineage_task`)
+    @task(pool=POOL, map_index_template="…{{ task.op_kwargs['study_uid'][-12:] }}",
+          multiple_outputs=False)  # fmt: skip
     def encode(study_uid: str) -> dict[str, Any]:
         from dcmtier.orchestration.tasks import encode_task
 
@@ -170,7 +172,7 @@ def dicom_archive_compression() -> None:
 
         return compress_task(study_uid, tier, get_current_context())
 
-    @task(trigger_rule="all_done")
+    @task(trigger_rule="all_done", multiple_outputs=False)
     def summary(results: list[dict[str, Any] | None]) -> dict[str, Any]:
         from dcmtier.orchestration.tasks import summary_task
 

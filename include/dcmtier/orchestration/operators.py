@@ -41,7 +41,13 @@ class LineagePythonOperator(_PythonDecoratedOperator):
 
 
 def lineage_task(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
-    """``@task`` (same arguments) reporting the task's datasets to OpenLineage."""
+    """``@task`` (same arguments) reporting the task's datasets to OpenLineage.
+
+    The task's dict result is one XCom (``return_value``), not one per key as Airflow infers
+    from a ``dict`` return annotation: each XCom is a call to the execution API (about 20 a
+    task, 4.4 s of a 60-slice ``dag.test`` run's 67 s under a profiler).
+    """
+    kwargs.setdefault("multiple_outputs", False)
     return task_decorator_factory(
         python_callable=python_callable,
         decorated_operator_class=LineagePythonOperator,

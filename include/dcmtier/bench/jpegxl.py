@@ -6,12 +6,19 @@ for ``jxl-lossless`` at each effort), one process, one thread, and each codestre
 again and compared (a size is only reported for a lossless round trip). Ratio = stored pixel
 bytes / codestream bytes of the whole set; MB/s = stored pixel MB / encoder seconds (median
 over ``runs``).
+
+``python -m dcmtier.bench.jpegxl FILE_OR_FOLDER ... [--efforts 3 7] [--runs N]`` prints one
+line per codec and effort for each file given (a folder: its ``*.dcm`` files, each on its own)
+and for all of them together: the README's tables come from it.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,3 +100,36 @@ def _measure(
             size += len(encoded.data)
         times.append(elapsed)
     return size, statistics.median(times)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dcmtier.bench.jpegxl", description=__doc__)
+    parser.add_argument("paths", type=Path, nargs="+", metavar="FILE_OR_FOLDER")
+    parser.add_argument("--efforts", type=int, nargs="+", default=list(BENCH_EFFORTS))
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="one JSON object per set")
+    args = parser.parse_args(argv)
+    files: list[Path] = []
+    for path in args.paths:
+        files += sorted(path.glob("*.dcm")) if path.is_dir() else [path]
+    sets = [(str(f), [f]) for f in files] + ([("all", files)] if len(files) > 1 else [])
+    failed = 0
+    for name, chosen in sets:
+        try:
+            result = compare(chosen, runs=args.runs, efforts=args.efforts)
+        except Exception as exc:  # a file the backends refuse: say so, go on with the others
+            print(f"{name}: not measured: {type(exc).__name__}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if args.json:
+            print(json.dumps({"set": name, **result}, sort_keys=True))
+            continue
+        print(f"{name}: {result['frames']} frames, {result['stored_bytes']} stored bytes")
+        for codec, row in result["codecs"].items():
+            print(f"  {codec:14s} ratio {row['ratio']:8.3f}  x J2K bytes {row['bytes_vs_j2k']:.3f}"
+                  f"  {row['encode_mb_s']:7.2f} MB/s")  # fmt: skip
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

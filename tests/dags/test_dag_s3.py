@@ -17,13 +17,31 @@ from airflow.dag_processing.dagbag import DagBag
 from pydicom import dcmread
 
 from dcmtier.sample import write_ct_series
-from tests.objstore import environment, s3_server, upload_folder
+from tests.objstore import S3Process, environment, s3_server, upload_folder
 
 DAG_ID = "dicom_archive_compression"
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 TIERS = ["j2k-lossless", "j2k-r20", "j2k-r50"]
 TOP_LEVEL = {"derived", "quality", "packages", "cache", "quarantine", "work"}
 
+
+def _catalogue(tmp_path: Path) -> tuple[Path, str]:
+    """An embedded catalogue migrated as a user would (``dcmtier db upgrade``): file and URL."""
+    db = tmp_path / "catalogue.db"
+    catalogue = f"sqlite:///{db}"
+    upgrade = [sys.executable, "-m", "dcmtier.cli", "db", "upgrade", "--catalogue", catalogue]
+    subprocess.run(upgrade, check=True, capture_output=True)
+    return db, catalogue
+
+
+def _buckets(s3: S3Process, landing: Path, prefix: str) -> Any:
+    """The ``landing`` and ``archive`` buckets, ``landing`` holding the folder under ``prefix``;
+    returns a boto3 client of the server."""
+    client = s3.client()
+    client.create_bucket(Bucket="landing")
+    client.create_bucket(Bucket="archive")
+    upload_folder(s3, landing, "landing", prefix)
+    return client
 
 def test_a_run_with_output_on_s3_publishes_every_study_tier_and_leaves_no_temporary_object(
     airflow_db: Path, tmp_path: Path
@@ -33,15 +51,9 @@ def test_a_run_with_output_on_s3_publishes_every_study_tier_and_leaves_no_tempor
     broken = paths[1]
     broken_uid = str(dcmread(broken, stop_before_pixels=True).SOPInstanceUID)
     broken.write_bytes(broken.read_bytes()[:-3000])  # header readable, pixel data cut short
-    db = tmp_path / "catalogue.db"
-    catalogue = f"sqlite:///{db}"
-    upgrade = [sys.executable, "-m", "dcmtier.cli", "db", "upgrade", "--catalogue", catalogue]
-    subprocess.run(upgrade, check=True, capture_output=True)
+    db, catalogue = _catalogue(tmp_path)
     with s3_server() as s3:
-        client = s3.client()
-        client.create_bucket(Bucket="landing")
-        client.create_bucket(Bucket="archive")
-        upload_folder(s3, tmp_path / "landing", "landing", "ward7")
+        client = _buckets(s3, tmp_path / "landing", "ward7")
         env = {**s3.env, "DCMTIER_CATALOGUE_URL": catalogue,
                "DCMTIER_SCRATCH": str(tmp_path / "scratch")}  # fmt: skip
         with environment(env):
@@ -82,15 +94,9 @@ def test_the_stores_credentials_and_endpoint_can_come_from_an_airflow_connection
 
     paths = write_ct_series(tmp_path / "landing", slices=2, rows=64, columns=64, seed=12)
     study = str(dcmread(paths[0], stop_before_pixels=True).StudyInstanceUID)
-    db = tmp_path / "catalogue.db"
-    catalogue = f"sqlite:///{db}"
-    upgrade = [sys.executable, "-m", "dcmtier.cli", "db", "upgrade", "--catalogue", catalogue]
-    subprocess.run(upgrade, check=True, capture_output=True)
+    db, catalogue = _catalogue(tmp_path)
     with s3_server() as s3:
-        client = s3.client()
-        client.create_bucket(Bucket="landing")
-        client.create_bucket(Bucket="archive")
-        upload_folder(s3, tmp_path / "landing", "landing", "ward8")
+        _buckets(s3, tmp_path / "landing", "ward8")
         assert not {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID",
                     "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"} & set(os.environ)  # fmt: skip
         connection = {

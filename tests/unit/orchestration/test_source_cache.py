@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from dcmtier.catalogue import Catalogue, JobContext
 from dcmtier.catalogue.models import Instance
 from dcmtier.codec.pixels import SourceImage
-from dcmtier.discovery.plan import PlanRequest, plan
+from dcmtier.discovery.plan import Plan, PlanRequest, plan
 from dcmtier.orchestration import items
 from dcmtier.orchestration.items import prepare_layers, run_pair
 from dcmtier.sample import write_ct_series
@@ -33,13 +33,19 @@ def _landing(root: Path) -> None:
     write_ct_series(root / "b", slices=2, rows=64, columns=64, seed=12, signed=False)
 
 
-def _dag(landing: Path, out: Path, url: str, catalogue: Catalogue) -> list[str]:
-    """What the DAG's discover, encode and compress tasks call, one study x tier a task."""
+def _encoded(landing: Path, out: Path, url: str, catalogue: Catalogue) -> Plan:
+    """What the DAG's discover and encode tasks call: the plan, each study's layers and cache."""
     request = PlanRequest(landing=str(landing), output=out, tiers=list(TIERS), run_id="dag",
                           now=datetime.now(UTC), settle_seconds=0)  # fmt: skip
     planned = plan(request, catalogue)
     for study_uid in planned.studies:
         prepare_layers(study_uid, output=out, run_id="dag", catalogue_url=url)
+    return planned
+
+
+def _dag(landing: Path, out: Path, url: str, catalogue: Catalogue) -> list[str]:
+    """What the DAG's discover, encode and compress tasks call, one study x tier a task."""
+    planned = _encoded(landing, out, url, catalogue)
     pairs = [(s, t) for s in planned.studies for t in planned.tiers]
     for index, (study_uid, tier) in enumerate(pairs):
         context = JobContext("dicom_archive_compression", "dag", "compress", index, 1)
@@ -110,11 +116,7 @@ def test_a_source_changed_since_the_encode_task_is_read_from_its_file(
     _landing(landing)
     url, catalogue = _url(tmp_path, "cat")
     out = tmp_path / "out"
-    request = PlanRequest(landing=str(landing), output=out, tiers=list(TIERS), run_id="dag",
-                          now=datetime.now(UTC), settle_seconds=0)  # fmt: skip
-    planned = plan(request, catalogue)
-    for study_uid in planned.studies:
-        prepare_layers(study_uid, output=out, run_id="dag", catalogue_url=url)
+    planned = _encoded(landing, out, url, catalogue)
     touched = landing / "a" / "CT0002.dcm"
     stat = touched.stat()
     os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
@@ -131,11 +133,7 @@ def test_a_damaged_cache_is_not_an_error(tmp_path: Path, monkeypatch: pytest.Mon
     _landing(landing)
     url, catalogue = _url(tmp_path, "cat")
     out = tmp_path / "out"
-    request = PlanRequest(landing=str(landing), output=out, tiers=list(TIERS), run_id="dag",
-                          now=datetime.now(UTC), settle_seconds=0)  # fmt: skip
-    planned = plan(request, catalogue)
-    for study_uid in planned.studies:
-        prepare_layers(study_uid, output=out, run_id="dag", catalogue_url=url)
+    planned = _encoded(landing, out, url, catalogue)
     for cached in Layout(out).source_cache.iterdir():
         cached.write_bytes(cached.read_bytes()[:-10])  # cut short: its index is gone
     sources._OPEN.clear()

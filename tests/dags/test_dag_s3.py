@@ -43,6 +43,7 @@ def _buckets(s3: S3Process, landing: Path, prefix: str) -> Any:
     upload_folder(s3, landing, "landing", prefix)
     return client
 
+
 def test_a_run_with_output_on_s3_publishes_every_study_tier_and_leaves_no_temporary_object(
     airflow_db: Path, tmp_path: Path
 ) -> None:

@@ -69,7 +69,7 @@ def build_output(
     if first.offset:
         _to_unsigned(ds, first.offset)
     if pixel_data:
-        _encapsulate(ds, [f.data for f in frames])
+        encapsulate_frames(ds, [f.data for f in frames])
     if not tier.lossless:
         _mark_lossy(ds, header, tier, achieved_ratio, lossy_source)
     ds.file_meta = _file_meta(ds, tier.transfer_syntax)
@@ -83,10 +83,6 @@ def basic_offsets(frames: Sequence[bytes]) -> bool:
 
 def encapsulate_frames(ds: Dataset, frames: list[bytes]) -> None:
     """Set ``ds``'s Pixel Data to ``frames``, encapsulated (PS3.5 A.4)."""
-    _encapsulate(ds, frames)
-
-
-def _encapsulate(ds: Dataset, frames: list[bytes]) -> None:
     if basic_offsets(frames):
         ds.PixelData = encapsulate(frames, fragments_per_frame=1, has_bot=True)
     else:
@@ -208,7 +204,7 @@ def _file_meta(ds: Dataset, syntax: str) -> FileMetaDataset:
         (MEDIA_CLASS, "UI", ds.SOPClassUID),
         (MEDIA_INSTANCE, "UI", ds.SOPInstanceUID),
         (TRANSFER_SYNTAX, "UI", UID(syntax)),
-        (IMPLEMENTATION_CLASS, "UI", UID(PYDICOM_IMPLEMENTATION_UID)),  # as pydicom's writer
+        (IMPLEMENTATION_CLASS, "UI", PYDICOM_IMPLEMENTATION_UID),  # as pydicom's writer
         (IMPLEMENTATION_VERSION, "SH", f"DCMTIER_{__version__}"[:16]),
     )
     return FileMetaDataset({tag: DataElement(tag, vr, value) for tag, vr, value in values})

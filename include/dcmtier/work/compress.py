@@ -253,7 +253,7 @@ def _write(
     if opts.one_buffer and part10.can_encode(out, frames):
         part = ENCODER.encode(out, frames, template=(source.series_uid, tier.name))
     if part is None:
-        _add_pixel_data(out, encoded)
+        encapsulate_frames(out, frames)  # pydicom writes it
     target = output_path(
         opts.out_dir, tier.name, source.study_uid, source.series_uid, str(out.SOPInstanceUID)
     )
@@ -281,11 +281,6 @@ def _write(
 
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
-
-
-def _add_pixel_data(out: Dataset, encoded: list[Encoded]) -> None:
-    """The encapsulated Pixel Data pydicom writes (where `part10` does not)."""
-    encapsulate_frames(out, [e.data for e in encoded])
 
 
 def _encode_to_bound(
@@ -505,8 +500,7 @@ def verify_buffer(
     ``part`` is pydicom's bytes for the output (`dcmtier.codec.part10`), so the file needs no
     second parse: equal bytes are the same dataset, transfer syntax and frames.
     """
-    with path.open("rb") as handle:
-        written = handle.read()
+    written = path.read_bytes()
     if written != part.data:
         raise VerificationFailed(
             f"written output: the file's {len(written)} bytes differ from the {len(part.data)} "

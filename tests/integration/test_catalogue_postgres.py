@@ -18,6 +18,7 @@ from dcmtier.catalogue.schema import VERSION_TABLE
 from dcmtier.cli import main
 from tests.integration.catalogue_cases import (
     TABLES,
+    VIEWS,
     assert_backfill_survives_down_and_up,
     assert_lineage_names_strategy_and_layer,
     assert_medians,
@@ -31,14 +32,6 @@ from tests.integration.catalogue_cases import (
 from tests.integration.conftest import fresh_database
 
 pytestmark = pytest.mark.postgres
-VIEWS = {
-    "savings_by_tier",
-    "savings_by_study",
-    "quality_by_tier",
-    "lineage",
-    "failures",
-    "backlog",
-}
 
 
 def test_process_command_fills_every_table_and_a_rerun_changes_no_count(

@@ -19,19 +19,11 @@ from dcmtier.catalogue.schema import VERSION_TABLE, current_revision_at, head_re
 from dcmtier.cli import main
 from dcmtier.sample import write_ct_series
 from tests.integration.catalogue_cases import (
+    VIEWS,
     assert_backfill_survives_down_and_up,
     make_landing,
     schema_names,
 )
-
-VIEWS = {
-    "savings_by_tier",
-    "savings_by_study",
-    "quality_by_tier",
-    "lineage",
-    "failures",
-    "backlog",
-}
 
 
 def test_upgrade_builds_the_models_and_every_view(tmp_path: Path) -> None:

@@ -14,13 +14,6 @@ from dcmtier.records import Unidentified
 from dcmtier.sample import write_ct_series
 
 
-@pytest.fixture
-def catalogue(tmp_path: Path) -> Catalogue:
-    url = f"sqlite:///{tmp_path / 'catalogue.db'}"
-    Catalogue.upgrade(url)
-    return Catalogue.connect(url)
-
-
 def _failures(path: Path) -> list[tuple[object, ...]]:
     with sqlite3.connect(path) as conn:
         return conn.execute(

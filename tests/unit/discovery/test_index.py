@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,6 @@ from dcmtier.catalogue.models import LandingFile
 from dcmtier.cli import main
 from dcmtier.discovery.index import index_landing, scopes_of
 from dcmtier.sample import write_ct_series
-
-
-@pytest.fixture
-def catalogue(tmp_path: Path) -> Iterator[Catalogue]:
-    url = f"sqlite:///{tmp_path}/catalogue.db"
-    Catalogue.upgrade(url)
-    opened = Catalogue.connect(url)
-    yield opened
-    opened.close()
 
 
 def _archive(root: Path, studies: int, files: int, seed: int = 0) -> None:

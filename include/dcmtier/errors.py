@@ -7,6 +7,12 @@ caller records them. ``PolicyRefused`` and ``NoPixelData`` are outcomes, not fau
 from __future__ import annotations
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (its whitespace runs made single spaces), or its
+    type's name when it has none: what a one-line error report quotes of a library's error."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 class DcmtierError(Exception):
     """Base class of every error dcmtier raises on purpose."""
 

@@ -32,7 +32,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from dcmtier.codec import syntaxes
 from dcmtier.codec.backends import FrameSpec
-from dcmtier.errors import InvalidInput, NoPixelData
+from dcmtier.errors import InvalidInput, NoPixelData, one_line
 
 PIXEL_DATA = Tag(0x7FE0, 0x0010)
 # Elements that describe the source's encapsulation or padding and must not be carried over.
@@ -138,8 +138,7 @@ class SourceImage:
             )
         except (ValueError, TypeError, IndexError) as exc:
             raise InvalidInput(
-                f"{self.path}: encapsulated pixel data cannot be split into frames: "
-                f"{_one_line(exc)}"
+                f"{self.path}: encapsulated pixel data cannot be split into frames: {one_line(exc)}"
             ) from exc
 
     @property
@@ -202,7 +201,7 @@ class SourceImage:
                 yield np.ascontiguousarray(frame, dtype=self.spec.dtype)
         except (ValueError, RuntimeError, TypeError, IndexError, NotImplementedError) as exc:
             raise InvalidInput(
-                f"{self.path}: pixel data cannot be decoded: {_one_line(exc)}"
+                f"{self.path}: pixel data cannot be decoded: {one_line(exc)}"
             ) from exc
 
     def _native_little_endian(self) -> bool:
@@ -443,13 +442,13 @@ def _read(path: Path) -> Dataset:
     try:
         return dcmread(path)
     except InvalidDicomError as exc:
-        raise InvalidInput(f"{path}: not a DICOM Part 10 file: {_one_line(exc)}") from exc
+        raise InvalidInput(f"{path}: not a DICOM Part 10 file: {one_line(exc)}") from exc
     except FileNotFoundError as exc:
         raise InvalidInput(f"{path}: no such file") from exc
     except IsADirectoryError as exc:
         raise InvalidInput(f"{path}: is a directory") from exc
     except (EOFError, ValueError, OSError, KeyError, TypeError) as exc:
-        raise InvalidInput(f"{path}: truncated or malformed DICOM: {_one_line(exc)}") from exc
+        raise InvalidInput(f"{path}: truncated or malformed DICOM: {one_line(exc)}") from exc
 
 
 def _check_rescale(path: Path, ds: Dataset) -> None:
@@ -498,14 +497,10 @@ def _frame_spec(path: Path, ds: Dataset) -> FrameSpec:
             photometric="RGB" if samples == 3 else str(ds.PhotometricInterpretation),
         )
     except (AttributeError, ValueError, TypeError) as exc:
-        raise InvalidInput(f"{path}: incomplete Image Pixel module: {_one_line(exc)}") from exc
+        raise InvalidInput(f"{path}: incomplete Image Pixel module: {one_line(exc)}") from exc
     if allocated not in (1, 8, 16) or not 1 <= stored <= allocated or samples not in (1, 3):
         raise InvalidInput(
             f"{path}: unsupported layout: BitsAllocated {allocated}, BitsStored {stored}, "
             f"SamplesPerPixel {samples} (dcmtier codes 1-, 8- and 16-bit, 1 or 3 samples)"
         )
     return spec
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

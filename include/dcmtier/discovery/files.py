@@ -11,7 +11,7 @@ from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
 from dcmtier.discovery.landing import skip_reason
-from dcmtier.errors import ConfigError
+from dcmtier.errors import ConfigError, one_line
 from dcmtier.records import SKIPPED, Study, Unidentified, file_key, name_by_key
 
 
@@ -68,7 +68,7 @@ def _unidentified(
     uri = path.absolute().as_uri()
     if skip:
         return Unidentified(key, uri, f"{key}: {skip}", path, SKIPPED)
-    error = (" ".join(str(exc).split()) or type(exc).__name__) if exc else "none in the header"
+    error = one_line(exc) if exc else "none in the header"
     reason = f"{key}: no readable StudyInstanceUID: {name_by_key(error, path, key)}"
     return Unidentified(key, uri, reason, path)
 

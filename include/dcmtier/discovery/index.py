@@ -31,9 +31,9 @@ from dcmtier.discovery.landing import (
     key_of,
     list_files,
     list_prefixes,
-    open_file,
-    skip_reason,
 )
+from dcmtier.discovery.landing import read_header as read_landing_header
+from dcmtier.errors import one_line
 
 if TYPE_CHECKING:
     from dcmtier.catalogue import Catalogue
@@ -131,28 +131,23 @@ def read_headers(
 
 def read_header(item: LandingFile) -> FileHeader:
     """One file's key, UIDs, StudyDate and Modality, or why they could not be read."""
-    from pydicom import dcmread
-
-    try:
-        with open_file(item.uri, block_size=HEADER_BLOCK) as handle:
-            ds = dcmread(handle, stop_before_pixels=True)
-        if skip := skip_reason(ds, None):  # a DICOMDIR: kept as its read error, skipped
-            return FileHeader(item.uri, item.size, item.modified, key_of(item, ""), item.etag,
-                              read_error=skip)  # fmt: skip
-        sop_uid = _uid(ds, "SOPInstanceUID")
-        return FileHeader(
-            item.uri, item.size, item.modified, key_of(item, sop_uid or ""), item.etag,
-            study_uid=_uid(ds, "StudyInstanceUID"),
-            series_uid=_uid(ds, "SeriesInstanceUID"),
-            sop_uid=sop_uid,
-            study_date=_dicom_date(ds.get("StudyDate")),
-            modality=str(ds.get("Modality") or "")[:16] or None,
-        )  # fmt: skip
-    except Exception as exc:  # pydicom raises many types on junk input
-        # not DICOM at all: kept as its read error, and skipped (``skip_reason``)
-        reason = skip_reason(None, exc) or " ".join(str(exc).split()) or type(exc).__name__
-        return FileHeader(item.uri, item.size, item.modified, key_of(item, ""), item.etag,
-                          read_error=reason[:1000])  # fmt: skip
+    ds, error, skip = read_landing_header(item.uri, block_size=HEADER_BLOCK)
+    if ds is not None and not skip:
+        try:
+            sop_uid = _uid(ds, "SOPInstanceUID")
+            return FileHeader(
+                item.uri, item.size, item.modified, key_of(item, sop_uid or ""), item.etag,
+                study_uid=_uid(ds, "StudyInstanceUID"),
+                series_uid=_uid(ds, "SeriesInstanceUID"),
+                sop_uid=sop_uid,
+                study_date=_dicom_date(ds.get("StudyDate")),
+                modality=str(ds.get("Modality") or "")[:16] or None,
+            )  # fmt: skip
+        except Exception as exc:  # a UID too long, or a value pydicom cannot convert
+            error = one_line(exc)
+    # not DICOM or a DICOMDIR (skipped: a ``skip_reason``), or unreadable: kept as its read error
+    return FileHeader(item.uri, item.size, item.modified, key_of(item, ""), item.etag,
+                      read_error=str(skip or error)[:1000])  # fmt: skip
 
 
 def _uid(ds: Any, keyword: str) -> str | None:

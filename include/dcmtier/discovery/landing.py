@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dcmtier.errors import ConfigError
+from dcmtier.errors import ConfigError, one_line
 from dcmtier.records import KEY_DIGITS, content_key, file_key, is_valid_uid
 
 LOCAL_SCHEMES = ("", "file", "local")
@@ -161,6 +161,19 @@ DICOMDIR_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage
 NOT_DICOM = "not a DICOM file (no DICM prefix): skipped"
 A_DICOMDIR = "a DICOMDIR (the directory of a medium, not an instance): skipped"
 SKIP_REASONS = (NOT_DICOM, A_DICOMDIR)  # the landing index keeps them as the file's read error
+
+
+def read_header(uri: str, *, block_size: int | None = None) -> tuple[Any, str | None, str | None]:
+    """A landing file's header (never its pixel data) as (dataset, None, skip reason), or why
+    it could not be read as (None, the error on one line, skip reason) (``skip_reason``)."""
+    from pydicom import dcmread
+
+    try:
+        with open_file(uri, block_size=block_size) as handle:
+            header = dcmread(handle, stop_before_pixels=True)
+    except Exception as exc:  # pydicom raises many types on junk input
+        return None, one_line(exc), skip_reason(None, exc)
+    return header, None, skip_reason(header, None)
 
 
 def skip_reason(header: Any, error: BaseException | None) -> str | None:

@@ -22,8 +22,7 @@ from dcmtier.discovery.landing import (
     list_files,
     local_path,
     location,
-    open_file,
-    skip_reason,
+    read_header,
     stage,
 )
 from dcmtier.records import FAILED, SKIPPED, Study, Unidentified, name_by_key
@@ -74,17 +73,8 @@ def iter_headers(
 
     The skip reason says why a file is not an instance at all (``skip_reason``).
     """
-    from pydicom import dcmread
-
     for item in files:
-        try:
-            with open_file(item.uri) as handle:
-                header = dcmread(handle, stop_before_pixels=True)
-        except Exception as exc:  # pydicom raises many types on junk input
-            error = " ".join(str(exc).split()) or type(exc).__name__
-            yield item, None, error, skip_reason(None, exc)
-            continue
-        yield item, header, None, skip_reason(header, None)
+        yield item, *read_header(item.uri)
 
 
 def stage_study(study: Candidate, folder: Path) -> Study:

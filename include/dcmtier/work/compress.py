@@ -41,6 +41,7 @@ from dcmtier.errors import (
     NoPixelData,
     PolicyRefused,
     VerificationFailed,
+    one_line,
 )
 from dcmtier.measure.gates import gate_for
 from dcmtier.measure.metrics import ModalityLUT, frame_metrics
@@ -671,7 +672,7 @@ def _reason(path: Path, key: str, exc: Exception) -> str:
 
 def _message(path: Path, key: str, exc: Exception) -> str:
     """The error on one line, with the source's path (however spelled) replaced by its key."""
-    return name_by_key(" ".join(str(exc).split()) or type(exc).__name__, path, key)
+    return name_by_key(one_line(exc), path, key)
 
 
 def _skipped(path: Path, key: str, tier: Tier, exc: NoPixelData, opts: Options) -> TierResult:

@@ -73,7 +73,13 @@ def task_lineage(
     if task_id == "discover" and landing:
         return [InputDataset(namespace=namespace(landing), name="/")], []
     if task_id == "compress" and isinstance(result, Mapping) and landing and output:
-        return compress_lineage(result, landing=landing, output=output)
+        inputs: list[InputDataset] = []
+        outputs: list[OutputDataset] = []
+        for pair in result.get("pairs", [result]):  # a work unit's study x tier results
+            found = compress_lineage(pair, landing=landing, output=output)
+            inputs += found[0]
+            outputs += found[1]
+        return inputs, outputs
     return None
 
 

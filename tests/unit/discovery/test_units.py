@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -53,7 +54,7 @@ def test_packing_is_deterministic_and_keeps_every_study_once() -> None:
     for unit in first:
         assert unit.estimate_s <= 120.0 or len(unit.studies) == 1
     # a unit and the next study together would have passed the target
-    for unit, after in zip(first, first[1:], strict=False):
+    for unit, after in itertools.pairwise(first):
         nxt = next(s for s in sizes if s.uid == after.studies[0])
         assert unit.estimate_s + MODEL.seconds(nxt) > 120.0
 

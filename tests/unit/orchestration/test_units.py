@@ -50,7 +50,7 @@ def test_the_outcome_words_count_what_did_not_come_out_clean() -> None:
 def test_the_dags_template_renders_the_label_the_package_documents() -> None:
     import ast
 
-    source = (Path(__file__).resolve().parents[3] / "dags" / "dicom_archive_compression.py")
+    source = Path(__file__).resolve().parents[3] / "dags" / "dicom_archive_compression.py"
     tree = ast.parse(source.read_text())
     values = {
         t.id: ast.literal_eval(node.value)

@@ -104,8 +104,10 @@ def test_every_compress_instance_reports_its_studies_in_and_their_outputs_out(
 def test_the_partition_carries_its_schema_and_the_gate_as_assertions(
     airflow_db: Path, lineage_run: dict[str, Any]
 ) -> None:
-    for event in _complete(lineage_run["events"], "compress"):
-        (partition,) = [o for o in event["outputs"] if o["name"].startswith("quality/")]
+    partitions = [o for event in _complete(lineage_run["events"], "compress")
+                  for o in event["outputs"] if o["name"].startswith("quality/")]  # fmt: skip
+    assert len(partitions) == 2 * len(TIERS)  # one per study x tier
+    for partition in partitions:
         fields = {f["name"] for f in partition["facets"]["schema"]["fields"]}
         assert {"psnr_db", "ssim", "max_abs_diff", "source_sop_uid"} <= fields
         assertions = partition["facets"]["dataQualityAssertions"]["assertions"]

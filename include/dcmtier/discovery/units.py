@@ -39,14 +39,18 @@ class StudySize:
 class CostModel:
     """Seconds of one tier task's work on a study (see the module docstring).
 
-    Defaults measured in this repository on a 2-core machine (README "Work units"): one
-    tier of a one-image 256x256 radiograph took 0.20-0.45 s of attempt time in a ``dag.test``
-    run of the hospital mix, a 20-slice 128x128 CT 0.6-1.2 s; the fixed part is rounded up.
+    The defaults come from the attempts of one ``dag.test`` run of the hospital mix
+    (`dcmtier.bench.mix`) x 13 tiers, one study a unit, on the 2-core development VM at load
+    average 10-11 (README "Work units"): median attempt of a one-image 256 x 256 radiograph
+    (132 kB) 0.16 s (max 0.34 s), a 20-slice 128 x 128 CT (683 kB) 0.80 s (max 1.41 s), a
+    12-slice MR 0.57 s; least squares over the 130 attempts: 0.18 s + 0.12 s a MB + 0.032 s an
+    instance. The fixed part is raised to 0.5 s for what a unit spends on a study outside its
+    attempt (manifest, staging, catalogue look-ups) and to overestimate, as the fit does.
     """
 
     study_s: float = 0.5
-    byte_s: float = 2.0e-8  # 20 ms a MB
-    instance_s: float = 0.03
+    byte_s: float = 1.2e-7  # 0.12 s a MB
+    instance_s: float = 0.032
     fitted_from: int = 0  # attempts the model was fitted from; 0: the defaults
 
     def as_dict(self) -> dict[str, float]:

@@ -87,8 +87,8 @@ class PlanRequest:
 
     @property
     def capacity(self) -> int:
-        """Studies per run: the compress task expands over studies x tiers, two lists, each
-        under Airflow's ``max_map_length``."""
+        """Studies per run: the compress task expands over units x tiers, two lists, each
+        under Airflow's ``max_map_length`` (with ``unit_seconds`` 0, a unit per study)."""
         return max(1, min(self.max_studies_per_run, self.max_map_length))
 
     def prefixes(self) -> list[str]:

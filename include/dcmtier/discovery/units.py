@@ -12,7 +12,7 @@ The estimate is of one tier task's work for a study: ``CostModel.seconds``, a fi
 study (staging, catalogue writes, packaging: what a tier costs even for one tiny image) plus a
 cost per stored byte and per instance. ``fit`` derives it from the durations of the attempts
 the catalogue recorded; with too few of them, the defaults below hold. The fixed part is
-overestimated on purpose (the fit's intercept plus the median residual): a unit that runs a
+overestimated on purpose (the median plus its median absolute deviation): a unit that runs a
 little short costs a little orchestration, one that runs long delays a run's end.
 """
 
@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 UNIT_SECONDS = 120
-MIN_HISTORY = 20  # attempts needed before the recorded durations replace the defaults
+MIN_HISTORY = 50  # attempts needed before the recorded durations replace the defaults
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,14 @@ class CostModel:
     (`dcmtier.bench.mix`) x 13 tiers, one study a unit, on the 2-core development VM at load
     average 10-11 (README "Work units"): median attempt of a one-image 256 x 256 radiograph
     (132 kB) 0.16 s (max 0.34 s), a 20-slice 128 x 128 CT (683 kB) 0.80 s (max 1.41 s), a
-    12-slice MR 0.57 s; least squares over the 130 attempts: 0.18 s + 0.12 s a MB + 0.032 s an
-    instance. The fixed part is raised to 0.5 s for what a unit spends on a study outside its
-    attempt (manifest, staging, catalogue look-ups) and to overestimate, as the fit does.
+    12-slice MR 0.57 s. A three-term least squares over the 130 attempts gave 0.032 s an
+    instance; with that held, ``fit`` gives 0.17 s + 0.13 s a MB. The fixed part is raised to
+    0.5 s for what a unit spends on a study outside its attempt (manifest, staging, catalogue
+    look-ups) and to overestimate.
     """
 
     study_s: float = 0.5
-    byte_s: float = 1.2e-7  # 0.12 s a MB
+    byte_s: float = 1.3e-7  # 0.13 s a MB
     instance_s: float = 0.032
     fitted_from: int = 0  # attempts the model was fitted from; 0: the defaults
 
@@ -114,55 +115,29 @@ class Attempt:
 
 
 def fit(attempts: Iterable[Attempt], default: CostModel | None = None) -> CostModel:
-    """The cost model of the recorded attempts (least squares on bytes and instances, the
-    intercept raised by the median residual); ``default`` with fewer than ``MIN_HISTORY``.
+    """The cost model of the recorded attempts; ``default`` with fewer than ``MIN_HISTORY``.
 
-    A coefficient the fit makes negative (collinear sizes, noise) falls back to the default's,
-    and the fixed part is never below the default's: the history can only say work costs more.
+    The per-instance cost stays the default's (instances and bytes rise together, so a fit of
+    both is unstable). The per-byte cost is the least-squares slope of the rest on the stored
+    bytes when the history's sizes differ enough to show one (the largest at least twice the
+    smallest, three sizes or more), else the default's; a negative slope falls back to it too.
+    The fixed part is the median of what remains plus its median absolute deviation (an
+    overestimate), never below the default's: the history can only say work costs more.
     """
     base = default or CostModel()
     rows = [a for a in attempts if a.seconds >= 0]
     if len(rows) < MIN_HISTORY:
         return base
-    solved = _least_squares(rows)
-    if solved is None:
-        return base
-    fixed, per_byte, per_instance = solved
-    per_byte = per_byte if per_byte >= 0 else base.byte_s
-    per_instance = per_instance if per_instance >= 0 else base.instance_s
-    residuals = [
-        abs(a.seconds - (fixed + per_byte * a.bytes + per_instance * a.instances)) for a in rows
-    ]
-    fixed = max(base.study_s, fixed + statistics.median(residuals))
-    return CostModel(round(fixed, 4), per_byte, per_instance, fitted_from=len(rows))
-
-
-def _least_squares(rows: Sequence[Attempt]) -> tuple[float, float, float] | None:
-    """``seconds ~ a + b * bytes + c * instances`` by the normal equations (3 x 3), bytes in
-    MB for conditioning; None when they are singular (every study the same size)."""
-    xs = [(1.0, a.bytes / 1e6, float(a.instances)) for a in rows]
-    ys = [a.seconds for a in rows]
-    m = [[sum(x[i] * x[j] for x in xs) for j in range(3)] for i in range(3)]
-    v = [sum(x[i] * y for x, y in zip(xs, ys, strict=True)) for i in range(3)]
-    solved = _solve(m, v)
-    if solved is None:
-        return None
-    a, b, c = solved
-    return a, b / 1e6, c
-
-
-def _solve(m: list[list[float]], v: list[float]) -> list[float] | None:
-    """Gaussian elimination with partial pivoting; None for a singular system."""
-    n = len(v)
-    rows = [[*m[i], v[i]] for i in range(n)]
-    for col in range(n):
-        pivot = max(range(col, n), key=lambda r: abs(rows[r][col]))
-        scale = max(abs(x) for row in rows for x in row[:n]) or 1.0
-        if abs(rows[pivot][col]) <= 1e-12 * scale:
-            return None
-        rows[col], rows[pivot] = rows[pivot], rows[col]
-        for r in range(n):
-            if r != col:
-                factor = rows[r][col] / rows[col][col]
-                rows[r] = [x - factor * y for x, y in zip(rows[r], rows[col], strict=True)]
-    return [rows[i][n] / rows[i][i] for i in range(n)]
+    xs = [float(a.bytes) for a in rows]
+    ys = [a.seconds - base.instance_s * a.instances for a in rows]
+    slope = base.byte_s
+    if len(set(xs)) >= 3 and max(xs) >= 2 * max(1.0, min(xs)):
+        mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+        spread = sum((x - mean_x) ** 2 for x in xs)
+        fitted = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
+        slope = fitted if fitted >= 0 else base.byte_s
+    rest = [y - slope * x for x, y in zip(xs, ys, strict=True)]
+    middle = statistics.median(rest)
+    deviation = statistics.median(abs(r - middle) for r in rest)
+    fixed = max(base.study_s, middle + deviation)
+    return CostModel(round(fixed, 4), slope, base.instance_s, fitted_from=len(rows))

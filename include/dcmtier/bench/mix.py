@@ -104,3 +104,34 @@ def row_line(unit_seconds: float, result: dict[str, Any]) -> str:
         f"{result['metadata']['growth_per_study_bytes'] / 1e3:.2f} kB a study, "
         f"{result['pairs_done_once_ok']}/{result['pairs_expected']} pairs done once"
     )
+
+
+def projection(rows: Sequence[dict[str, Any]], *, studies: int = 1_000_000,
+               per_run: int = 1000) -> dict[str, Any] | None:  # fmt: skip
+    """The metadata a task instance and a run cost, from two rows with different task
+    instance counts (growth = runs x per_run + task instances x per_ti), and what ``studies``
+    studies in runs of ``per_run`` would cost with the last row's ``unit_seconds``: its units
+    sized by the measured work per study x tier. None without two usable rows."""
+    if len(rows) < 2:
+        return None
+    a, b = rows[0], rows[-1]
+    growth = [r["metadata"]["after_bytes"] - r["metadata"]["before_bytes"] for r in (a, b)]
+    tis = [int(r["task_instances"]) for r in (a, b)]
+    if tis[0] == tis[1] or not b.get("unit_seconds"):
+        return None
+    per_ti = (growth[0] - growth[1]) / (tis[0] - tis[1])
+    per_run_bytes = (growth[1] - per_ti * tis[1]) / max(1, int(b["runs"]))
+    pairs = max(1, int(b["pairs_expected"]))
+    work_per_pair = float(b["share"]["attempts_s"]) / pairs
+    tiers = len(b["tiers"])
+    units_per_run = max(1, -(-per_run * work_per_pair // float(b["unit_seconds"])))
+    runs = -(-studies // per_run)
+    instances = int(runs * (4 + units_per_run * (1 + tiers)))
+    return {
+        "metadata_per_task_instance_bytes": round(per_ti),
+        "metadata_per_run_bytes": round(per_run_bytes),
+        "work_per_study_tier_s": round(work_per_pair, 3),
+        "studies": studies, "studies_per_run": per_run, "runs": runs,
+        "units_per_run": int(units_per_run), "task_instances": instances,
+        "metadata_bytes": round(runs * per_run_bytes + instances * per_ti),
+    }  # fmt: skip

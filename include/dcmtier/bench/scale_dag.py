@@ -127,7 +127,7 @@ def run_mix(
     """One backfill of the hospital mix x 13 tiers per ``unit_seconds`` value, on one
     deployment, each row its own studies and days (the later rows' cost model is fitted from
     the earlier rows' attempts, as a deployment's would be); the rows' figures."""
-    from dcmtier.bench.mix import lay_out_mix, row_line, share_figures, work_seconds
+    from dcmtier.bench.mix import lay_out_mix, projection, row_line, share_figures, work_seconds
     from dcmtier.tiers import DEFAULT_TIERS
 
     rows: dict[str, Any] = {}
@@ -147,7 +147,15 @@ def run_mix(
             result["unit_seconds"] = seconds
             echo(row_line(seconds, result))
             rows[f"unit_seconds={seconds:g}"] = result
-    return {"mix": "hospital", "studies_per_row": studies, "days": days, "rows": rows}
+    projected = projection(list(rows.values()))
+    if projected:
+        echo(f"1M studies in runs of 1,000 at unit_seconds={unit_seconds[-1]:g}: "
+             f"{projected['task_instances']:,} task instances, metadata "
+             f"{projected['metadata_bytes'] / 1e9:.1f} GB before cleaning "
+             f"({projected['metadata_per_task_instance_bytes'] / 1e3:.1f} kB a task instance, "
+             f"{projected['metadata_per_run_bytes'] / 1e3:.0f} kB a run)")  # fmt: skip
+    return {"mix": "hospital", "studies_per_row": studies, "days": days, "rows": rows,
+            "projection": projected}  # fmt: skip
 
 
 @contextmanager

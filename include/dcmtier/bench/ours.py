@@ -99,9 +99,7 @@ def run_unit(
     studies, _ = discover([study_dir])
     outcome = Outcome()
     catalogue, note = open_catalogue(out_dir)
-    run = RunConfig(
-        Layout(out_dir), run_id, jobs=jobs, strategy=strategy, catalogue=catalogue
-    )
+    run = RunConfig(Layout(out_dir), run_id, jobs=jobs, strategy=strategy, catalogue=catalogue)
     try:
         with clock() as timing:
             results: list[StudyTierResult] = []

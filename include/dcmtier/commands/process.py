@@ -121,9 +121,9 @@ def _run(args: argparse.Namespace) -> int:
     from dcmtier.tiers import resolve_tiers
     from dcmtier.work.batch import default_jobs
     from dcmtier.work.cache import drop_study
+    from dcmtier.work.config import RunConfig
     from dcmtier.work.publish import OutputRoot
     from dcmtier.work.quarantine import quarantine_unidentified
-    from dcmtier.work.config import RunConfig
     from dcmtier.work.study import process_study
 
     tiers = resolve_tiers(args.tiers)

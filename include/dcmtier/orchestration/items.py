@@ -29,9 +29,9 @@ from dcmtier.discovery.plan import read_manifest, safe_name
 from dcmtier.errors import CatalogueError, DcmtierError
 from dcmtier.records import LAYERED, Study, name_by_key
 from dcmtier.tiers import Tier, layered_tiers, resolve_tiers
+from dcmtier.work.config import RunConfig
 from dcmtier.work.publish import OutputRoot
 from dcmtier.work.sources import cache_file, forget, index_for, write_cache
-from dcmtier.work.config import RunConfig
 from dcmtier.work.study import process_study
 
 log = logging.getLogger(__name__)

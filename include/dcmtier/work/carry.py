@@ -28,8 +28,8 @@ from dcmtier.measure.store import read_partition
 from dcmtier.outputs import uid_name
 from dcmtier.packaging.package import PackageError, PackageMember, read_manifest
 from dcmtier.records import FAILED
-from dcmtier.work.writing import output_path
 from dcmtier.work.layout import Layout
+from dcmtier.work.writing import output_path
 
 log = logging.getLogger(__name__)
 

@@ -6,36 +6,37 @@ the tasks so that parsing the DAG never loads numpy, pydicom or pyarrow.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from dcmtier.catalogue import Catalogue, JobContext
+from dcmtier.catalogue.hook import CatalogueHook
 from dcmtier.discovery.landing import location_scope
 from dcmtier.discovery.plan import Plan, PlanRequest, plan, read_plan
 from dcmtier.discovery.units import UNIT_SECONDS
-from dcmtier.orchestration.units import summarise
+from dcmtier.errors import StorageError
+from dcmtier.orchestration.units import outcome_words, prepare_unit, run_unit, summarise
 from dcmtier.records import SKIPPED
+from dcmtier.storage.store import configure, connection_options, read_text
+from dcmtier.work.cache import drop_study
 from dcmtier.work.interrupt import Interrupted, signals_interrupt
-
-if TYPE_CHECKING:
-    from dcmtier.work.publish import OutputRoot
+from dcmtier.work.publish import OutputRoot
+from dcmtier.work.quarantine import quarantine_unidentified
 
 log = logging.getLogger(__name__)
 
 LAYER_CACHE_ENV = "DCMTIER_LAYER_CACHE"  # store (default) or worker, for a remote output root
 
-CONNECTION_ID = "dcmtier_catalogue"
 INTERVAL_RUN_TYPES = frozenset({"scheduled", "backfill"})  # manual runs take every study
 
 
 def discover_task(context: Mapping[str, Any]) -> dict[str, Any]:
     """Plan the run: the work units (ids and study counts) and tier names to map over."""
-    from dcmtier.catalogue import Catalogue
-    from dcmtier.work.quarantine import quarantine_unidentified
-
     params = context["params"]
     root = _output(params)
     catalogue = Catalogue.connect(_ready_catalogue(root))
@@ -84,8 +85,6 @@ def _log_plan(result: Plan) -> None:
 
 def encode_task(unit: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     """Encode the layered J2K codestreams of each study of a unit once, for its tier tasks."""
-    from dcmtier.orchestration.units import prepare_unit
-
     root = _output(context["params"])
     summary = prepare_unit(
         str(unit["id"]), output=root, run_id=str(context["run_id"]),
@@ -98,9 +97,6 @@ def encode_task(unit: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str
 def compress_task(unit: Mapping[str, Any], tier: str, context: Mapping[str, Any]) -> dict[str, Any]:
     """Run one tier for each study of a work unit, one after another; the unit's counts for
     XCom (its per-study results, under ``pairs``, go to the task's lineage only)."""
-    from dcmtier.catalogue import JobContext
-    from dcmtier.orchestration.units import run_unit
-
     ti = context["ti"]
     job = JobContext(
         dag_id=str(ti.dag_id),
@@ -156,8 +152,6 @@ def _label_outcome(context: Mapping[str, Any], result: Mapping[str, Any]) -> Non
     Airflow renders ``map_index_template`` again once the task body returns, from the context
     as the task left it; the words added contain no template syntax.
     """
-    from dcmtier.orchestration.units import outcome_words
-
     outcome = outcome_words(result)
     template = context.get("map_index_template")
     if template and isinstance(context, MutableMapping):
@@ -209,8 +203,6 @@ def summary_task(
 def _drop_layered_caches(root: OutputRoot, run_id: str) -> None:
     """Every tier task of the run's studies is done: nothing will cut from their caches again
     (on an object store, the cache kept there goes too)."""
-    from dcmtier.work.cache import drop_study
-
     planned = read_plan(root.location, run_id) or {}
     for study_uid in sorted(str(uid) for uid in planned.get("studies") or ()):
         dropped = drop_study(root.layout, study_uid)
@@ -228,8 +220,6 @@ def not_clean(results: Sequence[Mapping[str, Any] | None]) -> list[str]:
 
 def _close_run(root: OutputRoot, run_id: str) -> dict[str, Any]:
     """Release the run's remaining claims; what was planned, and what waits for later runs."""
-    from dcmtier.catalogue import Catalogue
-
     planned = read_plan(root.location, run_id) or {"studies": [], "summary": {}}
     catalogue = Catalogue.connect(_catalogue_url(root))
     try:
@@ -256,8 +246,6 @@ def _close_run(root: OutputRoot, run_id: str) -> dict[str, Any]:
 def _output(params: Mapping[str, Any]) -> OutputRoot:
     """The output root of the run: a local folder, or an object store (with the storage
     connection named in the params, if any, and this worker's scratch)."""
-    from dcmtier.work.publish import OutputRoot
-
     _use_storage_connection(str(params.get("storage_conn_id") or ""))
     location = str(params["output"])
     if "://" not in location:
@@ -271,8 +259,6 @@ def _use_storage_connection(conn_id: str) -> None:
     if not conn_id:
         return
     from airflow.sdk import BaseHook
-
-    from dcmtier.storage.store import configure, connection_options
 
     conn = BaseHook.get_connection(conn_id)
     protocol, options = connection_options(
@@ -305,23 +291,11 @@ def _max_map_length() -> int:
 def _catalogue_url(root: OutputRoot) -> str:
     """The ``dcmtier_catalogue`` connection, else $DCMTIER_CATALOGUE_URL, else SQLite (a local
     output root only)."""
-    from dcmtier.catalogue import resolve_url
-
-    explicit = None
-    try:
-        from airflow.sdk import BaseHook
-
-        explicit = str(BaseHook.get_connection(CONNECTION_ID).get_uri())
-    except Exception as exc:  # AirflowNotFoundException, or no Airflow at all
-        log.debug("no %s connection (%s): using the environment or SQLite", CONNECTION_ID, exc)
-    explicit = explicit or os.environ.get("DCMTIER_CATALOGUE_URL") or None
-    return resolve_url(explicit, root.data_dir(explicit))
+    return CatalogueHook().get_url(root.data_dir)
 
 
 def _ready_catalogue(root: OutputRoot) -> str:
     """The catalogue URL; the embedded SQLite default is migrated on first use."""
-    from dcmtier.catalogue import Catalogue
-
     url = _catalogue_url(root)
     output = root.layout.root
     if url.startswith("sqlite") and url.endswith(str(output / "catalogue.db")):
@@ -349,11 +323,6 @@ def changed_packages(triggering_asset_events: Any) -> list[dict[str, Any]]:
 
 
 def _listed_changes(extra: Mapping[str, Any]) -> list[dict[str, Any]]:
-    import json
-
-    from dcmtier.errors import StorageError
-    from dcmtier.storage.store import read_text
-
     try:
         return [dict(c) for c in json.loads(read_text(str(extra["changes"])))["changes"]]
     except (OSError, ValueError, KeyError, StorageError) as exc:

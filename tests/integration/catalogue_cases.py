@@ -44,6 +44,7 @@ VIEWS = {
     "lineage",
     "failures",
     "backlog",
+    "estimate_vs_actual",
 }
 TABLES = (
     "studies",

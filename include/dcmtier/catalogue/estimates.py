@@ -59,8 +59,8 @@ def indexed_studies(connection: Connection, scopes: Sequence[str]) -> list[Index
 
 
 def save(
-    connection: Connection, estimate_id: str, created_at: datetime, lines: Iterable[Mapping[str, Any]],
-    common: Mapping[str, Any],
+    connection: Connection, estimate_id: str, created_at: datetime,
+    lines: Iterable[Mapping[str, Any]], common: Mapping[str, Any],
 ) -> int:  # fmt: skip
     """Insert the lines of one estimate; ``common`` (sample_studies, seed, slots) on each."""
     rows = [
@@ -77,3 +77,23 @@ def versus_actual(connection: Connection) -> list[dict[str, Any]]:
     """The view ``estimate_vs_actual``: the latest estimate's tiers beside the stored bytes."""
     rows = connection.execute(text("SELECT * FROM estimate_vs_actual ORDER BY tier"))
     return [dict(row._mapping) for row in rows]
+
+
+def latest_cost_model(connection: Connection) -> dict[str, float] | None:
+    """The per-study cost model of the latest estimate (``study_s``, ``byte_s``,
+    ``instance_s``), or None when no estimate has one."""
+    query = (
+        select(ESTIMATES.c.cost_study_s, ESTIMATES.c.cost_byte_s, ESTIMATES.c.cost_instance_s)
+        .where(ESTIMATES.c.scope == "total", ESTIMATES.c.cost_study_s.is_not(None))
+        .order_by(ESTIMATES.c.id.desc())
+        .limit(1)
+    )
+    row = connection.execute(query).first()
+    if row is None:
+        return None
+    study_s, byte_s, instance_s = row
+    return {
+        "study_s": float(study_s),
+        "byte_s": float(byte_s or 0),
+        "instance_s": float(instance_s or 0),
+    }

@@ -420,3 +420,8 @@ class Estimate(Base):
     sample_studies: Mapped[int] = mapped_column(Integer, nullable=False)
     seed: Mapped[int] = mapped_column(Integer, nullable=False)
     slots: Mapped[int] = mapped_column(Integer, nullable=False)
+    # the total line: seconds of one tier task's work on a study, fitted on the sample
+    # (``dcmtier.discovery.units.CostModel``: study_s + byte_s x bytes + instance_s x files)
+    cost_study_s: Mapped[float | None] = mapped_column(Double, nullable=True)
+    cost_byte_s: Mapped[float | None] = mapped_column(Double, nullable=True)
+    cost_instance_s: Mapped[float | None] = mapped_column(Double, nullable=True)

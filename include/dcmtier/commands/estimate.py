@@ -117,14 +117,14 @@ def _check(catalogue: Any, args: argparse.Namespace) -> int:
             print_json(line)
             continue
         error = row["error"]
+        where = "inside" if row["inside"] else "outside"
+        verdict = "nothing stored yet" if error is None else f"{error:+.1%}, {where} the interval"
         print(
             f"{row['tier']}: forecast {_mb(row['stored_bytes_forecast'])} "
             f"[{_mb(row['stored_bytes_low'])} - {_mb(row['stored_bytes_high'])}], stored "
             f"{_mb(row['stored_bytes_done'])} ({row['studies_done']} of "
-            f"{row['studies_forecast']} studies): "
-            + ("nothing stored yet" if error is None else f"{error:+.1%}, ")
-            + ("" if error is None else ("inside" if row["inside"] else "outside") + " the interval")
-        )  # fmt: skip
+            f"{row['studies_forecast']} studies): {verdict}"
+        )
     return EXIT_OK
 
 
@@ -175,11 +175,14 @@ def project(
 
     by_uid = {s.uid: s for s in population}
     measured = trial.studies
-    total_cpu = 0.0
+    total_cpu = task_s = 0.0
     for tier in tiers:
         stored = ratio_estimate(population, {u: m.stored[tier] for u, m in measured.items()})
         cpu = ratio_estimate(population, {u: m.cpu_s[tier] for u, m in measured.items()})
         total_cpu += sum(p.value for p in cpu.values())
+        alone = ratio_estimate(population, {u: m.tier_wall_s[t] for u, m in measured.items()
+                                            for t in [tier]})  # fmt: skip
+        task_s += sum(p.value for p in alone.values())
         yield _line("tier", tier, combine(stored.values()), combine(cpu.values()))
         for modality in sorted({h.split("/")[0] for h in stored}):
             parts = [h for h in stored if h.split("/")[0] == modality]
@@ -195,7 +198,8 @@ def project(
         for t in tiers
     ]
     model = study_model(attempts)
-    dag = dag_forecast(population, len(tiers), total_cpu, slots, model)
+    dag = dag_forecast(population, len(tiers), task_s, slots, model)
+    fitted = dag.model.fitted_from > 0  # else the units' defaults: nothing learnt
     yield {
         "scope": "total", "studies": len(population),
         "source_bytes": sum(s.bytes for s in population),
@@ -206,6 +210,9 @@ def project(
         "sample_studies": len(measured), "sample_s": round(trial.seconds, 1),
         "cpu_hours": round(total_cpu / 3600, 4), "slots": slots,
         "cost_model": dag.model.as_dict(),
+        "cost_study_s": dag.model.study_s if fitted else None,
+        "cost_byte_s": dag.model.byte_s if fitted else None,
+        "cost_instance_s": dag.model.instance_s if fitted else None,
     }  # fmt: skip
 
 

@@ -8,8 +8,10 @@ estimate's per-study measurements.
 - The DAG runs ``ceil(studies / max_studies_per_run)`` runs. Each has four one-off tasks
   (``discover``, ``units``, ``tiers``, ``summary``) and, per work unit, one ``encode`` and one
   ``compress`` per tier (``dcmtier.discovery.units``: studies packed by the estimate's
-  per-study cost model). On K worker slots its wall time is (encode CPU seconds + task
-  instances x ``TASK_SLOT_S``) / K: every task instance costs its slot about 5 s beyond its
+  per-study cost model). On K worker slots its wall time is (the tier tasks' work + task
+  instances x ``TASK_SLOT_S``) / K, the work being what the sample measured of each tier made
+  alone on one process (wall seconds: on a loaded host they exceed the CPU seconds, as the
+  tasks' would): every task instance costs its slot about 5 s beyond its
   work (3.3 s of task process: start, imports, catalogue, XCom; 1.7 s of scheduling and
   hand-over around it), measured on a 300-study x 2-tier backfill on PostgreSQL (README
   "Archive scale"). Each task instance adds about 9.5 kB to the metadata database (same
@@ -48,7 +50,7 @@ def study_model(attempts: Sequence[Attempt]) -> CostModel:
 
 
 def dag_forecast(
-    population: Sequence[StudyRecord], tiers: int, cpu_s: float, slots: int,
+    population: Sequence[StudyRecord], tiers: int, work_s: float, slots: int,
     model: CostModel, *, unit_seconds: float = UNIT_SECONDS,
     studies_per_run: int = STUDIES_PER_RUN,
 ) -> DagForecast:  # fmt: skip
@@ -62,7 +64,7 @@ def dag_forecast(
         sizes = [StudySize(s.uid, s.instances, s.bytes) for s in chunk]
         units += len(pack(sizes, unit_seconds, model))
     instances = runs * RUN_TASKS + units * (1 + tiers)
-    wall = (cpu_s + instances * TASK_SLOT_S) / max(1, slots)
+    wall = (work_s + instances * TASK_SLOT_S) / max(1, slots)
     return DagForecast(runs, units, instances, instances * METADATA_BYTES_PER_TASK, wall, model)
 
 

@@ -82,8 +82,8 @@ def allocate(sizes: Mapping[str, int], n: int) -> dict[str, int]:
         total = sum(sizes[h] for h in room)
         shares = {h: left * sizes[h] / total for h in room}
         added = 0
-        for h in room:
-            extra = min(int(shares[h]), room[h])
+        for h, space in room.items():
+            extra = min(int(shares[h]), space)
             take[h] += extra
             added += extra
         if added == 0:  # hand out one at a time by largest share

@@ -113,11 +113,11 @@ def test_a_stratum_without_a_sampled_study_is_refused() -> None:
 def test_the_dag_forecast_counts_runs_units_task_instances_and_metadata() -> None:
     archive = [StudyRecord(f"1.{n}", "DX", 1, 100_000) for n in range(2500)]
     model = CostModel(study_s=1.0, byte_s=0.0, instance_s=0.0)
-    got = dag_forecast(archive, tiers=2, cpu_s=1000.0, slots=4, model=model, unit_seconds=100)
+    got = dag_forecast(archive, tiers=2, work_s=1000.0, slots=4, model=model, unit_seconds=100)
     # 3 runs (1000, 1000, 500 studies); 100 one-second studies a unit
     assert got.runs == 3 and got.units == 10 + 10 + 5
     assert got.task_instances == 3 * RUN_TASKS + 25 * (1 + 2)
     assert got.metadata_bytes == got.task_instances * METADATA_BYTES_PER_TASK
     assert got.wall_s == pytest.approx((1000.0 + got.task_instances * TASK_SLOT_S) / 4)
-    one = dag_forecast(archive, tiers=2, cpu_s=1000.0, slots=4, model=model, unit_seconds=0)
+    one = dag_forecast(archive, tiers=2, work_s=1000.0, slots=4, model=model, unit_seconds=0)
     assert one.units == 2500  # one study a unit

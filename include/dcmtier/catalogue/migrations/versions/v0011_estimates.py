@@ -3,14 +3,17 @@
 - ``estimates``: one row per line of an estimate (``scope`` tier, modality or total), the lines
   of one estimate under one ``estimate_id``: studies, source bytes, projected stored bytes with
   the 95 % interval, CPU hours; on the total line the wall times (``dcmtier process`` and the
-  DAG), task instances and Airflow metadata bytes, and the sample size, seed and slots.
+  DAG), task instances and Airflow metadata bytes, the per-study cost model fitted on the
+  sample (``cost_*``: what work units are packed by until the catalogue has attempts enough),
+  and the sample size, seed and slots.
 - ``estimate_vs_actual``: the latest estimate's tier lines beside ``savings_by_tier`` (what the
   catalogue holds for that tier now): stored bytes forecast and measured, the interval, and
   whether the measured bytes lie inside it. The measured figures cover every study of the
   catalogue, so they compare with the forecast once the backfill of that landing is done.
 
-No landing paths, no UIDs: on PostgreSQL both ``dcmtier_analyst`` and ``dcmtier_operator`` may
-read the table and the view (roles from 0005).
+The view reads ``savings_by_tier``: a later migration that replaces that view drops this one
+first and makes it again. No landing paths, no UIDs: on PostgreSQL both ``dcmtier_analyst``
+and ``dcmtier_operator`` may read the table and the view (roles from 0005).
 
 Revision ID: 0011
 Revises: 0010
@@ -82,6 +85,9 @@ def upgrade() -> None:
         sa.Column("sample_studies", sa.Integer(), nullable=False),
         sa.Column("seed", sa.Integer(), nullable=False),
         sa.Column("slots", sa.Integer(), nullable=False),
+        sa.Column("cost_study_s", sa.Double(), nullable=True),
+        sa.Column("cost_byte_s", sa.Double(), nullable=True),
+        sa.Column("cost_instance_s", sa.Double(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_estimates")),
     )
     op.create_index(op.f("ix_estimates_estimate_id"), "estimates", ["estimate_id"])

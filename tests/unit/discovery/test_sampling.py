@@ -62,6 +62,14 @@ def test_allocation_is_proportional_above_the_minimum_and_never_exceeds_a_stratu
     assert sum(take.values()) == 50
     assert take["c"] == 1 and take["d"] >= 2 and take["a"] > 10 * take["b"] / 2
     assert allocate({"a": 3, "b": 2}, 100) == {"a": 3, "b": 2}
+    # by weight (the sample weighs strata by their bytes): 2 each, then 16.2 : 1.8, then a
+    assert allocate({"a": 100, "b": 100}, 22, {"a": 9.0, "b": 1.0}) == {"a": 19, "b": 3}
+    archive = _archive()
+    taken = strata(draw(archive, 60, seed=0))
+    # DX has 5x the studies of CT but a tenth of its bytes: CT gets the larger share
+    ct = sum(len(v) for h, v in taken.items() if h.startswith("CT"))
+    dx = sum(len(v) for h, v in taken.items() if h.startswith("DX"))
+    assert ct > dx
     assert sample_size(300, None, 0.1) == 30 and sample_size(300, 500, None) == 300
     assert sample_size(5, None, 0.01) == 1
 

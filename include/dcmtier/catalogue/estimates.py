@@ -69,7 +69,7 @@ def save(
         for line in lines
     ]
     if rows:
-        connection.execute(insert(ESTIMATES), rows)
+        connection.execute(insert(Estimate), rows)
     return len(rows)
 
 

@@ -52,8 +52,9 @@ class Trial:
 
 
 def _cpu() -> float:
-    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
-        resource.RUSAGE_CHILDREN
+    me, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
     )
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
@@ -132,4 +133,3 @@ def run_trial(
         shutil.rmtree(scratch, ignore_errors=True)
     trial.seconds = time.perf_counter() - started
     return trial
-

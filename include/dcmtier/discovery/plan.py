@@ -202,7 +202,9 @@ def _units(
     if request.unit_seconds > 0 and result.studies:
         with catalogue.engine.connect() as connection:
             estimated = latest_cost_model(connection)
-            base = CostModel(**estimated) if estimated else model
+            base = model
+            if estimated:
+                base = CostModel(estimated["study_s"], estimated["byte_s"], estimated["instance_s"])
             model = fit((Attempt(*row) for row in durations(connection)), base)
     sizes = [
         StudySize(uid, len(files[uid]), sum(f.size for f in files[uid])) for uid in result.studies

@@ -29,9 +29,7 @@ def _archive(seed: int = 1) -> list[StudyRecord]:
     """500 DX one-image studies, 80 CT of 0.2-6 MB, 20 MR, and one lone PET study."""
     rng = random.Random(seed)
     out = [StudyRecord(f"1.2.{n}", "DX", 1, rng.randint(100_000, 200_000)) for n in range(500)]
-    out += [
-        StudyRecord(f"1.3.{n}", "CT", 40, rng.randint(200_000, 6_000_000)) for n in range(80)
-    ]
+    out += [StudyRecord(f"1.3.{n}", "CT", 40, rng.randint(200_000, 6_000_000)) for n in range(80)]
     out += [StudyRecord(f"1.4.{n}", "MR", 20, rng.randint(300_000, 900_000)) for n in range(20)]
     return [*out, StudyRecord("1.5.0", "PT", 100, 5_000_000)]
 

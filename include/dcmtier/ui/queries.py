@@ -121,6 +121,9 @@ class Overview:
     backlog: Table | None
     worst: list[StudyTierRef]
     latest: list[StudyTierRef]
+    # the last `dcmtier estimate` per tier beside what is stored (view estimate_vs_actual);
+    # None while the catalogue has no such view
+    forecast: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,17 @@ def overview(connection: Connection, known: Figures | None = None) -> Overview:
         backlog=_view_table(connection, "backlog"),
         worst=found.worst,
         latest=_latest(connection),
+        forecast=_forecast(connection),
     )
+
+
+def _forecast(connection: Connection) -> list[dict[str, Any]] | None:
+    """The view ``estimate_vs_actual`` (the last estimate per tier, forecast against stored),
+    or None while the catalogue has no such view."""
+    if "estimate_vs_actual" not in inspect(connection).get_view_names():
+        return None
+    rows = connection.execute(text("SELECT * FROM estimate_vs_actual ORDER BY tier"))
+    return [dict(row._mapping) for row in rows]
 
 
 def study_tier(connection: Connection, study_uid: str, tier: str) -> StudyTier:

@@ -50,7 +50,7 @@ def test_the_backfill_bench_reports_its_figures_and_leaves_no_study_behind(
 def test_the_hospital_mix_bench_prints_both_rows_and_units_cut_the_task_instances(
     tmp_path: Path,
 ) -> None:
-    """``--mix hospital`` at 3 studies a row (two radiographs and a CT), 13 tiers: the
+    """``--mix hospital`` at 3 studies a row (three radiographs), 13 tiers: the
     ``unit_seconds=0`` row maps one unit a study, the default row one unit in all."""
     out = tmp_path / "mix.json"
     redis_db = os.environ.get("DCMTIER_TEST_REDIS_DB", "11")

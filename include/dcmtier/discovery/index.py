@@ -34,6 +34,7 @@ from dcmtier.discovery.landing import (
 )
 from dcmtier.discovery.landing import read_header as read_landing_header
 from dcmtier.errors import one_line
+from dcmtier.storage.dicomweb import is_dicomweb
 
 if TYPE_CHECKING:
     from dcmtier.catalogue import Catalogue
@@ -75,8 +76,17 @@ def index_landing(
     prefixes: Sequence[str] = (),
     readers: int = REMOTE_READERS,
     now: datetime | None = None,
+    dates: tuple[date, date] | None = None,
 ) -> IndexStats:
-    """Bring the catalogue's landing index up to date with ``landing`` (or its ``prefixes``)."""
+    """Bring the catalogue's landing index up to date with ``landing`` (or its ``prefixes``).
+
+    A DICOMweb landing area (``dicomweb+http(s)://``) has no folders: it is searched instead,
+    for the studies whose StudyDate is within ``dates`` when given (`discovery.dicomweb`).
+    """
+    if is_dicomweb(landing):
+        from dcmtier.discovery.dicomweb import index_dicomweb  # it builds on this module
+
+        return index_dicomweb(landing, catalogue, dates=dates, readers=readers, now=now)
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     stats = IndexStats()

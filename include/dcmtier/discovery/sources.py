@@ -26,6 +26,7 @@ from dcmtier.discovery.landing import (
     stage,
 )
 from dcmtier.records import FAILED, SKIPPED, Study, Unidentified, name_by_key
+from dcmtier.storage.dicomweb import is_dicomweb
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,10 @@ class Candidate:
 def find_candidates(source: str) -> tuple[dict[str, Candidate], list[Unidentified]]:
     """The studies under ``source`` (a folder or a URL) from their headers, and the files that
     belong to none."""
+    if is_dicomweb(source):  # searched with QIDO-RS, no header read
+        from dcmtier.discovery.dicomweb import find_candidates as search  # builds on this module
+
+        return search(source)
     studies: dict[str, Candidate] = {}
     unidentified = []
     for item, header, error, skip in iter_headers(list_files(source)):

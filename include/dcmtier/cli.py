@@ -20,7 +20,7 @@ from dcmtier.errors import ConfigError, DcmtierError
 
 COMMANDS = (
     "tiers", "compress", "process", "sample", "quality", "db", "report", "discover", "locate",
-    "cache", "bench",
+    "cache", "bench", "publish",
 )  # fmt: skip
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it

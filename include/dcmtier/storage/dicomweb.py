@@ -193,8 +193,11 @@ class Server:
         offset = 0
         while True:
             page = {**query, "limit": str(PAGE), "offset": str(offset)}
-            response = self._request("search", "GET", path, params=page, headers={"Accept": JSON})
-            items = response.json() if response.content.strip() else []
+            response = self._request(
+                "search", "GET", path, params=page, headers={"Accept": JSON}, accept={404}
+            )  # some servers answer a search for an unknown study with 404: nothing found
+            found = response.status_code != 404 and response.content.strip()
+            items = response.json() if found else []
             yield from items
             if len(items) < PAGE:
                 return

@@ -167,17 +167,24 @@ class Server:
     # QIDO-RS
 
     def studies(self, dates: tuple[date, date] | None = None) -> list[StudyCount]:
-        """Every study (StudyDate within ``dates`` when given), with its instance count."""
+        """Every study (StudyDate within ``dates`` when given), with its instance count.
+
+        A study UID found more than once (Orthanc keeps one study per patient ID and study
+        UID) is one study, its counts added up.
+        """
         query: dict[str, str] = {"includefield": COUNT}
         if dates is not None:
             query["StudyDate"] = f"{dates[0]:%Y%m%d}-{dates[1]:%Y%m%d}"
-        found = []
+        counts: dict[str, int | None] = {}
         for item in self.search("studies", query):
             uid = value(item, UID["study"])
             if uid:
                 count = value(item, COUNT)
-                found.append(StudyCount(uid, int(count) if count else None))
-        return found
+                number = int(count) if count else None
+                earlier = counts.get(uid, 0)
+                both = None if number is None or earlier is None else earlier + number
+                counts[uid] = both
+        return [StudyCount(uid, count) for uid, count in counts.items()]
 
     def instances(self, study: str) -> list[Ref]:
         """The instances of one study."""

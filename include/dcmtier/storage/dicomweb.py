@@ -129,7 +129,14 @@ def value(item: Mapping[str, Any], tag: str) -> str | None:
 class Server:
     """One DICOMweb server: its URL as the operator wrote it, the HTTP root it names."""
 
-    def __init__(self, url: str, *, timeout: float = TIMEOUT_S, retries: int = RETRIES) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = TIMEOUT_S,
+        retries: int = RETRIES,
+        transport: httpx.BaseTransport | None = None,  # another transport (tests)
+    ) -> None:
         if not is_dicomweb(url):
             raise ConfigError(f"{url}: not a DICOMweb URL (dicomweb+http:// or dicomweb+https://)")
         parsed = urlsplit(url.split("+", 1)[1])
@@ -150,6 +157,7 @@ class Server:
             headers=auth.headers() if auth else {},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            transport=transport,
         )
 
     def close(self) -> None:

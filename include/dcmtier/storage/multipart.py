@@ -61,13 +61,25 @@ def parts(data: bytes | mmap.mmap, boundary: str) -> list[Part]:
             )
         headers = bytes(data[after:head_end]).decode("latin-1")
         start = head_end + 4
-        at = data.find(b"\r\n" + delimiter, start)
+        at = _next_delimiter(data, b"\r\n" + delimiter, start)
         if at < 0:
             raise StorageError(
                 f"multipart response truncated in part {len(found) + 1} (no closing boundary)"
             )
         found.append(Part(start, at, _content_type(headers)))
         at += 2
+
+
+def _next_delimiter(data: bytes | mmap.mmap, delimiter: bytes, start: int) -> int:
+    """Where the next whole ``delimiter`` starts: followed by ``--``, white space or a line
+    end, not by more boundary-like characters (RFC 2046 section 5.1.1)."""
+    at = data.find(delimiter, start)
+    while at >= 0 and data[at + len(delimiter) : at + len(delimiter) + 1] not in _AFTER:
+        at = data.find(delimiter, at + 1)
+    return at
+
+
+_AFTER = (b"-", b"\r", b"\n", b" ", b"\t")
 
 
 def split_file(response: Path, boundary: str, targets: Sequence[Path]) -> int:

@@ -53,8 +53,11 @@ class Published:
     last_checked_at: datetime
 
 
-def derived(catalogue: Catalogue, tiers: Sequence[str]) -> list[Derived]:
-    """The derived instances of ``tiers``, by study, series and SOP Instance UID."""
+def derived(
+    catalogue: Catalogue, tiers: Sequence[str], studies: Sequence[str] | None = None
+) -> list[Derived]:
+    """The derived instances of ``tiers`` (of ``studies`` when given), by study, series and
+    SOP Instance UID."""
     query = (
         select(
             DERIVED.c.study_uid, DERIVED.c.series_uid, DERIVED.c.tier, DERIVED.c.derived_sop_uid,
@@ -64,6 +67,8 @@ def derived(catalogue: Catalogue, tiers: Sequence[str]) -> list[Derived]:
         .order_by(DERIVED.c.study_uid, DERIVED.c.tier, DERIVED.c.series_uid,
                   DERIVED.c.derived_sop_uid)
     )  # fmt: skip
+    if studies is not None:
+        query = query.where(DERIVED.c.study_uid.in_(list(studies)))
     try:
         with catalogue.engine.connect() as connection:
             return [Derived(*row[:5], bool(row[5])) for row in connection.execute(query)]

@@ -74,6 +74,17 @@ def configure(credentials: Credentials | None) -> None:
     _configured = credentials
 
 
+def connection_credentials(
+    login: str | None, password: str | None, extra: Mapping[str, Any]
+) -> Credentials | None:
+    """The credentials of an Airflow HTTP connection: ``extra`` ``{"token": ...}`` (or a
+    password without a login) is a bearer token; a login and password are basic."""
+    token = extra.get("token") or (password if not login else None)
+    if token:
+        return Credentials(token=str(token))
+    return Credentials(login, password) if login else None
+
+
 def credentials() -> Credentials | None:
     """The configured credentials, else the environment's, else None."""
     if _configured is not None:

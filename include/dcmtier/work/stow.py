@@ -62,12 +62,18 @@ class PublishStats:
 
 
 def publish_tiers(
-    catalogue: Catalogue, tiers: Sequence[str], to: str, *, now: datetime | None = None
+    catalogue: Catalogue,
+    tiers: Sequence[str],
+    to: str,
+    *,
+    studies: Sequence[str] | None = None,
+    now: datetime | None = None,
 ) -> PublishStats:
-    """Store the derived instances of ``tiers`` into the archive ``to`` (module docstring)."""
+    """Store the derived instances of ``tiers`` (of ``studies`` when given: a DAG run's) into
+    the archive ``to`` (module docstring)."""
     started = time.perf_counter()
     names = [t.name for t in resolve_tiers(list(tiers))]
-    found = publications.derived(catalogue, names)
+    found = publications.derived(catalogue, names, studies)
     with Server(to) as server:
         stats = PublishStats(server.url, names, instances=len(found))
         for study_uid, members in groupby(found, key=lambda d: d.study_uid):

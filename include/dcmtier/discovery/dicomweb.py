@@ -12,8 +12,8 @@ and, on a pass without ``dates``, every instance of a study no longer offered, a
 gone. QIDO-RS gives no size or arrival time: an instance's size is 0, and its arrival is when
 discovery first saw it (what ``settle_seconds`` waits on).
 
-The command line (``dcmtier process`` / ``compress``) has no index: `find_candidates` lists
-every study's instances with QIDO-RS alone, no metadata.
+The command line (``dcmtier process`` / ``compress``) has no index: it lists every study's
+instances with QIDO-RS alone (``landing.list_files``), no metadata.
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from dcmtier.catalogue.landing import FileHeader, FileState
-from dcmtier.discovery.index import UID_MAX, IndexStats
 from dcmtier.discovery.landing import LandingFile, folder_scope
-from dcmtier.discovery.sources import Candidate
-from dcmtier.records import KEY_DIGITS, Unidentified, is_valid_uid
+from dcmtier.discovery.stats import IndexStats
+from dcmtier.records import KEY_DIGITS, is_valid_uid
 from dcmtier.storage import dicomweb
 from dcmtier.storage.dicomweb import MODALITY, STUDY_DATE, UID, Ref, Server, split_uri
 
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
     from dcmtier.catalogue import Catalogue
 
 READERS = 8  # concurrent metadata requests
+UID_MAX = 64  # characters, as DICOM allows
 
 
 def index_dicomweb(
@@ -160,26 +160,3 @@ def _date(text: str | None) -> date | None:
         return datetime.strptime(text[:8], "%Y%m%d").date() if text and len(text) >= 8 else None
     except ValueError:
         return None
-
-
-def find_candidates(
-    source: str, dates: tuple[date, date] | None = None
-) -> tuple[dict[str, Candidate], list[Unidentified]]:
-    """The studies on the server ``source`` and their instances, from QIDO-RS alone."""
-    now = datetime.now(UTC)
-    studies: dict[str, Candidate] = {}
-    with Server(source) as server:
-        for study in server.studies(dates):
-            candidate = studies.setdefault(study.uid, Candidate(study.uid))
-            for ref in server.instances(study.uid):
-                uri = server.uri(ref)
-                candidate.files.append(LandingFile(uri, 0, now))
-                candidate.sop_uids[uri] = ref.sop
-                candidate.keys[uri] = key_for(uri, ref.sop)
-    return {uid: c for uid, c in studies.items() if c.files}, []
-
-
-def instance_files(source: str) -> list[LandingFile]:
-    """Every instance on the server ``source`` as a landing file (``dcmtier compress``)."""
-    found, _ = find_candidates(source)
-    return [f for uid in sorted(found) for f in found[uid].files]

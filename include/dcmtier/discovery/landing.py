@@ -18,7 +18,7 @@ from typing import Any
 
 from dcmtier.errors import ConfigError, one_line
 from dcmtier.records import KEY_DIGITS, content_key, file_key, is_valid_uid
-from dcmtier.storage.dicomweb import is_dicomweb, retrieve_all
+from dcmtier.storage.dicomweb import instance_uris, is_dicomweb, retrieve_all
 
 LOCAL_SCHEMES = ("", "file", "local")
 HEADER_BLOCK = 1 << 16  # bytes a remote header read fetches at a time (one GET for most files)
@@ -52,10 +52,9 @@ def list_files(uri: str) -> list[LandingFile]:
         if not root.exists():
             raise ConfigError(f"{uri}: landing area does not exist")
         return [_local(root)] if root.is_file() else sorted(_walk(root), key=lambda f: f.uri)
-    if is_dicomweb(uri):
-        from dcmtier.discovery.dicomweb import instance_files  # it builds on this module
-
-        return instance_files(uri)
+    if is_dicomweb(uri):  # every instance of every study, from QIDO-RS searches
+        now = datetime.now(UTC)  # when first seen: QIDO-RS gives no arrival time
+        return [LandingFile(u, 0, now) for u in instance_uris(uri)]
     fs, base = _filesystem(uri)
     found = []
     for name, info in sorted(fs.find(base, detail=True).items()):

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dcmtier.catalogue.selection import BACKLOG, Selected, Selection
-from dcmtier.discovery.index import IndexStats, index_landing, interval_prefixes, scopes_of
+from dcmtier.discovery.index import index_landing, interval_prefixes, scopes_of
 from dcmtier.discovery.landing import SKIP_REASONS, is_local, local_path, location
+from dcmtier.discovery.stats import IndexStats
 from dcmtier.errors import ConfigError, StorageError
 from dcmtier.records import FAILED, SKIPPED, Unidentified, name_by_key
 from dcmtier.storage.store import is_remote, local_root, read_text, write_text

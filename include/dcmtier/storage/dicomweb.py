@@ -332,6 +332,12 @@ def _reason(exc: httpx.HTTPError) -> str:
     return f"{type(exc).__name__}: {one_line(exc)}"
 
 
+def instance_uris(url: str) -> list[str]:
+    """Every instance on the server ``url``, study by study (QIDO-RS only)."""
+    with Server(url) as server:
+        return [server.uri(ref) for s in server.studies() for ref in server.instances(s.uid)]
+
+
 REQUESTS = 8  # concurrent retrievals; ``DCMTIER_DICOMWEB_REQUESTS`` overrides
 ENV_REQUESTS = "DCMTIER_DICOMWEB_REQUESTS"
 

@@ -24,8 +24,9 @@ def add_parser(subparsers: Any) -> None:
         help="store tiers into a DICOMweb archive (STOW-RS); a rerun sends nothing twice",
         description=__doc__,
         epilog="Output: destination, tiers, studies, instances, already_there, sent, "
-        "not_sent_gate, failed, requests, seconds and failures (by SOP Instance UID). Exit status: 0 every instance is in the archive, 1 some are not, "
-        "or the archive or the catalogue is unreachable, 2 bad usage.",
+        "not_sent_gate, failed, requests, seconds and failures (by SOP Instance UID). "
+        "Exit status: 0 every instance is in the archive, 1 some are not, or the archive or "
+        "the catalogue is unreachable, 2 bad usage.",
     )
     parser.add_argument("out", metavar="OUT", help="the output folder of the run(s)")
     parser.add_argument(

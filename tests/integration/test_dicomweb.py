@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import pytest
 from pydicom import dcmread
+from sqlalchemy import create_engine, text
 
 from dcmtier.sample import write_ct_series
+from dcmtier.ui.queries import study_tier
 from tests.orthanc import Orthanc, credentials_env, running_orthanc
 from tests.support import gdcm_frames, reference_file
 
@@ -152,6 +154,15 @@ def test_publish_stores_a_tier_once_and_records_it(processed: Path, target: Orth
         ).fetchall()
     assert sorted(held) == sorted(r[0] for r in rows)
     assert {(r[1], r[2]) for r in rows} == {(target.url, 1)}
+    engine = create_engine(f"sqlite:///{processed / 'catalogue.db'}")
+    with engine.connect() as connection:
+        studies = [str(r[0]) for r in connection.execute(text("SELECT study_uid FROM studies"))]
+        pages = [study_tier(connection, study, "j2k-r20").published for study in studies]
+    engine.dispose()
+    assert sorted((p.destination, p.instances, p.sent) for (p,) in pages) == [
+        (target.url, 2 + 2, 2 + 2),  # the second study: two synthetic slices, CT and MR small
+        (target.url, 6, 6),
+    ]
 
 
 def test_a_stopped_server_is_one_line_naming_it_and_the_index_keeps_its_rows(

@@ -194,3 +194,34 @@ def test_credentials_are_asked_for_and_never_printed(source: Orthanc, tmp_path: 
     )  # fmt: skip
     assert result.returncode == 1
     assert "HTTP 401" in result.stderr and "wrong-secret" not in result.stderr
+
+
+def test_a_pass_by_study_date_searches_only_those_days_and_marks_no_other_study_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import date
+
+    from dcmtier.catalogue import Catalogue
+    from dcmtier.discovery.index import index_landing
+
+    for name, value in credentials_env().items():
+        monkeypatch.setenv(name, value)
+    january = write_ct_series(tmp_path / "jan", slices=2, rows=32, columns=32, seed=32,
+                              study_date="20240115")  # fmt: skip
+    march = write_ct_series(tmp_path / "mar", slices=3, rows=32, columns=32, seed=33,
+                            study_date="20240301")  # fmt: skip
+    url = f"sqlite:///{tmp_path}/catalogue.db"
+    Catalogue.upgrade(url)
+    catalogue = Catalogue.connect(url)
+    try:
+        with running_orthanc(tmp_path / "pacs") as server:
+            server.upload(*january, *march)
+            day = (date(2024, 3, 1), date(2024, 3, 1))
+            in_march = index_landing(server.url, catalogue, dates=day)
+            everything = index_landing(server.url, catalogue)
+            again_march = index_landing(server.url, catalogue, dates=day)
+    finally:
+        catalogue.close()
+    assert (in_march.files_listed, in_march.headers_read) == (3, 3)
+    assert (everything.files_listed, everything.headers_read, everything.files_gone) == (5, 2, 0)
+    assert (again_march.files_listed, again_march.headers_read, again_march.files_gone) == (3, 0, 0)

@@ -243,12 +243,13 @@ class Server:
         spool = target.with_name(f".{target.name}.part")
         try:
             content_type = self._download("retrieve", ref.path, spool)
-            multipart.split_file(spool, multipart.boundary_of(content_type), [target])
-        except StorageError as exc:
+            try:
+                multipart.split_file(spool, multipart.boundary_of(content_type), [target])
+            except StorageError as exc:  # the body, not the request: name the instance
+                raise StorageError(f"{self.uri(ref)}: retrieve failed: {exc}") from exc
+        except BaseException:
             target.unlink(missing_ok=True)
-            if str(exc).startswith(self.url):
-                raise
-            raise StorageError(f"{self.uri(ref)}: retrieve failed: {exc}") from exc
+            raise
         finally:
             spool.unlink(missing_ok=True)
         return target
@@ -269,7 +270,7 @@ class Server:
             body = {}
         failed = (body.get(FAILED_SOPS) or {}).get("Value") or []
         if response.status_code == 409 and not failed:
-            return [f"HTTP 409 {response.reason_phrase}: {one_line(Exception(response.text))}"]
+            return [f"HTTP 409 {response.reason_phrase}: {' '.join(response.text.split())[:200]}"]
         return [f"{value(f, '00081155')}: reason {value(f, FAILURE_REASON)}" for f in failed]
 
     # HTTP

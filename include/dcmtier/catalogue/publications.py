@@ -1,9 +1,9 @@
-"""What publishing reads and writes: a tier's derived instances, and where each was stored.
+"""The catalogue's part for publishing: a tier's derived instances, and where each was stored.
 
-``derived`` lists what ``dcmtier publish`` may send: the derived instances the catalogue
-records for the tiers asked for (the latest attempt's outputs, each written and verified);
-``record`` upserts ``publications`` rows once the archive holds them; ``published`` is what
-the study page shows.
+``Publications.publishable`` lists what ``dcmtier publish`` may send: the derived instances the
+catalogue records for the tiers asked for (the latest attempt's outputs, each written and
+verified); ``record_publications`` upserts ``publications`` rows once the archive holds them;
+``published`` is what the study page shows.
 """
 
 from __future__ import annotations
@@ -14,17 +14,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from dcmtier.catalogue.models import DerivedInstance, Publication
+from dcmtier.catalogue.transactions import Transactions
 from dcmtier.catalogue.upsert import upsert
 from dcmtier.catalogue.writes import chunks
-from dcmtier.errors import CatalogueError, one_line
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
-
-    from dcmtier.catalogue import Catalogue
 
 DERIVED = DerivedInstance.__table__
 PUBLISHED = Publication.__table__
@@ -53,47 +50,47 @@ class Published:
     last_checked_at: datetime
 
 
-def derived(
-    catalogue: Catalogue, tiers: Sequence[str], studies: Sequence[str] | None = None
-) -> list[Derived]:
-    """The derived instances of ``tiers`` (of ``studies`` when given), by study, series and
-    SOP Instance UID."""
-    query = (
-        select(
-            DERIVED.c.study_uid, DERIVED.c.series_uid, DERIVED.c.tier, DERIVED.c.derived_sop_uid,
-            DERIVED.c.output_uri, DERIVED.c.gate_passed,
-        )
-        .where(DERIVED.c.tier.in_(list(tiers)))
-        .order_by(DERIVED.c.study_uid, DERIVED.c.tier, DERIVED.c.series_uid,
-                  DERIVED.c.derived_sop_uid)
-    )  # fmt: skip
-    if studies is not None:
-        query = query.where(DERIVED.c.study_uid.in_(list(studies)))
-    try:
-        with catalogue.engine.connect() as connection:
+class Publications(Transactions):
+    """What may be published, and what an archive was found to hold."""
+
+    def publishable(
+        self, tiers: Sequence[str], studies: Sequence[str] | None = None
+    ) -> list[Derived]:
+        """The derived instances of ``tiers`` (of ``studies`` when given), by study, tier,
+        series and SOP Instance UID."""
+        query = (
+            select(
+                DERIVED.c.study_uid, DERIVED.c.series_uid, DERIVED.c.tier,
+                DERIVED.c.derived_sop_uid, DERIVED.c.output_uri, DERIVED.c.gate_passed,
+            )
+            .where(DERIVED.c.tier.in_(list(tiers)))
+            .order_by(DERIVED.c.study_uid, DERIVED.c.tier, DERIVED.c.series_uid,
+                      DERIVED.c.derived_sop_uid)
+        )  # fmt: skip
+        if studies is not None:
+            query = query.where(DERIVED.c.study_uid.in_(list(studies)))
+        with self._read() as connection:
             return [Derived(*row[:5], bool(row[5])) for row in connection.execute(query)]
-    except SQLAlchemyError as exc:
-        raise CatalogueError(f"reading derived instances failed: {one_line(exc)}") from exc
 
+    def record_publications(
+        self, destination: str, held: Iterable[tuple[Derived, bool]], now: datetime
+    ) -> None:
+        """``held``: (instance, whether this publish sent it) for every instance the archive
+        at ``destination`` now holds; first publication and ``sent`` are kept from the first
+        row."""
+        rows: list[dict[str, Any]] = [
+            {"derived_sop_uid": d.sop_uid, "destination": destination, "study_uid": d.study_uid,
+             "series_uid": d.series_uid, "tier": d.tier, "sent": sent,
+             "first_published_at": now, "last_checked_at": now}
+            for d, sent in held
+        ]  # fmt: skip
 
-def record(
-    catalogue: Catalogue, destination: str, held: Iterable[tuple[Derived, bool]], now: datetime
-) -> None:
-    """``held``: (instance, whether this publish sent it) for every instance the archive at
-    ``destination`` now holds; first publication and ``sent`` are kept from the first row."""
-    rows: list[dict[str, Any]] = [
-        {"derived_sop_uid": d.sop_uid, "destination": destination, "study_uid": d.study_uid,
-         "series_uid": d.series_uid, "tier": d.tier, "sent": sent,
-         "first_published_at": now, "last_checked_at": now}
-        for d, sent in held
-    ]  # fmt: skip
-    try:
-        with catalogue.engine.begin() as connection:
+        def write(connection: Connection) -> None:
             for chunk in chunks(rows):
                 upsert(connection, Publication, chunk, keys=["derived_sop_uid", "destination"],
                        keep=["first_published_at", "sent"])  # fmt: skip
-    except SQLAlchemyError as exc:
-        raise CatalogueError(f"recording publications failed: {one_line(exc)}") from exc
+
+        self._write(write)
 
 
 def published(connection: Connection, study_uid: str, tier: str) -> list[Published]:

@@ -24,7 +24,6 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dcmtier.catalogue import publications
 from dcmtier.catalogue.publications import Derived
 from dcmtier.storage import access
 from dcmtier.storage.dicomweb import Server
@@ -73,13 +72,13 @@ def publish_tiers(
     the archive ``to`` (module docstring)."""
     started = time.perf_counter()
     names = [t.name for t in resolve_tiers(list(tiers))]
-    found = publications.derived(catalogue, names, studies)
+    found = catalogue.publishable(names, studies)
     with Server(to) as server:
         stats = PublishStats(server.url, names, instances=len(found))
         for study_uid, members in groupby(found, key=lambda d: d.study_uid):
             stats.studies += 1
             held = _publish_study(server, study_uid, list(members), stats)
-            publications.record(catalogue, server.url, held, now or datetime.now(UTC))
+            catalogue.record_publications(server.url, held, now or datetime.now(UTC))
     stats.seconds = time.perf_counter() - started
     return stats
 

@@ -244,7 +244,9 @@ def test_quality_warns_when_the_two_files_are_unrelated(
     assert main(["compress", str(first), "--tier", "j2k-r10", "--tier", "j2k-lossless",
                  "--out", str(out), "--json", "--jobs", "1"]) == 0  # fmt: skip
     capsys.readouterr()
-    for derived in out.rglob("*.dcm"):  # lossy: a Source Image Sequence; lossless: same UID
+    made = sorted(out.rglob("*.dcm"))
+    assert [p.relative_to(out).parts[0] for p in made] == ["j2k-lossless", "j2k-r10"]
+    for derived in made:  # lossy: a Source Image Sequence; lossless: same UID
         assert main(["quality", str(first), str(derived), "--json"]) == 0
         assert capsys.readouterr().err == ""
 

@@ -101,7 +101,7 @@ def test_dcmtier_process_shows_and_writes_the_name_only_in_dicom_headers(
         printed += [proc.stdout, proc.stderr]
     assert any(line.startswith('{"') for line in printed[2].splitlines())
     for form in ([], ["--json"]):  # the landing index alone, into the same catalogue
-        proc = _dcmtier("discover", str(landing["root"]), "--data-dir", str(out), *form)
+        proc = _dcmtier("discover", str(landing["root"]), "--out", str(out), *form)
         assert proc.returncode == 0, proc.stderr
         printed += [proc.stdout, proc.stderr]
     assert json.loads(printed[-2])["files_listed"] == 6
@@ -114,7 +114,7 @@ def test_dcmtier_process_shows_and_writes_the_name_only_in_dicom_headers(
                      "--tier", TIERS[0], "--json", "--show-paths")  # fmt: skip
     assert leaks_in_text("--show-paths", shown.stdout)
     key = _key(landing["orphan"])
-    located = _dcmtier("locate", key, "--data-dir", str(out))
+    located = _dcmtier("locate", key, "--out", str(out))
     assert located.returncode == 0
     assert located.stdout.split("\t")[:2] == [key, landing["orphan"].as_uri()]
 

@@ -6,7 +6,6 @@ parameters REFERENCE.md section 4 names; dcmtier's SSIM shares no code with scik
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000
 from skimage.metrics import structural_similarity
 
-from dcmtier.commands import quality as quality_command
+from dcmtier.cli import main
 from dcmtier.measure import metrics as quality
 from dcmtier.measure.gates import DEFAULT_GATES, LOSSLESS_GATE
 from dcmtier.measure.metrics import (
@@ -317,9 +316,7 @@ def test_metric_fields_are_columns_of_the_quality_dataset() -> None:
 
 
 def _run_command(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="dcmtier")
-    quality_command.add_parser(parser.add_subparsers(dest="command", required=True))
-    return quality_command.run(parser.parse_args(["quality", *argv]))
+    return main(["quality", *argv])
 
 
 @pytest.fixture(scope="module")
@@ -421,7 +418,7 @@ def test_command_names_the_file_it_cannot_compare_and_exits_1(
     assert captured.out == ""
     [line] = captured.err.splitlines()
     key = file_key(bad, str(dcmread(bad).SOPInstanceUID) if broken == "other-size" else None)
-    assert line.startswith(f"dcmtier quality: {key}: ")
+    assert line.startswith(f"dcmtier: {key}: ")
     assert bad.name not in line and str(tmp_path) not in line
     assert _run_command([str(ct_pair[0]), str(bad), "--show-paths"]) == 1
-    assert capsys.readouterr().err.startswith(f"dcmtier quality: {bad}: ")
+    assert capsys.readouterr().err.startswith(f"dcmtier: {bad}: ")

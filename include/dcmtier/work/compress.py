@@ -628,7 +628,7 @@ def measure(
     verified: Verified,
     lut: ModalityLUT | None = None,
 ) -> dict[int, str]:
-    """Fill ``result.frame_metrics`` and check the tier's quality gate (REFERENCE.md 4).
+    """Fill ``result.frame_metrics`` and check the tier's quality gate (docs/concepts/metrics.md).
 
     The originals are the values as stored in the file (``SourceImage.iter_frames``). Returns
     the frames that broke the gate, with the rule each broke; what happens to them is the

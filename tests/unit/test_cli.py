@@ -243,6 +243,8 @@ def test_quality_warns_when_the_two_files_are_unrelated(
     assert main(["compress", str(first), "--tier", "j2k-r10", "--tier", "j2k-lossless",
                  "--out", str(out), "--json", "--jobs", "1"]) == 0  # fmt: skip
     capsys.readouterr()
-    for derived in out.rglob("*.dcm"):  # lossy: a Source Image Sequence; lossless: same UID
+    outputs = sorted(out.rglob("*.dcm"))
+    assert len(outputs) == 2  # one source x two tiers, each checked below
+    for derived in outputs:  # lossy: a Source Image Sequence; lossless: same UID
         assert main(["quality", str(first), str(derived), "--json"]) == 0
         assert capsys.readouterr().err == ""

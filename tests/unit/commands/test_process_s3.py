@@ -31,6 +31,9 @@ TIERS = ("j2k-lossless", "j2k-r20")
 TOP_LEVEL = {"derived", "quality", "packages", "cache", "quarantine", "work"}
 PLANTED = "DOE_JANE"  # a patient's name in landing file names: never in an object key
 SLICES = 6
+# Processes against a server process, about 2 minutes of the unit tests' time on 2 cores: run
+# by `make test`, left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ def test_no_file_in_the_repository_points_at_the_developers_private_reference() 
     assert offenders == {}
 
 
-@pytest.mark.parametrize("needle", FORBIDDEN)
+@pytest.mark.parametrize("needle", FORBIDDEN, ids=["reference-file", "shared-folder"])
 def test_the_search_finds_a_planted_mention(needle: str, tmp_path: Path) -> None:
     planted = tmp_path / "planted.md"
     planted.write_text(f"see {needle} section 4\n")

@@ -1,7 +1,7 @@
 """Quality metrics against independent computations on real images degraded by real JPEG 2000.
 
 The references are plain numpy on modality-unit float64 arrays and scikit-image's SSIM with the
-parameters REFERENCE.md section 4 names; dcmtier's SSIM shares no code with scikit-image.
+parameters docs/concepts/metrics.md names; dcmtier's SSIM shares no code with scikit-image.
 """
 
 from __future__ import annotations
@@ -278,7 +278,7 @@ def test_a_modality_lut_without_a_usable_peak_is_refused(slope: float, bits: int
 
 
 # The survey's rates are pixel ratios of the 16-bit container; OpenJPEG's are relative to the
-# 12 bits stored (REFERENCE.md section 3), hence the 12 / 16.
+# 12 bits stored (docs/concepts/codec-traps.md), hence the 12 / 16.
 @pytest.mark.parametrize(
     ("band", "passing_rate", "failing_rate"),
     [("diagnosis", 5, 20), ("review", 20, 200), ("preview", 100, 500), ("thumbnail", 300, 1000),

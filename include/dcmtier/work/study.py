@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dcmtier.codec.policy import Policy
+from dcmtier.descriptors import DESCRIPTORS
 from dcmtier.measure.store import write_partition
 from dcmtier.outputs import uid_name
 from dcmtier.owner import checkpoint, remove_dead_temps
@@ -529,6 +530,9 @@ def _quality_rows(
             rows.append(
                 {
                     **metrics,
+                    **dict.fromkeys(DESCRIPTORS),
+                    "modality": r.modality,
+                    **r.descriptors,
                     "study_uid": study_name,
                     "series_uid": r.series_instance_uid,
                     "source_sop_uid": r.sop_instance_uid_in,

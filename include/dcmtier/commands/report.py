@@ -25,6 +25,7 @@ from dcmtier.commands.options import add_catalogue_arguments
 # does not load SQLAlchemy; a test checks both against the migrated database)
 VIEWS = (
     "savings_by_tier", "quality_by_tier", "savings_by_study", "lineage", "failures", "backlog",
+    "savings_by_modality", "savings_by_month", "quality_by_modality", "quality_by_scanner",
 )  # fmt: skip
 REPORT_VIEWS = VIEWS[:2]
 
@@ -43,6 +44,7 @@ FORMATS: Mapping[str, str] = {
     "psnr_median": "{:.1f}",
     "ssim_min": "{:.4f}",
     "ssim_mean": "{:.4f}",
+    "ssim_median": "{:.4f}",
     "max_abs_diff": "{:g}",
     "mean_abs_diff": "{:.2f}",
 }

@@ -87,7 +87,7 @@ def processed(source: Orthanc, tmp_path_factory: pytest.TempPathFactory) -> Path
 def test_discovery_reads_the_metadata_of_each_instance_once(
     source: Orthanc, tmp_path: Path
 ) -> None:
-    argv = ("discover", source.url, "--data-dir", str(tmp_path), "--json")
+    argv = ("discover", source.url, "--out", str(tmp_path), "--json")
     first, second = last_json(dcmtier(*argv)), last_json(dcmtier(*argv))
     assert (first["studies"], first["files_listed"], first["headers_read"]) == (2, 10, 10)
     assert (first["files_new"], first["unreadable"], first["files_gone"]) == (10, 0, 0)
@@ -104,7 +104,7 @@ def test_discovery_reads_the_metadata_of_each_instance_once(
 def test_discovery_finds_a_new_instance_and_one_gone(
     source: Orthanc, uploads: list[Path], tmp_path: Path
 ) -> None:
-    argv = ("discover", source.url, "--data-dir", str(tmp_path), "--json")
+    argv = ("discover", source.url, "--out", str(tmp_path), "--json")
     last_json(dcmtier(*argv))
     extra = tmp_path / "extra"
     added = write_ct_series(extra, slices=1, rows=32, columns=32, seed=31)
@@ -170,7 +170,7 @@ def test_a_stopped_server_is_one_line_naming_it_and_the_index_keeps_its_rows(
 ) -> None:
     with running_orthanc(tmp_path / "pacs") as server:
         server.upload(*uploads[:3])
-        argv = ("discover", server.url, "--data-dir", str(tmp_path), "--json")
+        argv = ("discover", server.url, "--out", str(tmp_path), "--json")
         assert last_json(dcmtier(*argv))["headers_read"] == 3
     for command in (
         argv,
@@ -189,7 +189,7 @@ def test_a_stopped_server_is_one_line_naming_it_and_the_index_keeps_its_rows(
 
 def test_credentials_are_asked_for_and_never_printed(source: Orthanc, tmp_path: Path) -> None:
     result = dcmtier(
-        "discover", source.url, "--data-dir", str(tmp_path),
+        "discover", source.url, "--out", str(tmp_path),
         env={"DCMTIER_DICOMWEB_USER": "dcmtier", "DCMTIER_DICOMWEB_PASSWORD": "wrong-secret"},
     )  # fmt: skip
     assert result.returncode == 1

@@ -6,29 +6,26 @@ archive --to (dicomweb+http://host/prefix or dicomweb+https://...). The archive 
 study which instances it holds, and only the others are sent (batched, retried on a 5xx), so a
 rerun sends nothing already there; what it holds is recorded in the catalogue's publications
 table and shown on the study page. Credentials: $DCMTIER_DICOMWEB_TOKEN (bearer) or
-$DCMTIER_DICOMWEB_USER and $DCMTIER_DICOMWEB_PASSWORD (basic). The catalogue is --catalogue URL,
-else $DCMTIER_CATALOGUE_URL, else OUT/catalogue.db.
+$DCMTIER_DICOMWEB_USER and $DCMTIER_DICOMWEB_PASSWORD (basic). OUT is the output root: the
+catalogue is --catalogue URL, else $DCMTIER_CATALOGUE_URL, else OUT/catalogue.db.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
-from typing import Any
+
+from dcmtier.commands.options import add_catalogue_url
+
+EPILOG = (
+    "Output: destination, tiers, studies, instances, already_there, sent, not_sent_gate, "
+    "failed, requests, seconds and failures (by SOP Instance UID); with --json as one JSON "
+    "object on one line. Exit status: 0 every instance is in the archive, 1 some are not, or "
+    "the archive or the catalogue is unreachable, 2 bad usage."
+)
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "publish",
-        help="store tiers into a DICOMweb archive (STOW-RS); a rerun sends nothing twice",
-        description=__doc__,
-        epilog="Output: destination, tiers, studies, instances, already_there, sent, "
-        "not_sent_gate, failed, requests, seconds and failures (by SOP Instance UID). "
-        "Exit status: 0 every instance is in the archive, 1 some are not, or the archive or "
-        "the catalogue is unreachable, 2 bad usage.",
-    )
-    parser.add_argument("out", metavar="OUT", help="the output folder of the run(s)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", metavar="OUT", help="the output root of the run(s) to publish")
     parser.add_argument(
         "--tier", dest="tiers", action="append", required=True, metavar="TIER",
         help="a tier to publish (repeatable)",
@@ -37,30 +34,20 @@ def add_parser(subparsers: Any) -> None:
         "--to", required=True, metavar="URL",
         help="the archive's DICOMweb root, e.g. dicomweb+https://pacs.example.org/dicom-web",
     )  # fmt: skip
-    parser.add_argument(
-        "--catalogue", metavar="URL",
-        help="database URL (default: $DCMTIER_CATALOGUE_URL, else OUT/catalogue.db)",
-    )  # fmt: skip
-    parser.add_argument("--json", action="store_true", help="one JSON object")
+    add_catalogue_url(parser)
+    parser.add_argument("--json", action="store_true", help="one JSON object on one line")
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcmtier.catalogue import Catalogue, resolve_url
-    from dcmtier.catalogue.engine import is_default
     from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
+    from dcmtier.commands.options import open_catalogue
     from dcmtier.errors import ConfigError
     from dcmtier.storage.dicomweb import is_dicomweb
     from dcmtier.work.stow import publish_tiers
 
     if not is_dicomweb(args.to):
         raise ConfigError(f"--to {args.to}: not a DICOMweb URL (dicomweb+http(s)://host/prefix)")
-    explicit = args.catalogue or os.environ.get("DCMTIER_CATALOGUE_URL")
-    if not explicit and not (Path(args.out) / "catalogue.db").is_file():
-        raise ConfigError(f"{args.out}: no catalogue.db here; give --catalogue URL")
-    url = resolve_url(args.catalogue, Path(args.out))
-    if is_default(args.catalogue):  # the embedded catalogue is migrated where it is used
-        Catalogue.upgrade(url)
-    catalogue = Catalogue.connect(url)
+    catalogue = open_catalogue(args.catalogue, args.out)
     try:
         stats = publish_tiers(catalogue, args.tiers, args.to)
     finally:

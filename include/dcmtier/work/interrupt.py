@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from dcmtier.errors import Interrupted as Interrupted  # raised here, defined with the errors
+from dcmtier.errors import Interrupted
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from dcmtier.errors import ConfigError, DcmtierError
+from dcmtier.errors import ConfigError, DcmtierError, Interrupted
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,6 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one exit p
     args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     # a UID that is not a DICOM UID is recorded as found; pydicom's warning per read is noise
     warnings.filterwarnings("ignore", message="Invalid value for VR UI", category=UserWarning)
-    from dcmtier.work.interrupt import Interrupted  # after parsing: the help never needs it
 
     try:
         code: int = command_module(args.command).run(args)

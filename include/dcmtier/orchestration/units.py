@@ -24,11 +24,10 @@ from typing import Any
 
 from dcmtier.catalogue import Catalogue, JobContext, resolve_url
 from dcmtier.discovery.plan import read_unit, work_folder, write_json
-from dcmtier.errors import DcmtierError, one_line
+from dcmtier.errors import DcmtierError, Interrupted, one_line
 from dcmtier.orchestration.events import asset_extra
 from dcmtier.orchestration.items import prepare_layers, run_pair
 from dcmtier.records import STUDY_OK, outcome_text
-from dcmtier.work.interrupt import Interrupted
 from dcmtier.work.publish import OutputRoot
 
 log = logging.getLogger(__name__)

@@ -354,12 +354,12 @@ def test_the_claims_of_a_run_that_is_gone_are_released_for_the_next_run(
 
 
 def test_study_uids_restrict_the_run_to_those_studies(
-    landing: Path, tmp_path: Path, catalogue: Catalogue
+    dated_landing: Path, tmp_path: Path, catalogue: Catalogue
 ) -> None:
-    everything = plan(_request(landing, tmp_path, run_id="manual__all"), catalogue)
+    everything = plan(_request(dated_landing, tmp_path, run_id="manual__all"), catalogue)
     catalogue.release_claims("manual__all")
     one = everything.studies[1]
-    result = plan(_request(landing, tmp_path, run_id="manual__one", study_uids=[one],
+    result = plan(_request(dated_landing, tmp_path, run_id="manual__one", study_uids=[one],
                            tiers=TIERS[1:], reprocess="all"), catalogue)  # fmt: skip
     assert result.pairs == {one: TIERS[1:]}
     assert result.selected.studies_present == 1  # the others are not even counted
@@ -367,19 +367,19 @@ def test_study_uids_restrict_the_run_to_those_studies(
 
 
 def test_units_are_written_to_the_work_folder_and_xcom_holds_ids_and_counts_only(
-    landing: Path, tmp_path: Path, catalogue: Catalogue
+    dated_landing: Path, tmp_path: Path, catalogue: Catalogue
 ) -> None:
     from dcmtier.discovery.plan import read_unit
 
-    packed = plan(_request(landing, tmp_path, run_id="manual__a", settle_seconds=0), catalogue)
+    packed = plan(_request(dated_landing, tmp_path, run_id="manual__a", settle_seconds=0), catalogue)
     xcom = packed.for_xcom()
     assert xcom["units"] == [{"id": "u0000", "studies": 3}]  # three tiny studies, one unit
     assert not any(uid in json.dumps(xcom) for uid in packed.studies)
     assert read_unit(tmp_path / "out", "manual__a", "u0000") == packed.studies
     assert xcom["summary"]["cost_model"]["fitted_from"] == 0  # no history: the defaults
     catalogue.release_claims("manual__a")
-    single = plan(_request(landing, tmp_path, run_id="manual__b", settle_seconds=0,
+    single = plan(_request(dated_landing, tmp_path, run_id="manual__b", settle_seconds=0,
                            unit_seconds=0, reprocess="all"), catalogue)  # fmt: skip
     assert [u.studies for u in single.units] == [(uid,) for uid in single.studies]
     with pytest.raises(ConfigError, match="unit_seconds"):
-        _request(landing, tmp_path, unit_seconds=-1)
+        _request(dated_landing, tmp_path, unit_seconds=-1)

@@ -151,8 +151,9 @@ def _quality_rows(
                     "source_sop_uid": r.sop_instance_uid_in,
                     "derived_sop_uid": r.sop_instance_uid_out,
                     "tier": tier.name,
-                    "codec": tier.codec.label,
-                    "transfer_syntax": tier.transfer_syntax,
+                    # a choosing tier's chosen codec, which may differ per instance
+                    "codec": r.codec or tier.codec.label,
+                    "transfer_syntax": r.transfer_syntax or tier.transfer_syntax,
                     "strategy": r.params.get("strategy", PER_TIER),
                     "target_ratio": tier.target_ratio,
                     "file_bytes_in": r.file_bytes_in,

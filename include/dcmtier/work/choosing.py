@@ -9,11 +9,13 @@ to the earlier candidate in the tier's list (the faster decoder). Candidates:
   holds by construction, and is checked all the same;
 - HTJ2K at the largest quantisation step whose decoded frame meets the bound, per frame
   (doubling or halving from the previous frame's step, then three bisections), else reversible;
-- JPEG 2000 searched per frame to the bound on its quality ladder (`dcmtier.work.targeting`);
+- JPEG 2000 searched per frame to the bound on its quality ladder (`dcmtier.work.targeting`),
+  after one encode at the size left to beat has shown that it can pass (`_j2k_lost`);
 - for ``best-lossless``: each codec's lossless mode (JPEG XL at ``jxl-lossless``'s effort).
 
 The cheap candidates run first; one whose bytes pass the smallest complete candidate's stops
-early (it cannot win). Each frame's time is what every candidate spent on it, so the output's
+early (it cannot win), and within a frame a coding larger than what is left of that bar is
+not decoded: the searches treat it as passing and look for a smaller one. Each frame's time is what every candidate spent on it, so the output's
 encode time is the choice's whole cost. A candidate the policy or codec refuses for this
 instance is left out and named in the result; when none is left the tier is refused.
 """
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from dcmtier.codec import backends as codecs
-from dcmtier.codec.backends import Encoded, htj2k
+from dcmtier.codec.backends import Encoded, htj2k, openjpeg
 from dcmtier.codec.pixels import SourceImage
 from dcmtier.codec.policy import PixelKind, Policy
 from dcmtier.errors import CodecError, PolicyRefused, VerificationFailed, one_line
@@ -151,11 +153,13 @@ def _lossless(task: _Instance, codec: Codec, budget: int | None) -> Frames | Non
     for index, original in enumerate(task.originals):
         started = time.perf_counter()
         encoded = backend.encode(original, spec, coded)
+        if budget is not None and out.bytes + len(encoded.data) > budget:
+            _spend(task, out, index, encoded, started, budget)
+            return None  # lost already: not worth a decode
         decoded = backend.decode(encoded.data, spec).reshape(original.shape)
         if not np.array_equal(decoded, original):
             raise VerificationFailed(f"{codec.description} lossless frame {index} is not exact")
-        if not _spend(task, out, index, encoded, started, budget):
-            return None
+        _spend(task, out, index, encoded, started, budget)
     return out
 
 
@@ -170,6 +174,9 @@ def _bounded(task: _Instance, codec: Codec, budget: int | None) -> Frames | None
     for index in range(len(task.originals)):
         started = time.perf_counter()
         judge = task.judge(coded, index)
+        judge.lost_above = None if budget is None else budget - out.bytes
+        if codec is J2K and judge.lost_above is not None and _j2k_lost(judge, judge.lost_above):
+            return None
         if codec is J2K:
             encoded = target_frame(judge, task.cache).encoded
         else:
@@ -200,6 +207,19 @@ def _near(task: _Instance, budget: int | None) -> Frames | None:
             rule=f"modality:{task.source.modality}:max-ratio:{max_ratio:g}",
         )
     return found
+
+
+def _j2k_lost(judge: FrameJudge, most: int) -> bool:
+    """True when one JPEG 2000 encode at the bar's size fails the bound: the quality ladder's
+    cuts of that size (its layers share the bytes) are assumed no better, so the search, which
+    costs a ladder encode and several decodes, is left out."""
+    if most <= 0:
+        return True
+    lost_above, judge.lost_above = judge.lost_above, None
+    try:
+        return not judge(openjpeg.encode_within(judge.original, judge.source.spec, most))
+    finally:
+        judge.lost_above = lost_above
 
 
 def _spend(

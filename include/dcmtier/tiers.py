@@ -179,6 +179,13 @@ def _use_for_bound(max_abs_diff: float) -> Use:
     return Use.DIAGNOSIS if max_abs_diff <= 25 else Use.REVIEW
 
 
+def _choosing_bound_tier(max_abs_diff: int) -> Tier:
+    """``maxerr{N}``: the smallest of ``BOUND_CANDIDATES`` meeting max |diff| N per instance."""
+    bound = Bound(max_abs_diff=float(max_abs_diff))
+    use = _use_for_bound(max_abs_diff)
+    return Tier(f"maxerr{max_abs_diff}", CHOSEN, use, bound=bound, candidates=BOUND_CANDIDATES)
+
+
 J2K_RATES = (3, 5, 10, 15, 20, 30, 50, 100, 200, 300, 500, 1000)
 HTJ2K_RATES = (10, 20, 50, 100)
 JXL_RATES = (20, 50)
@@ -225,13 +232,7 @@ TIERS: dict[str, Tier] = {
         ),
         # Codec-choosing: max |diff| alone, the bound near-lossless coding meets by
         # construction; an RMSE or SSIM limit would favour JPEG 2000 (smaller beyond ~7 HU RMS)
-        *(
-            Tier(
-                f"maxerr{n}", CHOSEN, _use_for_bound(n), bound=Bound(max_abs_diff=float(n)),
-                candidates=BOUND_CANDIDATES,
-            )  # fmt: skip
-            for n in (20, 150)
-        ),
+        *(_choosing_bound_tier(n) for n in (20, 150)),
         Tier("best-lossless", CHOSEN, Use.DIAGNOSIS, candidates=LOSSLESS_CANDIDATES),
     )
 }

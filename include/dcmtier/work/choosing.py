@@ -15,9 +15,10 @@ to the earlier candidate in the tier's list (the faster decoder). Candidates:
 
 The cheap candidates run first; one whose bytes pass the smallest complete candidate's stops
 early (it cannot win), and within a frame a coding larger than what is left of that bar is
-not decoded: the searches treat it as passing and look for a smaller one. Each frame's time is what every candidate spent on it, so the output's
-encode time is the choice's whole cost. A candidate the policy or codec refuses for this
-instance is left out and named in the result; when none is left the tier is refused.
+not decoded: the searches treat it as passing and look for a smaller one. Each frame's time
+is what every candidate spent on it, so the output's encode time is the choice's whole cost.
+A candidate the policy or codec refuses for this instance is left out and named in the
+result; when none is left the tier is refused.
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ class _Instance:
         gate = gate_for(tier)
         assert gate is not None  # a bound tier's gate is its bound
         max_ratio = self.policy.max_ratio(self.source.modality)
-        return FrameJudge(self.source, tier, index, self.originals[index], gate, self.lut, max_ratio)
+        return FrameJudge(
+            self.source, tier, index, self.originals[index], gate, self.lut, max_ratio
+        )
 
 
 Candidate = Callable[[_Instance, Codec, int | None], Frames | None]
@@ -154,12 +157,12 @@ def _lossless(task: _Instance, codec: Codec, budget: int | None) -> Frames | Non
         started = time.perf_counter()
         encoded = backend.encode(original, spec, coded)
         if budget is not None and out.bytes + len(encoded.data) > budget:
-            _spend(task, out, index, encoded, started, budget)
+            _spend(task, out, index, encoded, started=started, budget=budget)
             return None  # lost already: not worth a decode
         decoded = backend.decode(encoded.data, spec).reshape(original.shape)
         if not np.array_equal(decoded, original):
             raise VerificationFailed(f"{codec.description} lossless frame {index} is not exact")
-        _spend(task, out, index, encoded, started, budget)
+        _spend(task, out, index, encoded, started=started, budget=budget)
     return out
 
 
@@ -181,7 +184,7 @@ def _bounded(task: _Instance, codec: Codec, budget: int | None) -> Frames | None
             encoded = target_frame(judge, task.cache).encoded
         else:
             encoded, step = _htj2k_frame(judge, step)
-        if not _spend(task, out, index, encoded, started, budget):
+        if not _spend(task, out, index, encoded, started=started, budget=budget):
             return None
     return out
 
@@ -223,7 +226,13 @@ def _j2k_lost(judge: FrameJudge, most: int) -> bool:
 
 
 def _spend(
-    task: _Instance, out: Frames, index: int, encoded: Encoded, started: float, budget: int | None
+    task: _Instance,
+    out: Frames,
+    index: int,
+    encoded: Encoded,
+    *,
+    started: float,
+    budget: int | None,
 ) -> bool:
     """Add a frame to ``out`` and its time to the instance's; False once over ``budget``."""
     ms = (time.perf_counter() - started) * 1000

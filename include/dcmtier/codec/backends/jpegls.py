@@ -63,7 +63,8 @@ def check_lossy(dataset: Dataset, spec: FrameSpec) -> None:
         why = f"it has a {mapped[0]}" if mapped else "it has no Rescale Intercept"
         raise PolicyRefused(
             "JPEG-LS codes unsigned samples: signed stored values are offset for near-lossless "
-            f"coding and the Rescale Intercept compensates, which this source does not allow ({why})",
+            "coding and the Rescale Intercept compensates, which this source does not allow "
+            f"({why})",
             rule="codec:jls:signed-needs-rescale",
         )
 

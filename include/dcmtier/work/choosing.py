@@ -138,6 +138,16 @@ def choose(
     return Chosen(best, [round(ms, 3) for ms in task.spent], tried)
 
 
+def code_with(
+    source: SourceImage, tier: Tier, codec: Codec, lut: ModalityLUT, policy: Policy
+) -> Frames:
+    """Every frame by ``codec`` alone, as ``tier`` would try it (no bar): `bench.frontier`."""
+    task = _instance(source, tier, lut, policy, None)
+    found = (_lossless if tier.lossless else _bounded)(task, codec, None)
+    assert found is not None  # no budget: never abandoned
+    return found
+
+
 def _instance(
     source: SourceImage, tier: Tier, lut: ModalityLUT, policy: Policy, cache: Path | None
 ) -> _Instance:

@@ -16,7 +16,9 @@ from dcmtier.catalogue.engine import make_engine
 from dcmtier.catalogue.models import Base
 from dcmtier.catalogue.schema import VERSION_TABLE
 from dcmtier.cli import main
+from dcmtier.ui import queries
 from tests.integration.catalogue_cases import (
+    MEDIAN_CASES,
     TABLES,
     VIEWS,
     assert_backfill_survives_down_and_up,
@@ -30,6 +32,14 @@ from tests.integration.catalogue_cases import (
     view,
 )
 from tests.integration.conftest import fresh_database
+from tests.integration.descriptor_cases import TIERS as DESCRIBED_TIERS
+from tests.integration.descriptor_cases import (
+    check_groups,
+    check_parquet_groups,
+    check_views_add_up,
+    make_mixed_landing,
+    series_without_days,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -77,6 +87,9 @@ def test_the_psnr_median_is_exact_and_keeps_infinity(
 ) -> None:
     record_synthetic(pg_catalogue, tmp_path / "landing")
     assert_medians(pg_catalogue)
+    with pg_catalogue.engine.connect() as connection:  # the compression pages read the view
+        shown = {row.tier: row.psnr_median for row in queries.figures(connection).tiers}
+    assert shown == {tier: median for tier, (_, median) in MEDIAN_CASES.items()}
 
 
 def test_migrations_upgrade_downgrade_and_upgrade_again(postgres_server: str) -> None:
@@ -158,3 +171,18 @@ def test_concurrent_workers_on_one_study_lose_and_duplicate_nothing(
         [r["study_uid"] for r in view(pg_catalogue, "studies")], tiers
     )
     assert sorted(statuses.values()) == ["ok"] * 3 + ["partial"] * 3
+
+
+def test_the_views_by_descriptor_add_up_on_postgres(
+    postgres_server: str, tmp_path: Path, derived_inputs: dict[str, Path]
+) -> None:
+    landing = make_mixed_landing(tmp_path / "landing", derived_inputs["monochrome1"])
+    out = tmp_path / "out"
+    tiers = [arg for tier in DESCRIBED_TIERS for arg in ("--tier", tier)]
+    with fresh_database(postgres_server) as url:
+        Catalogue.upgrade(url)
+        assert main(["process", str(landing), "--out", str(out), "--catalogue", url, *tiers]) == 0
+        check_views_add_up(url)
+        check_groups(url)
+        check_parquet_groups(url, out / "quality")
+        assert series_without_days(url, landing) == []

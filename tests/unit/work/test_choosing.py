@@ -267,3 +267,34 @@ def test_a_refused_candidate_is_named_and_another_codec_chosen(tmp_path: Path) -
             ]
         ),
     )
+
+
+def test_process_records_the_chosen_codec_in_the_catalogue_and_parquet(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+    from sqlalchemy import text
+
+    from dcmtier.catalogue import Catalogue
+    from dcmtier.catalogue.engine import make_engine
+    from dcmtier.cli import main
+
+    write_case(tmp_path / "src", "padded", slices=2, size=48)
+    out = tmp_path / "out"
+    argv = ["process", str(tmp_path / "src"), "--out", str(out), "--jobs", "1"]
+    assert main([*argv, "--tier", "maxerr20", "--tier", "best-lossless"]) == 0
+    url = f"sqlite:///{out / 'catalogue.db'}"
+    engine = make_engine(url)
+    query = "SELECT tier, codec, transfer_syntax FROM derived_instances ORDER BY tier"
+    with engine.connect() as connection:
+        rows = set(connection.execute(text(query)).all())
+    assert rows == {
+        ("best-lossless", "jxl", "1.2.840.10008.1.2.4.110"),
+        ("maxerr20", "jls", "1.2.840.10008.1.2.4.81"),
+    }
+    (part,) = (out / "quality").glob("tier=maxerr20/study=*/part-0.parquet")
+    assert set(pq.read_table(part).column("codec").to_pylist()) == {"jls"}
+    Catalogue.downgrade(url, "0010")  # the columns go, and come back
+    with engine.connect() as connection:
+        columns = {c[1] for c in connection.execute(text("PRAGMA table_info(derived_instances)"))}
+    assert not {"codec", "transfer_syntax"} & columns
+    Catalogue.upgrade(url)
+    engine.dispose()

@@ -67,7 +67,7 @@ def finish_tier(
             members,
             study_uid=study.uid,
             tier=tier.name,
-            codec=tier.codec.label,
+            codec=_package_codec(tier, results),
             target_ratio=tier.target_ratio,
             software=software_versions(),
             created_at=created_at,
@@ -172,6 +172,14 @@ def _quality_rows(
                 }
             )
     return rows
+
+
+def _package_codec(tier: Tier, results: list[TierResult]) -> str:
+    """The tier's codec; for a choosing tier, the codecs its instances got ("htj2k+jls")."""
+    if not tier.chooses:
+        return tier.codec.label
+    chosen = sorted({str(r.codec) for r in results if r.status in (OK, GATE_FAILED) and r.codec})
+    return "+".join(chosen) or tier.codec.label
 
 
 def _member(result: TierResult) -> PackageMember:

@@ -9,6 +9,8 @@ with its source in modality units.
 
 from __future__ import annotations
 
+import json
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -292,6 +294,9 @@ def test_process_records_the_chosen_codec_in_the_catalogue_and_parquet(tmp_path:
     }
     (part,) = (out / "quality").glob("tier=maxerr20/study=*/part-0.parquet")
     assert set(pq.read_table(part).column("codec").to_pylist()) == {"jls"}
+    (package,) = (out / "packages").glob("*/best-lossless.zip")
+    with zipfile.ZipFile(package) as archive:
+        assert json.loads(archive.read("manifest.json"))["codec"] == "jxl"  # not "auto"
     Catalogue.downgrade(url, "0010")  # the columns go, and come back
     with engine.connect() as connection:
         columns = {c[1] for c in connection.execute(text("PRAGMA table_info(derived_instances)"))}

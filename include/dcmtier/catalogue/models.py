@@ -242,6 +242,10 @@ class DerivedInstance(Base):
     fallback_frames: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     # the precision coded: above the source's Bits Stored when its stored values needed it
     bits_stored: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    # 0012: the codec and transfer syntax this instance was coded with (a choosing tier picks
+    # them per instance); NULL for rows made before
+    codec: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    transfer_syntax: Mapped[str | None] = mapped_column(UID, nullable=True)
 
 
 class FrameQuality(Base):

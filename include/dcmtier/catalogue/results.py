@@ -87,6 +87,8 @@ def _derived(r: TierResult, study_uid: str, job_id: int, now: datetime) -> Deriv
         "layer": layer,
         "fallback_frames": r.fallback_frames,
         "bits_stored": _bits_stored(r),
+        "codec": r.codec,
+        "transfer_syntax": r.transfer_syntax,
     }
     return DerivedRows(instance, [_frame(m) for m in metrics])
 

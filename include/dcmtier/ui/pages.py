@@ -113,7 +113,9 @@ def rd_chart(tiers: Sequence[TierRow], metric: str) -> str:
     by_codec: dict[str, list[TierRow]] = {}
     for t in tiers:
         tier = TIERS.get(t.tier)
-        by_codec.setdefault(tier.codec.label if tier else "other", []).append(t)
+        codec = "other" if tier is None else tier.codec.label
+        codec = "codec chosen per instance" if tier is not None and tier.chooses else codec
+        by_codec.setdefault(codec, []).append(t)
     series = []
     for k, (codec, found) in enumerate(by_codec.items()):
         rows = sorted((r for r in found if r.pixel_ratio), key=lambda r: r.pixel_ratio or 0)

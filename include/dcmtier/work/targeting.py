@@ -55,11 +55,17 @@ class FrameJudge:
     lut: ModalityLUT
     max_ratio: float | None = None  # the modality's lossy limit, from the policy
     decodes: int = 0
+    # a codec-choosing tier's bar (`dcmtier.work.choosing`): a candidate larger than this has
+    # lost already, so it counts as passing without a decode and the search moves on to
+    # smaller ones; the caller sees the size of what is found and drops it
+    lost_above: int | None = None
 
     def __call__(self, data: bytes) -> bool:
         spec = self.source.spec
         if self.max_ratio is not None and spec.pixel_bytes / len(data) > self.max_ratio:
             return False
+        if self.lost_above is not None and len(data) > self.lost_above:
+            return True
         self.decodes += 1
         try:
             decoded = codecs.backend(self.tier.codec.label).decode(data, spec)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from dcmtier.measure.datarange import data_range as source_range
+from dcmtier.measure.datarange import Span, frame_span
 
 _SIGMA = 1.5
 _RADIUS = int(3.5 * _SIGMA + 0.5)  # 5: scipy's radius for truncate=3.5, which skimage passes
@@ -104,6 +104,7 @@ class FrameMetrics:
     psnr_db_range: float  # peak = data_range; +inf when mse == 0
     ssim_range: float | None  # L = data_range
     data_range: float  # unit: the source frame's 0.1-99.9 percentile span (datarange)
+    # SSIM against the range is that of the values less the range's bottom (datarange.Span)
 
     def as_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (the quality dataset's column names)."""
@@ -186,18 +187,25 @@ class _Bands:
     Filtering p = a + b and q = a - b and their squares takes four filters instead of five
     (a, b, a², b², ab), and float32 stays exact enough: q is small, p is centred on the frame,
     and variances do not depend on the centre (``_offset`` adds it back to the local means).
-    The SSIM ratios are computed doubled, numerator and denominator alike, once per L of
-    ``ranges`` from the same filtered means and variances.
+    The SSIM ratios are computed doubled, numerator and denominator alike, once per scale of
+    ``scales`` from the same filtered means and variances: a scale is (L, the level that
+    counts as 0 for the luminance term, in modality units).
     """
 
     def __init__(
-        self, ws: _Workspace, lut: ModalityLUT, centre: int, ranges: tuple[float, ...]
+        self,
+        ws: _Workspace,
+        lut: ModalityLUT,
+        centre: int,
+        scales: tuple[tuple[float, float], ...],
     ) -> None:
         self._ws, self._slope, self._centre2 = ws, np.float32(lut.slope), np.float32(2 * centre)
-        self._offset = np.float32(2 * (centre * lut.slope + lut.intercept))
+        offset = 2 * (centre * lut.slope + lut.intercept)
         self._constants = [
-            (np.float32(2 * (_K1 * L) ** 2), np.float32(2 * (_K2 * L) ** 2)) for L in ranges
-        ]
+            (np.float32(offset - 2 * zero), np.float32(2 * (_K1 * L) ** 2),
+             np.float32(2 * (_K2 * L) ** 2))
+            for L, zero in scales
+        ]  # fmt: skip
 
     def _sum_and_difference(self, a: NDArray[Any], b: NDArray[Any]) -> tuple[Flat, Flat]:
         """p = a + b - 2 centre and q = a - b in modality units (exact before the slope)."""
@@ -223,14 +231,14 @@ class _Bands:
         var_p -= np.square(mean_p, out=num)  # vx + vy + 2 vxy
         ws.blur_square(q, var_q)
         var_q -= np.square(mean_q, out=num)  # vx + vy - 2 vxy
-        mean_p += self._offset  # ux + uy; mean_q is ux - uy
-        np.square(mean_p, out=mean_p)
-        np.square(mean_q, out=mean_q)
+        np.square(mean_q, out=mean_q)  # (ux - uy)²
         sums = []
-        for c1, c2 in self._constants:
-            np.subtract(mean_p, mean_q, out=num)  # luminance: (4 ux uy + 2 C1)
+        for offset, c1, c2 in self._constants:
+            np.add(mean_p, offset, out=tmp)  # ux + uy, from this scale's 0
+            np.square(tmp, out=tmp)
+            np.subtract(tmp, mean_q, out=num)  # luminance: (4 ux uy + 2 C1)
             num += c1
-            np.add(mean_p, mean_q, out=den)  # / (2 ux² + 2 uy² + 2 C1)
+            np.add(tmp, mean_q, out=den)  # / (2 ux² + 2 uy² + 2 C1)
             den += c1
             num /= den
             np.subtract(var_p, var_q, out=den)  # structure: (4 vxy + 2 C2)
@@ -248,12 +256,12 @@ def _ssim(
     a: NDArray[Any],
     b: NDArray[Any],
     lut: ModalityLUT,
-    ranges: tuple[float, ...],
+    scales: tuple[tuple[float, float], ...],
     *,
     identical: bool = False,
 ) -> list[float] | None:
-    """Per L of ``ranges``, the mean over samples of each sample plane's mean SSIM; None
-    below the 11x11 window.
+    """Per (L, zero level) of ``scales``, the mean over samples of each sample plane's mean
+    SSIM; None below the 11x11 window.
 
     ``identical`` frames (every lossless output) skip the filters: their SSIM is exactly 1,
     each ratio in the map being a value over itself, which is what the filters give too.
@@ -262,10 +270,10 @@ def _ssim(
     if min(rows, columns) < 2 * _RADIUS + 1:
         return None
     if identical:
-        return [1.0] * len(ranges)
+        return [1.0] * len(scales)
     ws = _workspace(columns)
-    bands = _Bands(ws, lut, round(float(a.mean())), ranges)
-    totals = [0.0] * len(ranges)
+    bands = _Bands(ws, lut, round(float(a.mean())), scales)
+    totals = [0.0] * len(scales)
     for plane_a, plane_b in zip(a, b, strict=True):
         for start in range(0, rows - 2 * _RADIUS, ws.rows):
             stop = min(start + ws.rows + 2 * _RADIUS, rows)
@@ -286,7 +294,7 @@ def frame_metrics(
     frame: int = 0,
     *,
     with_ssim: bool = True,
-    data_range: float | None = None,
+    span: Span | None = None,
 ) -> FrameMetrics:
     """Compare one decoded frame with its original (REFERENCE.md section 4).
 
@@ -303,10 +311,11 @@ def frame_metrics(
     with_ssim : bool
         False leaves SSIM out (None), the costliest metric: for a search whose gate has no
         SSIM limit.
-    data_range : float, optional
-        The original's data range in modality units, when the caller measured it already
-        (a search comparing many candidates with one original); by default measured here
-        (``dcmtier.measure.datarange.data_range``).
+    span : Span, optional
+        The original's data range, when the caller measured it already (a search comparing
+        many candidates with one original); by default measured here
+        (``dcmtier.measure.datarange.frame_span``). The range-relative SSIM is that of the
+        values less ``span.low``, with L = ``span.width``.
 
     Returns
     -------
@@ -323,12 +332,13 @@ def frame_metrics(
     if np.shape(original) != np.shape(decoded):
         raise ValueError(f"shapes differ: {np.shape(original)} vs {np.shape(decoded)}")
     a, b = _planes(original), _planes(decoded)
-    span = data_range if data_range is not None else source_range(a, lut.slope)
+    span = span if span is not None else frame_span(a, lut.slope, lut.intercept)
     diff = np.subtract(a, b, dtype=np.promote_types(np.result_type(a, b), np.int32))
     np.abs(diff, out=diff)
     slope = abs(lut.slope)
     mse = float(np.einsum("ijk,ijk->", diff, diff, dtype=np.float64)) / diff.size * slope**2
-    ssim = _ssim(a, b, lut, (lut.peak, span), identical=mse == 0) if with_ssim else None
+    scales = ((lut.peak, 0.0), (span.width, span.low))
+    ssim = _ssim(a, b, lut, scales, identical=mse == 0) if with_ssim else None
     return FrameMetrics(
         frame=frame,
         mse=mse,
@@ -339,9 +349,9 @@ def frame_metrics(
         max_abs_diff=float(diff.max()) * slope,
         mean_abs_diff=float(np.sum(diff, dtype=np.float64)) / diff.size * slope,
         unit=lut.unit,
-        psnr_db_range=_psnr(span, mse),
+        psnr_db_range=_psnr(span.width, mse),
         ssim_range=None if ssim is None else ssim[1],
-        data_range=span,
+        data_range=span.width,
     )
 
 

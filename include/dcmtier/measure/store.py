@@ -130,8 +130,7 @@ QUALITY_SCHEMA: Final = pa.schema(
         _field(
             "data_range",
             _F,
-            "The source frame's range: its 0.1st to 99.9th percentile x |slope|, at least "
-            "|slope|",
+            "The source frame's range: its 0.1st to 99.9th percentile x |slope|, at least |slope|",
             unit=_MU,
         ),
         _field("pixel_bytes_in", _I, "Uncompressed stored pixel bytes of the frame", unit="bytes"),

@@ -26,7 +26,7 @@ from dcmtier.codec.backends.layered import Layers
 from dcmtier.codec.layering import LADDER, ladder_layers, layered_frame
 from dcmtier.codec.pixels import SourceImage
 from dcmtier.errors import CodecError
-from dcmtier.measure.datarange import data_range
+from dcmtier.measure.datarange import Span, frame_span
 from dcmtier.measure.gates import Gate
 from dcmtier.measure.metrics import ModalityLUT, frame_metrics
 from dcmtier.records import PER_TIER
@@ -60,10 +60,10 @@ class FrameJudge:
     lut: ModalityLUT
     max_ratio: float | None = None  # the modality's lossy limit, from the policy
     decodes: int = 0
-    span: float = field(init=False)  # the original's data range, in modality units
+    span: Span = field(init=False)  # the original's data range, in modality units
 
     def __post_init__(self) -> None:
-        self.span = data_range(self.original, self.lut.slope)
+        self.span = frame_span(self.original, self.lut.slope, self.lut.intercept)
 
     def __call__(self, data: bytes) -> bool:
         spec = self.source.spec
@@ -78,7 +78,7 @@ class FrameJudge:
             return False
         metrics = frame_metrics(
             self.original, decoded.reshape(spec.shape), self.lut, self.index,
-            with_ssim=self.gate.min_ssim is not None, data_range=self.span,
+            with_ssim=self.gate.min_ssim is not None, span=self.span,
         )  # fmt: skip
         return self.gate.check(metrics) is None
 

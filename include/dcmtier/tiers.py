@@ -67,7 +67,7 @@ class Bound:
     ``max_abs_diff`` is in the frame's modality units (HU for CT; stored values where the
     instance has no rescale): it does not depend on the bits stored. ``min_ssim`` is SSIM with
     L = the original frame's data range (``SSIM_RANGE``), so it means the same on a 12-bit CT
-    and on an image using a small part of 16 bits (REFERENCE.md section 4).
+    and on an image using a small part of 16 bits (``dcmtier.measure.datarange``).
     """
 
     max_abs_diff: float | None = None

@@ -1,8 +1,8 @@
 """Quality gates: the limits a decoded frame must meet, one gate per usage band.
 
-The values come from the reference survey (REFERENCE.md section 1); see ``DEFAULT_GATES``.
-A quality-targeted tier's gate is its own bound (``gate_for``). What happens to a frame that
-breaks its gate is the policy's ``on_gate_failure`` (``dcmtier.codec.policy``).
+The values come from the reference survey (a JPEG 2000 survey of a 12-bit CT); see
+``DEFAULT_GATES``. A quality-targeted tier's gate is its own bound (``gate_for``). What happens
+to a frame that breaks its gate is the policy's ``on_gate_failure`` (``dcmtier.codec.policy``).
 
 PSNR and SSIM limits are judged against the source frame's own data range
 (``FrameMetrics.psnr_db_range``, ``ssim_range``; ``dcmtier.measure.datarange``), not against the

@@ -29,12 +29,13 @@ _PATH: Final = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+|(?<![\w.~])/[^\s:;,'\"()]+
 QUALITY_POSTGRESQL: Final = (
     "SELECT d.tier AS tier, COUNT(*) AS frames, MIN(q.psnr_db) AS psnr_min, "
     "percentile_cont(0.5) WITHIN GROUP (ORDER BY q.psnr_db) AS psnr_median, "
-    "MIN(q.ssim) AS ssim_min, AVG(q.ssim) AS ssim_mean, MAX(q.max_abs_diff) AS max_abs_diff "
+    "MIN(q.ssim) AS ssim_min, AVG(q.ssim) AS ssim_mean, MAX(q.max_abs_diff) AS max_abs_diff, "
+    "MIN(q.psnr_db_range) AS psnr_range_min, MIN(q.ssim_range) AS ssim_range_min "
     "FROM frame_quality q JOIN derived_instances d ON d.id = q.derived_id GROUP BY d.tier"
 )
 QUALITY_VIEW: Final = (
-    "SELECT tier, frames, psnr_min, psnr_median, ssim_min, ssim_mean, max_abs_diff "
-    "FROM quality_by_tier"
+    "SELECT tier, frames, psnr_min, psnr_median, ssim_min, ssim_mean, max_abs_diff, "
+    "psnr_range_min, ssim_range_min FROM quality_by_tier"
 )
 
 
@@ -71,6 +72,8 @@ class TierRow:
     ssim_min: float | None = None
     ssim_mean: float | None = None
     max_abs_diff: float | None = None
+    psnr_range_min: float | None = None  # against each frame's own range, as gates judge
+    ssim_range_min: float | None = None
     gate_passed: int = 0
     gate_failed: int = 0
     failed: int = 0
@@ -347,9 +350,12 @@ def _view_table(connection: Connection, view: str) -> Table | None:
 
 
 def _worst(connection: Connection) -> list[StudyTierRef]:
+    """The study x tiers of lowest PSNR against their frames' own range (what gates judge);
+    an instance measured before that range was recorded counts with its nominal PSNR."""
     result = connection.execute(
         text(
-            "SELECT study_uid, tier, MIN(psnr_min) AS psnr, MIN(ssim_min) AS ssim "
+            "SELECT study_uid, tier, MIN(COALESCE(psnr_range_min, psnr_min)) AS psnr, "
+            "MIN(COALESCE(ssim_range_min, ssim_min)) AS ssim "
             "FROM derived_instances WHERE psnr_min IS NOT NULL AND psnr_min < 1e308 "
             f"GROUP BY study_uid, tier ORDER BY psnr ASC LIMIT {WORST_SHOWN}"
         )

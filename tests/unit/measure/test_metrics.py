@@ -395,6 +395,7 @@ def test_command_table_names_the_unit_and_peak(
     assert _run_command([str(p) for p in ct_pair]) == 0
     out = capsys.readouterr().out
     assert "metrics in HU, PSNR peak 4095" in out
+    assert "against each frame's own range" in out
     assert "SSIM" in out
 
 

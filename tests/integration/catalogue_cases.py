@@ -24,6 +24,7 @@ from dcmtier.discovery.files import discover
 from dcmtier.records import StudyTierResult
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import resolve_tiers
+from dcmtier.work.config import RunConfig
 from dcmtier.work.layout import Layout
 from dcmtier.work.study import process_study
 
@@ -88,12 +89,14 @@ def run_all(
         results += process_study(
             study,
             resolve_tiers(list(tiers)),
-            Layout(out),
-            run_id=run_id,
-            catalogue=catalogue,
-            context=context,
-            strategy=strategy,
-            policy=policy,
+            RunConfig(
+                Layout(out),
+                run_id,
+                catalogue=catalogue,
+                context=context,
+                strategy=strategy,
+                policy=policy or Policy(),
+            ),
         )
     return results
 
@@ -194,7 +197,7 @@ def assert_views_match_disk(catalogue: Catalogue, landing: Path, out: Path, brok
 
 
 def frame(index: int, psnr: float, *, ssim: float = 0.99, diff: float = 1.0) -> dict[str, Any]:
-    """Per-frame metrics as ``dcmtier.work.compress.measure`` writes them."""
+    """Per-frame metrics as ``dcmtier.work.gating.measure`` writes them."""
     return {
         "frame": index,
         "mse": 0.0 if math.isinf(psnr) else 1.0,
@@ -239,6 +242,7 @@ MEDIAN_CASES = {
     "j2k-r5": ([[30.0, 40.0], [50.0, math.inf]], 45.0),
     "j2k-r10": ([[20.0], [10.0], [30.0]], 20.0),
     "j2k-lossless": ([[math.inf], [math.inf], [30.0]], math.inf),
+    "htj2k-lossless": ([[math.inf, math.inf]], math.inf),  # even: a mean of two infinities
 }
 
 

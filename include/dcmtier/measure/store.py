@@ -48,6 +48,13 @@ import pyarrow.parquet as pq
 
 from dcmtier import owner
 
+# The dataset's schema version, in each file's metadata ``dcmtier.version``; bump it here, once
+# per change of columns, and say what changed:
+#   2  gate_action and fell_back (what on_gate_failure did with a frame)
+#   3  the series descriptors (modality, body_part, manufacturer, model, study_month)
+#   4  psnr_db_range, ssim_range and data_range: PSNR and SSIM against the source frame's own
+#      range, which gates and bounds judge (psnr_db, ssim and psnr_peak keep the nominal peak)
+SCHEMA_VERSION: Final = "4"
 PART_NAME: Final = "part-0.parquet"
 PARTITION_KEYS: Final = ("tier", "study")
 STRATEGIES: Final = frozenset({"per_tier", "layered"})
@@ -74,17 +81,20 @@ def _field(
 _S, _F, _I = pa.string(), pa.float64(), pa.int64()
 _MU = "modality unit"  # the unit named in the row's ``unit`` column: HU for CT, else stored value
 
-# The dataset's schema version, in each file's metadata ``dcmtier.version``; bump it here, once
-# per change of columns, and say what changed:
-#   2  gate_action and fell_back (what on_gate_failure did with a frame)
-#   3  psnr_db_range, ssim_range and data_range: PSNR and SSIM against the source frame's own
-#      range, which gates and bounds judge (psnr_db, ssim and psnr_peak keep the nominal peak)
-SCHEMA_VERSION: Final = "3"
-
 QUALITY_SCHEMA: Final = pa.schema(
     [
         _field("study_uid", _S, "Study Instance UID of the source instance"),
         _field("series_uid", _S, "Series Instance UID of the source instance"),
+        _field("modality", _S, "Modality of the source series, e.g. CT, MR, CR", nullable=True),
+        _field("body_part", _S, "Body Part Examined of the source series", nullable=True),
+        _field("manufacturer", _S, "Manufacturer of the source series' scanner", nullable=True),
+        _field("model", _S, "Manufacturer's Model Name of the scanner", nullable=True),
+        _field(
+            "study_month",
+            _S,
+            "Year and month of the study (YYYY-MM; never the day)",
+            nullable=True,
+        ),
         _field("source_sop_uid", _S, "SOP Instance UID of the source instance"),
         _field("derived_sop_uid", _S, "SOP Instance UID of the output (same if lossless)"),
         _field("frame", pa.int32(), "Frame index within the instance, counted from 0"),

@@ -31,6 +31,7 @@ STUDY_A = "1.2.826.0.1.3680043.8.498.10"
 STUDY_B = "1.2.826.0.1.3680043.8.498.20"
 WHEN = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 NULLABLE = {"target_ratio", "ssim", "ssim_range", "gate", "gate_action"}
+NULLABLE |= {"modality", "body_part", "manufacturer", "model", "study_month"}
 # What the README tells analysts to run; ``{root}`` is the quality root.
 DUCKDB_QUERY = """
     SELECT tier, study, count(*) AS frames, sum(pixel_bytes_out) AS pixel_bytes_out
@@ -146,7 +147,7 @@ def test_the_written_file_carries_the_schema_and_units(tmp_path: Path) -> None:
     schema = pq.read_schema(path)
     assert schema.equals(QUALITY_SCHEMA, check_metadata=True)
     assert schema.field("psnr_db").metadata[b"unit"] == b"dB"
-    assert schema.metadata[b"dcmtier.version"] == SCHEMA_VERSION.encode() == b"3"
+    assert schema.metadata[b"dcmtier.version"] == SCHEMA_VERSION.encode() == b"4"
     assert pq.read_table(path).column("tier").to_pylist() == ["j2k-r20", "j2k-r20"]
 
 

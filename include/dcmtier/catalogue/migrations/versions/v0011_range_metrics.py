@@ -8,16 +8,17 @@ percentile in modality units: ``dcmtier.measure.datarange``). The nominal column
 - ``frame_quality`` gains ``psnr_db_range`` (+inf when exact), ``ssim_range`` and
   ``data_range`` (in the row's ``unit``); NULL for rows written before.
 - ``derived_instances`` gains ``psnr_range_min`` and ``ssim_range_min``, the worst frame's.
-- ``quality_by_tier`` gains ``psnr_range_min`` and ``ssim_range_min`` after its earlier
-  columns (NULL for a tier measured only before this revision).
+- ``quality_by_tier``, ``quality_by_modality`` and ``quality_by_scanner`` (0010) gain
+  ``psnr_range_min`` and ``ssim_range_min`` after their earlier columns (NULL for a group
+  measured only before this revision).
 
-Upgrade makes only ``quality_by_tier`` again (adding columns copies no table); downgrade drops
-and makes every analysts' view, as 0008 does (SQLite drops a column by copying the table, which a
-view reading it would block). On PostgreSQL the views made again get back the grants of 0005
-(SELECT to ``dcmtier_analyst`` and ``dcmtier_operator``).
+Upgrade makes only those three views again (adding columns copies no table); downgrade drops
+and makes every view that reads the two tables, as 0008 does (SQLite drops a column by copying
+the table, which a view reading it would block). On PostgreSQL the views made again get back
+the grants of 0005 (SELECT to ``dcmtier_analyst`` and ``dcmtier_operator``).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-07
 """
 
@@ -39,9 +40,11 @@ from dcmtier.catalogue.migrations.versions.v0006_ownership import FAILURES
 from dcmtier.catalogue.migrations.versions.v0007_gate_outcomes import (
     QUALITY_BY_TIER as QUALITY_0007,
 )
+from dcmtier.catalogue.migrations.versions.v0010_descriptors import VIEWS as DESCRIBED_0010
+from dcmtier.catalogue.migrations.versions.v0010_descriptors import quality_view
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -92,23 +95,47 @@ GROUP BY m.tier
 """
 
 
+def _ranged(sql: str) -> str:
+    """A 0010 quality view with the worst frame's range-relative PSNR and SSIM added last."""
+    measured = "q.fell_back\n    FROM frame_quality q"
+    last = "AS fallback_frames\nFROM measured m"
+    if measured not in sql or last not in sql:
+        raise RuntimeError("0010's quality view no longer reads as 0011 expects")
+    return sql.replace(
+        measured, "q.fell_back, q.psnr_db_range, q.ssim_range\n    FROM frame_quality q"
+    ).replace(
+        last,
+        "AS fallback_frames,\n       MIN(m.psnr_db_range) AS psnr_range_min,\n"
+        "       MIN(m.ssim_range) AS ssim_range_min\nFROM measured m",
+    )
+
+
+RANGED = {
+    "quality_by_tier": QUALITY_BY_TIER,
+    "quality_by_modality": _ranged(quality_view("quality_by_modality", ["modality"])),
+    "quality_by_scanner": _ranged(quality_view("quality_by_scanner", ["manufacturer", "model"])),
+}
+
+
 def _grant(views: Sequence[str]) -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"GRANT SELECT ON {', '.join(views)} TO {ANALYST}, {OPERATOR}")
 
 
 def upgrade() -> None:
-    op.execute("DROP VIEW quality_by_tier")
+    for name in RANGED:
+        op.execute(f"DROP VIEW {name}")
     for name in FRAME_COLUMNS:
         op.add_column("frame_quality", sa.Column(name, sa.Double(), nullable=True))
     for name in INSTANCE_COLUMNS:
         op.add_column("derived_instances", sa.Column(name, sa.Double(), nullable=True))
-    op.execute(QUALITY_BY_TIER)
-    _grant(["quality_by_tier"])
+    for sql in RANGED.values():
+        op.execute(sql)
+    _grant(list(RANGED))
 
 
 def downgrade() -> None:
-    for view in ANALYST_VIEWS:
+    for view in (*ANALYST_VIEWS, *DESCRIBED_0010):
         op.execute(f"DROP VIEW {view}")
     with op.batch_alter_table("derived_instances", recreate="auto") as batch:
         for name in INSTANCE_COLUMNS:
@@ -118,4 +145,6 @@ def downgrade() -> None:
             batch.drop_column(name)
     for sql in (SAVINGS_BY_TIER, SAVINGS_BY_STUDY, QUALITY_0007, LINEAGE, FAILURES):
         op.execute(sql)
-    _grant(ANALYST_VIEWS)
+    for sql in DESCRIBED_0010.values():
+        op.execute(sql)
+    _grant([*ANALYST_VIEWS, *DESCRIBED_0010])

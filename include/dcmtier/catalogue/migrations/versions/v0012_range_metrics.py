@@ -17,8 +17,8 @@ and makes every view that reads the two tables, as 0008 does (SQLite drops a col
 the table, which a view reading it would block). On PostgreSQL the views made again get back
 the grants of 0005 (SELECT to ``dcmtier_analyst`` and ``dcmtier_operator``).
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-07
 """
 
@@ -43,8 +43,8 @@ from dcmtier.catalogue.migrations.versions.v0007_gate_outcomes import (
 from dcmtier.catalogue.migrations.versions.v0010_descriptors import VIEWS as DESCRIBED_0010
 from dcmtier.catalogue.migrations.versions.v0010_descriptors import quality_view
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -100,7 +100,7 @@ def _ranged(sql: str) -> str:
     measured = "q.fell_back\n    FROM frame_quality q"
     last = "AS fallback_frames\nFROM measured m"
     if measured not in sql or last not in sql:
-        raise RuntimeError("0010's quality view no longer reads as 0011 expects")
+        raise RuntimeError("0010's quality view no longer reads as 0012 expects")
     return sql.replace(
         measured, "q.fell_back, q.psnr_db_range, q.ssim_range\n    FROM frame_quality q"
     ).replace(

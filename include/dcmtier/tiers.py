@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from dcmtier.errors import ConfigError
 
@@ -58,25 +58,41 @@ JXL_JPEG = Codec(
 CHOSEN = Codec("auto", "", "", "", "the smallest of its candidates")
 
 
+# What a bound's SSIM is measured against (dcmtier.measure.datarange): L is the source frame's
+# range of values in modality units, its 0.1st to 99.9th percentile, not (2^BitsStored - 1).
+SSIM_RANGE: Final = "source frame, 0.1st-99.9th percentile"
+
+
 @dataclass(frozen=True)
 class Bound:
     """The quality every frame of a quality-targeted tier meets, against its original.
 
     ``max_abs_diff`` is in the frame's modality units (HU for CT; stored values where the
-    instance has no rescale); ``min_ssim`` is scale-free (docs/concepts/metrics.md).
+    instance has no rescale): it does not depend on the bits stored. ``min_ssim`` is SSIM with
+    L = the original frame's data range (``SSIM_RANGE``), so it means the same on a 12-bit CT
+    and on an image using a small part of 16 bits (``dcmtier.measure.datarange``).
     """
 
     max_abs_diff: float | None = None
     min_ssim: float | None = None
 
     def describe(self) -> str:
-        """E.g. "max |diff| <= 20 (modality units)" or "SSIM >= 0.98"."""
+        """E.g. "max |diff| <= 20 (modality units)" or "SSIM >= 0.98 (L = the frame's range)"."""
         parts = []
         if self.max_abs_diff is not None:
             parts.append(f"max |diff| <= {self.max_abs_diff:g} (modality units)")
         if self.min_ssim is not None:
-            parts.append(f"SSIM >= {self.min_ssim:g}")
+            parts.append(f"SSIM >= {self.min_ssim:g} (L = the frame's range)")
         return " and ".join(parts)
+
+    def parameters(self) -> dict[str, object]:
+        """The bound as it enters a derived UID: its limits, and for an SSIM limit what L is,
+        so outputs of the SSIM bound as measured against the bits stored (before dcmtier
+        measured SSIM against the frame's range) and since have different UIDs."""
+        params: dict[str, object] = asdict(self)
+        if self.min_ssim is not None:
+            params["ssim_range"] = SSIM_RANGE
+        return params
 
     def short(self) -> str:
         """E.g. "Δ≤20" (the largest |diff|) or "SSIM≥.98": a narrow table cell."""
@@ -154,7 +170,7 @@ class Tier:
         if self.effort is not None:
             params["effort"] = self.effort
         if self.bound is not None:
-            params["bound"] = asdict(self.bound)
+            params["bound"] = self.bound.parameters()
         return params
 
     def describe_target(self) -> str:

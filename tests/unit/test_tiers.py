@@ -5,7 +5,18 @@ from __future__ import annotations
 import pytest
 
 from dcmtier.errors import ConfigError
-from dcmtier.tiers import DEFAULT_TIERS, HTJ2K, J2K, JLS, JXL, TIERS, Use, get_tier, resolve_tiers
+from dcmtier.tiers import (
+    DEFAULT_TIERS,
+    HTJ2K,
+    J2K,
+    JLS,
+    JXL,
+    SSIM_RANGE,
+    TIERS,
+    Use,
+    get_tier,
+    resolve_tiers,
+)
 
 
 def test_every_named_tier_exists_with_its_codec() -> None:
@@ -101,7 +112,10 @@ def test_a_quality_targeted_tier_is_lossy_without_a_rate_and_names_its_bound() -
     assert tier.parameters()["bound"] == {"max_abs_diff": 20.0, "min_ssim": None}
     assert "bound" not in TIERS["j2k-r20"].parameters()  # rate tiers' derived UIDs unchanged
     assert TIERS["j2k-ssim0.98"].bound is not None
-    assert TIERS["j2k-ssim0.98"].bound.describe() == "SSIM >= 0.98"
+    assert TIERS["j2k-ssim0.98"].bound.describe() == "SSIM >= 0.98 (L = the frame's range)"
+    assert TIERS["j2k-ssim0.98"].parameters()["bound"] == {
+        "max_abs_diff": None, "min_ssim": 0.98, "ssim_range": SSIM_RANGE,
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -156,10 +156,16 @@ def gate_chart(tiers: Sequence[TierRow]) -> str:
 
 
 def frame_charts(rows: Sequence[Frame], unit: str) -> list[str]:
-    """PSNR, SSIM, max |difference| and pixel ratio along the slices (1 = first)."""
+    """PSNR, SSIM, max |difference| and pixel ratio along the slices (1 = first).
+
+    PSNR and SSIM are those the gates judge, against each frame's own range, when every frame
+    has them (measured since the range was recorded), else the nominal ones; the title says which.
+    """
+    ranged = bool(rows) and all(f.psnr_db_range is not None for f in rows)
+    own = " against own range" if ranged else ""
     metrics: list[tuple[str, Callable[[Frame], float | None], int]] = [
-        ("PSNR (dB)", lambda f: f.psnr_db, 0),
-        ("SSIM", lambda f: f.ssim, 2),
+        (f"PSNR{own} (dB)", (lambda f: f.psnr_db_range) if ranged else (lambda f: f.psnr_db), 0),
+        (f"SSIM{own}", (lambda f: f.ssim_range) if ranged else (lambda f: f.ssim), 2),
         (f"max |difference| ({unit})", lambda f: f.max_abs_diff, 3),
         ("pixel ratio (N:1)", lambda f: f.pixel_ratio, 1),
     ]

@@ -371,7 +371,8 @@ def test_units_are_written_to_the_work_folder_and_xcom_holds_ids_and_counts_only
 ) -> None:
     from dcmtier.discovery.plan import read_unit
 
-    packed = plan(_request(dated_landing, tmp_path, run_id="manual__a", settle_seconds=0), catalogue)
+    request = _request(dated_landing, tmp_path, run_id="manual__a", settle_seconds=0)
+    packed = plan(request, catalogue)
     xcom = packed.for_xcom()
     assert xcom["units"] == [{"id": "u0000", "studies": 3}]  # three tiny studies, one unit
     assert not any(uid in json.dumps(xcom) for uid in packed.studies)

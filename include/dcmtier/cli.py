@@ -20,7 +20,7 @@ from dcmtier.errors import ConfigError, DcmtierError
 
 COMMANDS = (
     "tiers", "compress", "process", "sample", "quality", "db", "report", "discover", "locate",
-    "cache", "bench",
+    "cache", "bench", "viewer-check",
 )  # fmt: skip
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -32,7 +32,7 @@ _LITERAL = re.compile(r"``([^`]+)``")
 
 
 def _command(name: str) -> ModuleType:
-    return importlib.import_module(f"dcmtier.commands.{name}")
+    return importlib.import_module(f"dcmtier.commands.{name.replace('-', '_')}")
 
 
 def help_text(doc: str | None) -> str | None:

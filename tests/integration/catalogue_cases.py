@@ -43,6 +43,7 @@ VIEWS = {
     "lineage",
     "failures",
     "backlog",
+    "delivery_by_tier",
 }
 TABLES = (
     "studies",

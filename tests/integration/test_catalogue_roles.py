@@ -34,6 +34,7 @@ from tests.integration.conftest import _admin, fresh_database
 pytestmark = pytest.mark.postgres
 VIEWS = (
     "savings_by_tier", "savings_by_study", "quality_by_tier", "lineage", "failures", "backlog",
+    "delivery_by_tier",
 )  # fmt: skip
 OPERATOR_ONLY = ("file_locations", "landing_files", "claims")  # paths, or run bookkeeping
 LANDING: list[Path] = []  # the planted landing area, once made

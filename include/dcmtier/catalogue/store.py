@@ -53,6 +53,7 @@ LOCATION_KEYS = ["file_key", "uri"]
 # every view the migrations make, in the README's order; `dcmtier report` shows the first two
 VIEWS = (
     "savings_by_tier", "quality_by_tier", "savings_by_study", "lineage", "failures", "backlog",
+    "delivery_by_tier",
 )  # fmt: skip
 REPORT_VIEWS = VIEWS[:2]
 

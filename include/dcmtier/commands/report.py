@@ -23,6 +23,7 @@ from dcmtier.commands.db import add_catalogue_arguments
 # does not load SQLAlchemy; a test checks both against the migrated database)
 VIEWS = (
     "savings_by_tier", "quality_by_tier", "savings_by_study", "lineage", "failures", "backlog",
+    "delivery_by_tier",
 )  # fmt: skip
 REPORT_VIEWS = VIEWS[:2]
 
@@ -32,6 +33,8 @@ FAILURES = "failures"
 EMPTY: Mapping[str, str] = {
     FAILURES: "no rows: no unresolved failures",
     "lineage": "no rows: no derived instance recorded yet (run `dcmtier process`)",
+    "delivery_by_tier": "no rows: no tier checked with the web viewers' codecs yet (run "
+    "`dcmtier viewer-check OUT --record`)",
     "backlog": "no rows: no study in the landing index waits for a tier (the DAG's discovery "
     "fills the index; `dcmtier discover` updates it)",
 }

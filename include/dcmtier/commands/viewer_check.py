@@ -8,7 +8,8 @@ Node.js at the versions two dicom-image-loader releases pin: 5.6.8 (the one OHIF
 whether a lossless tier comes out bit-exact, the largest difference from the source (modality
 unit; needs the catalogue: --catalogue, $DCMTIER_CATALOGUE_URL or OUT/catalogue.db), decode
 time per frame, and the download of the study's ZIP at 100 Mbit/s and 1 Gbit/s plus the time
-to display it (download and decoding every frame). Needs Node.js 20+ and `make install`.
+to display it (download and decoding every frame); --record keeps them in the catalogue,
+where the view delivery_by_tier sums them up per tier. Needs Node.js 20+ and `make install`.
 """
 
 from __future__ import annotations
@@ -54,31 +55,45 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="where the sources are recorded (default: $DCMTIER_CATALOGUE_URL, else "
         "OUT/catalogue.db when it exists; without one max_abs_diff is null)",
     )  # fmt: skip
+    parser.add_argument(
+        "--record", action="store_true",
+        help="also record the rows in the catalogue (table viewer_checks, view "
+        "delivery_by_tier), replacing each tier x viewer's previous check",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="one JSON object per tier x viewer")
 
 
 def run(args: argparse.Namespace) -> int:
     from dcmtier.cli import EXIT_OK, print_json
+    from dcmtier.errors import ConfigError
     from dcmtier.tiers import get_tier
     from dcmtier.viewer.check import CheckOptions, check
+    from dcmtier.viewer.listing import catalogue_url
 
     for name in args.tiers or []:
         get_tier(name)  # an unknown name is a usage error
+    record_into = catalogue_url(args.out, args.catalogue) if args.record else None
+    if args.record and record_into is None:
+        raise ConfigError(f"--record: no catalogue for {args.out} (--catalogue URL)")
     options = CheckOptions(
         tiers=tuple(args.tiers or ()), studies=args.studies, frames=args.frames,
         catalogue=args.catalogue,
     )  # fmt: skip
-    rows = 0
+    rows: list[dict[str, Any]] = []
     if not args.json:
         print(" | ".join(title for _, title in COLUMNS))
     for found in check(args.out, options):
-        rows += 1
+        rows.append(found)
         if args.json:
             print_json(found)
         else:
             print(" | ".join(_cell(found[key]) for key, _ in COLUMNS), flush=True)
-    if rows == 0:
+    if not rows:
         print(f"no tier outputs under {args.out} (derived/<tier>/<study>/...)")
+    if record_into is not None and rows:
+        from dcmtier.catalogue.delivery import record_viewer_checks
+
+        record_viewer_checks(record_into, rows)
     return EXIT_OK
 
 

@@ -180,7 +180,7 @@ def test_0008_duplicates_and_coded_precision_go_down_and_come_back(tmp_path: Pat
         assert connection.execute(text(query)).all() == []
         columns = connection.execute(text("PRAGMA table_info(derived_instances)")).all()
         assert "bits_stored" not in {c[1] for c in columns}
-    assert schema_names(url)[1] == VIEWS - {"backlog"}  # backlog comes with 0009
+    assert schema_names(url)[1] == VIEWS - {"backlog", "delivery_by_tier"}  # 0009, 0010
     Catalogue.upgrade(url)
     engine.dispose()
     assert current_revision_at(url) == head_revision() and schema_names(url)[1] == VIEWS

@@ -119,3 +119,25 @@ def test_an_empty_root_says_so_and_an_unknown_tier_is_a_usage_error(
     assert main(["viewer-check", str(tmp_path)]) == 0
     assert "no tier outputs" in capsys.readouterr().out
     assert main(["viewer-check", str(tmp_path), "--tier", "nope"]) == 2
+
+
+def test_record_keeps_the_rows_in_the_catalogue_and_the_view_sums_them_up(
+    viewer_codecs: None, ct_out: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import sqlite3
+
+    rows = _rows(capsys, str(ct_out), "--tier", "jxl-lossless", "--tier", "jls-near2",
+                 "--frames", "1", "--record")  # fmt: skip
+    with sqlite3.connect(ct_out / "catalogue.db") as db:
+        view = {r[0]: r[1:] for r in db.execute(
+            "SELECT tier, package_bytes, download_s_100mbps, display_s_100mbps, decodable_by "
+            "FROM delivery_by_tier")}  # fmt: skip
+        stored = db.execute("SELECT tier, viewer, decodable FROM viewer_checks").fetchall()
+    assert {(t, v) for t, v, _ in stored} == set(rows)
+    assert view["jxl-lossless"][3] == LATEST
+    assert view["jls-near2"][3] == f"{LATEST}, {OHIF}"
+    for tier in ("jxl-lossless", "jls-near2"):
+        latest = rows[(tier, LATEST)]
+        assert view[tier][:2] == (latest["package_bytes"], latest["download_s_100mbps"])
+    assert main(["viewer-check", str(tmp_path), "--record"]) == 2  # no catalogue there
+    assert "--record: no catalogue" in capsys.readouterr().err

@@ -17,6 +17,8 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -109,6 +111,35 @@ def open_temp(target: Path) -> tuple[Path, BinaryIO]:
     except BaseException:
         os.close(fd)
         os.unlink(name)
+        raise
+
+
+@dataclass(frozen=True)
+class Temp:
+    """A temporary file being written: its path, and its handle open for writing."""
+
+    path: Path
+    file: BinaryIO
+
+
+@contextmanager
+def replacing(target: Path) -> Iterator[Temp]:
+    """Write-to-temp-then-replace: the one way dcmtier writes a file readers may be reading.
+
+    Yields a temporary file beside ``target`` (`open_temp`: named for this process, so other
+    live writers leave it alone and a dead one's is swept). When the block ends without an
+    error the file is closed and moved over ``target`` with ``os.replace``, which is atomic: a
+    reader sees the old file or the new one, never part of one. On any error (or signal) it is
+    removed and ``target`` is left as it was. The block may close the file itself, to check
+    what it wrote before it replaces ``target``.
+    """
+    tmp, handle = open_temp(target)
+    try:
+        with handle:
+            yield Temp(tmp, handle)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -168,7 +168,7 @@ class TierResult:
     gate: str | None = None  # the quality rule broken, with its numbers
     gate_action: str | None = None  # what on_gate_failure did about it (None: no frame broke)
     fallback_frames: int = 0  # frames recoded at a lower ratio to meet the gate
-    frame_metrics: list[dict[str, Any]] = field(default_factory=list)  # with Options.measure
+    frame_metrics: list[dict[str, Any]] = field(default_factory=list)  # by gating.measure
     path: str | None = field(default=None, repr=False)  # the source file read (landing path)
 
     def as_dict(self, *, paths: bool = False) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from dcmtier.discovery.files import discover
 from dcmtier.records import StudyTierResult
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import resolve_tiers
+from dcmtier.work.config import RunConfig
 from dcmtier.work.layout import Layout
 from dcmtier.work.study import process_study
 
@@ -89,12 +90,14 @@ def run_all(
         results += process_study(
             study,
             resolve_tiers(list(tiers)),
-            Layout(out),
-            run_id=run_id,
-            catalogue=catalogue,
-            context=context,
-            strategy=strategy,
-            policy=policy,
+            RunConfig(
+                Layout(out),
+                run_id,
+                catalogue=catalogue,
+                context=context,
+                strategy=strategy,
+                policy=policy or Policy(),
+            ),
         )
     return results
 
@@ -190,7 +193,7 @@ def assert_views_match_disk(catalogue: Catalogue, landing: Path, out: Path, brok
 
 
 def frame(index: int, psnr: float, *, ssim: float = 0.99, diff: float = 1.0) -> dict[str, Any]:
-    """Per-frame metrics as ``dcmtier.work.compress.measure`` writes them."""
+    """Per-frame metrics as ``dcmtier.work.gating.measure`` writes them."""
     return {
         "frame": index,
         "mse": 0.0 if math.isinf(psnr) else 1.0,

@@ -87,3 +87,30 @@ def test_a_checkpoint_does_nothing_unless_a_test_names_it(
     monkeypatch.setenv(owner.PAUSE_ENV, f"elsewhere:{marker}")
     owner.checkpoint("compress")
     assert not marker.exists()
+
+
+def test_replacing_moves_the_written_file_over_its_target_and_leaves_no_temporary(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "new" / "folder" / "out.bin"  # its folder is made on the way
+    with owner.replacing(target) as temp:
+        temp.file.write(b"first")
+        assert temp.path.parent == target.parent and temp.path.name.endswith(".tmp")
+        assert not target.exists()  # nothing under the name until the block ends
+    with owner.replacing(target) as temp:
+        temp.file.write(b"second")
+    assert target.read_bytes() == b"second"
+    assert [p.name for p in target.parent.iterdir()] == ["out.bin"]
+
+
+def test_replacing_keeps_the_old_file_and_removes_the_temporary_on_an_error(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(ValueError, match="check failed"), owner.replacing(target) as temp:
+        temp.file.write(b"half")
+        temp.file.close()
+        raise ValueError("check failed")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]

@@ -18,7 +18,8 @@ from dcmtier.discovery.files import discover
 from dcmtier.records import GATE_FAILED, LAYERED, OK, StudyTierResult, TierResult
 from dcmtier.tiers import Tier
 from dcmtier.work.batch import run_batch
-from dcmtier.work.compress import Options
+from dcmtier.work.compress import CompressConfig
+from dcmtier.work.config import RunConfig
 from dcmtier.work.layout import Layout
 from dcmtier.work.study import process_study
 
@@ -72,7 +73,7 @@ def run_compress(files: Sequence[Path], tier: Tier, out_dir: Path, *, jobs: int)
     """Compress ``files`` into ``tier`` under ``out_dir`` with ``jobs`` processes."""
     outcome = Outcome()
     with clock() as timing:
-        for file_results in run_batch(files, [tier], Options(out_dir), jobs=jobs):
+        for file_results in run_batch(files, [tier], CompressConfig(out_dir), jobs=jobs):
             for result in file_results:
                 outcome.add(result)
     return Run(timing, outcome)
@@ -97,21 +98,13 @@ def run_unit(
     """
     studies, _ = discover([study_dir])
     outcome = Outcome()
-    layout = Layout(out_dir)
     catalogue, note = open_catalogue(out_dir)
+    run = RunConfig(Layout(out_dir), run_id, jobs=jobs, strategy=strategy, catalogue=catalogue)
     try:
         with clock() as timing:
             results: list[StudyTierResult] = []
             for study in studies:
-                results += process_study(
-                    study,
-                    tiers,
-                    layout,
-                    run_id=run_id,
-                    jobs=jobs,
-                    catalogue=catalogue,
-                    strategy=strategy,
-                )
+                results += process_study(study, tiers, run)
     finally:
         if catalogue is not None:
             catalogue.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -162,14 +161,7 @@ def _cache_path(cache: Path, source: SourceImage, index: int, targets: tuple[flo
 
 def _write(path: Path, data: bytes) -> None:
     try:
-        tmp = owner.temp_file(path)  # named for this process: a killed one's is found, removed
+        with owner.replacing(path) as temp:  # a killed process's temporary file is swept
+            temp.file.write(data)
     except FileNotFoundError:  # the study's cache was pruned meanwhile: the next task encodes
         return
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except FileNotFoundError:  # pruned between the two: likewise
-        tmp.unlink(missing_ok=True)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

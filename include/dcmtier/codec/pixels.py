@@ -1,4 +1,5 @@
-"""Reading a source instance: header checks, pixel layout, and frames of stored values.
+"""Reading a source instance: its pixel layout and frames of stored values (its header checked
+by `dcmtier.codec.header`, frames pydicom decodes through `dcmtier.codec.decoding`).
 
 Frames come out as pydicom decodes them (colour as RGB, PALETTE COLOR as indices), with the
 values as stored in the file: never masked to Bits Stored. Before any frame is encoded,
@@ -14,24 +15,24 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
-import math
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydicom import Dataset, dcmread
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.encaps import encapsulate, generate_frames
+from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
-from pydicom.pixels import iter_pixels
 from pydicom.tag import BaseTag, Tag
-from pydicom.uid import UID, ExplicitVRLittleEndian
+from pydicom.uid import ExplicitVRLittleEndian
 
 from dcmtier.codec import syntaxes
 from dcmtier.codec.backends import FrameSpec
+from dcmtier.codec.decoding import iter_decoded
+from dcmtier.codec.header import check_rescale, frame_spec, int_attr
 from dcmtier.errors import InvalidInput, NoPixelData, one_line
 
 PIXEL_DATA = Tag(0x7FE0, 0x0010)
@@ -51,7 +52,6 @@ LOSSY_SYNTAXES = frozenset(
 )
 NATIVE_LITTLE_ENDIAN = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
 REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
-DECODING_PLUGINS = ("", "pylibjpeg", "pyjpegls", "gdcm")
 CACHE_LIMIT = 256 * 2**20  # frames up to this size are decoded once and kept for every tier
 
 
@@ -237,62 +237,6 @@ class SourceImage:
                 yield np.array(frame, dtype=s.dtype)  # a writeable copy
 
 
-def iter_decoded(ds: Dataset, plugins: Sequence[str] = DECODING_PLUGINS) -> Iterator[np.ndarray]:
-    """Frames as pydicom decodes them, trying the next plugin when one fails on frame 0.
-
-    python-gdcm, when installed, comes first for some syntaxes and fails on signed JPEG-LS
-    ("output array is read-only"); pylibjpeg and pyjpegls decode those. ``plugins`` is the
-    order to try ("" lets pydicom choose).
-    """
-    failure: Exception | None = None
-    for plugin in plugins:
-        # correct_unused_bits=False: the values as stored; SourceImage decides what they need
-        frames = iter_pixels(ds, decoding_plugin=plugin, correct_unused_bits=False)
-        try:
-            first = next(frames)
-        except StopIteration:
-            return
-        except Exception as exc:  # each plugin raises its own types
-            failure = exc
-            continue
-        yield first
-        yield from frames
-        return
-    assert failure is not None
-    raise failure
-
-
-def jpeg_xl_as_decodable(ds: Dataset) -> Dataset:
-    """``ds`` with JPEG XL Pixel Data turned into something pydicom 3.0.2 can decode.
-
-    JPEG XL Lossless / JPEG XL frames become native little-endian stored values (decoded by
-    libjxl); JPEG XL JPEG Recompression frames become the JPEG bitstreams they rebuild, under
-    the JPEG syntax their SOF marker names. Any other dataset is returned unchanged.
-    """
-    from dcmtier.codec.backends import backend
-
-    syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
-    if syntax not in {e.uid for e in syntaxes.SYNTAXES}:
-        return ds
-    out = copy.copy(ds)
-    out.file_meta = copy.copy(ds.file_meta)
-    frames = int(ds.get("NumberOfFrames") or 1)
-    codestreams = list(generate_frames(ds.PixelData, number_of_frames=frames))
-    if syntax == syntaxes.JPEG_XL_JPEG_RECOMPRESSION.uid:
-        jpegs = [backend("jxl-jpeg").decode(c, None).tobytes() for c in codestreams]
-        extended = b"\xff\xc1" in jpegs[0][: jpegs[0].find(b"\xff\xda")]
-        out.file_meta.TransferSyntaxUID = UID("1.2.840.10008.1.2.4." + ("51" if extended else "50"))
-        out.PixelData = encapsulate(jpegs)
-        return out
-    spec = _frame_spec(Path("<dataset>"), ds)
-    decoded = [backend("jxl").decode(c, spec) for c in codestreams]
-    out.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    out.PixelData = np.stack(decoded).astype(spec.dtype.newbyteorder("<")).tobytes()
-    out["PixelData"].VR = "OB" if spec.bits_allocated <= 8 else "OW"
-    out["PixelData"].is_undefined_length = False
-    return out
-
-
 def read_source(path: Path) -> SourceImage:
     """Read and check one file; raise ``InvalidInput`` or ``NoPixelData`` naming it.
 
@@ -304,7 +248,7 @@ def read_source(path: Path) -> SourceImage:
     syntaxes.register()  # dcmtier's own outputs may be JPEG XL, which pydicom 3.0 lacks
     source = _read_fast(path)
     if source is not None:
-        _check_rescale(path, source.dataset)
+        check_rescale(path, source.dataset)
         source.settle_bits()
         return source
     ds = _read(path)
@@ -319,9 +263,9 @@ def read_source(path: Path) -> SourceImage:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise InvalidInput(f"{path}: unsupported layout: floating-point pixel data")
         raise NoPixelData(f"{path}: no pixel data ({ds.get('Modality', 'unknown modality')})")
-    spec = _frame_spec(path, ds)
-    _check_rescale(path, ds)
-    frames = _int_attr(path, ds, "NumberOfFrames", default=1)
+    spec = frame_spec(path, ds)
+    check_rescale(path, ds)
+    frames = int_attr(path, ds, "NumberOfFrames", default=1)
     source = SourceImage(path, ds, spec, frames, str(syntax), path.stat().st_size)
     source.settle_bits()
     return source
@@ -408,8 +352,8 @@ def _read_fast(path: Path) -> SourceImage | None:
         native = _native_pixels(raw, stream.tell(), ds)
         if native is None or any(not ds.get(name) for name in REQUIRED_UIDS):
             return None
-        spec = _frame_spec(path, ds)
-        frames = _int_attr(path, ds, "NumberOfFrames", default=1)
+        spec = frame_spec(path, ds)
+        frames = int_attr(path, ds, "NumberOfFrames", default=1)
     except Exception:  # `_read` reads it again and names the fault
         return None
     if spec.samples != 1 or spec.bits_allocated not in (8, 16):
@@ -449,58 +393,3 @@ def _read(path: Path) -> Dataset:
         raise InvalidInput(f"{path}: is a directory") from exc
     except (EOFError, ValueError, OSError, KeyError, TypeError) as exc:
         raise InvalidInput(f"{path}: truncated or malformed DICOM: {one_line(exc)}") from exc
-
-
-def _check_rescale(path: Path, ds: Dataset) -> None:
-    """A Rescale Slope of 0 maps every stored value to one modality value: unusable."""
-    slope = ds.get("RescaleSlope")
-    if slope is None or slope == "":
-        return
-    try:
-        value = float(slope)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(
-            f"{path}: invalid input: RescaleSlope {slope!r} is not a number"
-        ) from exc
-    if value == 0 or math.isnan(value):
-        raise InvalidInput(
-            f"{path}: invalid input: RescaleSlope {slope}: no modality LUT maps stored values"
-        )
-
-
-def _int_attr(path: Path, ds: Dataset, keyword: str, *, default: int) -> int:
-    value = ds.get(keyword)
-    try:
-        number = int(value) if value not in (None, "") else default
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{path}: invalid input: {keyword} {value!r}") from exc
-    if number < 1:
-        raise InvalidInput(f"{path}: invalid input: {keyword} {number}")
-    return number
-
-
-def _frame_spec(path: Path, ds: Dataset) -> FrameSpec:
-    for keyword in ("Rows", "Columns", "BitsStored"):
-        if keyword in ds:  # 0 is "no image" (Rows, Columns) or "no bits" (BitsStored)
-            _int_attr(path, ds, keyword, default=1)
-    try:
-        samples = int(ds.SamplesPerPixel)
-        allocated = int(ds.BitsAllocated)
-        stored = int(ds.get("BitsStored") or allocated)
-        spec = FrameSpec(
-            rows=int(ds.Rows),
-            columns=int(ds.Columns),
-            samples=samples,
-            bits_allocated=allocated,
-            bits_stored=stored,
-            signed=int(ds.get("PixelRepresentation", 0)) == 1,
-            photometric="RGB" if samples == 3 else str(ds.PhotometricInterpretation),
-        )
-    except (AttributeError, ValueError, TypeError) as exc:
-        raise InvalidInput(f"{path}: incomplete Image Pixel module: {one_line(exc)}") from exc
-    if allocated not in (1, 8, 16) or not 1 <= stored <= allocated or samples not in (1, 3):
-        raise InvalidInput(
-            f"{path}: unsupported layout: BitsAllocated {allocated}, BitsStored {stored}, "
-            f"SamplesPerPixel {samples} (dcmtier codes 1-, 8- and 16-bit, 1 or 3 samples)"
-        )
-    return spec

@@ -23,7 +23,6 @@ from dcmtier.codec.policy import Policy
 from dcmtier.commands.options import add_gate_option, add_jobs
 from dcmtier.records import FAILED, LAYERED, STRATEGIES, TierResult
 from dcmtier.tiers import DEFAULT_TIERS, Tier, resolve_tiers
-from dcmtier.work.compress import Options
 
 
 def add_parser(subparsers: Any) -> None:
@@ -148,20 +147,22 @@ def _compress(
     out: _Output,
 ) -> int:
     from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
+    from dcmtier.work import gating, verify, writing
     from dcmtier.work.batch import default_jobs, run_batch
+    from dcmtier.work.compress import CompressConfig
 
-    options = Options(
+    config = CompressConfig(
         out_dir=out.folder,
         policy=policy.with_gate_action(args.on_gate_failure),
-        passthrough=args.pass_through,
         strategy=args.strategy,
-        measure=args.on_gate_failure is not None,
-        read_back=args.read_back,
+        verify=verify.read_back if args.read_back else verify.in_memory,
+        measure=gating.unmeasured if args.on_gate_failure is None else gating.measure,
+        no_pixels=writing.copy_through if args.pass_through else writing.leave_out,
     )
     jobs = args.jobs or default_jobs()
     results: list[TierResult] = []
     with _progress(len(files), enabled=not args.json and sys.stderr.isatty()) as advance:
-        for file_results in run_batch(files, tiers, options, jobs=jobs):
+        for file_results in run_batch(files, tiers, config, jobs=jobs):
             out.publish(file_results)
             for result in file_results:
                 result.path = where.get(str(result.path), result.path)  # a URL, not a copy

@@ -121,6 +121,7 @@ def _run(args: argparse.Namespace) -> int:
     from dcmtier.tiers import resolve_tiers
     from dcmtier.work.batch import default_jobs
     from dcmtier.work.cache import drop_study
+    from dcmtier.work.config import RunConfig
     from dcmtier.work.publish import OutputRoot
     from dcmtier.work.quarantine import quarantine_unidentified
     from dcmtier.work.study import process_study
@@ -152,15 +153,14 @@ def _run(args: argparse.Namespace) -> int:
             catalogue.record_unidentified(prefix, under)
     # skipped files (not DICOM, a DICOMDIR) are no fault
     worst = EXIT_FAILED if any(u.status == FAILED for u in unidentified) else EXIT_OK
-    jobs = args.jobs or default_jobs()
+    run = RunConfig(
+        layout, run_id, jobs=args.jobs or default_jobs(), policy=policy,
+        strategy=args.strategy, catalogue=catalogue, since=started, publisher=root.publisher,
+    )  # fmt: skip
     with ProcessProgress(sources.sizes, len(tiers)) as progress, sources:
         for study in sources.studies():
             watcher = progress.start(study)
-            results = process_study(
-                study, tiers, layout, run_id=run_id, jobs=jobs, policy=policy,
-                catalogue=catalogue, strategy=args.strategy, watcher=watcher, since=started,
-                publisher=root.publisher,
-            )  # fmt: skip
+            results = process_study(study, tiers, run, watcher=watcher)
             sources.done(study)
             if args.strategy == LAYERED:  # every tier of the study is done: nothing cuts again
                 drop_study(layout, study.uid)

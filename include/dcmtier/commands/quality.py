@@ -53,7 +53,7 @@ def _read_frames(path: Path) -> tuple[Any, NDArray[Any]]:
     import pydicom
 
     from dcmtier.codec import syntaxes
-    from dcmtier.codec.pixels import jpeg_xl_as_decodable
+    from dcmtier.codec.decoding import jpeg_xl_as_decodable
 
     syntaxes.register()
     ds = pydicom.dcmread(path)

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dcmtier import owner
 from dcmtier.catalogue.selection import BACKLOG, Selected, Selection
 from dcmtier.discovery.index import IndexStats, index_landing, interval_prefixes, scopes_of
 from dcmtier.discovery.landing import SKIP_REASONS, is_local, local_path, location
@@ -252,11 +253,8 @@ def _write_json(path: str, body: dict[str, Any]) -> None:
     if is_remote(path):
         write_text(path, text)
         return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(target)
+    with owner.replacing(Path(path)) as temp:
+        temp.file.write(text.encode())
 
 
 def _layer_tier_names(tiers: Sequence[str]) -> list[str]:

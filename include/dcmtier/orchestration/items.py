@@ -29,6 +29,7 @@ from dcmtier.discovery.plan import read_manifest, safe_name
 from dcmtier.errors import CatalogueError, DcmtierError
 from dcmtier.records import LAYERED, Study, name_by_key
 from dcmtier.tiers import Tier, layered_tiers, resolve_tiers
+from dcmtier.work.config import RunConfig
 from dcmtier.work.publish import OutputRoot
 from dcmtier.work.sources import cache_file, forget, index_for, write_cache
 from dcmtier.work.study import process_study
@@ -74,20 +75,18 @@ def run_pair(
         if _shares_sources(root, manifest):
             shared = cache_file(root.layout.source_cache, study.uid)
             sources = index_for(shared, {path: study.uri(path) for path in study.files})
-        (result,) = process_study(
-            study,
-            resolve_tiers([tier]),
+        run = RunConfig(
             layout,
-            run_id=context.run_id,
+            context.run_id,
             jobs=jobs,
             policy=Policy().with_gate_action(on_gate_failure),
+            strategy=str(manifest.get("strategy", LAYERED)),
+            layer_tiers=tuple(resolve_tiers(list(manifest.get("layer_tiers") or [tier]))),
             catalogue=catalogue,
             context=context,
-            strategy=str(manifest.get("strategy", LAYERED)),
-            layer_tiers=resolve_tiers(list(manifest.get("layer_tiers") or [tier])),
             publisher=root.publisher,
-            sources=sources,
         )
+        (result,) = process_study(study, resolve_tiers([tier]), run, sources=sources)
         catalogue.release_claims(context.run_id, [(study_uid, tier)])
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -13,7 +13,7 @@ Packages are
 - streamed: each member is copied in chunks and hashed on the way, so a study larger than memory
   packages without being loaded;
 - atomic: the ZIP is written to a hidden temporary file beside ``dest``, named for the writing
-  process, and moved over it with ``os.replace``; on any error the temporary file is removed
+  process, and moved over it (``owner.replacing``); on any error the temporary file is removed
   and an earlier ZIP stays intact. Temporary files of other live writers are left alone.
 
 JPEG 2000 and JPEG-LS codestreams barely deflate: ``compresslevel=0`` stores members
@@ -359,16 +359,10 @@ def _atomic_file(dest: Path) -> Iterator[IO[bytes]]:
     live writers of the same package are left alone, those of dead ones removed.
     """
     owner.remove_dead_temps(dest.parent)  # a killed writer cannot clean up after itself
-    tmp = owner.temp_file(dest)
-    try:
-        with tmp.open("w+b") as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with owner.replacing(dest) as temp:
+        yield temp.file
+        temp.file.flush()
+        os.fsync(temp.file.fileno())
 
 
 def _file_digest(path: Path) -> tuple[int, str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from dcmtier.records import TierResult
 from dcmtier.tiers import Tier
 from dcmtier.work.allocator import tune_allocator
-from dcmtier.work.compress import Options, compress_file
+from dcmtier.work.compress import CompressConfig, compress_file
 from dcmtier.work.interrupt import ignore_in_workers
 
 
@@ -20,14 +20,14 @@ def default_jobs() -> int:
 
 
 def run_batch(
-    files: Sequence[Path], tiers: Sequence[Tier], options: Options, *, jobs: int
+    files: Sequence[Path], tiers: Sequence[Tier], config: CompressConfig, *, jobs: int
 ) -> Generator[list[TierResult], None, None]:
     """Yield each file's results in input order; ``jobs`` processes work ahead of the reader.
 
     The processes doing the work keep freed buffers for the next file (``tune_allocator``).
     """
     tune_allocator()
-    work = partial(compress_file, tiers=tiers, options=options)
+    work = partial(compress_file, tiers=tiers, config=config)
     if jobs <= 1 or len(files) <= 1:
         yield from map(work, files)
         return

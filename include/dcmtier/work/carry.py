@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import zipfile
 from collections import defaultdict
 from collections.abc import Collection
@@ -29,8 +28,8 @@ from dcmtier.measure.store import read_partition
 from dcmtier.outputs import uid_name
 from dcmtier.packaging.package import PackageError, PackageMember, read_manifest
 from dcmtier.records import FAILED
-from dcmtier.work.compress import output_path
 from dcmtier.work.layout import Layout
+from dcmtier.work.writing import output_path
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +111,8 @@ def _checked_or_restored(target: Path, package: Path, entry: dict[str, Any]) -> 
         return f"derived file changed or missing, and the package member unreadable ({exc})"
     if hashlib.sha256(data).hexdigest() != want:
         return "derived file and package member both differ from the manifest's SHA-256"
-    tmp = owner.temp_file(target)  # named for this process; follows the umask
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with owner.replacing(target) as temp:  # named for this process; follows the umask
+        temp.file.write(data)
     log.warning(
         "restored %s from its package (the derived file was missing or changed)", entry["name"]
     )

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import logging
 import mmap
-import os
 import pickle
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydicom import Dataset
 
@@ -72,42 +71,51 @@ def write_cache(target: Path, sources: Iterable[tuple[str, Path, SourceImage, st
     """
     from dcmtier.catalogue.sources import header_fields  # SQLAlchemy only where it is used
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = owner.temp_file(target)
-    entries: list[dict[str, Any]] = []
     try:
-        with tmp.open("wb") as handle:
-            handle.write(bytes(ALIGN))  # the head, written last
-            offset = 0
-            for uri, path, source, sha256 in sources:
-                if source.native is None:
-                    continue
-                stat = path.stat()
-                entries.append(
-                    {
-                        "uri": uri, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                        "sha256": sha256, "fields": header_fields(source.dataset),
-                        "header": pickle.dumps(source.dataset, protocol=pickle.HIGHEST_PROTOCOL),
-                        "spec": source.spec, "frames": source.frames,
-                        "syntax": source.transfer_syntax, "file_bytes": source.file_bytes,
-                        "bits_declared": source.bits_declared,
-                        "offset": offset, "length": len(source.native),
-                    }
-                )  # fmt: skip
-                handle.write(source.native)
-                handle.write(bytes(_aligned(len(source.native)) - len(source.native)))
-                offset += _aligned(len(source.native))
-            index = pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL)
-            handle.write(index)
-            handle.seek(0)
-            handle.write(_HEAD.pack(MAGIC, ALIGN + offset, len(index)))
-        if not entries:
-            tmp.unlink()
-            return 0
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        with owner.replacing(target) as temp:
+            count = _write_entries(temp.file, sources, header_fields)
+            if not count:
+                raise _NothingToCache  # the temporary file goes, the target stays as it was
+    except _NothingToCache:
+        return 0
+    return count
+
+
+class _NothingToCache(Exception):
+    """No source of a study was read on the fast path: its cache is not written."""
+
+
+def _write_entries(
+    handle: BinaryIO,
+    sources: Iterable[tuple[str, Path, SourceImage, str]],
+    header_fields: Callable[[Dataset], dict[str, Any]],
+) -> int:
+    """The cache's head, each source's pixel values, then the index; how many it holds."""
+    entries: list[dict[str, Any]] = []
+    handle.write(bytes(ALIGN))  # the head, written last
+    offset = 0
+    for uri, path, source, sha256 in sources:
+        if source.native is None:
+            continue
+        stat = path.stat()
+        entries.append(
+            {
+                "uri": uri, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                "sha256": sha256, "fields": header_fields(source.dataset),
+                "header": pickle.dumps(source.dataset, protocol=pickle.HIGHEST_PROTOCOL),
+                "spec": source.spec, "frames": source.frames,
+                "syntax": source.transfer_syntax, "file_bytes": source.file_bytes,
+                "bits_declared": source.bits_declared,
+                "offset": offset, "length": len(source.native),
+            }
+        )  # fmt: skip
+        handle.write(source.native)
+        handle.write(bytes(_aligned(len(source.native)) - len(source.native)))
+        offset += _aligned(len(source.native))
+    index = pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL)
+    handle.write(index)
+    handle.seek(0)
+    handle.write(_HEAD.pack(MAGIC, ALIGN + offset, len(index)))
     return len(entries)
 
 

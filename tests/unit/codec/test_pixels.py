@@ -14,7 +14,7 @@ from dcmtier.codec.pixels import fit_bits, metadata, read_source
 from dcmtier.errors import InvalidInput
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import TIERS
-from dcmtier.work.compress import Options, compress_file
+from dcmtier.work.compress import CompressConfig, compress_file
 from tests.support import reference_file
 
 
@@ -111,7 +111,7 @@ def test_short_native_pixel_data_is_a_one_line_error_naming_the_instance(tmp_pat
     ds.PixelData = ds.PixelData[:1000]
     path = tmp_path / "short.dcm"
     ds.save_as(path)
-    (result,) = compress_file(path, [TIERS["j2k-lossless"]], Options(tmp_path / "out"))
+    (result,) = compress_file(path, [TIERS["j2k-lossless"]], CompressConfig(tmp_path / "out"))
     assert result.status == "failed"
     assert result.reason is not None and "\n" not in result.reason
     assert result.reason.startswith(f"{ds.SOPInstanceUID}: pixel data cannot be decoded")
@@ -125,7 +125,7 @@ def test_headers_kept_raw_write_the_same_bytes_as_parsed_ones(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tiers = [TIERS["j2k-lossless"], TIERS["j2k-r20"]]
-    fast = compress_file(reference_file(name), tiers, Options(tmp_path / "fast"))
+    fast = compress_file(reference_file(name), tiers, CompressConfig(tmp_path / "fast"))
 
     def parsed(ds: Dataset, *, drop: frozenset[BaseTag] = frozenset()) -> Dataset:
         header = pixels.copy_header(ds, drop=drop)
@@ -134,7 +134,7 @@ def test_headers_kept_raw_write_the_same_bytes_as_parsed_ones(
         return header
 
     monkeypatch.setattr("dcmtier.codec.derive.copy_header", parsed)
-    slow = compress_file(reference_file(name), tiers, Options(tmp_path / "slow"))
+    slow = compress_file(reference_file(name), tiers, CompressConfig(tmp_path / "slow"))
     for a, b in zip(fast, slow, strict=True):
         assert a.status == b.status == "ok", (a.reason, b.reason)
         assert Path(str(a.output)).read_bytes() == Path(str(b.output)).read_bytes()

@@ -17,7 +17,7 @@ from dcmtier.records import LAYERED, PER_TIER
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import get_tier
 from dcmtier.versions import software_versions
-from dcmtier.work.compress import Options, compress_file
+from dcmtier.work.compress import CompressConfig, compress_file
 from tests.support import reference_file
 
 TIERS = (
@@ -59,7 +59,7 @@ def sources(folder: Path) -> list[Path]:
 def make_outputs(folder: Path, out: Path, strategy: str) -> dict[str, str]:
     """Compress every case into ``out``; return each output's path (relative) and SHA-256."""
     tiers = [get_tier(name) for name in TIERS]
-    options = Options(out, strategy=strategy, layer_cache=out / "cache")
+    options = CompressConfig(out, strategy=strategy, layer_cache=out / "cache")
     for source in sources(folder):
         compress_file(source, tiers, options)
     return {

@@ -1,13 +1,14 @@
 """Issue #17's fast path writes the bytes dcmtier wrote before it, and takes the common file.
 
-The outputs are compared with SHA-256 digests main made before the change
-(`fixtures/outputs_before_17.json`, see `identity_cases`) and, file by file, with the same
-outputs written by pydicom's writer and verified by a full read-back (``one_buffer=False,
-read_back=True``, the code path main had).
+The outputs are compared with SHA-256 digests main made before the change, when every output
+was written by pydicom's writer and read back (`fixtures/outputs_before_17.json`, see
+`identity_cases`). That the one-buffer writer gives pydicom's bytes for any dataset it takes
+is `tests/unit/codec/test_part10.py`'s to show.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -16,8 +17,8 @@ import pytest
 from dcmtier.records import LAYERED, OK, PER_TIER
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import get_tier
-from dcmtier.work import compress
-from dcmtier.work.compress import Options, compress_file
+from dcmtier.work import verify, writing
+from dcmtier.work.compress import CompressConfig, compress_file
 from tests.unit.work import identity_cases
 
 FIXTURE = Path(__file__).parent / "fixtures" / "outputs_before_17.json"
@@ -30,7 +31,7 @@ def test_outputs_are_the_bytes_main_wrote_before_the_fast_path(
     expected = json.loads(FIXTURE.read_text())
     assert identity_cases.versions() == expected["versions"], (
         "codec or pydicom versions differ from those the digests were made with: check "
-        "test_one_buffer_writes_what_pydicom_writes passes, then regenerate the fixture"
+        "tests/unit/codec/test_part10.py passes, then regenerate the fixture"
     )
     made = identity_cases.make_outputs(tmp_path / "sources", tmp_path / "out", strategy)
     want = expected["outputs"][strategy]
@@ -39,49 +40,27 @@ def test_outputs_are_the_bytes_main_wrote_before_the_fast_path(
     assert differ == [], f"{len(differ)} outputs changed: {differ[:5]}"
 
 
-@pytest.mark.parametrize("strategy", [PER_TIER, LAYERED])
-def test_one_buffer_writes_what_pydicom_writes_file_for_file(tmp_path: Path, strategy: str) -> None:
-    sources = identity_cases.sources(tmp_path / "sources")
-    sources += write_ct_series(tmp_path / "ct512", slices=3, signed=True, seed=3)
-    tiers = [get_tier(name) for name in identity_cases.TIERS]
-    made = {}
-    for name, fast in (("fast", True), ("pydicom", False)):
-        out = tmp_path / name
-        options = Options(
-            out, strategy=strategy, layer_cache=out / "cache", one_buffer=fast, read_back=not fast
-        )
-        for source in sources:
-            compress_file(source, tiers, options)
-        made[name] = {
-            p.relative_to(out): p.read_bytes() for p in out.rglob("*.dcm") if "cache" not in p.parts
-        }
-    assert len(made["fast"]) >= 90
-    assert made["fast"].keys() == made["pydicom"].keys()
-    differ = [str(p) for p, data in made["fast"].items() if data != made["pydicom"][p]]
-    assert differ == []
-
-
 def test_the_common_file_takes_the_fast_path_and_others_pydicom_s(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     written_by_pydicom: list[Path] = []
-    original = compress.write_atomic
+    original = writing.write_atomic
 
     def spy(ds: object, target: Path, **kwargs: object) -> None:
         written_by_pydicom.append(target)
         original(ds, target, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(compress, "write_atomic", spy)
+    monkeypatch.setattr(writing, "write_atomic", spy)
     ct = write_ct_series(tmp_path / "ct", slices=2, rows=64, columns=64)
     others = [identity_cases.reference_file("MR_small_implicit.dcm")]
     tier = get_tier("htj2k-r20")
     for source in ct:
-        (result,) = compress_file(source, [tier], Options(tmp_path / "out"))
+        (result,) = compress_file(source, [tier], CompressConfig(tmp_path / "out"))
         assert result.status == OK
         assert set(result.steps_ms) == {"read", "header", "write", "verify", "decode"}
     assert written_by_pydicom == []
     for source in others:
-        (result,) = compress_file(source, [tier], Options(tmp_path / "out"))
+        (result,) = compress_file(source, [tier], CompressConfig(tmp_path / "out"))
         assert result.status == OK
     assert len(written_by_pydicom) == len(others)
 
@@ -89,16 +68,18 @@ def test_the_common_file_takes_the_fast_path_and_others_pydicom_s(
 def test_a_file_whose_bytes_differ_from_the_buffer_fails_and_is_not_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = compress.write_bytes_atomic
+    original = writing.write_bytes_atomic
 
     def corrupting(data: bytearray, target: Path, **kwargs: object) -> None:
         flipped = bytearray(data)
         flipped[-20] ^= 0xFF  # a byte of the last codestream
         original(flipped, target, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(compress, "write_bytes_atomic", corrupting)
+    monkeypatch.setattr(writing, "write_bytes_atomic", corrupting)
     (source,) = write_ct_series(tmp_path / "ct", slices=1, rows=64, columns=64)
-    (result,) = compress_file(source, [get_tier("htj2k-lossless")], Options(tmp_path / "out"))
+    (result,) = compress_file(
+        source, [get_tier("htj2k-lossless")], CompressConfig(tmp_path / "out")
+    )
     assert result.status == "failed" and result.error == "VerificationFailed"
     assert result.reason is not None and "bytes differ from the" in result.reason
     assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []  # nor a temp file
@@ -107,14 +88,14 @@ def test_a_file_whose_bytes_differ_from_the_buffer_fails_and_is_not_kept(
 def test_a_lossless_codestream_that_decodes_to_other_values_fails_verification(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dcmtier.codec import backends
+    from dcmtier.codec.backends import htj2k
 
-    htj2k = backends.backend("htj2k")
-    real = htj2k.decode
-    monkeypatch.setattr(htj2k, "decode", lambda data, spec: real(data, spec) + 1)
+    real = htj2k.BACKEND
+    wrong = dataclasses.replace(real, decode=lambda data, spec: real.decode(data, spec) + 1)
+    monkeypatch.setattr(htj2k, "BACKEND", wrong)
     (source,) = write_ct_series(tmp_path / "ct", slices=1, rows=64, columns=64)
-    for read_back in (False, True):
-        options = Options(tmp_path / f"out-{read_back}", read_back=read_back)
+    for way in (verify.in_memory, verify.read_back):
+        options = CompressConfig(tmp_path / f"out-{way.__name__}", verify=way)
         (result,) = compress_file(source, [get_tier("htj2k-lossless")], options)
         assert result.status == "failed" and result.error == "VerificationFailed"
         assert result.reason is not None and "lossless output differs" in result.reason

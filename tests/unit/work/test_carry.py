@@ -18,6 +18,7 @@ from dcmtier.measure.store import read_dataset
 from dcmtier.records import Study
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import resolve_tiers
+from dcmtier.work.config import RunConfig
 from dcmtier.work.layout import Layout
 from dcmtier.work.study import process_study
 
@@ -45,9 +46,9 @@ def test_one_file_processed_into_an_existing_twelve_file_study_keeps_twelve_memb
     write_ct_series(tmp_path / "landing", slices=12, rows=64, columns=64, seed=3)
     (study,), _ = discover([tmp_path / "landing"])
     out, catalogue = Layout(tmp_path / "out"), _catalogue(tmp_path)
-    first = process_study(study, TIERS, out, run_id="all", catalogue=catalogue)
+    first = process_study(study, TIERS, RunConfig(out, "all", catalogue=catalogue))
     again = process_study(
-        _one_file(study, study.files[4]), TIERS, out, run_id="one", catalogue=catalogue
+        _one_file(study, study.files[4]), TIERS, RunConfig(out, "one", catalogue=catalogue)
     )
     for before, after in zip(first, again, strict=True):
         assert after.status == "ok" and after.counts == {"carried": 11, "ok": 1}
@@ -70,12 +71,12 @@ def test_a_changed_or_missing_derived_file_is_restored_from_the_package(tmp_path
     write_ct_series(tmp_path / "landing", slices=3, rows=32, columns=32, seed=4)
     (study,), _ = discover([tmp_path / "landing"])
     out = Layout(tmp_path / "out")
-    (first,) = process_study(study, TIERS[:1], out, run_id="all")
+    (first,) = process_study(study, TIERS[:1], RunConfig(out, "all"))
     derived = sorted((out.derived / "j2k-lossless").rglob("*.dcm"))
     originals = {p: p.read_bytes() for p in derived}
     derived[0].unlink()
     derived[1].write_bytes(b"tampered")
-    (again,) = process_study(_one_file(study, study.files[2]), TIERS[:1], out, run_id="one")
+    (again,) = process_study(_one_file(study, study.files[2]), TIERS[:1], RunConfig(out, "one"))
     assert again.counts == {"carried": 2, "ok": 1}
     assert {p: p.read_bytes() for p in derived} == originals
     assert again.package_sha256 == first.package_sha256
@@ -85,14 +86,14 @@ def test_derived_files_outside_the_package_are_removed(tmp_path: Path) -> None:
     files = write_ct_series(tmp_path / "landing", slices=3, rows=32, columns=32, seed=6)
     (study,), _ = discover([tmp_path / "landing"])
     out = Layout(tmp_path / "out")
-    process_study(study, TIERS[:1], out, run_id="all")
+    process_study(study, TIERS[:1], RunConfig(out, "all"))
     stray = out.derived / "j2k-lossless" / study.uid / "1.2.3" / "1.2.3.4.dcm"
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"left by an earlier version")
     broken = dcmread(files[0])
     broken.RescaleSlope = 0  # the instance now fails: its earlier output must go
     broken.save_as(files[0])
-    (again,) = process_study(study, TIERS[:1], out, run_id="again")
+    (again,) = process_study(study, TIERS[:1], RunConfig(out, "again"))
     assert again.status == "partial" and again.counts == {"failed": 1, "ok": 2}
     left = sorted(p.name for p in (out.derived / "j2k-lossless").rglob("*.dcm"))
     assert left == sorted(m["name"].split("/")[1] for m in _members(Path(str(again.package))))

@@ -7,6 +7,7 @@ GDCM / OpenJPEG as in pydicom.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,8 @@ from dcmtier.codec.derive import derived_uid
 from dcmtier.codec.pixels import read_source
 from dcmtier.records import FAILED, OK, REFUSED, TierResult
 from dcmtier.tiers import TIERS
-from dcmtier.work.compress import Options, compress_file
+from dcmtier.work import writing
+from dcmtier.work.compress import CompressConfig, compress_file
 from tests.support import dciodvfy_errors, gdcm_frames, openjpeg_frames, reference_file
 
 MATRIX_TIERS = (
@@ -74,7 +76,7 @@ def outputs(
     done = {}
     for case in CASES:
         src = derived_inputs.get(case.name) or reference_file(case.name)
-        results = compress_file(src, tiers, Options(out_dir))
+        results = compress_file(src, tiers, CompressConfig(out_dir))
         done[case.name] = (src, {r.tier: r for r in results})
     return done
 
@@ -235,7 +237,7 @@ def test_bad_inputs_fail_with_one_line_naming_the_instance_or_its_file_key(tmp_p
         tmp_path / "missing.dcm": "no such file",
     }
     for path, expected in cases.items():
-        (result,) = compress_file(path, [TIERS["j2k-lossless"]], Options(tmp_path / "out"))
+        (result,) = compress_file(path, [TIERS["j2k-lossless"]], CompressConfig(tmp_path / "out"))
         assert result.status == FAILED, (path, result)
         assert result.reason is not None
         assert "\n" not in result.reason
@@ -268,7 +270,7 @@ def test_a_header_no_image_can_follow_fails_that_instance_as_invalid_input(
     path = tmp_path / "DOE_JANE.dcm"
     ds.save_as(path)
     tiers = [TIERS["j2k-lossless"], TIERS["j2k-r20"]]
-    results = compress_file(path, tiers, Options(tmp_path / "out"))
+    results = compress_file(path, tiers, CompressConfig(tmp_path / "out"))
     assert [r.status for r in results] == [FAILED, FAILED]
     for result in results:
         assert result.reason == f"{ds.SOPInstanceUID}: {expected}", result.reason  # one line
@@ -284,10 +286,10 @@ def test_a_codec_surprise_fails_that_instance_and_tier_alone(
     def surprise(*args: object, **kwargs: object) -> object:
         raise RuntimeError("codec state corrupted")
 
-    monkeypatch.setattr(openjpeg, "encode", surprise)
+    monkeypatch.setattr(openjpeg, "BACKEND", dataclasses.replace(openjpeg.BACKEND, encode=surprise))
     tiers = [TIERS["j2k-lossless"], TIERS["htj2k-lossless"]]
     path = reference_file("CT_small.dcm")
-    broken, fine = compress_file(path, tiers, Options(tmp_path / "out"))
+    broken, fine = compress_file(path, tiers, CompressConfig(tmp_path / "out"))
     uid = dcmread(path, stop_before_pixels=True).SOPInstanceUID
     assert broken.status == FAILED and broken.error == "RuntimeError"
     assert broken.reason == f"{uid}: unexpected RuntimeError: codec state corrupted"
@@ -310,21 +312,23 @@ def _key(path: Path) -> str:
 
 def test_non_image_objects_are_skipped_and_copied_only_when_asked(tmp_path: Path) -> None:
     sr = reference_file("test-SR.dcm")
-    (skipped,) = compress_file(sr, [TIERS["j2k-r20"]], Options(tmp_path / "a"))
+    (skipped,) = compress_file(sr, [TIERS["j2k-r20"]], CompressConfig(tmp_path / "a"))
     assert skipped.status == "skipped"
     assert "no pixel data" in str(skipped.reason)
     assert skipped.output is None
     assert not (tmp_path / "a").exists()
-    (copied,) = compress_file(sr, [TIERS["j2k-r20"]], Options(tmp_path / "b", passthrough=True))
+    (copied,) = compress_file(
+        sr, [TIERS["j2k-r20"]], CompressConfig(tmp_path / "b", no_pixels=writing.copy_through)
+    )
     assert copied.status == "skipped"
     assert Path(str(copied.output)).read_bytes() == sr.read_bytes()
 
 
 def test_a_rerun_writes_the_same_uids_and_bytes(tmp_path: Path) -> None:
     tiers = [TIERS["j2k-r20"], TIERS["htj2k-r20"], TIERS["j2k-lossless"]]
-    first = compress_file(reference_file("CT_small.dcm"), tiers, Options(tmp_path))
+    first = compress_file(reference_file("CT_small.dcm"), tiers, CompressConfig(tmp_path))
     before = {r.output: Path(str(r.output)).read_bytes() for r in first}
-    second = compress_file(reference_file("CT_small.dcm"), tiers, Options(tmp_path))
+    second = compress_file(reference_file("CT_small.dcm"), tiers, CompressConfig(tmp_path))
     assert [r.sop_instance_uid_out for r in first] == [r.sop_instance_uid_out for r in second]
     assert {r.output: Path(str(r.output)).read_bytes() for r in second} == before
     assert len(list(tmp_path.rglob("*.dcm"))) == 3
@@ -343,7 +347,7 @@ def test_a_lossless_output_that_does_not_verify_is_never_left_on_disk(
 
     monkeypatch.setattr(openjpeg, "_encode", lossy_instead)
     (result,) = compress_file(
-        reference_file("CT_small.dcm"), [TIERS["j2k-lossless"]], Options(tmp_path)
+        reference_file("CT_small.dcm"), [TIERS["j2k-lossless"]], CompressConfig(tmp_path)
     )
     assert result.status == FAILED
     assert result.error == "VerificationFailed"
@@ -364,7 +368,7 @@ def layered_outputs(
     done = {}
     for name in LAYERED_CASES:
         src = derived_inputs.get(name) or reference_file(name)
-        options = Options(out_dir, strategy="layered")
+        options = CompressConfig(out_dir, strategy="layered")
         results = compress_file(src, [TIERS[t] for t in LAYERED_TIERS], options)
         done[name] = (src, {r.tier: r for r in results})
     return done

@@ -20,7 +20,8 @@ from dcmtier.codec.policy import Policy
 from dcmtier.records import GATE_FAILED, OK, REFUSED
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import get_tier
-from dcmtier.work.compress import Options, compress_file
+from dcmtier.work import gating
+from dcmtier.work.compress import CompressConfig, compress_file
 from tests.support import djxl_frames, djxl_jpeg, reference_file
 
 
@@ -99,7 +100,7 @@ def test_a_written_jpeg_xl_file_has_one_fragment_per_frame_and_a_basic_offset_ta
     tmp_path: Path,
 ) -> None:
     source = reference_file("examples_ybr_color.dcm")  # 30 frames of JPEG Baseline
-    (result,) = compress_file(source, [get_tier("jxl-jpeg")], Options(tmp_path))
+    (result,) = compress_file(source, [get_tier("jxl-jpeg")], CompressConfig(tmp_path))
     assert result.status == OK, result.reason
     raw = Path(str(result.output)).read_bytes()
     ds = dcmread(result.output)
@@ -117,7 +118,7 @@ def test_a_baseline_jpeg_source_recompresses_to_frames_that_rebuild_its_jpeg_byt
     source_path = tmp_path / "landing" / name
     source_path.parent.mkdir()
     shutil.copyfile(reference_file(name), source_path)
-    (result,) = compress_file(source_path, [get_tier("jxl-jpeg")], Options(tmp_path / "out"))
+    (result,) = compress_file(source_path, [get_tier("jxl-jpeg")], CompressConfig(tmp_path / "out"))
     assert result.status == OK, result.reason
     source = dcmread(source_path)
     jpegs = list(generate_frames(source.PixelData, number_of_frames=30))
@@ -137,7 +138,7 @@ def test_a_source_that_is_not_jpeg_is_refused_by_jpeg_recompression_with_the_rul
     tmp_path: Path,
 ) -> None:
     (source,) = write_ct_series(tmp_path / "landing", slices=1, rows=32, columns=32)
-    (result,) = compress_file(source, [get_tier("jxl-jpeg")], Options(tmp_path / "out"))
+    (result,) = compress_file(source, [get_tier("jxl-jpeg")], CompressConfig(tmp_path / "out"))
     assert result.status == REFUSED
     assert result.rule == "codec:jxl-jpeg:jpeg-source-only"
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.dcm"))
@@ -152,7 +153,7 @@ def test_signed_ct_is_stored_unsigned_with_the_intercept_keeping_every_hu_value(
     source_hu = source.pixel_array * float(source.RescaleSlope) + float(source.RescaleIntercept)
     tiers = [get_tier("jxl-lossless"), get_tier("jxl-r20")]
     keep = Policy().with_gate_action("keep")  # 48x48 is tiny: r20 may break its gate; kept
-    options = Options(tmp_path / "out", policy=keep, measure=True)
+    options = CompressConfig(tmp_path / "out", policy=keep, measure=gating.measure)
     results = compress_file(source_path, tiers, options)
     assert results[0].status == OK, results[0].reason
     assert results[1].status in (OK, GATE_FAILED)  # written and verified, at its own rate
@@ -179,7 +180,7 @@ def test_dcmtier_quality_measures_jpeg_xl_outputs_in_the_original_s_units(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (source,) = write_ct_series(tmp_path / "landing", slices=1, rows=32, columns=32)  # signed
-    (result,) = compress_file(source, [get_tier("jxl-lossless")], Options(tmp_path / "out"))
+    (result,) = compress_file(source, [get_tier("jxl-lossless")], CompressConfig(tmp_path / "out"))
     assert main(["quality", str(source), str(result.output), "--json"]) == 0
     row = json.loads(capsys.readouterr().out.splitlines()[0])
     assert (row["max_abs_diff"], row["pixel_match_pct"], row["unit"]) == (0.0, 100.0, "HU")
@@ -191,7 +192,7 @@ def test_stored_value_attributes_move_with_the_offset_of_signed_pixels(tmp_path:
     ds.add_new(0x00280120, "SS", -1024)  # Pixel Padding Value
     ds.add_new(0x00280106, "SS", int(ds.pixel_array.min()))  # Smallest Image Pixel Value
     ds.save_as(path)
-    (result,) = compress_file(path, [get_tier("jxl-lossless")], Options(tmp_path / "out"))
+    (result,) = compress_file(path, [get_tier("jxl-lossless")], CompressConfig(tmp_path / "out"))
     assert result.status == OK, result.reason
     out = dcmread(result.output)
     assert (out["PixelPaddingValue"].VR, out.PixelPaddingValue) == ("US", -1024 + 2048)

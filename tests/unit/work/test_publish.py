@@ -3,6 +3,7 @@ tests/unit/commands/test_process_s3.py and tests/faults/test_object_store.py).""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from dcmtier.discovery.files import discover
 from dcmtier.sample import write_ct_series
 from dcmtier.storage.store import Store
 from dcmtier.tiers import resolve_tiers
+from dcmtier.work.config import RunConfig
 from dcmtier.work.publish import OutputRoot, Publisher
 from dcmtier.work.study import process_study
 
@@ -23,10 +25,8 @@ def test_a_published_tier_is_on_the_store_under_final_keys_and_gone_from_scratch
     (study,), _ = discover([tmp_path / "in"])
     root = OutputRoot.of("memory://dcmtier-test-publish/out")
     assert isinstance(root.publisher, Publisher)
-    (result,) = process_study(
-        study, resolve_tiers(["j2k-lossless"]), root.layout, run_id="t",
-        publisher=root.publisher,
-    )  # fmt: skip
+    run = RunConfig(root.layout, "t", publisher=root.publisher)
+    (result,) = process_study(study, resolve_tiers(["j2k-lossless"]), run)
     store = Store.open("memory://dcmtier-test-publish/out")
     keys = store.keys("")
     assert sorted(k.split("/")[0] for k in keys) == ["derived", "derived", "packages", "quality"]
@@ -66,13 +66,11 @@ def test_one_file_processed_again_into_a_study_on_the_store_keeps_every_member(
     catalogue = Catalogue.connect(url)
     root = OutputRoot.of("memory://dcmtier-test-carry/out")
     tiers = resolve_tiers(["j2k-lossless"])
-    process_study(study, tiers, root.layout, run_id="all", catalogue=catalogue,
-                  publisher=root.publisher)  # fmt: skip
+    run = RunConfig(root.layout, "all", catalogue=catalogue, publisher=root.publisher)
+    process_study(study, tiers, run)
     one = study.files[2]
-    (again,) = process_study(
-        Study(study.uid, (one,), {one: study.sop_uids[one]}), tiers, root.layout,
-        run_id="one", catalogue=catalogue, publisher=root.publisher,
-    )  # fmt: skip
+    one_study = Study(study.uid, (one,), {one: study.sop_uids[one]})
+    (again,) = process_study(one_study, tiers, dataclasses.replace(run, run_id="one"))
     assert again.counts == {"carried": 3, "ok": 1}
     store = Store.open("memory://dcmtier-test-carry/out")
     keys = store.keys("")

@@ -21,6 +21,7 @@ from dcmtier.measure.store import read_dataset
 from dcmtier.records import StudyTierResult
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import resolve_tiers
+from dcmtier.work.config import RunConfig
 from dcmtier.work.layout import Layout
 from dcmtier.work.study import process_study
 from tests.support import reference_file
@@ -50,7 +51,9 @@ def _run(
     results = []
     for study in studies:
         results += process_study(
-            study, resolve_tiers(list(TIERS)), Layout(out), run_id=run_id, policy=policy
+            study,
+            resolve_tiers(list(TIERS)),
+            RunConfig(Layout(out), run_id, policy=policy or Policy()),
         )
     return results
 
@@ -179,7 +182,7 @@ def test_layered_rate_tiers_come_from_one_encode_that_tier_tasks_share(
     study = next(s for s in discover([landing])[0] if len(s.files) == 4)
     tiers = resolve_tiers(["j2k-lossless", "j2k-r20", "j2k-r100"])
     results = process_study(
-        study, tiers, Layout(out), run_id="all", strategy="layered", policy=KEEP
+        study, tiers, RunConfig(Layout(out), "all", strategy="layered", policy=KEEP)
     )
     rows = read_dataset(out / "quality").to_pylist()
     assert {(r["tier"], r["strategy"]) for r in rows} == {
@@ -193,8 +196,10 @@ def test_layered_rate_tiers_come_from_one_encode_that_tier_tasks_share(
     cached = list((out / "cache" / "layered" / study.uid).glob("*.j2c"))
     assert len(cached) == 3  # the truncated slice has no codestream
     # a DAG tier task makes one tier of the run: it cuts from the cache, encoding nothing
-    (alone,) = process_study(study, [tiers[1]], Layout(out), run_id="retry",
-                             strategy="layered", layer_tiers=tiers, policy=KEEP)  # fmt: skip
+    task = RunConfig(
+        Layout(out), "retry", strategy="layered", layer_tiers=tuple(tiers), policy=KEEP
+    )
+    (alone,) = process_study(study, [tiers[1]], task)
     assert alone.status == "partial" and alone.counts == {"failed": 1, "ok": 3}
     assert sum(x.encodes or 0 for x in alone.results) == 0
     assert [x.sop_instance_uid_out for x in alone.results] == [

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from dcmtier.codec.backends import Encoded, FrameSpec
+from dcmtier.codec.backends import Backend, Encoded, FrameSpec
 from dcmtier.codec.backends.ratecontrol import search_step
 from dcmtier.errors import CodecError
 from dcmtier.tiers import Tier
-
-MAX_BITS = 16
-MIN_SIDE = 1
-MIN_LOSSY_SIDE = 1
 
 
 def is_available() -> bool:
@@ -64,3 +60,6 @@ def _encode(frame: np.ndarray, step: float | None) -> bytes:
         return bytes(imagecodecs.htj2k_encode(frame, level=step, reversible=False))
     except Exception as exc:
         raise CodecError(f"OpenJPH could not encode the frame: {exc}") from exc
+
+
+BACKEND = Backend("htj2k", is_available, encode, decode)

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from dcmtier.codec.backends import Encoded, FrameSpec
+from dcmtier.codec.backends import Backend, Encoded, FrameSpec
 from dcmtier.errors import CodecError
 from dcmtier.tiers import Tier
 
-MAX_BITS = 16
 MIN_SIDE = 8  # pyjpegls under-sizes its output buffer for tinier images
-MIN_LOSSY_SIDE = 8
 _PIXEL_INTERLEAVED = 2  # Planar Configuration 0
 
 
@@ -61,3 +59,6 @@ def decode(data: bytes, spec: FrameSpec) -> np.ndarray:
         signed = out.astype(spec.dtype.str.replace("u", "i"))
         return ((signed << shift) >> shift).astype(spec.dtype)
     return out.astype(spec.dtype, copy=False)
+
+
+BACKEND = Backend("jls", is_available, encode, decode, min_side=MIN_SIDE, min_lossy_side=MIN_SIDE)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dcmtier.codec.backends import Encoded, FrameSpec
+from dcmtier.codec.backends import Backend, Encoded, FrameSpec
 from dcmtier.codec.backends.ratecontrol import search_step
 from dcmtier.errors import CodecError, PolicyRefused
 from dcmtier.tiers import Tier
@@ -28,8 +28,6 @@ from dcmtier.tiers import Tier
 if TYPE_CHECKING:
     from pydicom import Dataset
 
-MAX_BITS = 16
-MIN_SIDE = 1
 MIN_LOSSY_SIDE = 8
 MAX_DISTANCE = 25.0  # libjxl's upper limit
 MIN_DISTANCE = 0.01
@@ -125,3 +123,8 @@ def _encode(
         )
     except Exception as exc:
         raise CodecError(f"libjxl could not encode the frame: {exc}") from exc
+
+
+BACKEND = Backend(
+    "jxl", is_available, encode, decode, min_lossy_side=MIN_LOSSY_SIDE, check_source=check_source
+)

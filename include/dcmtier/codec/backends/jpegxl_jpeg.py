@@ -3,7 +3,7 @@
 libjxl codes the JPEG's own DCT coefficients and keeps the data needed to rebuild the original
 file (the ``jbrd`` box of the JPEG XL container), so decoding gives back the source's JPEG
 bytes exactly, and any JPEG decoder then gives the source's pixels. This backend therefore
-works on codestreams, not pixels (``RECOMPRESSES``): ``encode`` takes one frame's JPEG
+works on codestreams, not pixels (it ``recompresses``): ``encode`` takes one frame's JPEG
 bitstream as stored in the source and ``decode`` returns the rebuilt JPEG bytes, which
 verification compares with the source's byte for byte.
 
@@ -18,17 +18,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dcmtier.codec.backends import Encoded, FrameSpec
+from dcmtier.codec.backends import Backend, Encoded, FrameSpec
 from dcmtier.errors import CodecError, PolicyRefused
 from dcmtier.tiers import Tier
 
 if TYPE_CHECKING:
     from pydicom import Dataset
 
-RECOMPRESSES = True
 MAX_BITS = 8  # libjxl's JPEG reconstruction handles 8-bit JPEG only
-MIN_SIDE = 1
-MIN_LOSSY_SIDE = 1
 JPEG_SYNTAXES = {
     "1.2.840.10008.1.2.4.50": "JPEG Baseline (process 1)",
     "1.2.840.10008.1.2.4.51": "JPEG Extended (process 2 & 4)",
@@ -65,8 +62,8 @@ def encode(frame: bytes, spec: FrameSpec, tier: Tier) -> Encoded:
     return Encoded(data, spec.photometric, spec.bits_stored, params={"jpeg_bytes": len(frame)})
 
 
-def decode(data: bytes, spec: FrameSpec) -> np.ndarray:
-    """The JPEG bitstream the frame rebuilds, as bytes (uint8)."""
+def decode(data: bytes, spec: FrameSpec | None = None) -> np.ndarray:
+    """The JPEG bitstream the frame rebuilds, as bytes (uint8); ``spec`` is not needed."""
     import imagecodecs
 
     try:
@@ -74,3 +71,9 @@ def decode(data: bytes, spec: FrameSpec) -> np.ndarray:
     except Exception as exc:
         raise CodecError(f"libjxl could not rebuild the JPEG bitstream: {exc}") from exc
     return np.frombuffer(bytes(jpeg), dtype=np.uint8)
+
+
+BACKEND = Backend(
+    "jxl-jpeg", is_available, encode, decode, max_bits=MAX_BITS, recompresses=True,
+    check_source=check_source,
+)  # fmt: skip

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from dcmtier.codec.backends import Encoded, FrameSpec
+from dcmtier.codec.backends import Backend, Encoded, FrameSpec
 from dcmtier.codec.backends.ratecontrol import within
 from dcmtier.errors import CodecError
 from dcmtier.tiers import Tier
 
-MAX_BITS = 16
-MIN_SIDE = 1
 MIN_LOSSY_SIDE = 32  # pylibjpeg-openjpeg always uses 6 DWT resolutions: 2**5 pixels a side
 MAX_CORRECTIONS = 3
 _GREYSCALE, _SRGB = 2, 1
@@ -102,3 +100,6 @@ def _encode(frame: np.ndarray, spec: FrameSpec, ratio: float | None) -> bytes:
         )
     except Exception as exc:
         raise CodecError(f"OpenJPEG could not encode the frame: {exc}") from exc
+
+
+BACKEND = Backend("j2k", is_available, encode, decode, min_lossy_side=MIN_LOSSY_SIDE, one_bit=True)

@@ -279,7 +279,7 @@ def _sources(url: str | None, uids: Sequence[str]) -> Callable[[str], list[NDArr
 
 def _decode(ds: Any) -> list[NDArray[Any]]:
     from dcmtier.codec import syntaxes
-    from dcmtier.codec.pixels import iter_decoded, jpeg_xl_as_decodable
+    from dcmtier.codec.decoding import iter_decoded, jpeg_xl_as_decodable
 
     syntaxes.register()
     return list(iter_decoded(jpeg_xl_as_decodable(ds)))

@@ -116,6 +116,7 @@ class Overview:
     backlog: Table | None
     worst: list[StudyTierRef]
     latest: list[StudyTierRef]
+    delivery: Table | None = None  # the delivery_by_tier view (dcmtier viewer-check --record)
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,7 @@ def overview(connection: Connection, known: Figures | None = None) -> Overview:
         backlog=_view_table(connection, "backlog"),
         worst=found.worst,
         latest=_latest(connection),
+        delivery=_view_table(connection, "delivery_by_tier"),
     )
 
 

@@ -138,7 +138,7 @@ def check(root: str, options: CheckOptions) -> Iterator[dict[str, Any]]:
             tallies = {viewer: Tally() for viewer in VIEWERS}
             study_frames: dict[str, int] = {}
             for study in studies:
-                frames, study_frames[study.study] = sample_frames(study, options.frames, url)
+                study_frames[study.study], frames = sample_frames(study, options.frames, url)
                 for frame in frames:
                     for viewer, tally in tallies.items():
                         codec = codec_for(viewer, frame.transfer_syntax)
@@ -209,8 +209,10 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 def sample_frames(
     study: StudyTier, limit: int | None, catalogue: str | None
-) -> tuple[list[Frame], int]:
-    """Up to ``limit`` frames of the study (spread evenly; all when None), and its frame count."""
+) -> tuple[int, Iterator[Frame]]:
+    """The study's frame count, and up to ``limit`` of its frames (spread evenly; all when
+    None), decoded file by file as they are taken (a study's decoded frames are never held
+    all at once)."""
     from dcmtier.storage.access import read_bytes
 
     datasets = [_read(read_bytes(location)) for location in study.files]
@@ -222,12 +224,13 @@ def sample_frames(
         file, at = _locate(counts, index)
         wanted.setdefault(file, []).append(at)
     sources = _sources(catalogue, [_source_uid(datasets[i]) for i in wanted])
-    frames: list[Frame] = []
-    for file, indices in wanted.items():
-        ds = datasets[file]
-        source = sources(_source_uid(ds))
-        frames += _frames(ds, indices, source)
-    return frames, total
+
+    def frames() -> Iterator[Frame]:
+        for file, indices in wanted.items():
+            ds = datasets[file]
+            yield from _frames(ds, indices, sources(_source_uid(ds)))
+
+    return total, frames()
 
 
 def _spread(total: int, limit: int) -> list[int]:
@@ -261,18 +264,14 @@ def _sources(url: str | None, uids: Sequence[str]) -> Callable[[str], list[NDArr
     from dcmtier.storage.access import read_bytes
 
     where = source_locations(url, uids) if url else {}
-    cache: dict[str, list[NDArray[np.float64]]] = {}
 
     def frames_of(uid: str) -> list[NDArray[np.float64]]:
-        if uid not in cache:
-            location = where.get(uid)
-            if location is None:
-                cache[uid] = []
-            else:
-                ds = _read(read_bytes(location))
-                slope, intercept = _rescale(ds)
-                cache[uid] = [f.astype(np.float64) * slope + intercept for f in _decode(ds)]
-        return cache[uid]
+        location = where.get(uid)
+        if location is None:
+            return []
+        ds = _read(read_bytes(location))
+        slope, intercept = _rescale(ds)
+        return [f.astype(np.float64) * slope + intercept for f in _decode(ds)]
 
     return frames_of
 

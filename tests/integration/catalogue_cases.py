@@ -238,6 +238,7 @@ MEDIAN_CASES = {
     "j2k-r5": ([[30.0, 40.0], [50.0, math.inf]], 45.0),
     "j2k-r10": ([[20.0], [10.0], [30.0]], 20.0),
     "j2k-lossless": ([[math.inf], [math.inf], [30.0]], math.inf),
+    "htj2k-lossless": ([[math.inf, math.inf]], math.inf),  # even: a mean of two infinities
 }
 
 

@@ -16,7 +16,9 @@ from dcmtier.catalogue.engine import make_engine
 from dcmtier.catalogue.models import Base
 from dcmtier.catalogue.schema import VERSION_TABLE
 from dcmtier.cli import main
+from dcmtier.ui import queries
 from tests.integration.catalogue_cases import (
+    MEDIAN_CASES,
     TABLES,
     VIEWS,
     assert_backfill_survives_down_and_up,
@@ -77,6 +79,9 @@ def test_the_psnr_median_is_exact_and_keeps_infinity(
 ) -> None:
     record_synthetic(pg_catalogue, tmp_path / "landing")
     assert_medians(pg_catalogue)
+    with pg_catalogue.engine.connect() as connection:  # the compression pages read the view
+        shown = {row.tier: row.psnr_median for row in queries.figures(connection).tiers}
+    assert shown == {tier: median for tier, (_, median) in MEDIAN_CASES.items()}
 
 
 def test_migrations_upgrade_downgrade_and_upgrade_again(postgres_server: str) -> None:

@@ -5,6 +5,7 @@ changed (size, modification time or ETag); a file no longer listed is marked gon
 found by URI prefix (a landing area's scope, or one of its date prefixes). Each row keeps the
 file's key (``dcmtier.records.file_key``), worked out when its header was read: what a file is
 called everywhere outside the operators' tables, since its URI may carry a patient's name.
+The functions take a connection; `LandingIndex` is the catalogue's API over them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, false, func, or_, select, update
 
 from dcmtier.catalogue.models import LandingFile
+from dcmtier.catalogue.transactions import Transactions
 from dcmtier.catalogue.upsert import upsert
 from dcmtier.catalogue.writes import chunks
 
@@ -136,3 +138,43 @@ def study_count(connection: Connection, scopes: Sequence[str]) -> int:
         under(scopes), FILES.c.gone_at.is_(None), FILES.c.study_uid.is_not(None)
     )
     return int(connection.execute(query).scalar_one())
+
+
+class LandingIndex(Transactions):
+    """The landing index as discovery and the run plan read and write it."""
+
+    def landing_states(self, prefixes: Sequence[str]) -> dict[str, FileState]:
+        """The landing index's rows under ``prefixes``: what a new listing is compared with."""
+        with self._read() as connection:
+            return states(connection, prefixes)
+
+    def update_landing(
+        self, read: Iterable[FileHeader], gone: Sequence[str], prefixes: Sequence[str],
+        now: datetime,
+    ) -> None:  # fmt: skip
+        """Record the headers just read, mark ``gone`` files, and every other present file
+        under ``prefixes`` as seen ``now``; one transaction."""
+
+        def apply(connection: Connection) -> None:
+            touch(connection, prefixes, now)
+            write(connection, read, now)
+            mark_gone(connection, gone, now)
+
+        self._write(apply)
+
+    def landing_files(
+        self, study_uids: Sequence[str], scopes: Sequence[str]
+    ) -> dict[str, list[IndexedFile]]:
+        """Each present landing file of each study (URI, file key, SOP Instance UID)."""
+        with self._read() as connection:
+            return files_of(connection, study_uids, scopes)
+
+    def landing_study_count(self, scopes: Sequence[str]) -> int:
+        """Studies with a present landing file under ``scopes``."""
+        with self._read() as connection:
+            return study_count(connection, scopes)
+
+    def landing_unidentified(self, scopes: Sequence[str]) -> list[IndexedFile]:
+        """Present landing files under ``scopes`` without a study (with their read errors)."""
+        with self._read() as connection:
+            return unidentified(connection, scopes)

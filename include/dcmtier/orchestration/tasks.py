@@ -11,30 +11,30 @@ import os
 from collections.abc import Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from dcmtier.catalogue import Catalogue, JobContext
+from dcmtier.catalogue.hook import CatalogueHook
 from dcmtier.discovery.landing import location_scope
 from dcmtier.discovery.plan import Plan, PlanRequest, plan, read_plan
-from dcmtier.orchestration.items import run_pair, summarise
+from dcmtier.orchestration.items import prepare_layers, run_pair, summarise
+from dcmtier.orchestration.lineage import asset_extra
 from dcmtier.records import SKIPPED, STUDY_OK, outcome_text
+from dcmtier.storage.store import configure, connection_options
+from dcmtier.work.cache import drop_study
 from dcmtier.work.interrupt import Interrupted, signals_interrupt
-
-if TYPE_CHECKING:
-    from dcmtier.work.publish import OutputRoot
+from dcmtier.work.publish import OutputRoot
+from dcmtier.work.quarantine import quarantine_unidentified
 
 log = logging.getLogger(__name__)
 
 LAYER_CACHE_ENV = "DCMTIER_LAYER_CACHE"  # store (default) or worker, for a remote output root
 
-CONNECTION_ID = "dcmtier_catalogue"
 INTERVAL_RUN_TYPES = frozenset({"scheduled", "backfill"})  # manual runs take every study
 
 
 def discover_task(context: Mapping[str, Any]) -> dict[str, Any]:
     """Plan the run: the study UIDs and tier names to map over (keys only, never pixels)."""
-    from dcmtier.catalogue import Catalogue
-    from dcmtier.work.quarantine import quarantine_unidentified
-
     params = context["params"]
     root = _output(params)
     catalogue = Catalogue.connect(_ready_catalogue(root))
@@ -81,8 +81,6 @@ def _log_plan(result: Plan) -> None:
 
 def encode_task(study_uid: str, context: Mapping[str, Any]) -> dict[str, Any]:
     """Encode one study's layered J2K codestreams once, for its tier tasks to cut."""
-    from dcmtier.orchestration.items import prepare_layers
-
     root = _output(context["params"])
     summary = prepare_layers(
         study_uid, output=root, run_id=str(context["run_id"]),
@@ -95,8 +93,6 @@ def encode_task(study_uid: str, context: Mapping[str, Any]) -> dict[str, Any]:
 def compress_task(study_uid: str, tier: str, context: Mapping[str, Any]) -> dict[str, Any]:
     """Run the unit of work for one study x tier and return its summary for XCom; skip a pair
     of the studies x tiers cross product that the run's plan does not hold."""
-    from dcmtier.catalogue import JobContext
-
     ti = context["ti"]
     job = JobContext(
         dag_id=str(ti.dag_id),
@@ -140,8 +136,6 @@ def compress_task(study_uid: str, tier: str, context: Mapping[str, Any]) -> dict
 
 def _describe_asset_events(context: Mapping[str, Any], result: Mapping[str, Any]) -> None:
     """Say in each outlet asset event which study, tier and package changed."""
-    from dcmtier.orchestration.lineage import asset_extra
-
     events = context.get("outlet_events")
     task = context.get("task")
     if events is None or task is None:
@@ -208,8 +202,6 @@ def summary_task(
 def _drop_layered_caches(results: Sequence[Mapping[str, Any] | None], root: OutputRoot) -> None:
     """Every tier task of these studies is done: nothing will cut from their caches again
     (on an object store, the cache kept there goes too)."""
-    from dcmtier.work.cache import drop_study
-
     for study_uid in sorted({str(r["study_uid"]) for r in results if r}):
         dropped = drop_study(root.layout, study_uid)
         if dropped is not None:
@@ -230,8 +222,6 @@ def not_clean(results: Sequence[Mapping[str, Any] | None]) -> list[str]:
 
 def _close_run(root: OutputRoot, run_id: str) -> dict[str, Any]:
     """Release the run's remaining claims; what was planned, and what waits for later runs."""
-    from dcmtier.catalogue import Catalogue
-
     planned = read_plan(root.location, run_id) or {"studies": [], "summary": {}}
     catalogue = Catalogue.connect(_catalogue_url(root))
     try:
@@ -258,8 +248,6 @@ def _close_run(root: OutputRoot, run_id: str) -> dict[str, Any]:
 def _output(params: Mapping[str, Any]) -> OutputRoot:
     """The output root of the run: a local folder, or an object store (with the storage
     connection named in the params, if any, and this worker's scratch)."""
-    from dcmtier.work.publish import OutputRoot
-
     _use_storage_connection(str(params.get("storage_conn_id") or ""))
     location = str(params["output"])
     if "://" not in location:
@@ -273,8 +261,6 @@ def _use_storage_connection(conn_id: str) -> None:
     if not conn_id:
         return
     from airflow.sdk import BaseHook
-
-    from dcmtier.storage.store import configure, connection_options
 
     conn = BaseHook.get_connection(conn_id)
     protocol, options = connection_options(
@@ -307,23 +293,11 @@ def _max_map_length() -> int:
 def _catalogue_url(root: OutputRoot) -> str:
     """The ``dcmtier_catalogue`` connection, else $DCMTIER_CATALOGUE_URL, else SQLite (a local
     output root only)."""
-    from dcmtier.catalogue import resolve_url
-
-    explicit = None
-    try:
-        from airflow.sdk import BaseHook
-
-        explicit = str(BaseHook.get_connection(CONNECTION_ID).get_uri())
-    except Exception as exc:  # AirflowNotFoundException, or no Airflow at all
-        log.debug("no %s connection (%s): using the environment or SQLite", CONNECTION_ID, exc)
-    explicit = explicit or os.environ.get("DCMTIER_CATALOGUE_URL") or None
-    return resolve_url(explicit, root.data_dir(explicit))
+    return CatalogueHook().get_url(root.data_dir)
 
 
 def _ready_catalogue(root: OutputRoot) -> str:
     """The catalogue URL; the embedded SQLite default is migrated on first use."""
-    from dcmtier.catalogue import Catalogue
-
     url = _catalogue_url(root)
     output = root.layout.root
     if url.startswith("sqlite") and url.endswith(str(output / "catalogue.db")):

@@ -25,7 +25,8 @@ from fastapi.responses import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from dcmtier.catalogue import Catalogue, resolve_url
+from dcmtier.catalogue import Catalogue
+from dcmtier.catalogue.hook import ServerCatalogueHook
 from dcmtier.errors import CatalogueError, DcmtierError
 from dcmtier.storage import access
 from dcmtier.ui import pages, queries
@@ -36,7 +37,6 @@ from dcmtier.ui.pages import Links
 log = logging.getLogger(__name__)
 
 URL_PREFIX: Final = "/dcmtier"
-CONNECTION_ID: Final = "dcmtier_catalogue"
 
 
 def create_app() -> FastAPI:
@@ -140,14 +140,7 @@ def task_instance(
 def catalogue_url() -> str:
     """The ``dcmtier_catalogue`` connection, else $DCMTIER_CATALOGUE_URL, else the SQLite
     catalogue in ``$DCMTIER_DATA_DIR`` (default ``./data``): what the DAG's tasks use."""
-    try:
-        from airflow.models.connection import Connection
-
-        explicit: str | None = str(Connection.get_connection_from_secrets(CONNECTION_ID).get_uri())
-    except Exception as exc:  # AirflowNotFoundException: fall back as the tasks do
-        log.debug("no %s connection (%s)", CONNECTION_ID, exc)
-        explicit = None
-    return resolve_url(explicit, Path(os.environ.get(DATA_DIR_ENV, "./data")).absolute())
+    return ServerCatalogueHook().get_url(Path(os.environ.get(DATA_DIR_ENV, "./data")).absolute())
 
 
 _FIGURES: dict[str, tuple[tuple[Any, ...], queries.Figures]] = {}
@@ -178,8 +171,8 @@ def _catalogue(links: Links) -> Catalogue | Response:
             503,
             "Catalogue unavailable",
             f"The dcmtier catalogue cannot be read: {reason}. Set the Airflow "
-            f"connection {CONNECTION_ID} (or $DCMTIER_CATALOGUE_URL) and run "
-            "`dcmtier db upgrade`.",
+            f"connection {ServerCatalogueHook.default_conn_name} (or $DCMTIER_CATALOGUE_URL) "
+            "and run `dcmtier db upgrade`.",
         )
 
 

@@ -8,6 +8,7 @@ reasons (which may quote a path) pass through `redact`.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,18 +24,22 @@ HIDDEN_COLUMN: Final = re.compile(r"file|path|uri|landing", re.IGNORECASE)
 _PATH: Final = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+|(?<![\w.~])/[^\s:;,'\"()]+", re.IGNORECASE)
 
 
-# The same figures as the savings_by_tier and quality_by_tier views (same definitions), in one
-# pass each: the views' window-function median and per-view joins cost seconds at 1,000
-# studies x 13 tiers. PostgreSQL has an aggregate median; SQLite reads the view.
-QUALITY_POSTGRESQL: Final = (
-    "SELECT d.tier AS tier, COUNT(*) AS frames, MIN(q.psnr_db) AS psnr_min, "
-    "percentile_cont(0.5) WITHIN GROUP (ORDER BY q.psnr_db) AS psnr_median, "
-    "MIN(q.ssim) AS ssim_min, AVG(q.ssim) AS ssim_mean, MAX(q.max_abs_diff) AS max_abs_diff "
-    "FROM frame_quality q JOIN derived_instances d ON d.id = q.derived_id GROUP BY d.tier"
-)
-QUALITY_VIEW: Final = (
+# The overview's tier table: the savings_by_tier and quality_by_tier views as the migrations
+# define them, what those views do not hold (pixel ratio, gate outcomes, open failures), joined
+# by tier name.
+TIER_FIGURES: Final = (
+    "SELECT tier, studies, instances, original_bytes, compressed_bytes, ratio, zip_bytes "
+    "FROM savings_by_tier",
     "SELECT tier, frames, psnr_min, psnr_median, ssim_min, ssim_mean, max_abs_diff "
-    "FROM quality_by_tier"
+    "FROM quality_by_tier",
+    "SELECT tier, CAST(SUM(pixel_bytes_in) AS DOUBLE PRECISION) "
+    "/ CAST(NULLIF(SUM(pixel_bytes_out), 0) AS DOUBLE PRECISION) AS pixel_ratio, "
+    "SUM(CASE WHEN gate_passed THEN 1 ELSE 0 END) AS gate_passed, "
+    "SUM(CASE WHEN gate_passed THEN 0 ELSE 1 END) AS gate_failed "
+    "FROM derived_instances GROUP BY tier",
+    "SELECT tier, SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed, "
+    "SUM(CASE WHEN status = 'refused' THEN 1 ELSE 0 END) AS refused "
+    "FROM failure_records WHERE resolved_at IS NULL GROUP BY tier",
 )
 
 
@@ -275,31 +280,10 @@ def lossless_copy(connection: Connection, source_sop_uid: str) -> str | None:
 
 def _tiers(connection: Connection) -> list[TierRow]:
     rows: dict[str, dict[str, Any]] = {}
-
-    def merge(sql: str) -> None:
-        result = connection.execute(text(sql))
-        for row in result.mappings():
+    for sql in TIER_FIGURES:
+        for row in connection.execute(text(sql)).mappings():
             found = rows.setdefault(str(row["tier"]), {"tier": str(row["tier"])})
             found.update({k: _plain(v) for k, v in row.items() if v is not None and k != "tier"})
-
-    merge(
-        "SELECT d.tier AS tier, COUNT(DISTINCT d.study_uid) AS studies, COUNT(*) AS instances, "
-        "SUM(i.bytes) AS original_bytes, SUM(d.bytes) AS compressed_bytes, "
-        "CAST(SUM(i.bytes) AS DOUBLE PRECISION) "
-        "/ CAST(NULLIF(SUM(d.bytes), 0) AS DOUBLE PRECISION) AS ratio, "
-        "CAST(SUM(d.pixel_bytes_in) AS DOUBLE PRECISION) "
-        "/ CAST(NULLIF(SUM(d.pixel_bytes_out), 0) AS DOUBLE PRECISION) AS pixel_ratio, "
-        "SUM(CASE WHEN d.gate_passed THEN 1 ELSE 0 END) AS gate_passed, "
-        "SUM(CASE WHEN d.gate_passed THEN 0 ELSE 1 END) AS gate_failed "
-        "FROM derived_instances d JOIN instances i ON i.sop_uid = d.source_sop_uid GROUP BY d.tier"
-    )
-    merge("SELECT tier, SUM(bytes) AS zip_bytes FROM packages GROUP BY tier")
-    merge(QUALITY_POSTGRESQL if connection.dialect.name == "postgresql" else QUALITY_VIEW)
-    merge(
-        "SELECT tier, SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed, "
-        "SUM(CASE WHEN status = 'refused' THEN 1 ELSE 0 END) AS refused "
-        "FROM failure_records WHERE resolved_at IS NULL GROUP BY tier"
-    )
     return [TierRow(**values) for values in rows.values()]
 
 
@@ -410,8 +394,6 @@ def _job(connection: Connection, params: Mapping[str, Any]) -> Job | None:
 
 
 def _json(value: Any) -> dict[str, Any]:
-    import json
-
     loaded = json.loads(value) if isinstance(value, str) and value else {}
     return loaded if isinstance(loaded, dict) else {}
 

@@ -44,7 +44,17 @@ VIEWS = {
     "lineage",
     "failures",
     "backlog",
+    "savings_by_modality",
+    "savings_by_month",
+    "quality_by_modality",
+    "quality_by_scanner",
     "delivery_by_tier",
+}
+BY_DESCRIPTOR = {
+    "savings_by_modality",
+    "savings_by_month",
+    "quality_by_modality",
+    "quality_by_scanner",
 }
 TABLES = (
     "studies",

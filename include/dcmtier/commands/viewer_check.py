@@ -28,15 +28,14 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "viewer-check",
-        help="decode each tier with the web viewers' own codecs (Node.js)",
-        description=__doc__,
-        epilog="Exit status: 0 checked (whatever the viewers could decode), 1 Node.js or the "
-        "codec packages are missing or an output could not be read, 2 bad usage. Download and "
-        "display times are at 100 Mbit/s in the table; --json has 1 Gbit/s too.",
-    )
+EPILOG = (
+    "Exit status: 0 checked (whatever the viewers could decode), 1 Node.js or the codec "
+    "packages are missing or an output could not be read, 2 bad usage. Download and display "
+    "times are at 100 Mbit/s in the table; --json has 1 Gbit/s too."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", metavar="OUT", help="output root: a folder or a store URL")
     parser.add_argument(
         "--tier", action="append", dest="tiers", metavar="T",

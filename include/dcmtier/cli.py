@@ -97,6 +97,13 @@ def _formatter() -> type[argparse.HelpFormatter]:
         text_markup = False
         help_markup = False
 
+        def add_argument(self, action: argparse.Action) -> None:
+            super().add_argument(action)
+            if isinstance(action, argparse._SubParsersAction):  # argparse measures sub-commands
+                for sub in action._get_subactions():  # without their indent: a long name wraps
+                    width = len(sub.dest) + self._current_indent + 2 * self._indent_increment
+                    self._action_max_length = max(self._action_max_length, width)
+
     return HelpFormatter
 
 

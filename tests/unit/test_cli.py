@@ -391,6 +391,9 @@ EXITS: dict[str, tuple[list[str], int, dict[str, str]]] = {
     "cache-1": (["cache", "list", "--out", "s3://bucket/out"], 1, UNREACHABLE_S3),
     "cache-2": (["cache", "list", "--out", "{afile}"], 2, {}),
     "bench-2": (["bench", "--runs", "0"], 2, {}),
+    "viewer-check-0": (["viewer-check", "{tmp}/no-outputs"], 0, {}),  # no Node.js needed
+    "viewer-check-1": (["viewer-check", "{processed}"], 1, {"DCMTIER_NODE": "/nonexistent/node"}),
+    "viewer-check-2": (["viewer-check", "{processed}", "--tier", "nonsense"], 2, {}),
 }
 # documented codes no case runs: the benchmark takes minutes at the least
 NOT_RUN = {("bench", 0), ("bench", 1)}

@@ -129,6 +129,8 @@ def judge(decoded: Decoded, frame: Frame) -> str | None:
 def check(root: str, options: CheckOptions) -> Iterator[dict[str, Any]]:
     """One row per (tier, viewer) under ``root``, tier by tier as each is done."""
     found = list_outputs(root, options.tiers, options.studies)
+    if not found:  # nothing to decode: Node.js is not needed
+        return
     url = catalogue_url(root, options.catalogue)
     with NodeDecoder() as node:
         versions = node.versions()

@@ -110,13 +110,16 @@ def test_a_missing_node_or_missing_packages_is_named(
 
 
 def test_the_command_fails_in_one_line_without_node(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    ct_out: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from dcmtier.cli import main
 
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv(node_module.ENV_NODE, raising=False)
     monkeypatch.setattr(node_module, "check_installed", lambda: None)
-    assert main(["viewer-check", str(tmp_path), "--json"]) == 1
+    assert main(["viewer-check", str(ct_out), "--json"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("dcmtier: Node.js is not installed") and err.count("\n") == 1

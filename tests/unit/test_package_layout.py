@@ -16,10 +16,13 @@ PACKAGE = Path(__file__).resolve().parents[2] / "include" / "dcmtier"
 DAGS = PACKAGE.parents[1] / "dags"
 ROOT_LIMIT = 12
 
-SHARED = frozenset({"records", "tiers", "errors", "versions", "owner", "outputs", "__init__"})
+SHARED = frozenset(
+    {"records", "descriptors", "tiers", "errors", "versions", "owner", "outputs", "__init__"}
+)
 # What each stage may import besides itself (README "Code map" says the same).
 ALLOWED: dict[str, frozenset[str]] = {
     "records": frozenset(),
+    "descriptors": frozenset(),
     "errors": frozenset(),
     "versions": frozenset(),
     "outputs": frozenset({"records"}),
@@ -40,11 +43,13 @@ ALLOWED: dict[str, frozenset[str]] = {
     | {"discovery", "work", "codec", "measure", "packaging", "catalogue", "storage"},
     "commands": SHARED
     | {"cli", "sample", "codec", "measure", "packaging", "catalogue", "discovery", "work"}
-    | {"bench", "storage"},
+    | {"bench", "storage", "viewer"},
     "bench": SHARED
     | {"sample", "codec", "measure", "packaging", "catalogue", "discovery", "work"}
     | {"orchestration", "storage"},
     "cli": SHARED | {"commands"},
+    # what a web viewer sees of each tier: its codecs run in Node.js on the outputs
+    "viewer": SHARED | {"codec", "catalogue", "storage"},
     # the Airflow plugin's pages: they read the catalogue and the Parquet dataset, and decode
     # files (codec) for the difference image, local or on a store (storage); nothing imports
     # them but plugins/

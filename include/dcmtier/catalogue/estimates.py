@@ -1,5 +1,5 @@
 """What ``dcmtier estimate`` reads and keeps: the landing index by study (its inventory), the
-estimates (table ``estimates``, migration 0011) and the last one beside what was stored (view
+estimates (table ``estimates``, migration 0015) and the last one beside what was stored (view
 ``estimate_vs_actual``).
 
 Functions over one connection, as `dcmtier.catalogue.attempts`: a command opens it with

@@ -115,6 +115,11 @@ class Series(Base):
     study_uid: Mapped[str] = mapped_column(UID, ForeignKey("studies.study_uid"), nullable=False)
     modality: Mapped[str] = mapped_column(String(16), nullable=False)
     series_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # what analysts group by (``dcmtier.descriptors``); no patient field, no day
+    body_part: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    manufacturer: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    study_month: Mapped[str | None] = mapped_column(String(7), nullable=True)  # YYYY-MM
 
 
 class Instance(Base):
@@ -237,6 +242,14 @@ class DerivedInstance(Base):
     fallback_frames: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     # the precision coded: above the source's Bits Stored when its stored values needed it
     bits_stored: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    # 0012: the codec and transfer syntax this instance was coded with (a choosing tier picks
+    # them per instance); NULL for rows made before
+    codec: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    transfer_syntax: Mapped[str | None] = mapped_column(UID, nullable=True)
+    # 0013: the worst frame's PSNR and SSIM against its own data range (what gates judge);
+    # NULL for rows made before
+    psnr_range_min: Mapped[float | None] = mapped_column(Double, nullable=True)
+    ssim_range_min: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
 class FrameQuality(Base):
@@ -262,6 +275,11 @@ class FrameQuality(Base):
     pixel_ratio: Mapped[float | None] = mapped_column(Double, nullable=True)
     gate_action: Mapped[str | None] = mapped_column(String(16), nullable=True)
     fell_back: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
+    # 0013: PSNR (+inf when exact) and SSIM against the source frame's data range, and the
+    # range in ``unit`` (dcmtier.measure.datarange); NULL for rows written before
+    psnr_db_range: Mapped[float | None] = mapped_column(Double, nullable=True)
+    ssim_range: Mapped[float | None] = mapped_column(Double, nullable=True)
+    data_range: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
 class Package(Base):
@@ -393,9 +411,59 @@ class Claim(Base):
     expires_at: Mapped[datetime] = mapped_column(nullable=False)
 
 
+class Publication(Base):
+    """A derived instance stored into a DICOMweb archive (``dcmtier publish``, the DAG's
+    ``publish_to``): which, where (the archive's URL, never credentials) and when.
+
+    One row per (derived SOP Instance UID, destination): ``first_published_at`` is when dcmtier
+    first found it there after sending it or finding it already stored, ``last_checked_at`` the
+    last publish that found it there. ``sent`` says whether dcmtier sent it (False: the
+    archive held it already)."""
+
+    __tablename__ = "publications"
+    __table_args__ = (Index(None, "study_uid", "tier"),)
+
+    derived_sop_uid: Mapped[str] = mapped_column(UID, primary_key=True)
+    destination: Mapped[str] = mapped_column(String(512), primary_key=True)
+    study_uid: Mapped[str] = mapped_column(UID, nullable=False)
+    series_uid: Mapped[str] = mapped_column(UID, nullable=False)
+    tier: Mapped[str] = mapped_column(String(32), nullable=False)
+    sent: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    first_published_at: Mapped[datetime] = mapped_column(nullable=False)
+    last_checked_at: Mapped[datetime] = mapped_column(nullable=False)
+
+
+class ViewerCheck(Base):
+    """What a web viewer made of a tier at its latest ``dcmtier viewer-check``: whether its
+    codecs decode the tier's frames, exactly or not, how fast, and the median checked study's
+    ZIP size, download and time to display (see ``dcmtier.viewer.check``)."""
+
+    __tablename__ = "viewer_checks"
+
+    tier: Mapped[str] = mapped_column(String(32), primary_key=True)
+    viewer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    transfer_syntax: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    codec: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decodable: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    bit_exact: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    max_abs_diff: Mapped[float | None] = mapped_column(Double, nullable=True)
+    frames: Mapped[int] = mapped_column(nullable=False)
+    studies: Mapped[int] = mapped_column(nullable=False)
+    study_frames: Mapped[int] = mapped_column(nullable=False)
+    decode_ms_median: Mapped[float | None] = mapped_column(Double, nullable=True)
+    decode_ms_p95: Mapped[float | None] = mapped_column(Double, nullable=True)
+    package_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    download_s_100mbps: Mapped[float | None] = mapped_column(Double, nullable=True)
+    download_s_1gbps: Mapped[float | None] = mapped_column(Double, nullable=True)
+    display_s_100mbps: Mapped[float | None] = mapped_column(Double, nullable=True)
+    display_s_1gbps: Mapped[float | None] = mapped_column(Double, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    checked_at: Mapped[datetime] = mapped_column(nullable=False)
+
+
 class Estimate(Base):
     """One line of a ``dcmtier estimate``: a tier, a tier x modality or the total (``scope``),
-    every line of one estimate under its ``estimate_id`` (migration 0011). Counts and bytes
+    every line of one estimate under its ``estimate_id`` (migration 0015). Counts and bytes
     are projected over the whole landing area from the estimate's sample."""
 
     __tablename__ = "estimates"

@@ -1,7 +1,7 @@
-"""The output instance: header rules of PS3.3 C.7.6.1.1.5 and PS3.5 A.4 (REFERENCE.md section 2).
+"""The output instance: header rules of PS3.3 C.7.6.1.1.5 and PS3.5 A.4.
 
-Everything here is a pure function of the source header, the tier and the encoded frames, so
-a rerun writes the same bytes.
+The rules are set out in docs/concepts/dicom-output.md. Everything here is a pure function of
+the source header, the tier and the encoded frames, so a rerun writes the same bytes.
 """
 
 from __future__ import annotations
@@ -146,15 +146,9 @@ def _mark_lossy(ds: Dataset, header: Dataset, tier: Tier, ratio: float, lossy_so
 
 
 def _description(header: Dataset, tier: Tier, ratio: float) -> str:
-    if tier.bound is not None:
-        target = f"each frame at the highest ratio meeting {tier.bound.describe()}"
-    else:
-        target = "target " + (
-            f"{tier.target_ratio:g}:1" if tier.target_ratio else f"NEAR={tier.near}"
-        )
     ours = (
         f"Lossy compression {tier.codec.description} {ratio:.2f}:1 of stored pixel bytes "
-        f"(tier {tier.name}, {target}) by dcmtier {__version__}"
+        f"(tier {tier.name}, {tier.describe_target()}) by dcmtier {__version__}"
     )
     earlier = str(header.get("DerivationDescription", "") or "")
     return (f"{earlier}; {ours}" if earlier else ours)[-1024:]

@@ -19,35 +19,24 @@ import argparse
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from dcmtier.commands.options import positive
+from dcmtier.commands.options import add_catalogue_arguments, positive
 from dcmtier.discovery.sampling import Projection
 
+EPILOG = (
+    "--json: JSON Lines, one object per tier (scope tier: tier, studies, source_bytes, "
+    "stored_bytes, stored_bytes_low, stored_bytes_high, saved_bytes, cpu_hours), per tier x "
+    "modality (scope modality, the same and modality) and one total (scope total: wall_s, "
+    "wall_s_dag, task_instances, metadata_bytes, sample_studies, runs, units, estimate_id); "
+    "with --check one per tier (scope check). Exit status: 0 done, 1 the catalogue is "
+    "unreachable or holds no estimate (--check), 2 bad usage or an empty landing area."
+)
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "estimate",
-        help="forecast a backfill's stored bytes, time and cost from a sample",
-        description=__doc__,
-        epilog="--json: JSON Lines, one object per tier (scope tier: tier, studies, "
-        "source_bytes, stored_bytes, stored_bytes_low, stored_bytes_high, saved_bytes, "
-        "cpu_hours), per tier x modality (scope modality, the same and modality) and one total "
-        "(scope total: wall_s, wall_s_dag, task_instances, metadata_bytes, sample_studies, "
-        "runs, units, estimate_id); with --check one per tier (scope check). Exit status: 0 "
-        "done, 1 the catalogue is unreachable or holds no estimate (--check), 2 bad usage or "
-        "an empty landing area.",
-    )
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("landing", metavar="LANDING", nargs="?", help="a folder or an fsspec URL")
-    parser.add_argument(
-        "--catalogue", metavar="URL",
-        help="database URL (default: $DCMTIER_CATALOGUE_URL, else DIR/catalogue.db)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--out", type=Path, default=Path("."), metavar="DIR",
-        help="output root whose catalogue.db is the embedded catalogue (default: .)",
-    )  # fmt: skip
+    add_catalogue_arguments(parser)
     parser.add_argument(
         "--tier", action="append", dest="tiers", metavar="NAME",
         help="tier, repeatable (default: the default tiers)",
@@ -81,25 +70,16 @@ def _fraction(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcmtier.catalogue import Catalogue, CatalogueError, resolve_url
-    from dcmtier.catalogue.engine import is_default
-    from dcmtier.cli import EXIT_FAILED
+    from dcmtier.commands.options import open_catalogue
     from dcmtier.errors import ConfigError
 
     if not args.check and not args.landing:
         raise ConfigError("estimate needs LANDING (or --check)")
-    url = resolve_url(args.catalogue, args.out)
+    catalogue = open_catalogue(args.catalogue, args.out)
     try:
-        if is_default(args.catalogue):
-            Catalogue.upgrade(url)
-        catalogue = Catalogue.connect(url)
-        try:
-            return _check(catalogue, args) if args.check else _estimate(catalogue, args)
-        finally:
-            catalogue.close()
-    except CatalogueError as exc:
-        print(f"dcmtier: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return _check(catalogue, args) if args.check else _estimate(catalogue, args)
+    finally:
+        catalogue.close()
 
 
 def _check(catalogue: Any, args: argparse.Namespace) -> int:

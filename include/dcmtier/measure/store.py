@@ -48,6 +48,13 @@ import pyarrow.parquet as pq
 
 from dcmtier import owner
 
+# The dataset's schema version, in each file's metadata ``dcmtier.version``; bump it here, once
+# per change of columns, and say what changed:
+#   2  gate_action and fell_back (what on_gate_failure did with a frame)
+#   3  the series descriptors (modality, body_part, manufacturer, model, study_month)
+#   4  psnr_db_range, ssim_range and data_range: PSNR and SSIM against the source frame's own
+#      range, which gates and bounds judge (psnr_db, ssim and psnr_peak keep the nominal peak)
+SCHEMA_VERSION: Final = "4"
 PART_NAME: Final = "part-0.parquet"
 PARTITION_KEYS: Final = ("tier", "study")
 STRATEGIES: Final = frozenset({"per_tier", "layered"})
@@ -78,6 +85,16 @@ QUALITY_SCHEMA: Final = pa.schema(
     [
         _field("study_uid", _S, "Study Instance UID of the source instance"),
         _field("series_uid", _S, "Series Instance UID of the source instance"),
+        _field("modality", _S, "Modality of the source series, e.g. CT, MR, CR", nullable=True),
+        _field("body_part", _S, "Body Part Examined of the source series", nullable=True),
+        _field("manufacturer", _S, "Manufacturer of the source series' scanner", nullable=True),
+        _field("model", _S, "Manufacturer's Model Name of the scanner", nullable=True),
+        _field(
+            "study_month",
+            _S,
+            "Year and month of the study (YYYY-MM; never the day)",
+            nullable=True,
+        ),
         _field("source_sop_uid", _S, "SOP Instance UID of the source instance"),
         _field("derived_sop_uid", _S, "SOP Instance UID of the output (same if lossless)"),
         _field("frame", pa.int32(), "Frame index within the instance, counted from 0"),
@@ -89,18 +106,43 @@ QUALITY_SCHEMA: Final = pa.schema(
             "target_ratio", _F, "Nominal pixel ratio of the tier; null if lossless", nullable=True
         ),
         _field("mse", _F, "Mean squared error, original vs decoded", unit=f"{_MU}^2"),
-        _field("psnr_db", _F, "PSNR against psnr_peak; +inf for identical frames", unit="dB"),
-        _field("psnr_peak", _F, "Peak used for PSNR: (2^BitsStored - 1) x |slope|", unit=_MU),
+        _field(
+            "psnr_db",
+            _F,
+            "PSNR against psnr_peak (the reference survey's); +inf for identical frames",
+            unit="dB",
+        ),
+        _field("psnr_peak", _F, "Nominal peak: (2^BitsStored - 1) x |slope|", unit=_MU),
         _field(
             "ssim",
             _F,
-            "SSIM, Gaussian sigma 1.5, L = psnr_peak; null if frame < 11x11",
+            "SSIM, Gaussian sigma 1.5, L = psnr_peak (the reference survey's); null if frame "
+            "< 11x11",
             nullable=True,
         ),
         _field("pixel_match_pct", _F, "Share of stored values exactly equal", unit="%"),
         _field("max_abs_diff", _F, "Largest absolute difference", unit=_MU),
         _field("mean_abs_diff", _F, "Mean absolute difference", unit=_MU),
         _field("unit", _S, "Name of the modality unit of the metrics, e.g. HU"),
+        _field(
+            "psnr_db_range",
+            _F,
+            "PSNR against data_range (what gates judge); +inf for identical frames",
+            unit="dB",
+        ),
+        _field(
+            "ssim_range",
+            _F,
+            "SSIM, Gaussian sigma 1.5, L = data_range (what gates and SSIM bounds judge); "
+            "null if frame < 11x11",
+            nullable=True,
+        ),
+        _field(
+            "data_range",
+            _F,
+            "The source frame's range: its 0.1st to 99.9th percentile x |slope|, at least |slope|",
+            unit=_MU,
+        ),
         _field("pixel_bytes_in", _I, "Uncompressed stored pixel bytes of the frame", unit="bytes"),
         _field("pixel_bytes_out", _I, "Encoded pixel bytes of the frame", unit="bytes"),
         _field("file_bytes_in", _I, "Source file size (per instance)", unit="bytes"),
@@ -132,7 +174,7 @@ QUALITY_SCHEMA: Final = pa.schema(
         _field("software", _S, "JSON object of package name to version"),
         _field("computed_at", pa.timestamp("us", tz="UTC"), "When the row was computed (UTC)"),
     ],
-    metadata={"dcmtier.dataset": "quality", "dcmtier.version": "2"},
+    metadata={"dcmtier.dataset": "quality", "dcmtier.version": SCHEMA_VERSION},
 )
 
 PARTITION_SCHEMA: Final = pa.schema([pa.field(k, pa.string()) for k in PARTITION_KEYS])
@@ -286,9 +328,10 @@ def _check_values(where: str, row: Mapping[str, object]) -> None:
     software = row["software"]
     if not isinstance(software, str) or not isinstance(_json_or_none(software), dict):
         raise QualityStoreError(f"{where}: software must be a JSON object in a string")
-    psnr = row["psnr_db"]
-    if isinstance(psnr, float) and math.isnan(psnr):
-        raise QualityStoreError(f"{where}: psnr_db is NaN; identical frames have +inf")
+    for name in ("psnr_db", "psnr_db_range"):
+        psnr = row[name]
+        if isinstance(psnr, float) and math.isnan(psnr):
+            raise QualityStoreError(f"{where}: {name} is NaN; identical frames have +inf")
 
 
 def _json_or_none(text: str) -> Any:

@@ -2,9 +2,10 @@
 
 ``task_lineage`` turns what a task returned into the inputs and outputs of its OpenLineage
 COMPLETE event (``operators.LineagePythonOperator`` hands them to the provider); ``asset_extra``
-is what a ``compress`` task attaches to its ``dcmtier_packages`` and ``dcmtier_quality`` asset
-events. Datasets are named by UIDs and tier only: a landing file's name can carry a patient's
-name, so no event ever holds one.
+(`dcmtier.orchestration.events`, free of OpenLineage's imports) what a work unit lists for the
+``changes`` its ``dcmtier_packages`` and ``dcmtier_quality`` asset events point at. Datasets are
+named by UIDs and tier only: a landing file's name can carry a patient's name, so no event ever
+holds one.
 
 Naming (https://openlineage.io/docs/spec/naming): the namespace is the landing area's or the
 output's URI (``file:///data/landing``, ``s3://bucket/prefix``); names are relative to it:
@@ -29,6 +30,7 @@ from openlineage.client.facet_v2 import (
 )
 
 from dcmtier.measure.gates import Gate, gate_for
+from dcmtier.orchestration.events import namespace
 from dcmtier.tiers import get_tier
 
 FACET_KEY = "dcmtier_compression"
@@ -56,13 +58,6 @@ class DcmtierCompressionFacet(DatasetFacet):
     @staticmethod
     def _get_schema() -> str:
         return FACET_SCHEMA
-
-
-def namespace(uri: str) -> str:
-    """The OpenLineage namespace of a landing area or output: its URI, local paths as file://."""
-    if "://" in uri:
-        return uri.rstrip("/")
-    return Path(uri).expanduser().absolute().as_uri()
 
 
 def task_lineage(
@@ -121,23 +116,6 @@ def compress_lineage(
             )
         )
     return inputs, outputs
-
-
-def asset_extra(result: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``extra`` of a compress task's asset events: which study, tier and package changed."""
-    pixel_in, pixel_out = int(result["pixel_bytes_in"]), int(result["pixel_bytes_out"])
-    package = result.get("package")
-    return {
-        "study_uid": str(result["study_uid"]),
-        "tier": str(result["tier"]),
-        "status": str(result["status"]),
-        "package_uri": namespace(str(package)) if package else None,
-        "package_sha256": result.get("package_sha256"),
-        "package_bytes": result.get("package_bytes"),
-        "pixel_bytes_in": pixel_in,
-        "pixel_bytes_out": pixel_out,
-        "ratio": round(pixel_in / pixel_out, 3) if pixel_out else None,
-    }
 
 
 def _statistics(
@@ -210,13 +188,18 @@ def _assertions(tier_name: str, table: Any) -> DatasetFacet:
     Lossless tiers assert a zero difference (verified bit for bit when written); a
     quality-targeted tier its bound (``gate_for``). Frames of outputs rejected by the gate
     (``gate_action`` reject) are not in the output, so not in the assertions; frames kept and
-    flagged (keep) are, and fail them.
+    flagged (keep) are, and fail them. PSNR and SSIM are the columns the gate judges, against
+    each frame's data range (``psnr_db_range``, ``ssim_range``); a partition written before
+    they existed asserts its nominal ``psnr_db`` and ``ssim``.
     """
     tier = get_tier(tier_name)
     gate = Gate(max_abs_diff=0.0) if tier.lossless else gate_for(tier)
     rows: list[dict[str, Any]] = []
+    psnr, ssim = "psnr_db_range", "ssim_range"
     if table is not None:
-        columns = ["unit", "max_abs_diff", "psnr_db", "ssim"]
+        if psnr not in table.column_names:
+            psnr, ssim = "psnr_db", "ssim"
+        columns = ["unit", "max_abs_diff", psnr, ssim]
         kept = "gate_action" in table.column_names
         rows = [
             r
@@ -232,7 +215,7 @@ def _assertions(tier_name: str, table: Any) -> DatasetFacet:
         checks.append(
             _assertion(f"max_abs_diff <= {limit:g} {unit}", "max_abs_diff", worst, limit, ok)
         )
-    minima = {} if gate is None else {"psnr_db": gate.min_psnr_db, "ssim": gate.min_ssim}
+    minima = {} if gate is None else {psnr: gate.min_psnr_db, ssim: gate.min_ssim}
     for column, least in minima.items():
         if least is None:
             continue

@@ -24,10 +24,10 @@ from typing import Any
 
 from dcmtier.catalogue import Catalogue, JobContext, resolve_url
 from dcmtier.discovery.plan import read_unit, work_folder, write_json
-from dcmtier.errors import DcmtierError, one_line
+from dcmtier.errors import DcmtierError, Interrupted, one_line
+from dcmtier.orchestration.events import asset_extra
 from dcmtier.orchestration.items import prepare_layers, run_pair
 from dcmtier.records import STUDY_OK, outcome_text
-from dcmtier.work.interrupt import Interrupted
 from dcmtier.work.publish import OutputRoot
 
 log = logging.getLogger(__name__)
@@ -209,8 +209,6 @@ def _write_changes(
 ) -> str:
     """``work/<run>/units/<unit>.<tier>.changes.json``: each study x tier package the unit
     made (study, tier, status, package URI and SHA-256), what its asset events point at."""
-    from dcmtier.orchestration.lineage import asset_extra
-
     path = f"{work_folder(root.location, run_id)}/units/{unit}.{tier}.changes.json"
     write_json(path, {"changes": [asset_extra(r) for r in results]})
     return path

@@ -1,4 +1,4 @@
-"""Migration 0011: the ``estimates`` table and the ``estimate_vs_actual`` view, up and down."""
+"""Migration 0015: the ``estimates`` table and the ``estimate_vs_actual`` view, up and down."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_estimates_are_kept_and_the_latest_is_compared_with_what_was_stored(
     ]  # fmt: skip
     assert rows[1]["stored_bytes_forecast"] == 600 and rows[1]["stored_bytes_done"] == 0
     assert rows[1]["studies_done"] == 0 and rows[1]["error"] is None and rows[1]["inside"] == 0
-    Catalogue.downgrade(url, "0010")
+    Catalogue.downgrade(url, "0014")
     names = inspect(engine)
     assert "estimates" not in names.get_table_names()
     assert "estimate_vs_actual" not in names.get_view_names()

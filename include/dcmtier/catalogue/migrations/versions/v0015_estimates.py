@@ -15,8 +15,8 @@ The view reads ``savings_by_tier``: a later migration that replaces that view dr
 first and makes it again. No landing paths, no UIDs: on PostgreSQL both ``dcmtier_analyst``
 and ``dcmtier_operator`` may read the table and the view (roles from 0005).
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-07
 """
 
@@ -27,8 +27,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,8 +4,8 @@ Lossless must be bit-exact and JPEG-LS near-lossless within NEAR; any tier must 
 source's frame count and shape; a recompressed frame must rebuild the source's codestream
 byte for byte. Two ways to get at the frames, one function each (`Verify`):
 
-- `in_memory` (the default): the file's bytes are compared with the buffer written
-  (`dcmtier.codec.part10`), and the codestreams decoded from memory. Equal bytes are the same
+- `in_memory` (the default): the file's bytes are compared, piece by piece, with the pieces
+  written (`dcmtier.codec.part10`), and the codestreams decoded from memory. Equal bytes are the same
   dataset, transfer syntax and frames, so the file needs no second parse. An output pydicom
   wrote (no buffer) is read back.
 - `read_back`: the written file is parsed with pydicom and each frame decoded from it.
@@ -78,13 +78,25 @@ def verify_buffer(
     """Check that the file at ``path`` holds exactly ``part``'s bytes, decode the codestreams
     from memory and compare them with the source, as `verify_file` does from the parsed file.
     """
-    written = path.read_bytes()
-    if written != part.data:
-        raise VerificationFailed(
-            f"written output: the file's {len(written)} bytes differ from the {len(part.data)} "
-            "written"
-        )
+    _compare_file(path, part)
     return _check_decoded(_decode(source, tier, (e.data for e in encoded)), source, tier)
+
+
+def _compare_file(path: Path, part: Part10) -> None:
+    """The file at ``path`` must hold ``part``'s bytes: read and compared a piece at a time."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        for at, piece in enumerate(part.pieces()):
+            if handle.read(len(piece)) != piece:
+                break
+        else:
+            if size == part.size:
+                return
+            at = -1
+    where = "its length" if at < 0 else f"piece {at}"
+    raise VerificationFailed(
+        f"written output: the file's {size} bytes differ from the {part.size} written ({where})"
+    )
 
 
 def _check_decoded(decoded: Verified, source: SourceImage, tier: Tier) -> Verified:

@@ -11,6 +11,7 @@ bytes.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from dcmtier.sample import ct_phantom
 
@@ -38,7 +39,7 @@ def write_multiframe(
     tomo: bool = False,
 ) -> int:
     """Write the instance to ``path``; return its pixel data size in bytes."""
-    ds = _header(frames, rows, columns, bits_stored, seed, tomo)
+    ds = _header(frames, rows, columns, bits_stored, seed=seed, tomo=tomo)
     buffer = DicomBytesIO()
     dcmwrite(buffer, ds, enforce_file_format=True)
     length = frames * rows * columns * 2
@@ -51,7 +52,9 @@ def write_multiframe(
     return length
 
 
-def _frames(frames: int, rows: int, columns: int, bits_stored: int, seed: int):  # type: ignore[no-untyped-def]
+def _frames(
+    frames: int, rows: int, columns: int, bits_stored: int, seed: int
+) -> Iterator[np.ndarray]:
     top = (1 << bits_stored) - 1
     hu = ct_phantom(min(rows, 1024), min(columns, 1024), z=0.5, seed=seed).astype(np.float32)
     scaled = (hu - hu.min()) / max(float(hu.max() - hu.min()), 1.0) * (top * 0.8)
@@ -63,12 +66,12 @@ def _frames(frames: int, rows: int, columns: int, bits_stored: int, seed: int): 
         yield np.clip(np.rint(frame), 0, top).astype(np.uint16)
 
 
-def _header(frames: int, rows: int, columns: int, bits: int, seed: int, tomo: bool) -> Dataset:
-    sop_class = TOMO_STORAGE if tomo else XA_STORAGE
+def _header(frames: int, rows: int, columns: int, bits: int, *, seed: int, tomo: bool) -> Dataset:
+    sop_class = UID(TOMO_STORAGE if tomo else XA_STORAGE)
     params = [str(v) for v in (frames, rows, columns, bits, seed, tomo)]
-    study = str(generate_uid(entropy_srcs=["dcmtier-multiframe", "study", *params]))
-    series = str(generate_uid(entropy_srcs=[study, "series"]))
-    sop = str(generate_uid(entropy_srcs=[series, "instance"]))
+    study = generate_uid(entropy_srcs=["dcmtier-multiframe", "study", *params])
+    series = generate_uid(entropy_srcs=[study, "series"])
+    sop = generate_uid(entropy_srcs=[series, "instance"])
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = sop_class

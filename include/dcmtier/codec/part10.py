@@ -6,10 +6,11 @@ again only for an instance whose element differs from the one before it (SOP Ins
 Instance Number, position, ratio...): the other elements' bytes are reused. The encapsulated
 Pixel Data is laid out as ``pydicom.encaps.encapsulate(frames, has_bot=True)`` lays it out:
 the header up to the Basic Offset Table in one buffer, then each frame's codestream as it is
-(`Part10.pieces`), so a large instance is written without a second copy of its frames. `encode` applies only where the result is pydicom's own
-(`can_encode`); `tests/unit/codec/test_part10.py` and the byte-identity tests hold it to
+(`Part10.pieces`), so a large instance is written without a second copy of its frames.
+`encode` applies only where the result is pydicom's own (`can_encode`);
+`tests/unit/codec/test_part10.py` and the byte-identity tests hold it to
 ``Dataset.save_as(enforce_file_format=True)``, and the first instance of each series and tier
-is checked against it at run time too (`Encoder.check`).
+is checked against it at run time too (on stand-in frames above ``AGREE_LIMIT``).
 """
 
 from __future__ import annotations

@@ -45,6 +45,9 @@ from dcmtier.tiers import DEFAULT_TIERS, TIERS
 QUALITY_DATASET = Asset(name=QUALITY_ASSET[0], uri=QUALITY_ASSET[1])
 PACKAGES = Asset(name=PACKAGES_ASSET[0], uri=PACKAGES_ASSET[1])
 POOL = os.environ.get("DCMTIER_POOL", "dcmtier")
+# the pool of studies with an instance above `large_instance_mb` (a task's pool is fixed when
+# the DAG is parsed, so it is named here, not by a run's params)
+LARGE_POOL = os.environ.get("DCMTIER_LARGE_POOL", "dcmtier_large")
 LABEL = "…{{ task.op_kwargs['study_uid'][-12:] }} · {{ task.op_kwargs['tier'] }}"
 RETRIES = int(os.environ.get("DCMTIER_TASK_RETRIES", "3"))
 
@@ -112,6 +115,15 @@ PARAMS = {
         description="More studies than this (or than [core] max_map_length) wait for a later "
         "run, which takes them from its backlog.",
     ),
+    "large_instance_mb": Param(
+        0,
+        type="integer",
+        minimum=0,
+        description=f"Studies with a file larger than this many MB are encoded and compressed "
+        f"in the pool {LARGE_POOL!r} ($DCMTIER_LARGE_POOL), sized for them (a worker slot "
+        "needs about its baseline plus 2x the largest instance's pixel data; see "
+        "docs/operators/memory.md); 0: every study in the one pool.",
+    ),
     "listing_prefix": Param(
         "",
         type="string",
@@ -147,7 +159,12 @@ def dicom_archive_compression() -> None:
 
     @task
     def studies(plan: dict[str, Any]) -> list[str]:
-        return list(plan["studies"])
+        large = set(plan.get("large_studies") or [])
+        return [uid for uid in plan["studies"] if uid not in large]
+
+    @task
+    def large_studies(plan: dict[str, Any]) -> list[str]:
+        return list(plan.get("large_studies") or [])
 
     @task
     def tiers(plan: dict[str, Any]) -> list[str]:
@@ -179,12 +196,18 @@ def dicom_archive_compression() -> None:
         return summary_task(results, get_current_context())
 
     work = discover()
-    keys = studies(work)
+    keys, large, names = studies(work), large_studies(work), tiers(work)
     layers = encode.expand(study_uid=keys)
     # studies x tiers: each list stays under [core] max_map_length, their product need not
-    results = compress.expand(study_uid=keys, tier=tiers(work))
+    results = compress.expand(study_uid=keys, tier=names)
     layers >> results
-    summary(results)
+    big = dict(pool=LARGE_POOL)  # the same tasks, in the large instances' pool
+    large_layers = encode.override(task_id="encode_large", **big).expand(study_uid=large)
+    large_results = compress.override(task_id="compress_large", **big).expand(
+        study_uid=large, tier=names
+    )
+    large_layers >> large_results
+    summary(results.concat(large_results))
 
 
 dicom_archive_compression()

@@ -163,8 +163,8 @@ class TierResult:
     # header (the output's header and buffer), write (file, rename), verify (read back and
     # compare, without the decode), decode
     steps_ms: dict[str, float] = field(default_factory=dict)
-    # the peak resident memory of the process that made this source's tiers, while it made
-    # them (read, encode, write, verify, measure; baseline included): `dcmtier.work.peak`
+    # the peak resident memory of the process that made this source's tiers, when it had
+    # made them (baseline included; the process's peak so far): `dcmtier.work.peak`
     peak_rss_bytes: int | None = None
     encodes: int | None = None
     params: dict[str, Any] = field(default_factory=dict)

@@ -65,6 +65,8 @@ class PlanRequest:
     max_map_length: int = 1024
     strategy: str = "layered"
     listing_prefix: str = ""  # strftime template of a date-laid-out landing area, e.g. %Y/%m/%d
+    # studies with a file larger than this go to their own pool (`Plan.large`); 0: none do
+    large_instance_bytes: int = 0
     claim_hours: float = CLAIM_HOURS
 
     def __post_init__(self) -> None:
@@ -105,6 +107,7 @@ class Plan:
     index: IndexStats = field(default_factory=IndexStats)
     selected: Selected = field(default_factory=Selected)
     unidentified: list[Unidentified] = field(default_factory=list)  # named by key
+    large: list[str] = field(default_factory=list)  # studies with a file above the threshold
     abandoned: list[int] = field(default_factory=list)  # attempts marked abandoned (job ids)
 
     @property
@@ -128,7 +131,10 @@ class Plan:
 
     def for_xcom(self) -> dict[str, Any]:
         """What the DAG maps over: keys only (study UIDs and tier names)."""
-        return {"studies": self.studies, "tiers": self.tiers, "summary": self.summary()}
+        return {
+            "studies": self.studies, "tiers": self.tiers, "large_studies": self.large,
+            "summary": self.summary(),
+        }  # fmt: skip
 
 
 def plan(request: PlanRequest, catalogue: Catalogue) -> Plan:
@@ -154,6 +160,12 @@ def plan(request: PlanRequest, catalogue: Catalogue) -> Plan:
     result.tiers = [t for t in tiers if t in planned]
     result.unidentified = [_unidentified(f) for f in catalogue.landing_unidentified(scopes)]
     files = catalogue.landing_files(result.studies, scopes)
+    if request.large_instance_bytes > 0:
+        result.large = [
+            uid
+            for uid in result.studies
+            if max((f.size for f in files[uid]), default=0) > request.large_instance_bytes
+        ]
     ids = catalogue.record_locations(
         (f.file_key, location(f.uri)) for uid in result.studies for f in files[uid]
     )

@@ -72,7 +72,12 @@ def task_lineage(
     landing, output = str(params.get("landing", "")), str(params.get("output", ""))
     if task_id == "discover" and landing:
         return [InputDataset(namespace=namespace(landing), name="/")], []
-    if task_id == "compress" and isinstance(result, Mapping) and landing and output:
+    if (
+        task_id in ("compress", "compress_large")
+        and isinstance(result, Mapping)
+        and landing
+        and output
+    ):
         return compress_lineage(result, landing=landing, output=output)
     return None
 

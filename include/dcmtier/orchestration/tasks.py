@@ -52,6 +52,7 @@ def discover_task(context: Mapping[str, Any]) -> dict[str, Any]:
         max_map_length=_max_map_length(),
         strategy=str(params.get("strategy", "layered")),
         listing_prefix=str(params.get("listing_prefix") or ""),
+        large_instance_bytes=int(params.get("large_instance_mb") or 0) * 10**6,
     )
     try:
         result = plan(request, catalogue)
@@ -182,7 +183,7 @@ def summary_task(
     failed = int(
         ti.get_ti_count(
             dag_id=ti.dag_id,
-            task_ids=["compress"],
+            task_ids=["compress", "compress_large"],
             run_ids=[ti.run_id],
             states=["failed", "upstream_failed"],
         )

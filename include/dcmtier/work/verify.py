@@ -29,9 +29,10 @@ from pydicom import dcmread
 from pydicom.encaps import generate_frames
 
 from dcmtier.codec import backends as codecs
+from dcmtier.codec import pixels
 from dcmtier.codec.backends import Encoded
 from dcmtier.codec.part10 import Part10
-from dcmtier.codec.pixels import CACHE_LIMIT, SourceImage
+from dcmtier.codec.pixels import SourceImage
 from dcmtier.errors import VerificationFailed
 from dcmtier.tiers import Tier
 
@@ -66,7 +67,7 @@ class Redecoded:
 def keeps_frames(source: SourceImage) -> bool:
     """True when an output's decoded frames are kept for its metrics: as the source keeps
     its own (`dcmtier.codec.pixels.CACHE_LIMIT`)."""
-    return source.pixel_bytes * 2 <= CACHE_LIMIT
+    return source.pixel_bytes * 2 <= pixels.CACHE_LIMIT
 
 
 # (written file, the buffer written or None where pydicom wrote it, frames, source, tier)

@@ -32,6 +32,6 @@ start=$(date +%s)
 grep -o "DagRun Finished: dag_id=[a-z_]*\|run_duration=[0-9.]*, state=[a-z]*" "$demo/dag-test.log" \
   | tail -2 | paste -sd' ' || true
 echo "== the DAG took $(( $(date +%s) - start )) s; the catalogue says:"
-"$bin/dcmtier" report --data-dir "$DCMTIER_DATA_DIR"
+"$bin/dcmtier" report --out "$DCMTIER_DATA_DIR"   # the DAG's output root and its catalogue.db
 # what is there (quarantine/ appears only when an instance failed)
 echo "== outputs under $DCMTIER_DATA_DIR: $(cd "$DCMTIER_DATA_DIR" && ls -d -- */ ./*.db 2>/dev/null | sed 's|^\./||' | paste -sd' ')"

@@ -1,4 +1,5 @@
-"""Shared fixtures: reference files from pydicom's test set and a few made from them."""
+"""Shared fixtures: reference files from pydicom's test set, a few made from them, and the
+smallest generated landing area."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ import pytest
 from pydicom import Dataset, dcmread
 from pydicom.uid import generate_uid
 
+from dcmtier.sample import write_ct_series
 from tests.support import reference_file
+
+
+@pytest.fixture
+def small_landing(tmp_path: Path) -> Path:
+    """``tmp_path/landing`` holding one generated CT study of two 32x32 slices: for tests of
+    what surrounds a run (usage errors, the environment, ownership, signals), not of pixels."""
+    landing = tmp_path / "landing"
+    write_ct_series(landing, slices=2, rows=32, columns=32, seed=9)
+    return landing
 
 
 @pytest.fixture(scope="session")

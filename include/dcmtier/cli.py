@@ -1,4 +1,12 @@
-"""The ``dcmtier`` command: the same functions the Airflow tasks call, runnable by hand."""
+"""The ``dcmtier`` command: the same functions the Airflow tasks call, runnable by hand.
+
+Commands are a table, name -> module and one-line summary (pip's ``commands/__init__.py`` is
+the model): ``dcmtier --help`` lists the table without importing a command, and only the
+command that runs is imported, so the help answers without numpy, pydicom or SQLAlchemy. A
+command module has a docstring (its description), ``EPILOG`` (its exit codes),
+``add_arguments(parser)`` and ``run(args) -> exit code``; it raises on error and ``main``
+prints the one line.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +20,48 @@ import textwrap
 import traceback
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from dcmtier import __version__
-from dcmtier.errors import ConfigError, DcmtierError
+from dcmtier.errors import ConfigError, DcmtierError, Interrupted
 
-COMMANDS = (
-    "tiers", "compress", "process", "sample", "quality", "db", "report", "discover", "locate",
-    "cache", "bench",
-)  # fmt: skip
+
+@dataclass(frozen=True)
+class CommandInfo:
+    """A command: the module that implements it and the summary ``dcmtier --help`` lists."""
+
+    module: str
+    summary: str
+
+
+COMMANDS: dict[str, CommandInfo] = {
+    "tiers": CommandInfo("dcmtier.commands.tiers", "list the tiers"),
+    "compress": CommandInfo("dcmtier.commands.compress", "compress files into tiers"),
+    "process": CommandInfo(
+        "dcmtier.commands.process", "compress, verify, measure and package every study under SRC"
+    ),
+    "sample": CommandInfo("dcmtier.commands.sample", "write a synthetic CT series"),
+    "quality": CommandInfo(
+        "dcmtier.commands.quality", "compare a derived file with its original, frame by frame"
+    ),
+    "db": CommandInfo("dcmtier.commands.db", "create or migrate the catalogue's schema"),
+    "report": CommandInfo(
+        "dcmtier.commands.report", "savings and quality per tier, from the catalogue"
+    ),
+    "discover": CommandInfo(
+        "dcmtier.commands.discover",
+        "update the landing index (headers of new or changed files only)",
+    ),
+    "locate": CommandInfo(
+        "dcmtier.commands.locate",
+        "where the file with a given file key (SOP UID or content hash) was found",
+    ),
+    "cache": CommandInfo(
+        "dcmtier.commands.cache", "list or prune the layered-encode cache (OUT/cache/layered)"
+    ),
+    "bench": CommandInfo("dcmtier.commands.bench", "benchmark against the gdcmconv-per-file chain"),
+}
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 DEBUG_ENV = "DCMTIER_DEBUG"  # set to see the traceback of an unexpected error
@@ -31,8 +71,9 @@ _DOC_TITLE = re.compile(r"^``dcmtier [\w-]+``:\s*")
 _LITERAL = re.compile(r"``([^`]+)``")
 
 
-def _command(name: str) -> ModuleType:
-    return importlib.import_module(f"dcmtier.commands.{name}")
+def command_module(name: str) -> ModuleType:
+    """The module of command ``name``, imported now."""
+    return importlib.import_module(COMMANDS[name].module)
 
 
 def help_text(doc: str | None) -> str | None:
@@ -66,38 +107,76 @@ class CommandParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from dcmtier import __version__
+
+        parser.exit(message=f"dcmtier {__version__}\n")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser: every command listed with its summary, ``command``'s arguments added (its
+    module imported); the others stay bare, as ``dcmtier --help`` needs nothing more."""
     parser = argparse.ArgumentParser(
         prog="dcmtier",
         description="Rate-tiered JPEG 2000 / HTJ2K / JPEG-LS copies of DICOM archives.",
+        epilog="`dcmtier COMMAND --help` describes a command, its options and its exit codes.",
         formatter_class=_formatter(),
     )
-    parser.add_argument("--version", action="version", version=f"dcmtier {__version__}")
+    parser.add_argument("--version", action=_Version)
     subparsers = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=CommandParser
     )
-    for name in COMMANDS:
-        _command(name).add_parser(subparsers)
+    for name, info in COMMANDS.items():
+        if name != command:
+            subparsers.add_parser(name, help=info.summary)
+            continue
+        module = command_module(name)
+        sub = subparsers.add_parser(
+            name, help=info.summary, description=module.__doc__, epilog=module.EPILOG
+        )
+        module.add_arguments(sub)
     return parser
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv``: its first word that is not an option (``dcmtier`` has
+    no option that takes a value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one exit per error kind)
     """Entry point: 0 nothing failed, 1 something failed (or the environment stopped the run:
-    an unwritable or full output, an unreachable catalogue), 2 bad usage, 130 interrupted.
+    an unwritable or full output, an unreachable catalogue), 2 bad usage, 130 interrupted
+    (143 when ``dcmtier process`` was stopped by SIGTERM).
 
-    Every error is one line on stderr; ``DCMTIER_DEBUG=1`` adds the traceback of an
-    unexpected one.
+    The one place errors become output: every error is one line on stderr, ``DCMTIER_DEBUG=1``
+    adds the traceback of an unexpected one. Commands raise; none prints its own errors.
     """
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_in(argv)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     # a UID that is not a DICOM UID is recorded as found; pydicom's warning per read is noise
     warnings.filterwarnings("ignore", message="Invalid value for VR UI", category=UserWarning)
+
     try:
-        code: int = _command(args.command).run(args)
+        code: int = command_module(args.command).run(args)
     except ConfigError as exc:
         return _fail(f"{exc}", EXIT_USAGE)
     except BrokenPipeError:  # `dcmtier ... | head`: the reader left, nothing to report
         sys.stderr.close()
         return EXIT_OK
+    except Interrupted as exc:  # SIGINT or SIGTERM during `dcmtier process`
+        return _fail(
+            f"{exc}: the unfinished study x tier attempts are marked interrupted; run the same "
+            "command again to make them",
+            exc.exit_code,
+        )
     except KeyboardInterrupt:
         return _fail("interrupted; rerun the same command to finish", EXIT_INTERRUPTED)
     except OSError as exc:

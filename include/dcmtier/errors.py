@@ -6,6 +6,8 @@ caller records them. ``PolicyRefused`` and ``NoPixelData`` are outcomes, not fau
 
 from __future__ import annotations
 
+import signal
+
 
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (its whitespace runs made single spaces), or its
@@ -51,3 +53,16 @@ class CatalogueError(DcmtierError):
 
 class StorageError(DcmtierError):
     """The object store holding the outputs is unreachable or refused a request (retry)."""
+
+
+class Interrupted(BaseException):
+    """The process received SIGINT or SIGTERM (``work.interrupt`` turns the signals into it)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {self.name}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

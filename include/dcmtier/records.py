@@ -173,9 +173,12 @@ class TierResult:
     fallback_frames: int = 0  # frames recoded at a lower ratio to meet the gate
     frame_metrics: list[dict[str, Any]] = field(default_factory=list)  # by gating.measure
     path: str | None = field(default=None, repr=False)  # the source file read (landing path)
+    # the source series' `dcmtier.descriptors`, for the quality rows (not in `as_dict`)
+    descriptors: dict[str, str | None] = field(default_factory=dict, repr=False)
 
     def as_dict(self, *, paths: bool = False) -> dict[str, Any]:
         out = asdict(self)
+        out.pop("descriptors")
         if not paths:
             out.pop("path")
         return out

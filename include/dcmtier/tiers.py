@@ -17,7 +17,7 @@ from dcmtier.errors import ConfigError
 
 
 class Use(StrEnum):
-    """Intended use bands from the reference survey (REFERENCE.md section 1)."""
+    """Intended use bands from the reference survey (docs/concepts/reference-survey.md)."""
 
     DIAGNOSIS = "diagnosis"
     REVIEW = "review"
@@ -60,7 +60,7 @@ class Bound:
     """The quality every frame of a quality-targeted tier meets, against its original.
 
     ``max_abs_diff`` is in the frame's modality units (HU for CT; stored values where the
-    instance has no rescale); ``min_ssim`` is scale-free (REFERENCE.md section 4).
+    instance has no rescale); ``min_ssim`` is scale-free (docs/concepts/metrics.md).
     """
 
     max_abs_diff: float | None = None
@@ -176,7 +176,7 @@ TIERS: dict[str, Tier] = {
             for n in JXL_RATES
         ),
         # Quality-targeted: the bands are those of the rates that usually meet the bound on CT
-        # (REFERENCE.md section 1: r5 gave 20 HU, r20 129 HU and SSIM 0.984).
+        # (docs/concepts/reference-survey.md: r5 gave 20 HU, r20 129 HU and SSIM 0.984).
         Tier("j2k-maxerr20", J2K, Use.DIAGNOSIS, bound=Bound(max_abs_diff=20.0)),
         Tier("j2k-maxerr150", J2K, Use.REVIEW, bound=Bound(max_abs_diff=150.0)),
         Tier("j2k-ssim0.98", J2K, Use.REVIEW, bound=Bound(min_ssim=0.98)),

@@ -18,7 +18,7 @@ TIERS = ["j2k-lossless", "j2k-r20"]
 
 
 @pytest.fixture
-def landing(tmp_path: Path) -> Path:
+def landing_with_faults(tmp_path: Path) -> Path:
     root = tmp_path / "landing"
     write_ct_series(root / "one", slices=3, rows=128, columns=128, seed=11)
     write_ct_series(root / "two", slices=2, rows=128, columns=128, seed=12, signed=False)
@@ -46,10 +46,10 @@ def _states(run: Any) -> dict[tuple[str, int], str]:
 
 
 def test_a_manual_run_compresses_every_study_and_quarantines_the_broken_file(
-    airflow_db: Path, landing: Path, tmp_path: Path
+    airflow_db: Path, landing_with_faults: Path, tmp_path: Path
 ) -> None:
     output = tmp_path / "out"
-    run = _run(landing, output)
+    run = _run(landing_with_faults, output)
     states = _states(run)
     assert str(run.state).endswith("success"), states
     compress = {k: v for k, v in states.items() if k[0] == "compress"}
@@ -63,16 +63,16 @@ def test_a_manual_run_compresses_every_study_and_quarantines_the_broken_file(
     rows = _query(output, "SELECT tier, studies, instances FROM savings_by_tier ORDER BY tier")
     assert [r[0] for r in rows] == TIERS
     assert all(r[1] == 2 for r in rows)
-    notes = hashlib.sha256((landing / "notes.txt").read_bytes()).hexdigest()[:32]
+    notes = hashlib.sha256((landing_with_faults / "notes.txt").read_bytes()).hexdigest()[:32]
     stray = _query(output, "SELECT file, reason FROM failures WHERE study_uid IS NULL")
-    stray_bytes = (landing / "stray.dcm").read_bytes()
+    stray_bytes = (landing_with_faults / "stray.dcm").read_bytes()
     stray_key = hashlib.sha256(stray_bytes).hexdigest()[:32]
     assert [f for f, _ in stray] == [stray_key]  # named by its content hash
     quarantined = output / "quarantine" / "_unidentified"
     assert (quarantined / f"{stray_key}.reason.json").is_file()
     assert not (quarantined / f"{notes}.reason.json").exists()  # skipped: not DICOM
     located = _query(output, f"SELECT uri FROM file_locations WHERE file_key = '{stray_key}'")
-    assert located == [((landing / "stray.dcm").as_uri(),)]  # the operators' table
+    assert located == [((landing_with_faults / "stray.dcm").as_uri(),)]  # the operators' table
     failures = _query(output, "SELECT tier, sop_uid, reason FROM failures WHERE tier IS NOT NULL")
     assert {f[0] for f in failures} == set(TIERS)  # one row per tier for the broken instance
     assert all(f[2].startswith(f"{f[1]}: pixel data cannot be decoded") for f in failures)
@@ -81,25 +81,26 @@ def test_a_manual_run_compresses_every_study_and_quarantines_the_broken_file(
 
 
 def test_a_second_run_skips_what_is_done_and_reprocess_all_redoes_it(
-    airflow_db: Path, landing: Path, tmp_path: Path
+    airflow_db: Path, landing_with_faults: Path, tmp_path: Path
 ) -> None:
     output = tmp_path / "out"
-    _run(landing, output)
+    _run(landing_with_faults, output)
     jobs_before = _query(output, "SELECT count(*) FROM lineage")
-    second = _run(landing, output)
+    second = _run(landing_with_faults, output)
     assert [k for k in _states(second) if k[0] == "compress" and k[1] >= 0] == []
     assert _query(output, "SELECT count(*) FROM lineage") == jobs_before
-    third = _run(landing, output, reprocess="all")
+    third = _run(landing_with_faults, output, reprocess="all")
     assert len([k for k in _states(third) if k[0] == "compress"]) == 2 * len(TIERS)
     derived = _query(output, "SELECT count(*) FROM lineage")
     assert derived == jobs_before  # replaced, not added
 
 
 def test_a_successful_run_deletes_its_studies_layered_caches(
-    airflow_db: Path, landing: Path, tmp_path: Path
+    airflow_db: Path, landing_with_faults: Path, tmp_path: Path
 ) -> None:
     output = tmp_path / "out"
-    run = _run(landing, output, tiers=["j2k-r10", "j2k-r20"])  # two rate tiers: a layered encode
+    two_rates = ["j2k-r10", "j2k-r20"]  # two rate tiers: a layered encode
+    run = _run(landing_with_faults, output, tiers=two_rates)
     states = _states(run)
     assert str(run.state).endswith("success"), states
     assert {v for (task, _), v in states.items() if task == "encode"} == {"success"}

@@ -1,8 +1,8 @@
 """A landing area made like a real archive's: the headers and files that stop naive tools.
 
 ``messy_landing`` writes, beside one clean study, files generated with pydicom and
-``dcmtier.sample`` (plus pydicom's bundled test files) that carry what REFERENCE.md section 7
-lists: UIDs that are not DICOM UIDs (64 hex digits), the same SOP Instance UID twice with
+``dcmtier.sample`` (plus pydicom's bundled test files) that carry what real archives
+hold: UIDs that are not DICOM UIDs (64 hex digits), the same SOP Instance UID twice with
 identical and with differing pixel data, a DICOMDIR, a text file, Rows 0, Rescale Slope 0 and
 unsigned stored values above Bits Stored. Real scanner files (pydicom's ``CT_small.dcm`` and
 ``MR_small.dcm``) stand beside them: the CT also re-sent in another transfer syntax (RLE

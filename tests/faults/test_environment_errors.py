@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
 from dcmtier.sample import write_ct_series
+from tests.support import skip_or_fail
 
 DCMTIER = [sys.executable, "-m", "dcmtier.cli"]
 
@@ -37,12 +36,6 @@ def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
     return errors[0]
 
 
-@pytest.fixture
-def landing(tmp_path: Path) -> Path:
-    write_ct_series(tmp_path / "landing", slices=2, rows=32, columns=32, seed=9)
-    return tmp_path / "landing"
-
-
 @contextmanager
 def _tmpfs(where: Path, options: str) -> Iterator[Path]:
     """A small filesystem of our own (root only; outside CI the test skips without it)."""
@@ -50,47 +43,45 @@ def _tmpfs(where: Path, options: str) -> Iterator[Path]:
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
                              capture_output=True, check=False)  # fmt: skip
     if mounted.returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"cannot mount a tmpfs: {mounted.stderr!r}")
-        pytest.skip("mounting a tmpfs needs root")
+        skip_or_fail(f"cannot mount a tmpfs (it needs root): {mounted.stderr!r}")
     try:
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-def test_out_naming_a_file_is_a_usage_error(landing: Path, tmp_path: Path) -> None:
+def test_out_naming_a_file_is_a_usage_error(small_landing: Path, tmp_path: Path) -> None:
     target = tmp_path / "a-file"
     target.write_text("x")
-    proc = _dcmtier("process", str(landing), "--out", str(target), "--tier", "j2k-lossless")
+    proc = _dcmtier("process", str(small_landing), "--out", str(target), "--tier", "j2k-lossless")
     assert proc.returncode == 2 and "is a file, not a folder" in _one_line(proc)
 
 
-def test_an_output_inside_the_landing_area_is_a_usage_error(landing: Path) -> None:
-    proc = _dcmtier("compress", str(landing), "--out", str(landing / "out"))
+def test_an_output_inside_the_landing_area_is_a_usage_error(small_landing: Path) -> None:
+    proc = _dcmtier("compress", str(small_landing), "--out", str(small_landing / "out"))
     line = _one_line(proc)
     assert proc.returncode == 2 and "is inside source folder 1 (SRC)" in line
-    assert not (landing / "out").exists()
+    assert not (small_landing / "out").exists()
 
 
-def test_a_mysql_url_is_a_usage_error(landing: Path, tmp_path: Path) -> None:
-    proc = _dcmtier("process", str(landing), "--out", str(tmp_path / "o"),
+def test_a_mysql_url_is_a_usage_error(small_landing: Path, tmp_path: Path) -> None:
+    proc = _dcmtier("process", str(small_landing), "--out", str(tmp_path / "o"),
                     "--catalogue", "mysql://u:secret@db/dcmtier")  # fmt: skip
     line = _one_line(proc)
     assert proc.returncode == 2 and "mysql is not supported" in line and "secret" not in line
 
 
-def test_a_read_only_output_is_one_line(landing: Path, tmp_path: Path) -> None:
+def test_a_read_only_output_is_one_line(small_landing: Path, tmp_path: Path) -> None:
     with _tmpfs(tmp_path / "ro", "ro,size=1m") as out:
-        proc = _dcmtier("process", str(landing), "--out", str(out), "--no-catalogue")
+        proc = _dcmtier("process", str(small_landing), "--out", str(out), "--no-catalogue")
     line = _one_line(proc)
     assert proc.returncode == 1 and "not writable" in line and "Read-only" in line
 
 
-def test_a_full_disk_is_one_line_that_says_so(landing: Path, tmp_path: Path) -> None:
-    write_ct_series(landing, slices=12, rows=256, columns=256, seed=10)
+def test_a_full_disk_is_one_line_that_says_so(small_landing: Path, tmp_path: Path) -> None:
+    write_ct_series(small_landing, slices=12, rows=256, columns=256, seed=10)
     with _tmpfs(tmp_path / "small", "size=600k") as out:
-        proc = _dcmtier("process", str(landing), "--out", str(out), "--no-catalogue",
+        proc = _dcmtier("process", str(small_landing), "--out", str(out), "--no-catalogue",
                         "--tier", "j2k-lossless", "--jobs", "1")  # fmt: skip
         leftovers = [p for p in out.rglob(".*.tmp")]
     line = _one_line(proc)
@@ -116,9 +107,9 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path) -> None:
     assert "Traceback" not in stderr and lines[-1].startswith("dcmtier: interrupted")
 
 
-def test_outputs_follow_the_umask(landing: Path, tmp_path: Path) -> None:
+def test_outputs_follow_the_umask(small_landing: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = _dcmtier("process", str(landing), "--out", str(out), "--tier", "j2k-lossless",
+    proc = _dcmtier("process", str(small_landing), "--out", str(out), "--tier", "j2k-lossless",
                     umask=0o022)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     written = [
@@ -127,7 +118,7 @@ def test_outputs_follow_the_umask(landing: Path, tmp_path: Path) -> None:
     assert {p.suffix for p in written} == {".dcm", ".zip", ".parquet"}
     assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o644}
     out2 = tmp_path / "out2"
-    proc = _dcmtier("process", str(landing), "--out", str(out2), "--tier", "j2k-lossless",
+    proc = _dcmtier("process", str(small_landing), "--out", str(out2), "--tier", "j2k-lossless",
                     "--no-catalogue", umask=0o027)  # fmt: skip
     derived = list((out2 / "derived").rglob("*.dcm"))
     assert derived and {stat.S_IMODE(p.stat().st_mode) for p in derived} == {0o640}

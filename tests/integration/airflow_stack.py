@@ -3,12 +3,9 @@ benchmark's DAG figures start the same one)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import pytest
 
 from dcmtier.bench.airflow_stack import (
     PG,
@@ -20,6 +17,7 @@ from dcmtier.bench.airflow_stack import (
     query,
     wait_for,
 )
+from tests.support import skip_or_fail
 
 __all__ = [
     "PG",
@@ -44,9 +42,7 @@ def deployment_databases(prefix: str) -> Iterator[tuple[str, str]]:
     try:
         urls = (create_database(names[0]), create_database(names[1]))
     except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required in CI: {exc}")
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 unreachable: {exc}")
+        skip_or_fail(f"PostgreSQL at 127.0.0.1:5432 unreachable: {exc}")
     try:
         yield urls
     finally:

@@ -44,6 +44,16 @@ VIEWS = {
     "lineage",
     "failures",
     "backlog",
+    "savings_by_modality",
+    "savings_by_month",
+    "quality_by_modality",
+    "quality_by_scanner",
+}
+BY_DESCRIPTOR = {
+    "savings_by_modality",
+    "savings_by_month",
+    "quality_by_modality",
+    "quality_by_scanner",
 }
 TABLES = (
     "studies",

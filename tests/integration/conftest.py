@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from dcmtier.catalogue import Catalogue
+from tests.support import skip_or_fail
 
 SERVER_URL = os.environ.get(
     "DCMTIER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -45,10 +46,7 @@ def postgres_server() -> str:
     try:
         _admin("SELECT 1")
     except psycopg.OperationalError as exc:
-        message = f"PostgreSQL at {make_url(SERVER_URL).render_as_string()} unreachable: {exc}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message} (CI=true: the catalogue tests must run against it)")
-        pytest.skip(message)
+        skip_or_fail(f"PostgreSQL at {make_url(SERVER_URL).render_as_string()} unreachable: {exc}")
     return SERVER_URL
 
 

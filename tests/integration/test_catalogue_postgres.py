@@ -32,6 +32,14 @@ from tests.integration.catalogue_cases import (
     view,
 )
 from tests.integration.conftest import fresh_database
+from tests.integration.descriptor_cases import TIERS as DESCRIBED_TIERS
+from tests.integration.descriptor_cases import (
+    check_groups,
+    check_parquet_groups,
+    check_views_add_up,
+    make_mixed_landing,
+    series_without_days,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -163,3 +171,18 @@ def test_concurrent_workers_on_one_study_lose_and_duplicate_nothing(
         [r["study_uid"] for r in view(pg_catalogue, "studies")], tiers
     )
     assert sorted(statuses.values()) == ["ok"] * 3 + ["partial"] * 3
+
+
+def test_the_views_by_descriptor_add_up_on_postgres(
+    postgres_server: str, tmp_path: Path, derived_inputs: dict[str, Path]
+) -> None:
+    landing = make_mixed_landing(tmp_path / "landing", derived_inputs["monochrome1"])
+    out = tmp_path / "out"
+    tiers = [arg for tier in DESCRIBED_TIERS for arg in ("--tier", tier)]
+    with fresh_database(postgres_server) as url:
+        Catalogue.upgrade(url)
+        assert main(["process", str(landing), "--out", str(out), "--catalogue", url, *tiers]) == 0
+        check_views_add_up(url)
+        check_groups(url)
+        check_parquet_groups(url, out / "quality")
+        assert series_without_days(url, landing) == []

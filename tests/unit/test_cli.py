@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from dcmtier.cli import COMMANDS, build_parser, main
+from dcmtier.cli import COMMANDS, build_parser, command_module, main
 from dcmtier.sample import write_ct_series
 from tests.support import reference_file
 
@@ -215,7 +216,7 @@ def test_every_command_has_the_same_help_format_and_plain_text(
     assert not description.startswith(("``", "dcmtier ")), description
     assert "``" not in text
     assert description[0].isupper()
-    parser = build_parser()._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
+    parser = build_parser(command)._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
     assert parser.formatter_class.__name__ == "HelpFormatter"  # the one shared format
     assert "Exit status" in text
 
@@ -243,6 +244,188 @@ def test_quality_warns_when_the_two_files_are_unrelated(
     assert main(["compress", str(first), "--tier", "j2k-r10", "--tier", "j2k-lossless",
                  "--out", str(out), "--json", "--jobs", "1"]) == 0  # fmt: skip
     capsys.readouterr()
-    for derived in out.rglob("*.dcm"):  # lossy: a Source Image Sequence; lossless: same UID
+    made = sorted(out.rglob("*.dcm"))
+    assert [p.relative_to(out).parts[0] for p in made] == ["j2k-lossless", "j2k-r10"]
+    for derived in made:  # lossy: a Source Image Sequence; lossless: same UID
         assert main(["quality", str(first), str(derived), "--json"]) == 0
         assert capsys.readouterr().err == ""
+
+
+# --- the command as a process: what it imports, what it exits with ------------------------
+
+HEAVY = ("numpy", "pydicom", "sqlalchemy", "airflow", "imagecodecs", "pyarrow")
+DCMTIER = [sys.executable, "-m", "dcmtier.cli"]
+# run `main(argv)` with its output swallowed, then print the top-level modules it imported
+_IMPORTS = """
+import contextlib, io, json, sys
+from dcmtier.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        main(sys.argv[1:])
+    except SystemExit as exc:
+        assert exc.code == 0, exc
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """This interpreter's path (the worktree's package first), no catalogue from outside."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **extra}
+    env.pop("DCMTIER_CATALOGUE_URL", None)
+    return env
+
+
+def _imported_by(*argv: str) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", _IMPORTS, *argv], capture_output=True,
+                          text=True, check=True, env=_env())  # fmt: skip
+    modules: list[str] = json.loads(done.stdout)
+    return modules
+
+
+def test_help_lists_every_command_and_imports_no_command_and_no_heavy_library() -> None:
+    modules = _imported_by("--help")
+    assert "rich_argparse" in modules  # the help was formatted
+    assert [m for m in modules if m.startswith("dcmtier.commands.")] == []
+    assert sorted({m.split(".")[0] for m in modules} & set(HEAVY)) == []
+    shown = subprocess.run([*DCMTIER, "--help"], capture_output=True, text=True, check=True,
+                           env=_env(COLUMNS="200")).stdout  # fmt: skip
+    for name, info in COMMANDS.items():
+        assert re.search(rf"^ +{name} +{re.escape(info.summary)}$", shown, re.M), name
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=str)
+def test_a_commands_help_imports_its_module_and_no_heavy_library(command: str) -> None:
+    modules = _imported_by(command, "--help")
+    assert COMMANDS[command].module in modules
+    assert sorted({m.split(".")[0] for m in modules} & set(HEAVY)) == []
+
+
+@pytest.fixture(scope="module")
+def area(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Inputs for the exit-code cases: a landing area with one small CT, one with a truncated
+    MR, a file that is not DICOM, a plain file, and the CT processed into ``processed``."""
+    tmp = tmp_path_factory.mktemp("exits")
+    for folder, name in (("landing", "CT_small.dcm"), ("broken", "MR_truncated.dcm")):
+        (tmp / folder).mkdir()
+        shutil.copy(reference_file(name), tmp / folder / name)
+    (tmp / "notdicom.dcm").write_text("not DICOM\n")
+    (tmp / "afile").write_text("x")
+    processed = tmp / "processed"
+    done = subprocess.run(
+        [*DCMTIER, "process", str(tmp / "landing"), "--out", str(processed), "--tier",
+         "j2k-lossless", "--tier", "j2k-r20", "--jobs", "1"],
+        capture_output=True, text=True, env=_env(), cwd=tmp, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    ct = tmp / "landing" / "CT_small.dcm"
+    return {
+        "tmp": str(tmp), "landing": str(tmp / "landing"), "broken": str(tmp / "broken"),
+        "ct": str(ct), "ct_key": str(dcmread(ct).SOPInstanceUID), "afile": str(tmp / "afile"),
+        "notdicom": str(tmp / "notdicom.dcm"), "processed": str(processed),
+    }  # fmt: skip
+
+
+def test_report_with_the_out_of_process_shows_the_tiers_written(area: dict[str, str]) -> None:
+    """`dcmtier process --out DIR` then `dcmtier report --out DIR`, from another folder."""
+    elsewhere = Path(area["tmp"]) / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    for form in ([], ["--json"]):
+        done = subprocess.run(
+            [*DCMTIER, "report", "--out", area["processed"], *form], capture_output=True,
+            text=True, env=_env(), cwd=elsewhere, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        if form:
+            rows = _json_lines(done.stdout)
+            savings = [r for r in rows if r["view"] == "savings_by_tier"]
+            assert [r["tier"] for r in savings] == ["j2k-lossless", "j2k-r20"]
+            assert all(isinstance(r["compressed_bytes"], int) for r in savings)
+        else:
+            assert re.search(r"^\| j2k-lossless +\|", done.stdout, re.M), done.stdout
+            assert re.search(r"^\| j2k-r20 +\|", done.stdout, re.M), done.stdout
+    assert not (elsewhere / "catalogue.db").exists()
+
+
+# an object store that cannot be reached, fast: a closed port on loopback, no retries
+UNREACHABLE_S3 = {
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x",
+    "AWS_SECRET_ACCESS_KEY": "y", "AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard",
+}  # fmt: skip
+# id -> the command line (formatted with `area`), the exit code its help gives, extra env
+EXITS: dict[str, tuple[list[str], int, dict[str, str]]] = {
+    "tiers-0": (["tiers", "--json"], 0, {}),
+    "tiers-2": (["tiers", "--bogus"], 2, {}),
+    "compress-0": (["compress", "{ct}", "--tier", "j2k-lossless", "--out", "{tmp}/c0"], 0, {}),
+    "compress-1": (["compress", "{broken}", "--tier", "j2k-lossless", "--out", "{tmp}/c1"], 1, {}),
+    "compress-2": (["compress", "{ct}", "--tier", "j2k-r7", "--out", "{tmp}/c2"], 2, {}),
+    "process-0": (
+        ["process", "{landing}", "--tier", "j2k-lossless", "--out", "{tmp}/p0", "--no-catalogue"],
+        0,
+        {},
+    ),
+    "process-1": (
+        ["process", "{broken}", "--tier", "j2k-lossless", "--out", "{tmp}/p1", "--no-catalogue"],
+        1,
+        {},
+    ),
+    "process-2": (["process", "{landing}", "--out", "{afile}"], 2, {}),
+    "sample-0": (["sample", "{tmp}/s0", "--slices", "1", "--size", "16"], 0, {}),
+    "sample-1": (["sample", "{afile}/s1", "--slices", "1", "--size", "16"], 1, {}),
+    "sample-2": (["sample", "{tmp}/s2", "--slices", "0"], 2, {}),
+    "quality-0": (["quality", "{ct}", "{ct}"], 0, {}),
+    "quality-1": (["quality", "{ct}", "{notdicom}"], 1, {}),
+    "quality-2": (["quality", "{ct}", "{ct}", "--gate", "nonsense"], 2, {}),
+    "db-0": (["db", "current", "--out", "{tmp}"], 0, {}),
+    "db-1": (["db", "upgrade", "--catalogue", "sqlite:///{afile}/c.db"], 1, {}),
+    "db-2": (["db", "downgrade", "--out", "{tmp}"], 2, {}),  # no REVISION
+    "report-0": (["report", "--out", "{processed}"], 0, {}),
+    "report-1": (["report", "--out", "{tmp}"], 1, {}),  # no catalogue there
+    "report-2": (["report", "--view", "nonsense"], 2, {}),
+    "discover-0": (["discover", "{landing}", "--out", "{tmp}/d0"], 0, {}),
+    "discover-1": (["discover", "{landing}", "--catalogue", "sqlite:///{tmp}/none.db"], 1, {}),
+    "discover-2": (["discover", "{tmp}/no-landing", "--out", "{tmp}/d2"], 2, {}),
+    "locate-0": (["locate", "{ct_key}", "--out", "{processed}"], 0, {}),
+    "locate-1": (["locate", "1.2.3.4", "--out", "{processed}"], 1, {}),
+    "locate-2": (["locate", "--out", "{processed}"], 2, {}),  # no KEY
+    "cache-0": (["cache", "list", "--out", "{processed}"], 0, {}),
+    "cache-1": (["cache", "list", "--out", "s3://bucket/out"], 1, UNREACHABLE_S3),
+    "cache-2": (["cache", "list", "--out", "{afile}"], 2, {}),
+    "bench-2": (["bench", "--runs", "0"], 2, {}),
+}
+# documented codes no case runs: the benchmark takes minutes at the least
+NOT_RUN = {("bench", 0), ("bench", 1)}
+# exit 1 because an instance failed: the failure is a row of the output, not an error line
+REPORTED = {"compress-1", "process-1"}
+
+
+def _documented(command: str) -> set[int]:
+    """The exit codes a command's help gives, from "Exit status: 0 ..., 1 ..., 2 ..."."""
+    epilog = " ".join(str(command_module(command).EPILOG).split())
+    listed = epilog.split("Exit status:", 1)[1]
+    return {int(code) for pair in re.findall(r"(?:^|,)\s*(\d+)(?:\s*/\s*(\d+))?\s", listed)
+            for code in pair if code}  # fmt: skip
+
+
+def test_every_exit_code_a_help_gives_has_a_case() -> None:
+    cases = {(argv[0], code) for argv, code, _ in EXITS.values()}
+    for command in COMMANDS:
+        codes = _documented(command)
+        assert {0, 2} <= codes, command
+        wanted = {(command, code) for code in codes if code < 128}  # signals: tests/faults
+        assert wanted - NOT_RUN <= cases, command
+
+
+@pytest.mark.parametrize("case", EXITS, ids=str)
+def test_the_process_exits_with_the_code_its_help_gives(case: str, area: dict[str, str]) -> None:
+    argv, code, env = EXITS[case]
+    assert code in _documented(argv[0])
+    done = subprocess.run(
+        [*DCMTIER, *(arg.format(**area) for arg in argv)], capture_output=True, text=True,
+        env=_env(**env), cwd=area["tmp"], timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr
+    if case in REPORTED:
+        assert "failed" in done.stdout, done.stdout
+    elif code:  # one line says why (argparse adds its usage line above it)
+        assert done.stderr.strip().splitlines()[-1].startswith("dcmtier"), done.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 from pydicom import Dataset, dcmread
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
-from dcmtier.commands import sample as sample_command
+from dcmtier.cli import main
 from dcmtier.sample import FOV_MM, ct_phantom, write_ct_series
 
 SMALL = {"slices": 4, "rows": 64, "columns": 64}
@@ -163,9 +162,7 @@ def test_lossless_jpeg2000_ratio_is_ct_like(z: float) -> None:
 
 
 def _run_command(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="dcmtier")
-    sample_command.add_parser(parser.add_subparsers(dest="command", required=True))
-    return sample_command.run(parser.parse_args(argv))
+    return main(argv)
 
 
 def test_sample_command_prints_the_file_count_and_study_uid(

@@ -1,9 +1,9 @@
 """The reference chain users compare dcmtier with: one ``gdcmconv`` process per file.
 
 ``gdcmconv --j2k IN OUT`` for lossless and ``gdcmconv --lossy --j2k -r RATE --irreversible IN
-OUT`` for a rate (REFERENCE.md section 1), run from a shell loop as a user would. gdcmconv 3.0
-can exit 0 without writing anything for lossy on some files, so every output is checked and the
-missing or empty ones are counted as failures.
+OUT`` for a rate (docs/concepts/reference-survey.md), run from a shell loop as a user would.
+gdcmconv 3.0 can exit 0 without writing anything for lossy on some files, so every output is
+checked and the missing or empty ones are counted as failures.
 """
 
 from __future__ import annotations

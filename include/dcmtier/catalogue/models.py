@@ -115,6 +115,11 @@ class Series(Base):
     study_uid: Mapped[str] = mapped_column(UID, ForeignKey("studies.study_uid"), nullable=False)
     modality: Mapped[str] = mapped_column(String(16), nullable=False)
     series_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # what analysts group by (``dcmtier.descriptors``); no patient field, no day
+    body_part: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    manufacturer: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    study_month: Mapped[str | None] = mapped_column(String(7), nullable=True)  # YYYY-MM
 
 
 class Instance(Base):

@@ -17,7 +17,11 @@ from typing import Any
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 
+from dcmtier.descriptors import DESCRIPTORS, series_descriptors
 from dcmtier.records import Known, Study
+
+# header fields kept with the series, not with each instance
+_SERIES_ONLY = frozenset({"series_number", *DESCRIPTORS} - {"modality"})
 
 
 @dataclass
@@ -62,6 +66,7 @@ def source_rows(
                 "study_uid": study.uid,
                 "modality": row["modality"],
                 "series_number": fields["series_number"],
+                **{k: fields.get(k) for k in DESCRIPTORS if k != "modality"},
             },
         )
     modalities = ",".join(sorted({r["modality"] for r in instances.values()})) or "-"
@@ -108,13 +113,14 @@ def header_fields(ds: Dataset) -> dict[str, Any]:
         "bits_stored": _int(ds.get("BitsStored")),
         "photometric": str(ds.get("PhotometricInterpretation") or "") or None,
         "series_number": _int(ds.get("SeriesNumber")),
+        **{k: v for k, v in series_descriptors(ds).items() if k != "modality"},
     }
 
 
 def _instance(
     fields: Mapping[str, Any], study: Study, now: datetime, size: int, digest: str
 ) -> dict[str, Any]:
-    row = {k: v for k, v in fields.items() if k != "series_number"}
+    row = {k: v for k, v in fields.items() if k not in _SERIES_ONLY}
     return {
         **row,
         "series_uid": row["series_uid"] or f"{study.uid}.unknown-series",

@@ -1,7 +1,7 @@
-"""The output instance: header rules of PS3.3 C.7.6.1.1.5 and PS3.5 A.4 (REFERENCE.md section 2).
+"""The output instance: header rules of PS3.3 C.7.6.1.1.5 and PS3.5 A.4.
 
-Everything here is a pure function of the source header, the tier and the encoded frames, so
-a rerun writes the same bytes.
+The rules are set out in docs/concepts/dicom-output.md. Everything here is a pure function of
+the source header, the tier and the encoded frames, so a rerun writes the same bytes.
 """
 
 from __future__ import annotations

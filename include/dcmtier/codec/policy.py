@@ -66,7 +66,7 @@ class ModalityRule:
 
 
 DEFAULT_MODALITY_RULES: Mapping[str, ModalityRule] = {
-    # Mammography is read at full fidelity: lossless only (REFERENCE.md section 1).
+    # Mammography is read at full fidelity: lossless only (docs/concepts/reference-survey.md).
     "MG": ModalityRule(lossless_only=True),
 }
 

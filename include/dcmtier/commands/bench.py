@@ -39,13 +39,15 @@ def _count(text: str) -> int:
     return value
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "bench",
-        help="benchmark against the gdcmconv-per-file chain",
-        description=__doc__,
-        epilog="Exit status: 0 measured (targets met or not: see the table), 2 bad usage.",
-    )
+EPILOG = (
+    "Writes its figures to --out (a JSON file) and prints a table. Exit status: 0 measured "
+    "(targets met or not: see the table), 1 a step failed (a process it started, a folder "
+    "that cannot be written), 2 bad usage or a missing tool (gdcmconv without "
+    "--install-tools)."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("suite", nargs="?", choices=("codec", "scale"), default="codec",
         help="codec: against gdcmconv (default); scale: discovery on many files")  # fmt: skip

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dcmtier.work.cache import CachedStudy
@@ -38,13 +37,15 @@ def duration(text: str) -> timedelta:
     return timedelta(**{UNITS[unit or "s"]: float(number)})
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "cache",
-        help="list or prune the layered-encode cache (OUT/cache/layered)",
-        description=__doc__,
-        epilog="Exit status: 0 done, 2 bad usage.",
-    )
+EPILOG = (
+    "list: one line per study (size, files, last written) and a total; prune: one line per "
+    "study deleted (or, with --dry-run, that would be) and a total; --json: one JSON object "
+    "per study instead, no total. Exit status: 0 done, 1 the object store is unreachable or "
+    "refused a request, 2 bad usage (an unknown URL scheme, --out naming a file)."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("list", "prune"), help="list: size and age per study")
     parser.add_argument(
         "--out", default=".", metavar="DIR",
@@ -56,30 +57,27 @@ def add_parser(subparsers: Any) -> None:
         help="prune only studies not written to for AGE (30m, 12h, 7d; default: all)",
     )  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="say what prune would delete")
+    parser.add_argument("--json", action="store_true", help="one JSON object per study")
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcmtier.cli import EXIT_FAILED
-    from dcmtier.errors import StorageError
+    from dcmtier.errors import ConfigError
     from dcmtier.storage.store import Store, is_remote, local_root
     from dcmtier.work.cache import cached_on_store, cached_studies, prune, prune_store
     from dcmtier.work.layout import Layout
 
-    try:
-        if not is_remote(args.out):
-            layout = Layout(local_root(args.out) if "://" in args.out else Path(args.out))
-            return _act(
-                args, str(layout.layer_cache), partial(cached_studies, layout),
-                partial(prune, layout),
-            )  # fmt: skip
-        store = Store.open(args.out)
+    if not is_remote(args.out):
+        layout = Layout(local_root(args.out) if "://" in args.out else Path(args.out))
+        if layout.root.exists() and not layout.root.is_dir():
+            raise ConfigError(f"--out {args.out} is a file, not a folder")
         return _act(
-            args, store.url_of("cache/layered"), partial(cached_on_store, store),
-            partial(prune_store, store),
-        )  # fmt: skip
-    except StorageError as exc:
-        print(f"dcmtier: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+            args, str(layout.layer_cache), partial(cached_studies, layout), partial(prune, layout)
+        )
+    store = Store.open(args.out)
+    return _act(
+        args, store.url_of("cache/layered"), partial(cached_on_store, store),
+        partial(prune_store, store),
+    )  # fmt: skip
 
 
 def _act(
@@ -88,23 +86,38 @@ def _act(
     listed: Callable[[], list[CachedStudy]],
     pruning: Callable[..., list[CachedStudy]],
 ) -> int:
-    from dcmtier.cli import EXIT_OK
+    from dcmtier.cli import EXIT_OK, print_json
 
     if args.action == "list":
         found = listed()
         for cached in found:
+            if args.json:
+                print_json(_row(cached))
+                continue
             print(
                 f"{cached.study_uid}  {cached.files} files  {_mb(cached.bytes)}  "
                 f"last written {cached.modified:%Y-%m-%d %H:%M:%S} UTC"
             )
-        print(_total("cached", found, where))
+        if not args.json:
+            print(_total("cached", found, where))
         return EXIT_OK
+    verb = "would delete" if args.dry_run else "deleted"
     pruned = pruning(older_than=args.older_than, dry_run=args.dry_run)
     for cached in pruned:
-        print(f"{'would delete' if args.dry_run else 'deleted'} {cached.study_uid}"
-              f"  {_mb(cached.bytes)}")  # fmt: skip
-    print(_total("would delete" if args.dry_run else "deleted", pruned, where))
+        if args.json:
+            print_json({**_row(cached), "action": verb})
+        else:
+            print(f"{verb} {cached.study_uid}  {_mb(cached.bytes)}")
+    if not args.json:
+        print(_total(verb, pruned, where))
     return EXIT_OK
+
+
+def _row(cached: CachedStudy) -> dict[str, object]:
+    return {
+        "study_uid": cached.study_uid, "files": cached.files, "bytes": cached.bytes,
+        "last_written": f"{cached.modified:%Y-%m-%dT%H:%M:%SZ}",
+    }  # fmt: skip
 
 
 def _mb(size: int) -> str:

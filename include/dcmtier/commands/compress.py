@@ -16,23 +16,24 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dcmtier.cli import add_show_paths
-from dcmtier.codec.policy import Policy
 from dcmtier.commands.options import add_gate_option, add_jobs
 from dcmtier.records import FAILED, LAYERED, STRATEGIES, TierResult
-from dcmtier.tiers import DEFAULT_TIERS, Tier, resolve_tiers
+from dcmtier.tiers import DEFAULT_TIERS, Tier
+
+if TYPE_CHECKING:
+    from dcmtier.codec.policy import Policy
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "compress",
-        help="compress files into tiers",
-        description=__doc__,
-        epilog="Exit status: 0 nothing failed (gate outcomes handled by --on-gate-failure "
-        "are not failures), 1 an instance failed, 2 bad usage.",
-    )
+EPILOG = (
+    "Exit status: 0 nothing failed (gate outcomes handled by --on-gate-failure are not "
+    "failures), 1 an instance failed or the object store is unreachable, 2 bad usage."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "sources", nargs="+", metavar="SRC",
         help="files or folders, or object store URLs (s3://bucket/prefix, gs://…, az://…)",
@@ -76,23 +77,19 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcmtier.cli import EXIT_FAILED
-    from dcmtier.commands.process import check_output
+    from dcmtier.codec.policy import Policy
+    from dcmtier.commands.options import check_output
     from dcmtier.discovery.landing import is_local
-    from dcmtier.errors import StorageError
+    from dcmtier.tiers import resolve_tiers
 
     tiers = resolve_tiers(args.tiers)
     policy = Policy.from_file(args.policy) if args.policy else Policy()
     with tempfile.TemporaryDirectory(prefix="dcmtier-staging-") as staging:
-        try:
-            out = _Output.of(args.out, Path(staging) / "out")
-            if out.store is None:
-                check_output(out.folder, [Path(s) for s in args.sources if is_local(s)])
-            files, where = _sources(args.sources, Path(staging))
-            return _compress(args, files, where, tiers, policy, out=out)
-        except StorageError as exc:
-            print(f"dcmtier: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+        out = _Output.of(args.out, Path(staging) / "out")
+        if out.store is None:
+            check_output(out.folder, [Path(s) for s in args.sources if is_local(s)])
+        files, where = _sources(args.sources, Path(staging))
+        return _compress(args, files, where, tiers, policy, out=out)
 
 
 class _Output:

@@ -1,44 +1,30 @@
 """``dcmtier db``: create, migrate or inspect the catalogue's schema.
 
 The catalogue is --catalogue URL, else $DCMTIER_CATALOGUE_URL, else the embedded SQLite
-DIR/catalogue.db (--data-dir, default the current folder). postgresql:// and postgres:// URLs
-use psycopg.
+OUT/catalogue.db of the output root --out (default the current folder). postgresql:// and
+postgres:// URLs use psycopg.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Any
+
+from dcmtier.commands.options import add_catalogue_arguments
 
 ACTIONS = ("upgrade", "downgrade", "current", "history")
+EPILOG = (
+    "upgrade: apply migrations up to REVISION (default head). downgrade: revert to REVISION "
+    "(required; 'base' drops every catalogue table and view, and with them everything "
+    "recorded); asks for confirmation, or --yes. current: print the database's revision and "
+    "the one this dcmtier needs. history: list the revisions. --json: one JSON object per "
+    "revision (history) or for the database (the others). Exit status: 0 done, 1 the "
+    "database is unreachable, a migration failed or the downgrade was not confirmed, 2 bad "
+    "usage (a downgrade without REVISION, or without --yes when nobody can answer)."
+)
 
 
-def add_catalogue_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--catalogue URL`` and ``--data-dir DIR``, shared with ``dcmtier report``."""
-    parser.add_argument(
-        "--catalogue", metavar="URL",
-        help="database URL (default: $DCMTIER_CATALOGUE_URL, else DIR/catalogue.db)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--data-dir", type=Path, default=Path("."), metavar="DIR",
-        help="where the embedded SQLite catalogue lives (default: .)",
-    )  # fmt: skip
-
-
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "db",
-        help="create or migrate the catalogue's schema",
-        description=__doc__,
-        epilog="upgrade: apply migrations up to REVISION (default head). downgrade: revert to "
-        "REVISION (required; 'base' drops every catalogue table and view, and with them "
-        "everything recorded); asks for confirmation, or --yes. current: print the database's "
-        "revision and the one this dcmtier needs. history: list the revisions. Exit status: 0 "
-        "done, 1 the database is unreachable, a migration failed or the downgrade was not "
-        "confirmed, 2 bad usage.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "action", choices=ACTIONS, metavar="ACTION", help=f"{', '.join(ACTIONS)} (see below)"
     )
@@ -51,28 +37,28 @@ def add_parser(subparsers: Any) -> None:
         "-y", "--yes", action="store_true", help="downgrade without asking (scripts, CI)"
     )
     add_catalogue_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="JSON Lines (see below)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcmtier.catalogue import CatalogueError, resolve_url, schema
-    from dcmtier.cli import EXIT_FAILED, EXIT_OK
-    from dcmtier.errors import ConfigError
+    from dcmtier.catalogue import schema
+    from dcmtier.cli import EXIT_OK, print_json
+    from dcmtier.commands.options import catalogue_url
+    from dcmtier.errors import ConfigError, DcmtierError
 
     if args.action == "history":
         for revision, doc in schema.revisions():
-            print(f"{revision}  {doc.replace('``', '`')}")
+            if args.json:
+                print_json({"revision": revision, "doc": doc.replace("``", "`")})
+            else:
+                print(f"{revision}  {doc.replace('``', '`')}")
         return EXIT_OK
-    url = resolve_url(args.catalogue, args.data_dir)
+    url = catalogue_url(args.catalogue, args.out)
     if args.action == "downgrade" and not args.revision:
         raise ConfigError("db downgrade needs a REVISION (e.g. base, which drops everything)")
-    try:
-        if args.action == "downgrade" and not args.yes and not _confirmed(url, args.revision):
-            print("dcmtier: downgrade not confirmed: nothing changed", file=sys.stderr)
-            return EXIT_FAILED
-        _act(args.action, url, args.revision)
-    except CatalogueError as exc:
-        print(f"dcmtier: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    if args.action == "downgrade" and not args.yes and not _confirmed(url, args.revision):
+        raise DcmtierError("downgrade not confirmed: nothing changed")  # exit 1
+    _act(args.action, url, args.revision, as_json=args.json)
     return EXIT_OK
 
 
@@ -97,13 +83,19 @@ def _confirmed(url: str, revision: str) -> bool:
     return answer.strip().lower() == "yes"
 
 
-def _act(action: str, url: str, revision: str | None) -> None:
+def _act(action: str, url: str, revision: str | None, *, as_json: bool) -> None:
     from dcmtier.catalogue import schema
     from dcmtier.catalogue.engine import safe_url
+    from dcmtier.cli import print_json
 
     if action == "upgrade":
         schema.upgrade(url, revision or "head")
     elif action == "downgrade":
         schema.downgrade(url, str(revision))
-    current = schema.current_revision_at(url) or "none"
-    print(f"{safe_url(url)}: revision {current} (this dcmtier needs {schema.head_revision()})")
+    current = schema.current_revision_at(url)
+    if as_json:
+        print_json({"catalogue": safe_url(url), "revision": current,
+                    "head": schema.head_revision()})  # fmt: skip
+        return
+    print(f"{safe_url(url)}: revision {current or 'none'} (this dcmtier needs "
+          f"{schema.head_revision()})")  # fmt: skip

@@ -3,30 +3,25 @@
 Lists LANDING (a folder or an fsspec URL), reads the header of every file that is new or whose
 size, modification time or ETag changed since the index last saw it, and marks files no longer
 there as gone: the first step of every DAG run, alone. The catalogue is --catalogue URL, else
-$DCMTIER_CATALOGUE_URL, else the embedded SQLite DIR/catalogue.db (--data-dir, default the
-current folder; created and migrated when missing).
+$DCMTIER_CATALOGUE_URL, else the embedded SQLite OUT/catalogue.db of the output root --out
+(default the current folder; created and migrated when missing).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any
 
-from dcmtier.commands.db import add_catalogue_arguments
-from dcmtier.commands.options import positive
+from dcmtier.commands.options import add_catalogue_arguments, positive
+
+EPILOG = (
+    "Output: files_listed, headers_read, files_new, files_changed, files_gone, unreadable, "
+    "studies (present under LANDING) and seconds (with list_s, read_s, write_s); with --json "
+    "as one JSON object on one line. Exit status: 0 done, 1 the catalogue is unreachable or "
+    "not migrated, 2 bad usage or no such landing area."
+)
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "discover",
-        help="update the landing index (headers of new or changed files only)",
-        description=__doc__,
-        epilog="Output: files_listed, headers_read, files_new, files_changed, files_gone, "
-        "unreadable, studies (present under LANDING) and seconds (with list_s, read_s, "
-        "write_s). Exit status: 0 done, 1 the catalogue is unreachable or not migrated, 2 bad "
-        "usage or no such landing area.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("landing", metavar="LANDING", help="a folder or an fsspec URL")
     add_catalogue_arguments(parser)
     parser.add_argument(
@@ -37,29 +32,20 @@ def add_parser(subparsers: Any) -> None:
         "--readers", type=positive, default=16, metavar="N",
         help="concurrent header reads on an object store (16)",
     )  # fmt: skip
-    parser.add_argument("--json", action="store_true", help="one JSON object")
+    parser.add_argument("--json", action="store_true", help="one JSON object on one line")
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcmtier.catalogue import Catalogue, CatalogueError, resolve_url
-    from dcmtier.catalogue.engine import is_default
-    from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
+    from dcmtier.cli import EXIT_OK, print_json
+    from dcmtier.commands.options import open_catalogue
     from dcmtier.discovery.index import index_landing, scopes_of
 
-    url = resolve_url(args.catalogue, args.data_dir)
+    catalogue = open_catalogue(args.catalogue, args.out)
     try:
-        if is_default(args.catalogue):
-            Catalogue.upgrade(url)
-        catalogue = Catalogue.connect(url)
-        try:
-            stats = index_landing(args.landing, catalogue, prefixes=args.prefix,
-                                  readers=args.readers)  # fmt: skip
-            studies = catalogue.landing_study_count(scopes_of(args.landing))
-        finally:
-            catalogue.close()
-    except CatalogueError as exc:
-        print(f"dcmtier: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        stats = index_landing(args.landing, catalogue, prefixes=args.prefix, readers=args.readers)
+        studies = catalogue.landing_study_count(scopes_of(args.landing))
+    finally:
+        catalogue.close()
     out = {**stats.as_dict(), "studies": studies}
     if args.json:
         print_json(out)

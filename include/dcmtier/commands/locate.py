@@ -11,39 +11,32 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-from dcmtier.commands.db import add_catalogue_arguments
+from dcmtier.commands.options import add_catalogue_arguments
+
+EPILOG = (
+    "Prints KEY, URI, first seen, last seen: one line per location, newest first (--json: "
+    "one JSON object per location). Exit status: 0 every KEY located, 1 a KEY has no "
+    "recorded location or the catalogue is unreachable, 2 bad usage."
+)
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "locate",
-        help="where the file with a given file key (SOP UID or content hash) was found",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Prints KEY, URI, first seen, last seen: one line per location, newest first. "
-        "Exit status: 0 every KEY located, 1 a KEY has no recorded location or the catalogue "
-        "is unreachable, 2 bad usage.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("keys", nargs="+", metavar="KEY", help="file key (or SOP Instance UID)")
     add_catalogue_arguments(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per location")
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcmtier.catalogue import Catalogue, CatalogueError, resolve_url
+    from dcmtier.catalogue import Catalogue
     from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
+    from dcmtier.commands.options import catalogue_url
 
+    catalogue = Catalogue.connect(catalogue_url(args.catalogue, args.out))
     try:
-        catalogue = Catalogue.connect(resolve_url(args.catalogue, args.data_dir))
-        try:
-            rows = catalogue.locate(args.keys)
-        finally:
-            catalogue.close()
-    except CatalogueError as exc:
-        print(f"dcmtier: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        rows = catalogue.locate(args.keys)
+    finally:
+        catalogue.close()
     for row in rows:
         if args.json:
             print_json(row)

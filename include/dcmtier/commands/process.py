@@ -22,35 +22,31 @@ OUT/cache/layered/<study>/ while its tiers are made and deleted once they are al
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dcmtier.cli import add_show_paths
-from dcmtier.commands.options import add_gate_option, add_jobs
+from dcmtier.commands.options import add_catalogue_url, add_gate_option, add_jobs
 from dcmtier.tiers import DEFAULT_TIERS
 
 if TYPE_CHECKING:
-    from dcmtier.catalogue import Catalogue
     from dcmtier.commands.progress import HasFiles
     from dcmtier.records import Study, StudyTierResult, Unidentified
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "process",
-        help="compress, verify, measure and package every study under SRC",
-        description=__doc__,
-        epilog="Exit status: 0 when no instance failed and no attempt failed (gate outcomes "
-        "handled by the policy - fallback, reject, keep - do not count, even when they make a "
-        "study x tier partial or rejected), 1 when an instance failed (quarantined), an "
-        "attempt failed or a file had no StudyInstanceUID, 2 bad usage, 130 / 143 stopped by "
-        "SIGINT / SIGTERM (its attempts marked interrupted).",
-    )
+EPILOG = (
+    "Exit status: 0 when no instance failed and no attempt failed (gate outcomes "
+    "handled by the policy - fallback, reject, keep - do not count, even when they make a "
+    "study x tier partial or rejected), 1 when an instance failed (quarantined), an "
+    "attempt failed or a file had no StudyInstanceUID, 2 bad usage, 130 / 143 stopped by "
+    "SIGINT / SIGTERM (its attempts marked interrupted)."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "sources", nargs="+", metavar="SRC",
         help="files or folders, or object store URLs (s3://bucket/prefix, gs://…, az://…)",
@@ -61,8 +57,8 @@ def add_parser(subparsers: Any) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--out", required=True, metavar="DIR",
-        help="output root: a folder, or an object store URL (needs --catalogue or "
-        "$DCMTIER_CATALOGUE_URL)",
+        help="the output root: a folder, whose catalogue.db is the embedded catalogue, or an "
+        "object store URL (needs --catalogue or $DCMTIER_CATALOGUE_URL)",
     )  # fmt: skip
     add_jobs(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per study x tier")
@@ -80,40 +76,22 @@ def add_parser(subparsers: Any) -> None:
         "--run-id", help="recorded in every row (default: cli-<UTC time to the microsecond>)"
     )
     where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--catalogue", metavar="URL",
-        help="catalogue database (default: $DCMTIER_CATALOGUE_URL, else OUT/catalogue.db)",
-    )  # fmt: skip
+    add_catalogue_url(where)
     where.add_argument("--no-catalogue", action="store_true", help="record nothing in a catalogue")
     add_show_paths(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcmtier.cli import EXIT_FAILED
-    from dcmtier.errors import CatalogueError, StorageError
-    from dcmtier.work.interrupt import Interrupted, signals_interrupt
+    from dcmtier.work.interrupt import signals_interrupt
 
-    try:
-        with signals_interrupt():
-            return _run(args)
-    except (CatalogueError, StorageError) as exc:
-        print(f"dcmtier: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except OSError as exc:  # the output cannot be written: full disk, read-only, ...
-        print(f"dcmtier: cannot write the output under {args.out}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except Interrupted as exc:
-        print(
-            f"dcmtier: {exc}: the unfinished study x tier attempts are marked interrupted; "
-            "run the same command again to make them",
-            file=sys.stderr,
-        )
-        return exc.exit_code
+    with signals_interrupt():  # a signal ends in `Interrupted`, which `cli.main` reports
+        return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:
     from dcmtier.cli import EXIT_FAILED, EXIT_OK, json_line
     from dcmtier.codec.policy import Policy
+    from dcmtier.commands.options import check_output, open_catalogue
     from dcmtier.commands.progress import ProcessProgress
     from dcmtier.discovery.landing import is_local
     from dcmtier.discovery.plan import safe_name
@@ -136,9 +114,7 @@ def _run(args: argparse.Namespace) -> int:
     started = datetime.now(UTC)
     run_id = args.run_id or f"cli-{started:%Y%m%dT%H%M%S.%fZ}"
     layout = root.layout
-    explicit = args.catalogue or os.environ.get("DCMTIER_CATALOGUE_URL")
-    data_dir = root.data_dir(explicit)
-    catalogue = None if args.no_catalogue else open_catalogue(args.catalogue, data_dir)
+    catalogue = None if args.no_catalogue else open_catalogue(args.catalogue, args.out)
     sources = _Sources(args.sources, layout.root / "staging" / safe_name(run_id))
     unidentified = sources.unidentified
     for item in unidentified:
@@ -223,46 +199,6 @@ class _Sources:
     def __exit__(self, *exc: object) -> None:
         """Remove the run's staging folder, whatever is left in it (an error, a signal)."""
         shutil.rmtree(self.staging, ignore_errors=True)
-
-
-def check_output(out: Path, sources: list[Path]) -> None:
-    """Refuse an output that is a file or inside a source folder; make sure it is writable.
-
-    Raises ``ConfigError`` (usage) or ``OSError`` (the folder cannot be written). Messages
-    name ``out`` (the operator's choice) but never a source folder, whose name may carry a
-    patient's.
-    """
-    import os
-    import tempfile
-
-    from dcmtier.errors import ConfigError
-
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder")
-    for number, source in enumerate(sources, start=1):
-        if source.is_dir() and out.resolve().is_relative_to(source.resolve()):
-            raise ConfigError(
-                f"--out {out} is inside source folder {number} (SRC): outputs would be read "
-                "as inputs on the next run; choose a folder outside it"
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".dcmtier-probe.")
-    except OSError as exc:
-        raise OSError(exc.errno, f"output folder is not writable ({exc.strerror})") from exc
-    os.close(fd)
-    os.unlink(probe)
-
-
-def open_catalogue(explicit: str | None, data_dir: Path) -> Catalogue:
-    """The catalogue to record into; only the embedded default is migrated here."""
-    from dcmtier.catalogue import Catalogue, resolve_url
-    from dcmtier.catalogue.engine import is_default
-
-    url = resolve_url(explicit, data_dir)
-    if is_default(explicit):
-        Catalogue.upgrade(url)
-    return Catalogue.connect(url)
 
 
 def _report(item: Unidentified, *, as_json: bool, show_paths: bool) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dcmtier.cli import add_show_paths
+from dcmtier.errors import InvalidInput
 from dcmtier.records import file_key, name_by_key
 from dcmtier.tiers import Use
 
@@ -27,15 +28,14 @@ if TYPE_CHECKING:
 LOSSLESS = "lossless"
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+EPILOG = (
+    "Exit status: 0 compared (and passed --gate), 1 a file could not be compared or a frame "
+    "failed the gate, 2 bad usage. In --json output psnr_db is null when identical."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     bands = [LOSSLESS, *(use.value for use in Use)]  # DEFAULT_GATES has one gate per Use
-    parser = subparsers.add_parser(
-        "quality",
-        help="compare a derived file with its original, frame by frame",
-        description=__doc__,
-        epilog="Exit status: 0 compared (and passed --gate), 1 a file could not be compared or a "
-        "frame failed the gate, 2 bad usage. In --json output psnr_db is null when identical.",
-    )
     parser.add_argument("original", type=Path, metavar="ORIGINAL", help="the source file")
     parser.add_argument("derived", type=Path, metavar="DERIVED", help="the file made from it")
     parser.add_argument("--json", action="store_true", help="one JSON object per frame")
@@ -80,10 +80,10 @@ def _as_stored_values_of(original: Any, derived_ds: Any, derived: NDArray[Any]) 
     return np.rint((modality - intercept) / slope).astype(dtype)
 
 
-def _fail(path: Path, name: str, exc: BaseException | str) -> int:
+def _cannot_compare(path: Path, name: str, exc: BaseException | str) -> InvalidInput:
+    """The error for a file that cannot be compared, naming it as output does (its key)."""
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    print(f"dcmtier quality: {name}: {name_by_key(reason, path, name)}", file=sys.stderr)
-    return 1
+    return InvalidInput(f"{name}: {name_by_key(reason, path, name)}")
 
 
 def _name(path: Path, ds: Any, show_paths: bool) -> str:
@@ -118,13 +118,13 @@ def run(args: argparse.Namespace) -> int:
         try:  # any failure to read or decode an input ends in one line naming the file
             read.append(_read_frames(path))
         except Exception as exc:
-            return _fail(path, _name(path, None, args.show_paths), exc)
+            raise _cannot_compare(path, _name(path, None, args.show_paths), exc) from exc
     (ds, original), (derived_ds, derived) = read
     names = (_name(args.original, ds, args.show_paths),
              _name(args.derived, derived_ds, args.show_paths))  # fmt: skip
     derived = _as_stored_values_of(ds, derived_ds, derived)
     if original.shape != derived.shape:
-        return _fail(
+        raise _cannot_compare(
             args.derived, names[1],
             f"pixels {derived.shape} differ from the original's {original.shape}",
         )  # fmt: skip
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         metrics = list(iter_frame_metrics(original, derived, ModalityLUT.from_dataset(ds)))
     except (AttributeError, ValueError) as exc:
-        return _fail(args.original, names[0], exc)
+        raise _cannot_compare(args.original, names[0], exc) from exc
     gate = _gate(args.gate)
     verdicts = [gate.check(m) if gate else None for m in metrics]
     if args.json:

@@ -2,10 +2,12 @@
 
 Prints the catalogue's views: by default savings_by_tier and quality_by_tier, and how many
 unresolved failures there are; --view NAME (repeatable, or `all`) for any of savings_by_tier,
-quality_by_tier, savings_by_study, lineage and failures. --format table (Markdown: paste it into
-a ticket or a wiki), csv (a spreadsheet; one block per view) or json (a program: one object,
-{"<view>": [rows]}). Bytes are file sizes; ratio is original / compressed; PSNR is in dB
-(inf: identical), |diff| in the modality unit.
+quality_by_tier, savings_by_study, lineage, failures and backlog. The catalogue is the one
+`dcmtier process --out DIR` wrote (--out DIR, default the current folder), or --catalogue URL.
+Markdown tables by default (paste them into a ticket or a wiki); --json for a program (JSON
+Lines: one object per row, its view under "view"); --csv for a spreadsheet (one block per
+view). Bytes are file sizes; ratio is original / compressed; PSNR is in dB (inf: identical),
+|diff| in the modality unit.
 """
 
 from __future__ import annotations
@@ -17,16 +19,16 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dcmtier.commands.db import add_catalogue_arguments
+from dcmtier.commands.options import add_catalogue_arguments
 
 # the catalogue's views (dcmtier.catalogue.store.VIEWS, named here so that building the parser
 # does not load SQLAlchemy; a test checks both against the migrated database)
 VIEWS = (
     "savings_by_tier", "quality_by_tier", "savings_by_study", "lineage", "failures", "backlog",
+    "savings_by_modality", "savings_by_month", "quality_by_modality", "quality_by_scanner",
 )  # fmt: skip
 REPORT_VIEWS = VIEWS[:2]
 
-FORMATS_OUT = ("table", "csv", "json")
 FAILURES = "failures"
 # what an empty view means, said instead of an empty table
 EMPTY: Mapping[str, str] = {
@@ -42,51 +44,50 @@ FORMATS: Mapping[str, str] = {
     "psnr_median": "{:.1f}",
     "ssim_min": "{:.4f}",
     "ssim_mean": "{:.4f}",
+    "ssim_median": "{:.4f}",
     "max_abs_diff": "{:g}",
     "mean_abs_diff": "{:.2f}",
 }
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "report",
-        help="savings and quality per tier, from the catalogue",
-        description=__doc__,
-        epilog="Exit status: 0 printed, 1 the catalogue is unreachable or not migrated, 2 bad "
-        "usage. In --json output PSNR is null when identical (+inf).",
-    )
+EPILOG = (
+    "Exit status: 0 printed, 1 the catalogue is unreachable or not migrated (`dcmtier db "
+    "upgrade`), 2 bad usage. In --json output PSNR is null when identical (+inf)."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_catalogue_arguments(parser)
     parser.add_argument(
         "--view", action="append", dest="views", choices=(*VIEWS, "all"), metavar="NAME",
         help=f"a view to print, repeatable: {', '.join(VIEWS)}, or all "
         f"(default: {' and '.join(REPORT_VIEWS)}, and the count of failures)",
     )  # fmt: skip
-    parser.add_argument(
-        "--format", choices=FORMATS_OUT, default="table",
-        help="table (Markdown, the default), csv or json",
-    )  # fmt: skip
     form = parser.add_mutually_exclusive_group()
-    form.add_argument("--json", action="store_true", help="the same as --format json")
-    form.add_argument("--csv", action="store_true", help="the same as --format csv")
+    form.add_argument(
+        "--json", action="store_true", help='JSON Lines: one object per row, with its "view"'
+    )
+    form.add_argument("--csv", action="store_true", help="CSV: a header and rows per view")
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcmtier.catalogue import Catalogue, CatalogueError, resolve_url
-    from dcmtier.cli import EXIT_FAILED, EXIT_OK, print_json
+    from dcmtier.catalogue import Catalogue
+    from dcmtier.cli import EXIT_OK, print_json
+    from dcmtier.commands.options import catalogue_url
 
     chosen = args.views or []
     views = list(VIEWS) if "all" in chosen else list(dict.fromkeys(chosen)) or list(REPORT_VIEWS)
-    fmt = "json" if args.json else "csv" if args.csv else args.format
+    catalogue = Catalogue.connect(catalogue_url(args.catalogue, args.out))
     try:
-        catalogue = Catalogue.connect(resolve_url(args.catalogue, args.data_dir))
         # the failures are always read: an empty savings view may mean "everything failed"
         report = catalogue.report(list(dict.fromkeys([*views, FAILURES])))
-    except CatalogueError as exc:
-        print(f"dcmtier: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    if fmt == "json":
-        print_json({v: [_finite(row) for row in report[v]] for v in views})
-    elif fmt == "csv":
+    finally:
+        catalogue.close()
+    if args.json:
+        for view in views:
+            for row in report[view]:
+                print_json({"view": view, **_finite(row)})
+    elif args.csv:
         _print_csv(report, views)
     else:
         _print_tables(report, views)

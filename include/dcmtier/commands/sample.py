@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from pathlib import Path
 
 from dcmtier.commands.options import positive
@@ -16,13 +15,13 @@ def _date(text: str) -> str:
     return text
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "sample",
-        help="write a synthetic CT series",
-        description=__doc__,
-        epilog="Exit status: 0 written, 1 the folder cannot be written, 2 bad usage.",
-    )
+EPILOG = (
+    "Prints how many files it wrote and the study's StudyInstanceUID (--json: as one JSON "
+    "object). Exit status: 0 written, 1 the folder cannot be written, 2 bad usage."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="folder for the files")
     parser.add_argument("--slices", type=positive, default=40, metavar="N", help="default 40")
     parser.add_argument(
@@ -37,30 +36,28 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--study-date", type=_date, default="20240115", metavar="YYYYMMDD", help="Study Date"
     )
+    parser.add_argument("--json", action="store_true", help="one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
     import pydicom
 
+    from dcmtier.cli import EXIT_OK, print_json
     from dcmtier.sample import write_ct_series
 
-    try:
-        paths = write_ct_series(
-            args.out_dir,
-            slices=args.slices,
-            rows=args.size,
-            columns=args.size,
-            signed=not args.unsigned,
-            seed=args.seed,
-            study_date=args.study_date,
-        )
-    except OSError as exc:
-        print(
-            f"dcmtier sample: cannot write to {args.out_dir}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
-        return 1
-    study_uid = pydicom.dcmread(paths[0], stop_before_pixels=True).StudyInstanceUID
+    paths = write_ct_series(  # an OSError (the folder cannot be written) ends in `cli.main`
+        args.out_dir,
+        slices=args.slices,
+        rows=args.size,
+        columns=args.size,
+        signed=not args.unsigned,
+        seed=args.seed,
+        study_date=args.study_date,
+    )
+    study_uid = str(pydicom.dcmread(paths[0], stop_before_pixels=True).StudyInstanceUID)
+    if args.json:
+        print_json({"files": len(paths), "folder": str(args.out_dir), "study_uid": study_uid})
+        return EXIT_OK
     print(f"wrote {len(paths)} files to {args.out_dir}")
     print(f"StudyInstanceUID {study_uid}")
-    return 0
+    return EXIT_OK

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from dcmtier.tiers import DEFAULT_TIERS, TIERS, Tier
 
+EPILOG = "Exit status: 0 listed, 2 bad usage."
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "tiers",
-        help="list the tiers",
-        description=__doc__,
-        epilog="Exit status: 0 listed, 2 bad usage.",
-    )
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per tier")
 
 

@@ -1,8 +1,8 @@
 """Quality gates: the limits a decoded frame must meet, one gate per usage band.
 
-The values are those of the reference survey (REFERENCE.md section 1); see ``DEFAULT_GATES``.
-A quality-targeted tier's gate is its own bound (``gate_for``). What happens to a frame that
-breaks its gate is the policy's ``on_gate_failure`` (``dcmtier.codec.policy``).
+The values are those of the reference survey (docs/concepts/reference-survey.md); see
+``DEFAULT_GATES``. A quality-targeted tier's gate is its own bound (``gate_for``). What happens
+to a frame that breaks its gate is the policy's ``on_gate_failure`` (``dcmtier.codec.policy``).
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ class Gate:
 LOSSLESS_GATE = Gate(max_abs_diff=0.0)
 
 # One gate per usage band (dcmtier.tiers.Use). Each band's limits sit a little beyond the worst
-# rate the reference survey assigns to it (REFERENCE.md section 1, 12-bit CT, HU), so a tier
-# that behaves like the survey passes and a broken encode (wrong sign or bit depth, a garbled
-# tile: thousands of HU, PSNR far below 30 dB) fails:
+# rate the reference survey assigns to it (docs/concepts/reference-survey.md, 12-bit CT, HU),
+# so a tier that behaves like the survey passes and a broken encode (wrong sign or bit depth, a
+# garbled tile: thousands of HU, PSNR far below 30 dB) fails:
 #   diagnosis  lossless..r5:  r5 gave max 20 HU, 64.3 dB, SSIM 0.9997
 #   review     r10..r20:      r20 gave 129 HU, 46.4 dB, 0.9838
 #   preview    r20..r100:     r100 gave 556 HU, 39.5 dB, 0.9365

@@ -1,4 +1,4 @@
-"""Per-frame image quality of a decoded output against its original (REFERENCE.md section 4).
+"""Per-frame image quality of a decoded output against its original (docs/concepts/metrics.md).
 
 Every metric is in modality units (stored value x Rescale Slope + Intercept: HU for CT), so a
 "max |diff| 20" means 20 HU whatever the pixel representation. SSIM is Wang et al. 2004 with the
@@ -255,7 +255,7 @@ def frame_metrics(
     *,
     with_ssim: bool = True,
 ) -> FrameMetrics:
-    """Compare one decoded frame with its original (REFERENCE.md section 4).
+    """Compare one decoded frame with its original (docs/concepts/metrics.md).
 
     Parameters
     ----------

@@ -48,6 +48,8 @@ import pyarrow.parquet as pq
 
 from dcmtier import owner
 
+# 3: the series descriptors (modality, body_part, manufacturer, model, study_month) added
+SCHEMA_VERSION: Final = "3"
 PART_NAME: Final = "part-0.parquet"
 PARTITION_KEYS: Final = ("tier", "study")
 STRATEGIES: Final = frozenset({"per_tier", "layered"})
@@ -78,6 +80,16 @@ QUALITY_SCHEMA: Final = pa.schema(
     [
         _field("study_uid", _S, "Study Instance UID of the source instance"),
         _field("series_uid", _S, "Series Instance UID of the source instance"),
+        _field("modality", _S, "Modality of the source series, e.g. CT, MR, CR", nullable=True),
+        _field("body_part", _S, "Body Part Examined of the source series", nullable=True),
+        _field("manufacturer", _S, "Manufacturer of the source series' scanner", nullable=True),
+        _field("model", _S, "Manufacturer's Model Name of the scanner", nullable=True),
+        _field(
+            "study_month",
+            _S,
+            "Year and month of the study (YYYY-MM; never the day)",
+            nullable=True,
+        ),
         _field("source_sop_uid", _S, "SOP Instance UID of the source instance"),
         _field("derived_sop_uid", _S, "SOP Instance UID of the output (same if lossless)"),
         _field("frame", pa.int32(), "Frame index within the instance, counted from 0"),
@@ -132,7 +144,7 @@ QUALITY_SCHEMA: Final = pa.schema(
         _field("software", _S, "JSON object of package name to version"),
         _field("computed_at", pa.timestamp("us", tz="UTC"), "When the row was computed (UTC)"),
     ],
-    metadata={"dcmtier.dataset": "quality", "dcmtier.version": "2"},
+    metadata={"dcmtier.dataset": "quality", "dcmtier.version": SCHEMA_VERSION},
 )
 
 PARTITION_SCHEMA: Final = pa.schema([pa.field(k, pa.string()) for k in PARTITION_KEYS])

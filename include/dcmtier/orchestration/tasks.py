@@ -17,12 +17,13 @@ from dcmtier.catalogue import Catalogue, JobContext
 from dcmtier.catalogue.hook import CatalogueHook
 from dcmtier.discovery.landing import location_scope
 from dcmtier.discovery.plan import Plan, PlanRequest, plan, read_plan
+from dcmtier.errors import Interrupted
 from dcmtier.orchestration.items import prepare_layers, run_pair, summarise
 from dcmtier.orchestration.lineage import asset_extra
 from dcmtier.records import SKIPPED, STUDY_OK, outcome_text
 from dcmtier.storage.store import configure, connection_options
 from dcmtier.work.cache import drop_study
-from dcmtier.work.interrupt import Interrupted, signals_interrupt
+from dcmtier.work.interrupt import signals_interrupt
 from dcmtier.work.publish import OutputRoot
 from dcmtier.work.quarantine import quarantine_unidentified
 

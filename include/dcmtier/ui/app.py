@@ -64,8 +64,10 @@ def overview(request: Request) -> Response:
     catalogue = _catalogue(links)
     if isinstance(catalogue, Response):
         return catalogue
+    modality = request.query_params.get("modality") or None
     with catalogue.engine.connect() as connection:
-        data = queries.overview(connection, _figures(catalogue.url, connection))
+        figures = _figures(catalogue.url, connection, modality)
+        data = queries.overview(connection, figures, modality)
     return HTMLResponse(pages.render_overview(data, links, catalogue.engine.dialect.name))
 
 
@@ -143,16 +145,17 @@ def catalogue_url() -> str:
     return ServerCatalogueHook().get_url(Path(os.environ.get(DATA_DIR_ENV, "./data")).absolute())
 
 
-_FIGURES: dict[str, tuple[tuple[Any, ...], queries.Figures]] = {}
+_FIGURES: dict[tuple[str, str | None], tuple[tuple[Any, ...], queries.Figures]] = {}
 
 
-def _figures(url: str, connection: Any) -> queries.Figures:
-    """The overview's aggregates, computed again only when the catalogue has changed."""
+def _figures(url: str, connection: Any, modality: str | None = None) -> queries.Figures:
+    """The overview's aggregates (of one modality's series, when given), computed again only
+    when the catalogue has changed."""
     version = queries.figures_version(connection)
-    cached = _FIGURES.get(url)
+    cached = _FIGURES.get((url, modality))
     if cached is None or cached[0] != version:
-        cached = (version, queries.figures(connection))
-        _FIGURES[url] = cached
+        cached = (version, queries.figures(connection, modality))
+        _FIGURES[(url, modality)] = cached
     return cached[1]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -40,6 +40,29 @@ TIER_FIGURES: Final = (
     "SELECT tier, SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed, "
     "SUM(CASE WHEN status = 'refused' THEN 1 ELSE 0 END) AS refused "
     "FROM failure_records WHERE resolved_at IS NULL GROUP BY tier",
+)
+
+
+# The same figures for one modality (the overview's filter): the views by modality, and the
+# joins above restricted to the series of that modality.
+_OF_MODALITY: Final = (
+    "JOIN instances i ON i.sop_uid = {sop} JOIN series s ON s.series_uid = i.series_uid "
+    "WHERE s.modality = :modality"
+)
+TIER_FIGURES_OF_MODALITY: Final = (
+    "SELECT tier, studies, instances, original_bytes, compressed_bytes, ratio, zip_bytes "
+    "FROM savings_by_modality WHERE modality = :modality",
+    "SELECT tier, frames, psnr_min, psnr_median, ssim_min, ssim_mean, max_abs_diff "
+    "FROM quality_by_modality WHERE modality = :modality",
+    "SELECT d.tier AS tier, CAST(SUM(d.pixel_bytes_in) AS DOUBLE PRECISION) "
+    "/ CAST(NULLIF(SUM(d.pixel_bytes_out), 0) AS DOUBLE PRECISION) AS pixel_ratio, "
+    "SUM(CASE WHEN d.gate_passed THEN 1 ELSE 0 END) AS gate_passed, "
+    "SUM(CASE WHEN d.gate_passed THEN 0 ELSE 1 END) AS gate_failed "
+    f"FROM derived_instances d {_OF_MODALITY.format(sop='d.source_sop_uid')} GROUP BY d.tier",
+    "SELECT f.tier AS tier, SUM(CASE WHEN f.status = 'failed' THEN 1 ELSE 0 END) AS failed, "
+    "SUM(CASE WHEN f.status = 'refused' THEN 1 ELSE 0 END) AS refused "
+    f"FROM failure_records f {_OF_MODALITY.format(sop='f.sop_uid')} "
+    "AND f.resolved_at IS NULL GROUP BY f.tier",
 )
 
 
@@ -121,6 +144,8 @@ class Overview:
     backlog: Table | None
     worst: list[StudyTierRef]
     latest: list[StudyTierRef]
+    modalities: list[str] = field(default_factory=list)  # the filter's choices
+    modality: str | None = None  # the tier figures are of this modality's series only
 
 
 @dataclass(frozen=True)
@@ -178,8 +203,17 @@ class Figures:
     worst: list[StudyTierRef]
 
 
-def figures(connection: Connection) -> Figures:
-    return Figures(_tiers(connection), _worst(connection))
+def figures(connection: Connection, modality: str | None = None) -> Figures:
+    """The tier table and the lowest-quality list, of every series or of one ``modality``."""
+    if modality is None:
+        return Figures(_tiers(connection, TIER_FIGURES), _worst(connection))
+    return Figures(_tiers(connection, TIER_FIGURES_OF_MODALITY, {"modality": modality}), [])
+
+
+def modalities(connection: Connection) -> list[str]:
+    """The modalities of the series recorded, for the overview's filter."""
+    found = connection.execute(text("SELECT DISTINCT modality FROM series ORDER BY modality"))
+    return [str(m) for m in found.scalars()]
 
 
 def figures_version(connection: Connection) -> tuple[Any, ...]:
@@ -198,10 +232,15 @@ def figures_version(connection: Connection) -> tuple[Any, ...]:
     )
 
 
-def overview(connection: Connection, known: Figures | None = None) -> Overview:
-    """Everything the overview page shows; ``known`` figures are used instead of querying."""
+def overview(
+    connection: Connection, known: Figures | None = None, modality: str | None = None
+) -> Overview:
+    """Everything the overview page shows; ``known`` figures are used instead of querying.
+
+    With a ``modality``, the tier figures are of that modality's series (``known`` must be
+    too); failures, backlog and the latest results stay those of the whole catalogue."""
     failures, total = _failures(connection, where="", params={}, limit=ROWS_SHOWN)
-    found = known or figures(connection)
+    found = known or figures(connection, modality)
     return Overview(
         tiers=found.tiers,
         failures=failures,
@@ -214,6 +253,8 @@ def overview(connection: Connection, known: Figures | None = None) -> Overview:
         backlog=_view_table(connection, "backlog"),
         worst=found.worst,
         latest=_latest(connection),
+        modalities=modalities(connection),
+        modality=modality,
     )
 
 
@@ -276,10 +317,12 @@ def lossless_copy(connection: Connection, source_sop_uid: str) -> str | None:
     return str(row[0]) if row else None
 
 
-def _tiers(connection: Connection) -> list[TierRow]:
+def _tiers(
+    connection: Connection, queries: Sequence[str], params: Mapping[str, Any] | None = None
+) -> list[TierRow]:
     rows: dict[str, dict[str, Any]] = {}
-    for sql in TIER_FIGURES:
-        for row in connection.execute(text(sql)).mappings():
+    for sql in queries:
+        for row in connection.execute(text(sql), params or {}).mappings():
             found = rows.setdefault(str(row["tier"]), {"tier": str(row["tier"])})
             found.update({k: _plain(v) for k, v in row.items() if v is not None and k != "tier"})
     return [TierRow(**values) for values in rows.values()]

@@ -1,9 +1,10 @@
-"""The reference survey's rate-distortion curve (REFERENCE.md section 1), drawn beside ours.
+"""The reference survey's rate-distortion curve, drawn beside ours.
 
 A JPEG 2000 survey of a 399-slice dental CT compressed each file with
-``gdcmconv --lossy --j2k -r RATE --irreversible``; its figures are what users compare to. The
-x value is the *pixel* ratio (uncompressed stored pixel bytes / encoded pixel bytes), the same
-ratio the catalogue records for our tiers, so the two curves share an axis.
+``gdcmconv --lossy --j2k -r RATE --irreversible``; its figures (docs/concepts/reference-survey.md)
+are what users compare to. The x value is the *pixel* ratio (uncompressed stored pixel bytes /
+encoded pixel bytes), the same ratio the catalogue records for our tiers, so the two curves
+share an axis.
 """
 
 from __future__ import annotations

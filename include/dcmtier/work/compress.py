@@ -29,6 +29,7 @@ from dcmtier.codec.backends import Backend, Encoded, FrameSpec
 from dcmtier.codec.layering import Cut, cut_tiers
 from dcmtier.codec.pixels import SourceImage, read_source
 from dcmtier.codec.policy import KEEP, REJECT, PixelKind, Policy
+from dcmtier.descriptors import series_descriptors
 from dcmtier.errors import (
     DcmtierError,
     InvalidInput,
@@ -315,6 +316,7 @@ def _base_result(source: SourceImage, key: str, tier: Tier) -> TierResult:
         series_instance_uid=source.series_uid,
         sop_instance_uid_in=source.sop_uid,
         modality=source.modality,
+        descriptors=series_descriptors(source.dataset),
         codec=tier.codec.label,
         transfer_syntax=tier.transfer_syntax,
         target_ratio=tier.target_ratio,

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dcmtier.descriptors import DESCRIPTORS
 from dcmtier.measure.store import write_partition
 from dcmtier.outputs import uid_name
 from dcmtier.packaging.package import PackageMember, write_package
@@ -167,6 +168,9 @@ def _quality_rows(
             rows.append(
                 {
                     **metrics,
+                    **dict.fromkeys(DESCRIPTORS),
+                    "modality": r.modality,
+                    **r.descriptors,
                     "study_uid": study_name,
                     "series_uid": r.series_instance_uid,
                     "source_sop_uid": r.sop_instance_uid_in,

@@ -52,7 +52,7 @@ def measure(
     verified: Verified,
     lut: ModalityLUT,
 ) -> dict[int, str]:
-    """Fill ``result.frame_metrics`` and check the tier's quality gate.
+    """Fill ``result.frame_metrics`` (docs/concepts/metrics.md), check the tier's quality gate.
 
     The originals are the values as stored in the file (``SourceImage.iter_frames``). Returns
     the frames that broke the gate, with the rule each broke; what happens to them is the

@@ -16,20 +16,9 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+from dcmtier.errors import Interrupted
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class Interrupted(BaseException):
-    """The process received SIGINT or SIGTERM."""
-
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        self.name = signal.Signals(signum).name
-        super().__init__(f"interrupted by {self.name}")
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
 
 
 def reason(exc: BaseException) -> str | None:

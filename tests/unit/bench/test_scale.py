@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from pydicom import dcmread
 
 from dcmtier.bench.scale import lay_out, template
@@ -31,6 +32,7 @@ def test_a_scale_case_reads_every_header_once_then_only_the_new_study(tmp_path: 
     assert reads == [40, 0, 4] and case["new"]["studies"] == 9
 
 
+@pytest.mark.slow  # a moto server process: `make test` runs it, `make test-fast` does not
 def test_a_scale_case_on_a_loopback_s3_server_reads_only_the_new_study(tmp_path: Path) -> None:
     """``--s3``: the archive in a bucket of moto's S3 API server, which the bench starts and
     stops; discovery lists it and reads each header with a GET."""

@@ -20,21 +20,14 @@ from dcmtier.catalogue.models import Job, utcnow
 from dcmtier.catalogue.retry import Retry
 from dcmtier.discovery.files import discover
 from dcmtier.discovery.plan import PlanRequest, plan
-from dcmtier.sample import write_ct_series
 from dcmtier.tiers import get_tier
 from tests.integration.catalogue_cases import view
 
 TIER = get_tier("j2k-lossless")
 
 
-@pytest.fixture
-def landing(tmp_path: Path) -> Path:
-    write_ct_series(tmp_path / "landing", slices=2, rows=32, columns=32, seed=5)
-    return tmp_path / "landing"
-
-
-def _started_job(catalogue: Catalogue, landing: Path) -> tuple[str, int]:
-    (study,), _ = discover([landing])
+def _started_job(catalogue: Catalogue, small_landing: Path) -> tuple[str, int]:
+    (study,), _ = discover([small_landing])
     catalogue.record_study(study)
     return study.uid, catalogue.start_job(study.uid, TIER, JobContext.cli("r1"), {})
 
@@ -50,8 +43,8 @@ def _dead_pid() -> int:
     return child.pid
 
 
-def test_a_job_records_its_owner_and_a_lease(catalogue: Catalogue, landing: Path) -> None:
-    _, job_id = _started_job(catalogue, landing)
+def test_a_job_records_its_owner_and_a_lease(catalogue: Catalogue, small_landing: Path) -> None:
+    _, job_id = _started_job(catalogue, small_landing)
     with catalogue.engine.connect() as connection:
         row = connection.execute(Job.__table__.select().where(Job.id == job_id)).one()
     me = owner.current()
@@ -61,15 +54,15 @@ def test_a_job_records_its_owner_and_a_lease(catalogue: Catalogue, landing: Path
 
 
 def test_a_running_job_of_a_dead_process_is_abandoned_listed_and_planned_again(
-    catalogue: Catalogue, landing: Path, tmp_path: Path
+    catalogue: Catalogue, small_landing: Path, tmp_path: Path
 ) -> None:
-    study_uid, job_id = _started_job(catalogue, landing)
+    study_uid, job_id = _started_job(catalogue, small_landing)
     assert catalogue.pair_status([study_uid], [TIER.name]) == {(study_uid, TIER.name): "running"}
     _set_owner(catalogue, job_id, owner_pid=_dead_pid())
 
     assert catalogue.pair_status([study_uid], [TIER.name]) == {(study_uid, TIER.name): "abandoned"}
     request = PlanRequest(
-        landing=str(landing), output=tmp_path / "out", tiers=[TIER.name], run_id="next",
+        landing=str(small_landing), output=tmp_path / "out", tiers=[TIER.name], run_id="next",
         now=utcnow(), settle_seconds=0,
     )  # fmt: skip
     planned = plan(request, catalogue)  # its lease is still live: the dead pid decides
@@ -83,9 +76,9 @@ def test_a_running_job_of_a_dead_process_is_abandoned_listed_and_planned_again(
 
 
 def test_an_expired_lease_on_another_host_shows_in_failures_before_any_run_marks_it(
-    catalogue: Catalogue, landing: Path
+    catalogue: Catalogue, small_landing: Path
 ) -> None:
-    study_uid, job_id = _started_job(catalogue, landing)
+    study_uid, job_id = _started_job(catalogue, small_landing)
     _set_owner(catalogue, job_id, owner_host="elsewhere", owner_pid=7)
     assert view(catalogue, "failures") == []
     _set_owner(catalogue, job_id, lease_expires_at=utcnow() - timedelta(seconds=1))
@@ -97,18 +90,18 @@ def test_an_expired_lease_on_another_host_shows_in_failures_before_any_run_marks
 
 
 def test_a_renewed_lease_keeps_a_job_of_another_host_running(
-    catalogue: Catalogue, landing: Path
+    catalogue: Catalogue, small_landing: Path
 ) -> None:
-    study_uid, job_id = _started_job(catalogue, landing)
+    study_uid, job_id = _started_job(catalogue, small_landing)
     _set_owner(catalogue, job_id, owner_host="elsewhere", lease_expires_at=utcnow())
     assert catalogue.renew([job_id]) == 1
     assert catalogue.pair_status([study_uid], [TIER.name])[(study_uid, TIER.name)] == "running"
 
 
 def test_interrupted_jobs_are_listed_until_a_later_attempt_finishes(
-    catalogue: Catalogue, landing: Path
+    catalogue: Catalogue, small_landing: Path
 ) -> None:
-    study_uid, job_id = _started_job(catalogue, landing)
+    study_uid, job_id = _started_job(catalogue, small_landing)
     catalogue.interrupt_jobs([job_id], "interrupted by SIGTERM")
     (failure,) = view(catalogue, "failures")
     assert (failure["status"], failure["reason"]) == ("interrupted", "interrupted by SIGTERM")

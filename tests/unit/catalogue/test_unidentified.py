@@ -61,5 +61,5 @@ def test_dcmtier_process_records_stray_files_by_key_in_the_default_catalogue(
     printed = capsys.readouterr().out
     assert "notes" not in printed and "broken" not in printed
     assert (out / "quarantine" / "_unidentified" / f"{key}.dcm").read_bytes() == broken.read_bytes()
-    assert main(["locate", key, "--data-dir", str(out)]) == 0
+    assert main(["locate", key, "--out", str(out)]) == 0
     assert capsys.readouterr().out.split("\t")[:2] == [key, broken.absolute().as_uri()]

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect
@@ -73,8 +74,13 @@ def test_an_explicit_catalogue_must_be_migrated_first(
     assert Catalogue.connect(url).row_counts()["packages"] == 4
 
 
+def _rows(text: str) -> list[dict[str, Any]]:
+    """JSON Lines: one object a line, every line one object."""
+    return [json.loads(line) for line in text.splitlines()]
+
+
 def test_db_current_and_downgrade(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data = ["--data-dir", str(tmp_path)]
+    data = ["--out", str(tmp_path)]
     assert main(["db", "current", *data]) == 0
     assert "revision none" in capsys.readouterr().out
     assert not (tmp_path / "catalogue.db").exists()
@@ -82,6 +88,10 @@ def test_db_current_and_downgrade(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["db", "downgrade", *data]) == 2  # a revision must be named
     assert main(["db", "downgrade", "base", "--yes", *data]) == 0
     assert "revision none" in capsys.readouterr().out.splitlines()[-1]
+    assert main(["db", "current", "--json", *data]) == 0
+    [current] = _rows(capsys.readouterr().out)
+    assert current == {"catalogue": f"sqlite:///{tmp_path}/catalogue.db", "revision": None,
+                       "head": head_revision()}  # fmt: skip
 
 
 class _Keyboard:
@@ -100,7 +110,7 @@ class _Keyboard:
 def test_db_downgrade_asks_first_and_refuses_when_nobody_can_answer(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = ["--data-dir", str(tmp_path)]
+    data = ["--out", str(tmp_path)]
     url = f"sqlite:///{tmp_path}/catalogue.db"
     assert main(["db", "upgrade", *data]) == 0
     capsys.readouterr()
@@ -121,12 +131,15 @@ def test_db_history_lists_every_revision_up_to_head(capsys: pytest.CaptureFixtur
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("0001  ") and lines[-1].startswith(f"{head_revision()}  ")
     assert "``" not in "".join(lines)
+    assert main(["db", "history", "--json"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert [r["revision"] for r in rows] == [line.split()[0] for line in lines]
 
 
 def test_report_prints_markdown_tables_an_analyst_can_paste(
     processed: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["report", "--data-dir", str(processed)]) == 0
+    assert main(["report", "--out", str(processed)]) == 0
     lines = [line.rstrip() for line in capsys.readouterr().out.splitlines() if line.strip()]
     savings = lines.index("savings_by_tier")
     assert lines[savings + 1].startswith("| tier ") and "| zip_bytes |" in lines[savings + 1]
@@ -136,15 +149,20 @@ def test_report_prints_markdown_tables_an_analyst_can_paste(
     assert lossless[1].strip() == "j2k-lossless" and lossless[3].strip() == "inf"
 
 
-def test_report_json_and_csv_carry_the_views(
+def test_report_json_lines_and_csv_carry_the_views(
     processed: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(ENV_URL, f"sqlite:///{processed}/catalogue.db")
     expected = Catalogue.connect(f"sqlite:///{processed}/catalogue.db").report()
     assert main(["report", "--json"]) == 0
-    got = json.loads(capsys.readouterr().out)
-    assert got["savings_by_tier"] == expected["savings_by_tier"]
-    lossless = got["quality_by_tier"][0]
+    rows = _rows(capsys.readouterr().out)
+    assert [r["view"] for r in rows] == ["savings_by_tier"] * len(expected["savings_by_tier"]) + [
+        "quality_by_tier"
+    ] * len(expected["quality_by_tier"])
+    savings = [{k: v for k, v in r.items() if k != "view"} for r in rows if
+               r["view"] == "savings_by_tier"]  # fmt: skip
+    assert savings == expected["savings_by_tier"]
+    lossless = next(r for r in rows if r["view"] == "quality_by_tier")
     assert lossless["tier"] == "j2k-lossless" and lossless["psnr_min"] is None  # +inf
     assert main(["report", "--csv", "--view", "savings_by_tier"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
@@ -157,7 +175,7 @@ def test_report_json_and_csv_carry_the_views(
 def test_report_on_a_missing_catalogue_says_how_to_make_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["report", "--data-dir", str(tmp_path)]) == 1
+    assert main(["report", "--out", str(tmp_path)]) == 1
     assert "dcmtier db upgrade" in capsys.readouterr().err
 
 
@@ -169,20 +187,22 @@ def test_report_views_are_the_views_the_migrations_make(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("view", report_command.VIEWS)
-@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])  # no flag, --csv, --json
 def test_report_prints_every_view_in_every_format(
     processed: Path, tmp_path: Path, view: str, fmt: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     if view == "backlog":  # a study that landed and no run has taken yet: it waits
         write_ct_series(tmp_path / "later", slices=2, rows=32, columns=32, seed=13)
-        assert main(["discover", str(tmp_path / "later"), "--data-dir", str(processed)]) == 0
+        assert main(["discover", str(tmp_path / "later"), "--out", str(processed)]) == 0
         capsys.readouterr()
     expected = Catalogue.connect(f"sqlite:///{processed}/catalogue.db").report([view])[view]
     assert expected  # the processed landing has rows in every view (the broken slice: failures)
-    assert main(["report", "--data-dir", str(processed), "--view", view, "--format", fmt]) == 0
+    form = [] if fmt == "table" else [f"--{fmt}"]
+    assert main(["report", "--out", str(processed), "--view", view, *form]) == 0
     out = capsys.readouterr().out
     if fmt == "json":
-        assert list(json.loads(out)) == [view] and len(json.loads(out)[view]) == len(expected)
+        rows = _rows(out)
+        assert len(rows) == len(expected) and {r["view"] for r in rows} == {view}
     elif fmt == "csv":
         assert len(list(csv.DictReader(io.StringIO(out)))) == len(expected)
     else:
@@ -201,13 +221,14 @@ def test_after_a_run_where_everything_failed_report_points_at_the_failures(
     out = tmp_path / "out"
     assert main(["process", str(landing), "--out", str(out), *TIER_ARGS]) == 1
     capsys.readouterr()
-    assert main(["report", "--data-dir", str(out)]) == 0
+    assert main(["report", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "no rows yet" not in text
     assert "no rows: no instance compressed yet, and 4 unresolved failures" in text
     assert "4 unresolved failures: `dcmtier report --view failures` lists them" in text
-    assert main(["report", "--data-dir", str(out), "--view", "failures", "--json"]) == 0
-    failures = json.loads(capsys.readouterr().out)["failures"]
+    assert main(["report", "--out", str(out), "--view", "failures", "--json"]) == 0
+    failures = _rows(capsys.readouterr().out)
     assert len(failures) == 4 and {f["tier"] for f in failures} == {"j2k-lossless", "j2k-r10"}
-    assert main(["report", "--data-dir", str(out), "--view", "all", "--json"]) == 0
-    assert set(json.loads(capsys.readouterr().out)) == set(report_command.VIEWS)
+    assert main(["report", "--out", str(out), "--view", "all", "--json"]) == 0
+    # every view is read; when everything failed only the failures view has rows
+    assert [r["view"] for r in _rows(capsys.readouterr().out)] == ["failures"] * 4

@@ -31,6 +31,9 @@ TIERS = ("j2k-lossless", "j2k-r20")
 TOP_LEVEL = {"derived", "quality", "packages", "cache", "quarantine", "work"}
 PLANTED = "DOE_JANE"  # a patient's name in landing file names: never in an object key
 SLICES = 6
+# Processes against a server process, about 2 minutes of the unit tests' time on 2 cores: run
+# by `make test`, left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,7 @@ def s3() -> Iterator[S3Process]:
 
 
 @pytest.fixture(scope="module")
-def landing(s3: S3Process, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def s3_landing(s3: S3Process, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("landing")
     paths = write_ct_series(folder, slices=SLICES, rows=128, columns=128, seed=16)
     study_uid = str(dcmread(paths[0], stop_before_pixels=True).StudyInstanceUID)
@@ -68,7 +71,7 @@ def process(s3: S3Process, catalogue: str, scratch: Path) -> subprocess.Complete
 
 
 def test_process_from_s3_to_s3_publishes_every_tier_whole_and_a_rerun_keeps_the_etags(
-    s3: S3Process, landing: dict[str, Any], tmp_path: Path
+    s3: S3Process, s3_landing: dict[str, Any], tmp_path: Path
 ) -> None:
     s3.client().create_bucket(Bucket="archive")
     db = tmp_path / "catalogue.db"
@@ -87,7 +90,7 @@ def test_process_from_s3_to_s3_publishes_every_tier_whole_and_a_rerun_keeps_the_
     assert not list((tmp_path / "scratch").glob("dcmtier-scratch/*/staging/*"))  # no run folder
     assert s3.uploads("archive") == []
 
-    study = landing["study_uid"]
+    study = s3_landing["study_uid"]
     rows = _savings(db)
     for tier in TIERS:
         derived = {k: o for k, o in objects.items() if k.startswith(f"dcm/derived/{tier}/{study}/")}
@@ -102,7 +105,7 @@ def test_process_from_s3_to_s3_publishes_every_tier_whole_and_a_rerun_keeps_the_
         assert MANIFEST_NAME in names and len(names) == SLICES + 1
         assert rows[tier]["compressed_bytes"] == sum(o["Size"] for o in derived.values())
         assert rows[tier]["zip_bytes"] == objects[package]["Size"]
-        assert rows[tier]["original_bytes"] == landing["bytes"]
+        assert rows[tier]["original_bytes"] == s3_landing["bytes"]
     assert _catalogued_package_uris(db) == {
         f"s3://archive/dcm/packages/{study}/{tier}.zip" for tier in TIERS
     }
@@ -116,7 +119,7 @@ def test_process_from_s3_to_s3_publishes_every_tier_whole_and_a_rerun_keeps_the_
 
 
 def test_an_output_on_a_store_without_a_catalogue_url_is_refused_in_one_line(
-    s3: S3Process, landing: dict[str, Any], tmp_path: Path
+    s3: S3Process, s3_landing: dict[str, Any], tmp_path: Path
 ) -> None:
     result = run(
         s3, "process", "s3://landing/ward7/study1", "--out", "s3://archive/x", scratch=tmp_path
@@ -182,7 +185,7 @@ def test_outputs_the_gate_now_rejects_are_deleted_from_the_store_not_left_as_if_
 
 
 def test_compress_writes_each_output_as_one_object_under_an_output_url(
-    s3: S3Process, landing: dict[str, Any], tmp_path: Path
+    s3: S3Process, s3_landing: dict[str, Any], tmp_path: Path
 ) -> None:
     s3.client().create_bucket(Bucket="loose")
     argv = ["compress", "s3://landing/ward7/study1", "--tier", "j2k-lossless", "--tier",
@@ -195,7 +198,7 @@ def test_compress_writes_each_output_as_one_object_under_an_output_url(
     assert {f"s3://loose/{k}" for k in objects} == {line["output"] for line in lines}
     for tier in ("j2k-lossless", "j2k-r20"):
         assert (
-            len([k for k in objects if k.startswith(f"files/{tier}/{landing['study_uid']}/")])
+            len([k for k in objects if k.startswith(f"files/{tier}/{s3_landing['study_uid']}/")])
             == SLICES
         )
     for key in objects:
@@ -222,7 +225,7 @@ def _catalogued_package_uris(db: Path) -> set[str]:
 
 
 def test_compress_reads_its_sources_from_s3_and_names_them_by_key_unless_asked(
-    s3: S3Process, landing: dict[str, Any], tmp_path: Path
+    s3: S3Process, s3_landing: dict[str, Any], tmp_path: Path
 ) -> None:
     argv = ["compress", "s3://landing/ward7/study1", "--tier", "j2k-r20", "--out",
             str(tmp_path / "out"), "--json", "--jobs", "1"]  # fmt: skip

@@ -74,7 +74,7 @@ def test_a_terminal_gets_bars_per_study_and_per_tier_with_an_eta() -> None:
 
 
 @pytest.fixture(scope="module")
-def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def three_slice_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("landing")
     write_ct_series(root, slices=3, rows=64, columns=64, seed=5)
     return root
@@ -86,9 +86,9 @@ def _process(landing: Path, out: Path) -> list[str]:
 
 
 def test_process_in_a_real_terminal_shows_bars_and_no_traceback(
-    landing: Path, tmp_path: Path
+    three_slice_landing: Path, tmp_path: Path
 ) -> None:
-    command = " ".join(_process(landing, tmp_path / "out"))
+    command = " ".join(_process(three_slice_landing, tmp_path / "out"))
     typescript = tmp_path / "typescript"
     done = subprocess.run(  # `script` gives the command a pseudo-terminal, as a user has
         ["script", "-qec", f"stty cols 100; {command}", str(typescript)],
@@ -106,11 +106,11 @@ def test_process_in_a_real_terminal_shows_bars_and_no_traceback(
 
 
 def test_process_piped_writes_plain_progress_on_stderr_and_results_on_stdout(
-    landing: Path, tmp_path: Path
+    three_slice_landing: Path, tmp_path: Path
 ) -> None:
     done = subprocess.run(
-        _process(landing, tmp_path / "out"), capture_output=True, text=True, check=False,
-        timeout=300, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        _process(three_slice_landing, tmp_path / "out"), capture_output=True, text=True,
+        check=False, timeout=300, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )  # fmt: skip
     assert done.returncode == 0  # r20's gate outcome (fallback) is not a failure
     assert "\x1b[" not in done.stderr + done.stdout

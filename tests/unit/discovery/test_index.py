@@ -83,7 +83,7 @@ def test_dcmtier_discover_prints_one_json_object(
 ) -> None:
     root = tmp_path / "landing"
     _archive(root, studies=3, files=2)
-    argv = ["discover", str(root), "--data-dir", str(tmp_path), "--json"]
+    argv = ["discover", str(root), "--out", str(tmp_path), "--json"]
     assert main(argv) == 0
     first = json.loads(capsys.readouterr().out)
     assert main(argv) == 0
@@ -93,4 +93,4 @@ def test_dcmtier_discover_prints_one_json_object(
     assert keys <= set(first)
     assert (first["headers_read"], first["studies"]) == (6, 3)
     assert (second["headers_read"], second["files_listed"]) == (0, 6)
-    assert main(["discover", str(tmp_path / "absent"), "--data-dir", str(tmp_path)]) == 2
+    assert main(["discover", str(tmp_path / "absent"), "--out", str(tmp_path)]) == 2

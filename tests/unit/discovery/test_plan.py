@@ -37,7 +37,7 @@ def _study(root: Path, name: str, *, seed: int, study_date: str, arrived: dateti
 
 
 @pytest.fixture
-def landing(tmp_path: Path) -> Path:
+def dated_landing(tmp_path: Path) -> Path:
     root = tmp_path / "landing"
     _study(root, "jan", seed=1, study_date="20240105", arrived=NOW - timedelta(days=2))
     _study(root, "feb", seed=2, study_date="20240210", arrived=NOW - timedelta(hours=30))
@@ -81,14 +81,14 @@ def _finish(catalogue: Catalogue, landing: Path, run_id: str, pairs: dict[str, l
 
 
 def test_a_manual_run_takes_every_settled_study_and_maps_keys_only(
-    landing: Path, tmp_path: Path, catalogue: Catalogue
+    dated_landing: Path, tmp_path: Path, catalogue: Catalogue
 ) -> None:
-    result = plan(_request(landing, tmp_path), catalogue)
+    result = plan(_request(dated_landing, tmp_path), catalogue)
     assert result.selected.studies_present == 3
     assert result.selected.unsettled == 1  # "new" arrived 30 s ago
     assert len(result.studies) == 2 and result.tiers == TIERS
     assert all(tiers == TIERS for tiers in result.pairs.values())
-    junk = landing / "junk.bin"
+    junk = dated_landing / "junk.bin"
     key = hashlib.sha256(junk.read_bytes()).hexdigest()[:32]
     assert [(u.key, u.uri) for u in result.unidentified] == [(key, junk.as_uri())]
     assert result.unidentified[0].reason.startswith(f"{key}: ")
@@ -98,10 +98,10 @@ def test_a_manual_run_takes_every_settled_study_and_maps_keys_only(
     assert len(manifest["files"]) == 2 and len({f["sop_uid"] for f in manifest["files"]}) == 2
     assert all(f["key"] == f["sop_uid"] for f in manifest["files"])
     for written in (tmp_path / "out" / "work").rglob("*.json"):
-        assert str(landing) not in written.read_text()  # keys and location ids only
+        assert str(dated_landing) not in written.read_text()  # keys and location ids only
     located = catalogue.locations(f["location"] for f in manifest["files"])
     assert {Path(uri.removeprefix("file://")).parent.parent for _, uri in located.values()} == {
-        landing
+        dated_landing
     }
     xcom = json.dumps(result.for_xcom())
     assert "landing" not in xcom and "/" not in json.dumps(result.studies)  # keys, no paths
@@ -109,11 +109,11 @@ def test_a_manual_run_takes_every_settled_study_and_maps_keys_only(
 
 
 def test_arrival_takes_the_interval_then_the_backlog_of_earlier_intervals(
-    landing: Path, tmp_path: Path, catalogue: Catalogue
+    dated_landing: Path, tmp_path: Path, catalogue: Catalogue
 ) -> None:
     day = (NOW - timedelta(days=1)).replace(hour=0, minute=0)
     out = tmp_path / "out"
-    result = plan(_request(landing, tmp_path, interval=(day, day + timedelta(days=1)),
+    result = plan(_request(dated_landing, tmp_path, interval=(day, day + timedelta(days=1)),
                            run_id="scheduled__2"), catalogue)  # fmt: skip
     assert _folders(result, out, "scheduled__2", catalogue) == {"jan", "feb"}
     assert result.backlog_taken == [u for u in result.studies if u != result.studies[0]]
@@ -122,17 +122,19 @@ def test_arrival_takes_the_interval_then_the_backlog_of_earlier_intervals(
     catalogue.release_claims("scheduled__2")
     interval = (day, day + timedelta(days=1))
     again = plan(
-        _request(landing, tmp_path, interval=interval, run_id="scheduled__3", reprocess="all"),
+        _request(
+            dated_landing, tmp_path, interval=interval, run_id="scheduled__3", reprocess="all"
+        ),
         catalogue,
     )
     assert _folders(again, out, "scheduled__3", catalogue) == {"feb"}
 
 
 def test_study_date_selects_by_the_header_date_for_backfills(
-    landing: Path, tmp_path: Path, catalogue: Catalogue
+    dated_landing: Path, tmp_path: Path, catalogue: Catalogue
 ) -> None:
     start = datetime(2024, 1, 5, tzinfo=UTC)
-    req = _request(landing, tmp_path, interval=(start, start + timedelta(days=1)),
+    req = _request(dated_landing, tmp_path, interval=(start, start + timedelta(days=1)),
                    select_by="study_date", run_id="backfill__0105")  # fmt: skip
     result = plan(req, catalogue)
     assert _folders(result, tmp_path / "out", "backfill__0105", catalogue) == {"jan"}
@@ -140,61 +142,63 @@ def test_study_date_selects_by_the_header_date_for_backfills(
 
 
 def test_claimed_pairs_are_not_planned_by_another_run_until_released_or_expired(
-    landing: Path, tmp_path: Path, catalogue: Catalogue
+    dated_landing: Path, tmp_path: Path, catalogue: Catalogue
 ) -> None:
-    first = plan(_request(landing, tmp_path, run_id="a", claim_hours=1), catalogue)
+    first = plan(_request(dated_landing, tmp_path, run_id="a", claim_hours=1), catalogue)
     assert len(first.studies) == 2
-    second = plan(_request(landing, tmp_path, run_id="b"), catalogue)
+    second = plan(_request(dated_landing, tmp_path, run_id="b"), catalogue)
     assert second.studies == [] and second.selected.waiting == 0
     # a retried discovery of the same run plans the same pairs again
-    retried = plan(_request(landing, tmp_path, run_id="a", claim_hours=1), catalogue)
+    retried = plan(_request(dated_landing, tmp_path, run_id="a", claim_hours=1), catalogue)
     assert retried.pairs == first.pairs
-    later = plan(_request(landing, tmp_path, run_id="c", now=NOW + timedelta(hours=2)), catalogue)
+    later = plan(
+        _request(dated_landing, tmp_path, run_id="c", now=NOW + timedelta(hours=2)), catalogue
+    )
     # the claims expired ("new" has settled by then too)
     assert set(first.pairs) < set(later.pairs) and len(later.pairs) == 3
     assert catalogue.release_claims("c") == 6
-    assert plan(_request(landing, tmp_path, run_id="d"), catalogue).pairs == first.pairs
+    assert plan(_request(dated_landing, tmp_path, run_id="d"), catalogue).pairs == first.pairs
 
 
 def test_done_pairs_are_skipped_and_only_the_missing_tier_is_planned(
-    landing: Path, tmp_path: Path, catalogue: Catalogue
+    dated_landing: Path, tmp_path: Path, catalogue: Catalogue
 ) -> None:
-    first = plan(_request(landing, tmp_path, run_id="a", tiers=TIERS[:1]), catalogue)
-    _finish(catalogue, landing, "a", first.pairs)
-    second = plan(_request(landing, tmp_path, run_id="b"), catalogue)
+    first = plan(_request(dated_landing, tmp_path, run_id="a", tiers=TIERS[:1]), catalogue)
+    _finish(catalogue, dated_landing, "a", first.pairs)
+    second = plan(_request(dated_landing, tmp_path, run_id="b"), catalogue)
     assert second.tiers == TIERS[1:] and set(second.studies) == set(first.studies)
-    _finish(catalogue, landing, "b", second.pairs)
-    assert plan(_request(landing, tmp_path, run_id="c"), catalogue).studies == []
+    _finish(catalogue, dated_landing, "b", second.pairs)
+    assert plan(_request(dated_landing, tmp_path, run_id="c"), catalogue).studies == []
 
 
 def test_a_capped_run_leaves_the_rest_waiting_and_the_next_run_takes_it(
-    landing: Path, tmp_path: Path, catalogue: Catalogue
+    dated_landing: Path, tmp_path: Path, catalogue: Catalogue
 ) -> None:
-    first = plan(_request(landing, tmp_path, run_id="a", max_studies_per_run=1), catalogue)
+    first = plan(_request(dated_landing, tmp_path, run_id="a", max_studies_per_run=1), catalogue)
     assert len(first.studies) == 1 and first.selected.waiting == 1
     count, rows = catalogue.backlog()
     assert count == 3  # "new" is in the landing area too, unsettled; nothing attempted yet
     assert {r["tiers_pending"] for r in rows} == {2}
-    _finish(catalogue, landing, "a", first.pairs)
-    second = plan(_request(landing, tmp_path, run_id="b", max_studies_per_run=1), catalogue)
+    _finish(catalogue, dated_landing, "a", first.pairs)
+    second = plan(_request(dated_landing, tmp_path, run_id="b", max_studies_per_run=1), catalogue)
     assert len(second.studies) == 1 and second.studies != first.studies
     assert catalogue.backlog()[0] == 2
 
 
 def test_the_capacity_never_exceeds_max_map_length(
-    landing: Path, tmp_path: Path, catalogue: Catalogue
+    dated_landing: Path, tmp_path: Path, catalogue: Catalogue
 ) -> None:
-    result = plan(_request(landing, tmp_path, max_map_length=1), catalogue)
+    result = plan(_request(dated_landing, tmp_path, max_map_length=1), catalogue)
     assert len(result.studies) == 1 and result.selected.waiting == 1
 
 
-def test_bad_params_are_config_errors(landing: Path, tmp_path: Path) -> None:
+def test_bad_params_are_config_errors(dated_landing: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="select_by"):
-        _request(landing, tmp_path, select_by="mtime")
+        _request(dated_landing, tmp_path, select_by="mtime")
     with pytest.raises(ConfigError, match="unknown tier"):
-        _request(landing, tmp_path, tiers=["j2k-r7"])
+        _request(dated_landing, tmp_path, tiers=["j2k-r7"])
     with pytest.raises(ConfigError, match="max_studies_per_run"):
-        _request(landing, tmp_path, max_studies_per_run=0)
+        _request(dated_landing, tmp_path, max_studies_per_run=0)
 
 
 def test_a_date_laid_out_landing_area_is_listed_by_the_intervals_prefixes(
@@ -283,14 +287,14 @@ def _two_studies_attempted(
      ("partial", False), ("failed", False), ("rejected", False)],
 )  # fmt: skip
 def test_only_an_attempt_that_never_finished_is_planned_again_and_waits_in_the_backlog(
-    landing: Path, tmp_path: Path, catalogue: Catalogue, status: str, not_done: bool
+    dated_landing: Path, tmp_path: Path, catalogue: Catalogue, status: str, not_done: bool
 ) -> None:
-    uid, _ = _two_studies_attempted(catalogue, landing, tmp_path, status)
+    uid, _ = _two_studies_attempted(catalogue, dated_landing, tmp_path, status)
     waiting = {r["study_uid"]: r["tiers_pending"] for r in catalogue.backlog()[1]}
     # an abandoned attempt reads so once a run has marked it; the others at once
     assert (uid in waiting) is (not_done and status != "abandoned")
 
-    again = plan(_request(landing, tmp_path, run_id="b", tiers=TIERS[:1]), catalogue)
+    again = plan(_request(dated_landing, tmp_path, run_id="b", tiers=TIERS[:1]), catalogue)
 
     assert again.pairs == ({uid: TIERS[:1]} if not_done else {})
     assert len(again.abandoned) == (status == "abandoned")
@@ -306,40 +310,42 @@ def test_only_an_attempt_that_never_finished_is_planned_again_and_waits_in_the_b
      ("failed", "failed", True), ("running", "all", False), ("interrupted", "none", True)],
 )  # fmt: skip
 def test_reprocess_retakes_finished_statuses_and_rejected_only_with_all(
-    *, landing: Path, tmp_path: Path, catalogue: Catalogue, status: str, reprocess: str,
+    *, dated_landing: Path, tmp_path: Path, catalogue: Catalogue, status: str, reprocess: str,
     again: bool,
 ) -> None:  # fmt: skip
-    uid, other = _two_studies_attempted(catalogue, landing, tmp_path, status)
-    request = _request(landing, tmp_path, run_id="b", tiers=TIERS[:1], reprocess=reprocess)
+    uid, other = _two_studies_attempted(catalogue, dated_landing, tmp_path, status)
+    request = _request(dated_landing, tmp_path, run_id="b", tiers=TIERS[:1], reprocess=reprocess)
     planned = set(plan(request, catalogue).pairs)
     assert (uid in planned) is again
     assert (other in planned) is (reprocess == "all")  # its attempt is ok
 
 
 def test_a_running_attempt_whose_lease_lapses_by_the_runs_time_is_planned_again(
-    landing: Path, tmp_path: Path, catalogue: Catalogue
+    dated_landing: Path, tmp_path: Path, catalogue: Catalogue
 ) -> None:
-    uid, _ = _two_studies_attempted(catalogue, landing, tmp_path, "running")
-    request = _request(landing, tmp_path, run_id="b", tiers=TIERS[:1])
+    uid, _ = _two_studies_attempted(catalogue, dated_landing, tmp_path, "running")
+    request = _request(dated_landing, tmp_path, run_id="b", tiers=TIERS[:1])
     assert uid not in plan(request, catalogue).pairs  # its owner (this process) renews it
     catalogue.release_claims("b")
-    lapsed = _request(landing, tmp_path, run_id="c", tiers=TIERS[:1],
+    lapsed = _request(dated_landing, tmp_path, run_id="c", tiers=TIERS[:1],
                       now=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
     assert uid in plan(lapsed, catalogue).pairs
 
 
 def test_the_claims_of_a_run_that_is_gone_are_released_for_the_next_run(
-    landing: Path, tmp_path: Path, catalogue: Catalogue
+    dated_landing: Path, tmp_path: Path, catalogue: Catalogue
 ) -> None:
-    first = plan(_request(landing, tmp_path, run_id="a", tiers=TIERS[:1]), catalogue)
+    first = plan(_request(dated_landing, tmp_path, run_id="a", tiers=TIERS[:1]), catalogue)
     uid, other = first.studies
-    job = _attempt(catalogue, landing, "a", uid, "running")
+    job = _attempt(catalogue, dated_landing, "a", uid, "running")
     # run "a" is alive (an attempt running under a live lease): its claims hold
-    assert plan(_request(landing, tmp_path, run_id="b", tiers=TIERS[:1]), catalogue).pairs == {}
+    assert (
+        plan(_request(dated_landing, tmp_path, run_id="b", tiers=TIERS[:1]), catalogue).pairs == {}
+    )
 
     with catalogue.engine.begin() as connection:  # killed: its owner is gone
         connection.execute(update(Job).where(Job.id == job).values(owner_pid=_dead_pid()))
-    after = plan(_request(landing, tmp_path, run_id="c", tiers=TIERS[:1]), catalogue)
+    after = plan(_request(dated_landing, tmp_path, run_id="c", tiers=TIERS[:1]), catalogue)
 
     assert after.abandoned == [job]
     assert after.selected.released == {"a": 2}

@@ -1,12 +1,11 @@
 """Quality metrics against independent computations on real images degraded by real JPEG 2000.
 
 The references are plain numpy on modality-unit float64 arrays and scikit-image's SSIM with the
-parameters REFERENCE.md section 4 names; dcmtier's SSIM shares no code with scikit-image.
+parameters docs/concepts/metrics.md names; dcmtier's SSIM shares no code with scikit-image.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000
 from skimage.metrics import structural_similarity
 
-from dcmtier.commands import quality as quality_command
+from dcmtier.cli import main
 from dcmtier.measure import metrics as quality
 from dcmtier.measure.gates import DEFAULT_GATES, LOSSLESS_GATE
 from dcmtier.measure.metrics import (
@@ -279,7 +278,7 @@ def test_a_modality_lut_without_a_usable_peak_is_refused(slope: float, bits: int
 
 
 # The survey's rates are pixel ratios of the 16-bit container; OpenJPEG's are relative to the
-# 12 bits stored (REFERENCE.md section 3), hence the 12 / 16.
+# 12 bits stored (docs/concepts/codec-traps.md), hence the 12 / 16.
 @pytest.mark.parametrize(
     ("band", "passing_rate", "failing_rate"),
     [("diagnosis", 5, 20), ("review", 20, 200), ("preview", 100, 500), ("thumbnail", 300, 1000),
@@ -317,9 +316,7 @@ def test_metric_fields_are_columns_of_the_quality_dataset() -> None:
 
 
 def _run_command(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="dcmtier")
-    quality_command.add_parser(parser.add_subparsers(dest="command", required=True))
-    return quality_command.run(parser.parse_args(["quality", *argv]))
+    return main(["quality", *argv])
 
 
 @pytest.fixture(scope="module")
@@ -421,7 +418,7 @@ def test_command_names_the_file_it_cannot_compare_and_exits_1(
     assert captured.out == ""
     [line] = captured.err.splitlines()
     key = file_key(bad, str(dcmread(bad).SOPInstanceUID) if broken == "other-size" else None)
-    assert line.startswith(f"dcmtier quality: {key}: ")
+    assert line.startswith(f"dcmtier: {key}: ")
     assert bad.name not in line and str(tmp_path) not in line
     assert _run_command([str(ct_pair[0]), str(bad), "--show-paths"]) == 1
-    assert capsys.readouterr().err.startswith(f"dcmtier quality: {bad}: ")
+    assert capsys.readouterr().err.startswith(f"dcmtier: {bad}: ")

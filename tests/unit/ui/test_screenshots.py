@@ -14,10 +14,10 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from tests.support import skip_or_fail
 from tests.unit.ui.conftest import token
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
@@ -27,9 +27,7 @@ BLUE, GREEN, ORANGE = (0x00, 0x72, 0xB2), (0x00, 0x9E, 0x73), (0xD5, 0x5E, 0x00)
 def _chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("chromium is missing (CI installs Debian's chromium: see .ci/run)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+        skip_or_fail("chromium is not installed (apt-get install chromium; CI does: see .ci/run)")
     return found
 
 

@@ -8,17 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from dcmtier.sample import write_ct_series
 from tests.faults.support import process_args, start, temps, wait_for
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_marks_the_attempts_interrupted_and_exits_with_one_line(
-    tmp_path: Path, signum: signal.Signals
+    small_landing: Path, tmp_path: Path, signum: signal.Signals
 ) -> None:
-    landing, out, marker = tmp_path / "landing", tmp_path / "out", tmp_path / "paused"
-    write_ct_series(landing, slices=2, rows=32, columns=32, seed=9)
-    run = start(process_args(landing, out, None), pause_at="compress", marker=marker)
+    out, marker = tmp_path / "out", tmp_path / "paused"
+    run = start(process_args(small_landing, out, None), pause_at="compress", marker=marker)
     wait_for(marker, run)
 
     run.send_signal(signum)

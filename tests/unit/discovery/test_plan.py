@@ -14,6 +14,7 @@ from pathlib import Path
 
 import fsspec
 import pytest
+from pydicom import dcmread
 from sqlalchemy import update
 
 from dcmtier.catalogue import Catalogue, JobContext
@@ -351,3 +352,20 @@ def test_the_claims_of_a_run_that_is_gone_are_released_for_the_next_run(
     assert after.selected.released == {"a": 2}
     assert after.pairs == {uid: TIERS[:1], other: TIERS[:1]}
     assert after.summary()["claims_released"] == 2
+
+
+def test_studies_with_a_file_above_the_threshold_are_planned_for_the_large_pool(
+    tmp_path: Path, catalogue: Catalogue
+) -> None:
+    landing = tmp_path / "landing"
+    arrived = (NOW - timedelta(hours=1)).timestamp()
+    small = write_ct_series(landing / "small", slices=1, rows=32, columns=32, seed=1)
+    large = write_ct_series(landing / "large", slices=1, rows=64, columns=64, seed=2)
+    for path in (*small, *large):
+        os.utime(path, (arrived, arrived))
+    threshold = small[0].stat().st_size  # the small study's file is not above it
+    result = plan(_request(landing, tmp_path, large_instance_bytes=threshold), catalogue)
+    assert len(result.studies) == 2
+    large_uid = str(dcmread(large[0], stop_before_pixels=True).StudyInstanceUID)
+    assert result.large == [large_uid]
+    assert result.for_xcom()["large_studies"] == [large_uid]

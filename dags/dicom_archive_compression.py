@@ -18,7 +18,9 @@ plan is skipped); a failed instance is quarantined and the study × tier reports
 infrastructure error (output not writable, catalogue unreachable) fails the task, which retries
 with exponential backoff. A frame that breaks its tier's quality gate is a quality outcome
 handled by `on_gate_failure` (fallback, reject or keep): it is never retried and never fails the
-run. Retry one study × tier by clearing its mapped task instance. `summary` logs the run's
+run. Retry one study × tier by clearing its mapped task instance. Studies with a file above
+`large_instance_mb` go to `encode_large` and `compress_large`, the same work in the pool
+`$DCMTIER_LARGE_POOL` (docs/operators/memory.md). `summary` logs the run's
 totals and the backlog, and releases the run's claims.
 Each `compress` instance emits `dcmtier_packages` and `dcmtier_quality` asset events whose
 `extra` names the study, tier, status and package (`dcmtier_packages_changed` is an example

@@ -170,7 +170,7 @@ def test_bad_usage_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) 
 def test_tiers_json_lists_every_tier(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tiers", "--json"]) == 0
     rows = _json_lines(capsys.readouterr().out)
-    assert len(rows) == 27
+    assert len(rows) == 33
     r20 = next(r for r in rows if r["name"] == "j2k-r20")
     assert r20 == {
         "name": "j2k-r20", "codec": "j2k", "lossless": False, "target_ratio": 20.0, "near": 0,
@@ -186,6 +186,9 @@ def test_tiers_json_lists_every_tier(capsys: pytest.CaptureFixture[str]) -> None
     )
     maxerr = next(r for r in rows if r["name"] == "j2k-maxerr20")
     assert maxerr["bound"] == "max |diff| <= 20 (modality units)" and not maxerr["lossless"]
+    chooses = next(r for r in rows if r["name"] == "maxerr20")
+    assert (chooses["codec"], chooses["candidates"]) == ("auto", ["htj2k", "jls", "j2k"])
+    assert "candidates" not in maxerr
 
 
 def test_tiers_piped_shows_every_name_whole_in_80_columns() -> None:
@@ -351,6 +354,7 @@ UNREACHABLE_S3 = {
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x",
     "AWS_SECRET_ACCESS_KEY": "y", "AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard",
 }  # fmt: skip
+ARCHIVE = "dicomweb+http://127.0.0.1:9/dicom-web"  # a DICOMweb archive that cannot be reached
 # id -> the command line (formatted with `area`), the exit code its help gives, extra env
 EXITS: dict[str, tuple[list[str], int, dict[str, str]]] = {
     "tiers-0": (["tiers", "--json"], 0, {}),
@@ -391,6 +395,10 @@ EXITS: dict[str, tuple[list[str], int, dict[str, str]]] = {
     "cache-1": (["cache", "list", "--out", "s3://bucket/out"], 1, UNREACHABLE_S3),
     "cache-2": (["cache", "list", "--out", "{afile}"], 2, {}),
     "bench-2": (["bench", "--runs", "0"], 2, {}),
+    # nothing of j2k-r50 was made: no request is sent (tests/integration/test_dicomweb.py sends)
+    "publish-0": (["publish", "{processed}", "--tier", "j2k-r50", "--to", ARCHIVE], 0, {}),
+    "publish-1": (["publish", "{processed}", "--tier", "j2k-r20", "--to", ARCHIVE], 1, {}),
+    "publish-2": (["publish", "{processed}", "--tier", "j2k-r20", "--to", "http://x/"], 2, {}),
 }
 # documented codes no case runs: the benchmark takes minutes at the least
 NOT_RUN = {("bench", 0), ("bench", 1)}

@@ -112,6 +112,7 @@ def _cell(text: object) -> str:
 
 def tiers_page() -> str:
     from dcmtier.commands.tiers import describe
+    from dcmtier.measure.gates import DEFAULT_GATES
     from dcmtier.tiers import TIERS
 
     rows = [describe(tier) for tier in TIERS.values()]
@@ -133,6 +134,18 @@ def tiers_page() -> str:
             r["transfer_syntax"], r["use"], "yes" if r["default"] else "",
         )  # fmt: skip
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines += [
+        "\n## Quality gates by usage band\n",
+        "Every frame of a lossy rate tier is judged by its usage band's gate "
+        "(`dcmtier.measure.gates.DEFAULT_GATES`); the |diff| limit applies to frames in HU "
+        "(CT with a rescale) only, PSNR and SSIM to every modality. A quality-targeted tier is "
+        "gated by its own bound; lossless tiers are verified bit-exact instead.\n",
+        "| use | max \\|diff\\| | PSNR min (dB) | SSIM min |",
+        "|---|---|---|---|",
+    ]
+    for band, gate in DEFAULT_GATES.items():
+        diff = f"{gate.max_abs_diff:g} {gate.diff_unit}" if gate.max_abs_diff else ""
+        lines.append(f"| {band} | {diff} | {gate.min_psnr_db or ''} | {gate.min_ssim or ''} |")
     return HEADER + "\n".join(lines) + "\n"
 
 
@@ -255,7 +268,33 @@ def schema_page() -> str:
     return HEADER + "\n".join(lines) + "\n"
 
 
+def parquet_page() -> str:
+    from dcmtier.measure.store import PARTITION_KEYS, QUALITY_SCHEMA, SCHEMA_VERSION
+
+    keys = ", ".join(f"`{k}`" for k in PARTITION_KEYS)
+    lines = [
+        "# The quality dataset (Parquet)\n",
+        f"One row per (instance, frame, tier), schema version {SCHEMA_VERSION}, under "
+        "`<output root>/quality/tier=<tier>/study=<StudyInstanceUID>/part-0.parquet` (hive "
+        f"partition keys {keys}, strings). Each column's description and unit are also in "
+        "the Parquet file's field metadata (`description`, `unit`). *modality unit* is the "
+        "unit named in the row's `unit` column: HU for CT, the rescaled value where an "
+        "instance has a Modality LUT, else the stored value. The `file_*` columns describe "
+        "the whole instance and repeat on each frame row of a multi-frame instance.\n",
+        "| column | type | null | unit | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for field in QUALITY_SCHEMA:
+        meta = {k.decode(): v.decode() for k, v in (field.metadata or {}).items()}
+        null = "yes" if field.nullable else ""
+        cells = (f"`{field.name}`", field.type, null, meta.get("unit", ""),
+                 meta.get("description", ""))  # fmt: skip
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return HEADER + "\n".join(lines) + "\n"
+
+
 PAGES: dict[str, Callable[[], str]] = {
+    "parquet.md": parquet_page,
     "tiers.md": tiers_page,
     "cli.md": cli_page,
     "environment.md": environment_page,

@@ -27,79 +27,103 @@ USAGE_WIDTH = 100
 # name -> (who reads it, default, meaning). The docs test compares these names with the code's.
 ENVIRONMENT: dict[str, tuple[str, str, str]] = {
     "DCMTIER_CATALOGUE_URL": (
-        "commands, DAG tasks, compression pages", "`sqlite:///<output root>/catalogue.db`",
+        "commands, DAG tasks, compression pages",
+        "`sqlite:///<output root>/catalogue.db`",
         "the catalogue's database URL (`postgresql://…` or `sqlite:///…`) when `--catalogue` "
         "is not given; the DAG and the pages read the Airflow connection `dcmtier_catalogue` "
         "first",
     ),
     "DCMTIER_DATA_DIR": (
-        "DAG, compression pages", "`./data`",
+        "DAG, compression pages",
+        "`./data`",
         "the DAG's default `output` param (a folder or an object store URL); the pages read "
         "the Parquet dataset and, by default, `catalogue.db` there",
     ),
     "DCMTIER_LANDING": (
-        "DAG, `docker-compose.yaml`", "`./landing`",
+        "DAG, `docker-compose.yaml`",
+        "`./landing`",
         "the DAG's default `landing` param: a folder or an fsspec URL",
     ),
     "DCMTIER_JOBS": (
-        "DAG tasks", "1",
+        "DAG tasks",
+        "1",
         "processes one `compress` task uses (Airflow's pool and workers give the parallelism)",
     ),
     "DCMTIER_TASK_RETRIES": (
-        "DAG", "3", "retries of a task (exponential backoff from 30 s up to 30 min)",
+        "DAG",
+        "3",
+        "retries of a task (exponential backoff from 30 s up to 30 min)",
     ),
     "DCMTIER_POOL": ("DAG", "`dcmtier`", "the Airflow pool the `compress` tasks run in"),
     "DCMTIER_POOL_SLOTS": (
-        "`docker-compose.yaml` (`airflow-init`)", "8", "slots of the `dcmtier` pool it creates",
+        "`docker-compose.yaml` (`airflow-init`)",
+        "8",
+        "slots of the `dcmtier` pool it creates",
     ),
     "DCMTIER_LAYER_CACHE": (
-        "DAG tasks", "`store`",
+        "DAG tasks",
+        "`store`",
         "with an object store output: `store` keeps a study's layered codestreams on the store "
         "for its tier tasks, `worker` only in the encoding worker's scratch",
     ),
     "DCMTIER_SCRATCH": (
-        "commands, DAG tasks", "the system's temporary folder",
+        "commands, DAG tasks",
+        "the system's temporary folder",
         "a worker's local folder for outputs before they are published to an object store",
     ),
     "DCMTIER_MULTIPART_BYTES": (
-        "commands, DAG tasks", "67108864 (64 MiB)",
+        "commands, DAG tasks",
+        "67108864 (64 MiB)",
         "part size of a package's multipart upload to an object store",
     ),
     "DCMTIER_LEASE_SECONDS": (
-        "commands, DAG tasks", "180",
+        "commands, DAG tasks",
+        "180",
         "how long an attempt's owner lease lasts without renewal (renewed every third of it)",
     ),
     "DCMTIER_CATALOGUE_RETRY_SECONDS": (
-        "commands, DAG tasks", "60",
+        "commands, DAG tasks",
+        "60",
         "how long transient catalogue errors are retried before the run stops",
     ),
     "DCMTIER_DEBUG": ("`dcmtier`", "unset", "`1`: an unexpected error also prints its traceback"),
     "DCMTIER_TEST_PAUSE_AT": (
-        "fault tests", "unset",
+        "fault tests",
+        "unset",
         "`<point>:<marker file>` stops a run at a named point; never set it in production",
     ),
     "DCMTIER_DEMO_DIR": ("`make demo`, `make ui`", "`./demo-data`", "where the demo writes"),
     "DCMTIER_UI_PORT": ("`make ui`", "8080", "the port Airflow's UI listens on (127.0.0.1)"),
     "DCMTIER_VENV": ("`make ui`", "`./.venv`", "the virtual environment it runs from"),
     "DCMTIER_ASSUME_MISSING": (
-        "`scripts/install-system-deps.sh`", "unset",
+        "`scripts/install-system-deps.sh`",
+        "unset",
         "Debian packages to treat as missing (to try the script's other paths)",
     ),
     "DCMTIER_IMAGE": (
-        "`docker-compose.yaml`", "`dcmtier-airflow:latest`", "the Airflow image to run",
+        "`docker-compose.yaml`",
+        "`dcmtier-airflow:latest`",
+        "the Airflow image to run",
     ),
     "DCMTIER_OUTPUT": (
-        "`docker-compose.yaml`", "`/data/output`",
+        "`docker-compose.yaml`",
+        "`/data/output`",
         "the containers' `DCMTIER_DATA_DIR`, e.g. `s3://dcmtier/archive`",
     ),
     "DCMTIER_LANDING_DIR": (
-        "`docker-compose.yaml`", "`./landing`", "the host folder mounted as the landing area",
+        "`docker-compose.yaml`",
+        "`./landing`",
+        "the host folder mounted as the landing area",
     ),
     "DCMTIER_OUTPUT_DIR": (
-        "`docker-compose.yaml`", "`./data`", "the host folder mounted as the output root",
+        "`docker-compose.yaml`",
+        "`./data`",
+        "the host folder mounted as the output root",
     ),
     "DCMTIER_S3_ENDPOINT": (
-        "`docker-compose.yaml`", "`http://minio:9000`", "the S3 endpoint given to the containers",
+        "`docker-compose.yaml`",
+        "`http://minio:9000`",
+        "the S3 endpoint given to the containers",
     ),
 }
 # where the code that reads them lives, relative to the repository root
@@ -163,7 +187,8 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 
 def _option_row(action: argparse.Action) -> str | None:
-    if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+    hidden = action.help == argparse.SUPPRESS
+    if hidden or isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
         return None
     if action.option_strings:
         metavar = action.metavar or (action.dest.upper() if action.nargs != 0 else None)
@@ -175,9 +200,9 @@ def _option_row(action: argparse.Action) -> str | None:
         name = str(action.metavar or action.dest)
     default = action.default
     shown = "" if default in (None, False, argparse.SUPPRESS, []) else f"`{default}`"
-    helptext = (action.help or "") % {"default": default} if action.help else ""
-    if action.help and "%(" in action.help:
-        helptext = action.help % {**vars(action), "prog": ""}
+    helptext = action.help or ""
+    if "%(" in helptext:  # argparse's own placeholders, e.g. %(default)s
+        helptext = helptext % {**vars(action), "prog": "dcmtier"}
     return f"| `{_cell(name)}` | {_cell(helptext)} | {_cell(shown)} |"
 
 

@@ -187,3 +187,23 @@ def test_the_analysts_polars_example_runs_on_the_parquet(processed: Path) -> Non
         exec(setup, scope)
         frame = eval("(" + expression, scope)
         assert frame.height > 0 and "file_bytes_in" in frame.columns
+
+
+def test_the_pages_the_code_and_the_makefile_point_to_exist() -> None:
+    pointed: set[str] = set()
+    for folder in ("include", "dags", "plugins", "scripts", "tests", "Makefile"):
+        path = REPO / folder
+        for file in [path] if path.is_file() else path.rglob("*.py"):
+            pointed |= set(re.findall(r"\b(?:docs|bench)/[\w/.-]*?\.md\b", file.read_text()))
+    assert "docs/concepts/jpeg-xl.md" in pointed  # the search sees the code
+    assert sorted(page for page in pointed if not (REPO / page).is_file()) == []
+
+
+def test_the_analysts_view_table_lists_each_views_columns(processed: Path) -> None:
+    catalogue = sqlite3.connect(processed / "catalogue.db")
+    listed = re.findall(r"^\| `(\w+)` \| ([a-z_, ]+) \|$", ANALYSTS.read_text(), re.M)
+    assert len(listed) >= 6
+    for view, columns in listed:
+        actual = [row[1] for row in catalogue.execute(f"PRAGMA table_info({view})")]
+        assert columns.split(", ") == actual, view
+    catalogue.close()

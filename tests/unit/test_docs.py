@@ -145,8 +145,10 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("docs")
     assert main(["sample", str(root / "landing"), "--slices", "3", "--size", "64"]) == 0
     out = root / "out"
-    tiers = ["--tier", "j2k-lossless", "--tier", "j2k-r20"]
-    assert main(["process", str(root / "landing"), "--out", str(out), *tiers, "--jobs", "1"]) == 0
+    options = ["--tier", "j2k-lossless", "--tier", "j2k-r20", "--jobs", "1"]
+    with pytest.MonkeyPatch.context() as patch:  # the embedded catalogue, OUT/catalogue.db
+        patch.delenv("DCMTIER_CATALOGUE_URL", raising=False)
+        assert main(["process", str(root / "landing"), "--out", str(out), *options]) == 0
     return out
 
 

@@ -19,7 +19,11 @@ infrastructure error (output not writable, catalogue unreachable) fails the task
 with exponential backoff. A frame that breaks its tier's quality gate is a quality outcome
 handled by `on_gate_failure` (fallback, reject or keep): it is never retried and never fails the
 run. Retry one study × tier by clearing its mapped task instance. `summary` logs the run's
-totals and the backlog, and releases the run's claims.
+totals and the backlog, and releases the run's claims. `publish`, when `publish_to` names a
+DICOMweb archive, stores the run's studies' `publish_tiers` there with STOW-RS (what the archive
+holds already is not sent again; recorded in the catalogue's `publications`). **landing** may
+itself be a DICOMweb archive (`dicomweb+https://host/dicom-web`): studies are searched with
+QIDO-RS and retrieved with WADO-RS; credentials from the `dicomweb_conn_id` HTTP connection.
 Each `compress` instance emits `dcmtier_packages` and `dcmtier_quality` asset events whose
 `extra` names the study, tier, status and package (`dcmtier_packages_changed` is an example
 consumer), and, where an OpenLineage transport is configured, `discover` and `compress` report
@@ -52,7 +56,8 @@ PARAMS = {
     "landing": Param(
         os.environ.get("DCMTIER_LANDING", "./landing"),
         type="string",
-        description="Where new studies land: a local path or an fsspec URL (s3://, gs://, ...).",
+        description="Where new studies land: a local path, an fsspec URL (s3://, gs://, ...) or "
+        "a DICOMweb archive (dicomweb+https://host/dicom-web).",
     ),
     "output": Param(
         os.environ.get("DCMTIER_DATA_DIR", "./data"),
@@ -66,6 +71,13 @@ PARAMS = {
         type="string",
         description="Airflow connection (aws, google_cloud_platform or wasb) with the object "
         "store's credentials and endpoint; empty: the store's standard environment variables.",
+    ),
+    "dicomweb_conn_id": Param(
+        "",
+        type="string",
+        description="Airflow HTTP connection with a DICOMweb server's credentials (login and "
+        'password: basic; extra {"token": ...}: bearer), for a dicomweb+http(s):// landing '
+        "or publish_to; empty: $DCMTIER_DICOMWEB_USER/_PASSWORD or $DCMTIER_DICOMWEB_TOKEN.",
     ),
     "tiers": Param(
         list(DEFAULT_TIERS),
@@ -117,6 +129,18 @@ PARAMS = {
         type="string",
         description="For a landing area laid out by date: a strftime template of the folders "
         "to list for the run's interval (e.g. %Y/%m/%d); empty lists everything.",
+    ),
+    "publish_to": Param(
+        "",
+        type="string",
+        description="A DICOMweb archive (dicomweb+https://host/dicom-web) to store the run's "
+        "publish_tiers into with STOW-RS once its studies are done; empty: publish nothing.",
+    ),
+    "publish_tiers": Param(
+        [],
+        type="array",
+        items={"type": "string", "enum": list(TIERS)},
+        description="Tiers stored into publish_to (e.g. a preview tier where viewers look).",
     ),
 }
 
@@ -173,6 +197,12 @@ def dicom_archive_compression() -> None:
         return compress_task(study_uid, tier, get_current_context())
 
     @task(trigger_rule="all_done", multiple_outputs=False)
+    def publish(plan: dict[str, Any]) -> dict[str, Any]:
+        from dcmtier.orchestration.tasks import publish_task
+
+        return publish_task(plan, get_current_context())
+
+    @task(trigger_rule="all_done", multiple_outputs=False)
     def summary(results: list[dict[str, Any] | None]) -> dict[str, Any]:
         from dcmtier.orchestration.tasks import summary_task
 
@@ -184,6 +214,7 @@ def dicom_archive_compression() -> None:
     # studies x tiers: each list stays under [core] max_map_length, their product need not
     results = compress.expand(study_uid=keys, tier=tiers(work))
     layers >> results
+    results >> publish(work)
     summary(results)
 
 

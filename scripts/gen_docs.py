@@ -13,6 +13,7 @@ made by the migrations). `tests/unit/test_docs.py` regenerates them in memory an
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -85,6 +86,27 @@ ENVIRONMENT: dict[str, tuple[str, str, str]] = {
         "commands, DAG tasks",
         "60",
         "how long transient catalogue errors are retried before the run stops",
+    ),
+    "DCMTIER_DICOMWEB_USER": (
+        "commands, DAG tasks",
+        "unset",
+        "user name for a DICOMweb archive (basic authentication), with "
+        "`DCMTIER_DICOMWEB_PASSWORD`; the DAG's `dicomweb_conn_id` connection wins",
+    ),
+    "DCMTIER_DICOMWEB_PASSWORD": (
+        "commands, DAG tasks",
+        "unset",
+        "password for `DCMTIER_DICOMWEB_USER`",
+    ),
+    "DCMTIER_DICOMWEB_TOKEN": (
+        "commands, DAG tasks",
+        "unset",
+        "bearer token for a DICOMweb archive",
+    ),
+    "DCMTIER_DICOMWEB_REQUESTS": (
+        "commands, DAG tasks",
+        "8",
+        "WADO-RS retrievals from a DICOMweb archive at once",
     ),
     "DCMTIER_DEBUG": ("`dcmtier`", "unset", "`1`: an unexpected error also prints its traceback"),
     "DCMTIER_TEST_PAUSE_AT": (
@@ -238,6 +260,47 @@ def cli_page() -> str:
     return HEADER + "\n".join(lines)
 
 
+def _param_rows(source: str) -> Iterator[tuple[str, str, str, str]]:
+    """(name, type, default, description) of each Param in the DAG's ``PARAMS`` dict, read
+    from its source: the docs need no Airflow import."""
+    import ast
+
+    for node in ast.parse(source).body:
+        targets = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        if "PARAMS" not in targets or not isinstance(node.value, ast.Dict):  # type: ignore[attr-defined]
+            continue
+        for key, call in zip(node.value.keys, node.value.values, strict=True):  # type: ignore[attr-defined]
+            assert isinstance(key, ast.Constant) and isinstance(call, ast.Call)
+            words = {k.arg: k.value for k in call.keywords}
+            kind = ast.literal_eval(words["type"]) if "type" in words else ""
+            enum = words.get("enum")
+            if enum is not None:
+                kind = "one of " + ", ".join(map(str, ast.literal_eval(enum)))
+            default = f"`{ast.unparse(call.args[0])}`" if call.args else ""
+            # os.environ.get('NAME', 'x') reads as "$NAME, else 'x'"
+            default = re.sub(r"`os\.environ\.get\('(\w+)', (.+)\)`", r"`$\1`, else `\2`", default)
+            described = words.get("description")
+            text = ast.literal_eval(described) if described is not None else ""
+            yield str(key.value), str(kind), default, text
+
+
+def dag_params_page() -> str:
+    dag = ROOT / "dags" / "dicom_archive_compression.py"
+    lines = [
+        "# DAG params: `dicom_archive_compression`\n",
+        "Every param of the DAG, as its trigger form shows it (read from "
+        "`dags/dicom_archive_compression.py`). Give them in the trigger form, or as "
+        "`--conf` / `--dag-run-conf` JSON. Defaults are shown as the code writes them; "
+        "[operators/pipeline.md](../operators/pipeline.md#params) explains each in context.\n",
+        "| param | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for name, kind, default, text in _param_rows(dag.read_text()):
+        cells = (f"`{name}`", kind, default, text)
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return HEADER + "\n".join(lines) + "\n"
+
+
 def environment_page() -> str:
     lines = [
         "# Environment variables\n",
@@ -323,6 +386,7 @@ PAGES: dict[str, Callable[[], str]] = {
     "tiers.md": tiers_page,
     "cli.md": cli_page,
     "environment.md": environment_page,
+    "dag-params.md": dag_params_page,
     "schema.md": schema_page,
 }
 

@@ -11,8 +11,11 @@ set -euo pipefail
 
 # Independent decoders (gdcmconv, opj_decompress), the DICOM validator (dciodvfy) the tests
 # check outputs with, djxl (libjxl-tools) for the JPEG XL outputs, docker-compose for the
-# deployment file's config check, and chromium for the screenshot test of the compression pages.
-apt_packages=(libgdcm-tools libopenjp2-tools dicom3tools libjxl-tools docker-compose chromium)
+# deployment file's config check, chromium for the screenshot test of the compression pages, and
+# Orthanc with its DICOMweb plugin, the real archive the DICOMweb tests start on loopback (the
+# package's own service is not used: the tests run Orthanc with a configuration of their own).
+apt_packages=(libgdcm-tools libopenjp2-tools dicom3tools libjxl-tools docker-compose chromium
+  orthanc orthanc-dicomweb)
 
 mode=install
 case "${1:-}" in

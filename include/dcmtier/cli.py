@@ -61,6 +61,10 @@ COMMANDS: dict[str, CommandInfo] = {
         "dcmtier.commands.cache", "list or prune the layered-encode cache (OUT/cache/layered)"
     ),
     "bench": CommandInfo("dcmtier.commands.bench", "benchmark against the gdcmconv-per-file chain"),
+    "publish": CommandInfo(
+        "dcmtier.commands.publish",
+        "store tiers into a DICOMweb archive (STOW-RS); a rerun sends nothing twice",
+    ),
 }
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it

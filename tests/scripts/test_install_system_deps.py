@@ -12,7 +12,10 @@ import subprocess
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "install-system-deps.sh"
-PACKAGES = ("libgdcm-tools", "libopenjp2-tools", "dicom3tools", "docker-compose", "chromium")
+PACKAGES = (
+    "libgdcm-tools", "libopenjp2-tools", "dicom3tools", "docker-compose", "chromium", "orthanc",
+    "orthanc-dicomweb",
+)  # fmt: skip
 
 
 def _run(

@@ -351,6 +351,7 @@ UNREACHABLE_S3 = {
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x",
     "AWS_SECRET_ACCESS_KEY": "y", "AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard",
 }  # fmt: skip
+ARCHIVE = "dicomweb+http://127.0.0.1:9/dicom-web"  # a DICOMweb archive that cannot be reached
 # id -> the command line (formatted with `area`), the exit code its help gives, extra env
 EXITS: dict[str, tuple[list[str], int, dict[str, str]]] = {
     "tiers-0": (["tiers", "--json"], 0, {}),
@@ -391,6 +392,10 @@ EXITS: dict[str, tuple[list[str], int, dict[str, str]]] = {
     "cache-1": (["cache", "list", "--out", "s3://bucket/out"], 1, UNREACHABLE_S3),
     "cache-2": (["cache", "list", "--out", "{afile}"], 2, {}),
     "bench-2": (["bench", "--runs", "0"], 2, {}),
+    # nothing of j2k-r50 was made: no request is sent (tests/integration/test_dicomweb.py sends)
+    "publish-0": (["publish", "{processed}", "--tier", "j2k-r50", "--to", ARCHIVE], 0, {}),
+    "publish-1": (["publish", "{processed}", "--tier", "j2k-r20", "--to", ARCHIVE], 1, {}),
+    "publish-2": (["publish", "{processed}", "--tier", "j2k-r20", "--to", "http://x/"], 2, {}),
 }
 # documented codes no case runs: the benchmark takes minutes at the least
 NOT_RUN = {("bench", 0), ("bench", 1)}

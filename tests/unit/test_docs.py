@@ -209,3 +209,12 @@ def test_the_analysts_view_table_lists_each_views_columns(processed: Path) -> No
         actual = [row[1] for row in catalogue.execute(f"PRAGMA table_info({view})")]
         assert columns.split(", ") == actual, view
     catalogue.close()
+
+
+def test_the_operators_params_table_names_every_param_of_the_dag() -> None:
+    dag = (REPO / "dags" / "dicom_archive_compression.py").read_text()
+    params = [row[0] for row in GEN._param_rows(dag)]
+    assert "settle_seconds" in params  # the DAG's params were read
+    table = (REPO / "docs" / "operators" / "pipeline.md").read_text().split("## Params", 1)[1]
+    listed = re.findall(r"^\| `(\w+)` \|", table, re.M)
+    assert [p for p in params if p not in listed] == [], "add them to operators/pipeline.md"

@@ -396,3 +396,25 @@ class Claim(Base):
     run_id: Mapped[str] = mapped_column(AIRFLOW_ID, nullable=False)
     claimed_at: Mapped[datetime] = mapped_column(nullable=False)
     expires_at: Mapped[datetime] = mapped_column(nullable=False)
+
+
+class Publication(Base):
+    """A derived instance stored into a DICOMweb archive (``dcmtier publish``, the DAG's
+    ``publish_to``): which, where (the archive's URL, never credentials) and when.
+
+    One row per (derived SOP Instance UID, destination): ``first_published_at`` is when dcmtier
+    first found it there after sending it or finding it already stored, ``last_checked_at`` the
+    last publish that found it there. ``sent`` says whether dcmtier sent it (False: the
+    archive held it already)."""
+
+    __tablename__ = "publications"
+    __table_args__ = (Index(None, "study_uid", "tier"),)
+
+    derived_sop_uid: Mapped[str] = mapped_column(UID, primary_key=True)
+    destination: Mapped[str] = mapped_column(String(512), primary_key=True)
+    study_uid: Mapped[str] = mapped_column(UID, nullable=False)
+    series_uid: Mapped[str] = mapped_column(UID, nullable=False)
+    tier: Mapped[str] = mapped_column(String(32), nullable=False)
+    sent: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    first_published_at: Mapped[datetime] = mapped_column(nullable=False)
+    last_checked_at: Mapped[datetime] = mapped_column(nullable=False)

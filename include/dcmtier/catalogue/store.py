@@ -2,8 +2,9 @@
 
 `Catalogue` is a facade over the catalogue's parts, one job each: what was found where
 (`inventory`), attempts and their leases (`jobs`), the landing index (`landing`), a run's
-claims (`claims`) and the views read back (`reports`), all on one engine's transactions
-(`transactions`). It adds opening a catalogue, its migrations and this process's holds.
+claims (`claims`), the views read back (`reports`) and what was published to DICOMweb
+archives (`publications`), all on one engine's transactions (`transactions`). It adds opening
+a catalogue, its migrations and this process's holds.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from dcmtier.catalogue.holds import Holds, holds_for
 from dcmtier.catalogue.inventory import Inventory
 from dcmtier.catalogue.jobs import Jobs
 from dcmtier.catalogue.landing import LandingIndex
+from dcmtier.catalogue.publications import Publications
 from dcmtier.catalogue.reports import REPORT_VIEWS, VIEWS, Reports
 
 __all__ = ["REPORT_VIEWS", "VIEWS", "Catalogue"]
 
 
-class Catalogue(Inventory, Jobs, LandingIndex, Claims, Reports):
+class Catalogue(Inventory, Jobs, LandingIndex, Claims, Reports, Publications):
     """Lineage and storage savings of every study x tier, in PostgreSQL or SQLite."""
 
     @classmethod

@@ -36,7 +36,8 @@ EPILOG = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "sources", nargs="+", metavar="SRC",
-        help="files or folders, or object store URLs (s3://bucket/prefix, gs://…, az://…)",
+        help="files or folders, object store URLs (s3://bucket/prefix, gs://…, az://…) or "
+        "DICOMweb archives (dicomweb+https://host/dicom-web)",
     )  # fmt: skip
     parser.add_argument(
         "--tier",

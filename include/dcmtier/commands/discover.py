@@ -2,9 +2,12 @@
 
 Lists LANDING (a folder or an fsspec URL), reads the header of every file that is new or whose
 size, modification time or ETag changed since the index last saw it, and marks files no longer
-there as gone: the first step of every DAG run, alone. The catalogue is --catalogue URL, else
-$DCMTIER_CATALOGUE_URL, else the embedded SQLite OUT/catalogue.db of the output root --out
-(default the current folder; created and migrated when missing).
+there as gone: the first step of every DAG run, alone. A DICOMweb archive
+(dicomweb+http(s)://host/prefix) is searched with QIDO-RS instead, and the metadata of each
+instance not seen yet fetched (headers_read counts those); credentials from
+$DCMTIER_DICOMWEB_TOKEN or $DCMTIER_DICOMWEB_USER / $DCMTIER_DICOMWEB_PASSWORD. The catalogue
+is --catalogue URL, else $DCMTIER_CATALOGUE_URL, else the embedded SQLite OUT/catalogue.db of
+the output root --out (default the current folder; created and migrated when missing).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ EPILOG = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("landing", metavar="LANDING", help="a folder or an fsspec URL")
+    parser.add_argument(
+        "landing", metavar="LANDING", help="a folder, an fsspec URL or dicomweb+http(s)://…"
+    )
     add_catalogue_arguments(parser)
     parser.add_argument(
         "--prefix", action="append", default=[], metavar="PATH",
@@ -30,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--readers", type=positive, default=16, metavar="N",
-        help="concurrent header reads on an object store (16)",
+        help="concurrent header reads on an object store or DICOMweb archive (16)",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="one JSON object on one line")
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,32 +32,15 @@ from dcmtier.discovery.landing import (
     list_prefixes,
 )
 from dcmtier.discovery.landing import read_header as read_landing_header
+from dcmtier.discovery.stats import IndexStats
 from dcmtier.errors import one_line
+from dcmtier.storage.dicomweb import is_dicomweb
 
 if TYPE_CHECKING:
     from dcmtier.catalogue import Catalogue
 
 REMOTE_READERS = 16  # concurrent header reads on an object store
 UID_MAX = 64
-
-
-@dataclass
-class IndexStats:
-    """What one pass over the landing area did (``dcmtier discover --json``)."""
-
-    files_listed: int = 0
-    headers_read: int = 0
-    files_new: int = 0
-    files_changed: int = 0
-    files_gone: int = 0
-    unreadable: int = 0
-    list_s: float = 0.0
-    read_s: float = 0.0
-    write_s: float = 0.0
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
 def scopes_of(landing: str, prefixes: Sequence[str] = ()) -> list[str]:
@@ -75,8 +57,17 @@ def index_landing(
     prefixes: Sequence[str] = (),
     readers: int = REMOTE_READERS,
     now: datetime | None = None,
+    dates: tuple[date, date] | None = None,
 ) -> IndexStats:
-    """Bring the catalogue's landing index up to date with ``landing`` (or its ``prefixes``)."""
+    """Bring the catalogue's landing index up to date with ``landing`` (or its ``prefixes``).
+
+    A DICOMweb landing area (``dicomweb+http(s)://``) has no folders: it is searched instead,
+    for the studies whose StudyDate is within ``dates`` when given (`discovery.dicomweb`).
+    """
+    if is_dicomweb(landing):
+        from dcmtier.discovery.dicomweb import index_dicomweb  # it builds on this module
+
+        return index_dicomweb(landing, catalogue, dates=dates, readers=readers, now=now)
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     stats = IndexStats()

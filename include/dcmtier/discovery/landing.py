@@ -1,4 +1,5 @@
-"""The landing area: a local folder or any fsspec URL (s3://, gs://, az://, memory://, file://).
+"""The landing area: a local folder or any fsspec URL (s3://, gs://, az://, memory://, file://),
+or a DICOMweb server (``dicomweb+http(s)://``, `dcmtier.discovery.dicomweb`).
 
 Discovery reads headers only; a work item on a remote landing area stages its study's files
 into a local folder before the unit of work runs (the codecs need real files).
@@ -17,6 +18,7 @@ from typing import Any
 
 from dcmtier.errors import ConfigError, one_line
 from dcmtier.records import KEY_DIGITS, content_key, file_key, is_valid_uid
+from dcmtier.storage.dicomweb import instance_uris, is_dicomweb, retrieve_all
 
 LOCAL_SCHEMES = ("", "file", "local")
 HEADER_BLOCK = 1 << 16  # bytes a remote header read fetches at a time (one GET for most files)
@@ -50,6 +52,9 @@ def list_files(uri: str) -> list[LandingFile]:
         if not root.exists():
             raise ConfigError(f"{uri}: landing area does not exist")
         return [_local(root)] if root.is_file() else sorted(_walk(root), key=lambda f: f.uri)
+    if is_dicomweb(uri):  # every instance of every study, from QIDO-RS searches
+        now = datetime.now(UTC)  # when first seen: QIDO-RS gives no arrival time
+        return [LandingFile(u, 0, now) for u in instance_uris(uri)]
     fs, base = _filesystem(uri)
     found = []
     for name, info in sorted(fs.find(base, detail=True).items()):
@@ -92,6 +97,8 @@ def scope(uri: str) -> str:
     ``memory:///x/...``). ``file_locations`` spells local files as URIs: `location_scope`."""
     if is_local(uri):
         return str(local_path(uri).absolute())
+    if is_dicomweb(uri):
+        return uri.rstrip("/")
     fs, base = _filesystem(uri)
     return _unstrip(fs, base, uri).rstrip("/")
 
@@ -118,6 +125,8 @@ def key_of(item: LandingFile, sop_uid: str) -> str:
         return file_key(local_path(item.uri), sop_uid)
     if is_valid_uid(sop_uid):
         return sop_uid
+    if is_dicomweb(item.uri):  # named by its UIDs on the server, nothing to hash but that
+        return hashlib.sha256(item.uri.encode()).hexdigest()[:KEY_DIGITS]
     try:
         with open_file(item.uri) as handle:
             return content_key(handle)
@@ -142,18 +151,24 @@ def stage(uris: Sequence[str], folder: Path) -> list[Path]:
     time (a package's manifest) come out the same on every run.
     """
     out: list[Path] = []
+    archived = [(n, u) for n, u in enumerate(uris) if is_dicomweb(u)]
+    if archived:  # retrieved with WADO-RS, several at a time
+        folder.mkdir(parents=True, exist_ok=True)
+        retrieve_all([u for _, u in archived], [folder / f"{n:06d}.dcm" for n, _ in archived])
     for index, uri in enumerate(uris):
         if is_local(uri):
             out.append(local_path(uri))
             continue
-        folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{index:06d}.dcm"  # not the file's name: it may name the patient
+        out.append(target)
+        if is_dicomweb(uri):
+            continue  # retrieved above
+        folder.mkdir(parents=True, exist_ok=True)
         fs, path = _filesystem(uri)
         with fs.open(path, "rb") as src, target.open("wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         modified = _mtime(fs.info(path)).timestamp()
         os.utime(target, (modified, modified))
-        out.append(target)
     return out
 
 

@@ -21,14 +21,15 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dcmtier import owner
 from dcmtier.catalogue.selection import BACKLOG, Selected, Selection
-from dcmtier.discovery.index import IndexStats, index_landing, interval_prefixes, scopes_of
+from dcmtier.discovery.index import index_landing, interval_prefixes, scopes_of
 from dcmtier.discovery.landing import SKIP_REASONS, is_local, local_path, location
+from dcmtier.discovery.stats import IndexStats
 from dcmtier.errors import ConfigError, StorageError
 from dcmtier.records import FAILED, SKIPPED, Unidentified, name_by_key
 from dcmtier.storage.store import is_remote, local_root, read_text, write_text
@@ -94,6 +95,14 @@ class PlanRequest:
         days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
         return interval_prefixes(self.listing_prefix, days)
 
+    def study_dates(self) -> tuple[date, date] | None:
+        """The StudyDate range a DICOMweb landing area is searched for: the interval's days
+        when the run selects by study date, else None (every study)."""
+        if self.select_by != "study_date" or self.interval is None:
+            return None
+        start, end = self.interval
+        return start.date(), max(start.date(), (end - timedelta(microseconds=1)).date())
+
 
 @dataclass
 class Plan:
@@ -135,7 +144,7 @@ def plan(request: PlanRequest, catalogue: Catalogue) -> Plan:
     """Discover the work for one run (see the module docstring)."""
     result = Plan()
     result.index = index_landing(request.landing, catalogue, prefixes=request.prefixes(),
-                                 now=request.now)  # fmt: skip
+                                 now=request.now, dates=request.study_dates())  # fmt: skip
     scopes = scopes_of(request.landing)
     tiers = [t.name for t in resolve_tiers(list(request.tiers))]
     result.abandoned = catalogue.reap()  # their pairs are planned again, and their runs' claims

@@ -26,6 +26,7 @@ from dcmtier.discovery.landing import (
     stage,
 )
 from dcmtier.records import FAILED, SKIPPED, Study, Unidentified, name_by_key
+from dcmtier.storage.dicomweb import is_dicomweb, split_uri
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class Candidate:
 def find_candidates(source: str) -> tuple[dict[str, Candidate], list[Unidentified]]:
     """The studies under ``source`` (a folder or a URL) from their headers, and the files that
     belong to none."""
+    if is_dicomweb(source):  # searched with QIDO-RS: the UIDs are in each instance's URL
+        return _archived(list_files(source)), []
     studies: dict[str, Candidate] = {}
     unidentified = []
     for item, header, error, skip in iter_headers(list_files(source)):
@@ -64,6 +67,18 @@ def find_candidates(source: str) -> tuple[dict[str, Candidate], list[Unidentifie
     for bad in unidentified:
         log.warning("no study for %s", bad.reason)
     return studies, unidentified
+
+
+def _archived(files: Sequence[LandingFile]) -> dict[str, Candidate]:
+    """The studies of a DICOMweb archive's instances, grouped by the UIDs in their URLs."""
+    studies: dict[str, Candidate] = {}
+    for item in files:
+        ref = split_uri(item.uri)[1]
+        study = studies.setdefault(ref.study, Candidate(ref.study))
+        study.files.append(item)
+        study.sop_uids[item.uri] = ref.sop
+        study.keys[item.uri] = key_of(item, ref.sop)
+    return studies
 
 
 def iter_headers(

@@ -250,6 +250,7 @@ def _output(params: Mapping[str, Any]) -> OutputRoot:
     """The output root of the run: a local folder, or an object store (with the storage
     connection named in the params, if any, and this worker's scratch)."""
     _use_storage_connection(str(params.get("storage_conn_id") or ""))
+    _use_dicomweb_connection(str(params.get("dicomweb_conn_id") or ""))
     location = str(params["output"])
     if "://" not in location:
         location = str(Path(location).expanduser().absolute())
@@ -268,6 +269,48 @@ def _use_storage_connection(conn_id: str) -> None:
         str(conn.conn_type), conn.login, conn.password, dict(conn.extra_dejson or {})
     )
     configure(protocol, options)
+
+
+def _use_dicomweb_connection(conn_id: str) -> None:
+    """Talk to DICOMweb servers (a landing area, ``publish_to``) with the credentials of an
+    Airflow HTTP connection: login and password (basic), or ``{"token": ...}`` in its extra
+    (bearer). They stay in this process: never in a log, XCom or the catalogue."""
+    if not conn_id:
+        return
+    from airflow.sdk import BaseHook
+
+    from dcmtier.storage.dicomweb import configure, connection_credentials
+
+    conn = BaseHook.get_connection(conn_id)
+    configure(connection_credentials(conn.login, conn.password, dict(conn.extra_dejson or {})))
+
+
+def publish_task(plan: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Store the run's studies' ``publish_tiers`` into the archive ``publish_to`` (STOW-RS);
+    nothing to do when ``publish_to`` is empty. Fails when an instance was not stored, so that
+    the run shows it; a rerun of the task sends only what the archive still lacks."""
+    from dcmtier.catalogue import Catalogue
+    from dcmtier.work.stow import publish_tiers
+
+    params = context["params"]
+    to, tiers = str(params.get("publish_to") or ""), list(params.get("publish_tiers") or [])
+    if not to or not tiers or not plan.get("studies"):
+        return {"published": False, "reason": "publish_to, publish_tiers or studies empty"}
+    root = _output(params)
+    catalogue = Catalogue.connect(_catalogue_url(root))
+    try:
+        stats = publish_tiers(catalogue, tiers, to, studies=list(plan["studies"]))
+    finally:
+        catalogue.close()
+    log.info("published: %s", stats.as_dict())
+    if stats.failed:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            f"{stats.failed} instance(s) not stored by {stats.destination}: "
+            + "; ".join(stats.failures[:5])
+        )
+    return {"published": True, **stats.as_dict()}
 
 
 def _interval(context: Mapping[str, Any]) -> tuple[datetime, datetime] | None:

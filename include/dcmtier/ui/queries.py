@@ -18,6 +18,8 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, inspect, text
 
+from dcmtier.catalogue.publications import Published, published
+
 ROWS_SHOWN: Final = 100  # failures and backlog rows on the overview (with the total beside)
 WORST_SHOWN: Final = 15
 HIDDEN_COLUMN: Final = re.compile(r"file|path|uri|landing", re.IGNORECASE)
@@ -193,6 +195,7 @@ class StudyTier:
     lineage: list[LineageRow]
     failures: list[Failure]
     package: Package | None
+    published: list[Published] = field(default_factory=list)  # DICOMweb archives holding it
 
 
 @dataclass(frozen=True)
@@ -277,6 +280,7 @@ def study_tier(connection: Connection, study_uid: str, tier: str) -> StudyTier:
         job=_job(connection, params),
         lineage=_lineage(connection, params),
         failures=failures,
+        published=published(connection, study_uid, tier),
         package=Package(str(package[0]), int(package[1]), str(package[2]), int(package[3]))
         if package
         else None,

@@ -184,7 +184,8 @@ def tiers_page() -> str:
         "\n## Quality gates by usage band\n",
         "Every frame of a lossy rate tier is judged by its usage band's gate "
         "(`dcmtier.measure.gates.DEFAULT_GATES`); the |diff| limit applies to frames in HU "
-        "(CT with a rescale) only, PSNR and SSIM to every modality. A quality-targeted tier is "
+        "(CT with a rescale) only, PSNR and SSIM to every modality, measured against each "
+        "frame's own data range (`psnr_db_range`, `ssim_range`). A quality-targeted tier is "
         "gated by its own bound; lossless tiers are verified bit-exact instead.\n",
         "| use | max \\|diff\\| | PSNR min (dB) | SSIM min |",
         "|---|---|---|---|",

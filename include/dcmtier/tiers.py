@@ -9,9 +9,9 @@ decoded frame meets it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from dcmtier.errors import ConfigError
 
@@ -53,6 +53,14 @@ JXL_JPEG = Codec(
     "ISO_18181_1",
     "JPEG XL JPEG recompression",
 )
+# A codec-choosing tier's codec until an instance is coded: each output then names the codec
+# chosen for it (`Tier.chosen`), so nothing is ever encoded or labelled as "auto".
+CHOSEN = Codec("auto", "", "", "", "the smallest of its candidates")
+
+
+# What a bound's SSIM is measured against (dcmtier.measure.datarange): L is the source frame's
+# range of values in modality units, its 0.1st to 99.9th percentile, not (2^BitsStored - 1).
+SSIM_RANGE: Final = "source frame, 0.1st-99.9th percentile"
 
 
 @dataclass(frozen=True)
@@ -60,20 +68,31 @@ class Bound:
     """The quality every frame of a quality-targeted tier meets, against its original.
 
     ``max_abs_diff`` is in the frame's modality units (HU for CT; stored values where the
-    instance has no rescale); ``min_ssim`` is scale-free (docs/concepts/metrics.md).
+    instance has no rescale): it does not depend on the bits stored. ``min_ssim`` is SSIM with
+    L = the original frame's data range (``SSIM_RANGE``), so it means the same on a 12-bit CT
+    and on an image using a small part of 16 bits (``dcmtier.measure.datarange``).
     """
 
     max_abs_diff: float | None = None
     min_ssim: float | None = None
 
     def describe(self) -> str:
-        """E.g. "max |diff| <= 20 (modality units)" or "SSIM >= 0.98"."""
+        """E.g. "max |diff| <= 20 (modality units)" or "SSIM >= 0.98 (L = the frame's range)"."""
         parts = []
         if self.max_abs_diff is not None:
             parts.append(f"max |diff| <= {self.max_abs_diff:g} (modality units)")
         if self.min_ssim is not None:
-            parts.append(f"SSIM >= {self.min_ssim:g}")
+            parts.append(f"SSIM >= {self.min_ssim:g} (L = the frame's range)")
         return " and ".join(parts)
+
+    def parameters(self) -> dict[str, object]:
+        """The bound as it enters a derived UID: its limits, and for an SSIM limit what L is,
+        so outputs of the SSIM bound as measured against the bits stored (before dcmtier
+        measured SSIM against the frame's range) and since have different UIDs."""
+        params: dict[str, object] = asdict(self)
+        if self.min_ssim is not None:
+            params["ssim_range"] = SSIM_RANGE
+        return params
 
     def short(self) -> str:
         """E.g. "Δ≤20" (the largest |diff|) or "SSIM≥.98": a narrow table cell."""
@@ -88,7 +107,13 @@ class Bound:
 @dataclass(frozen=True)
 class Tier:
     """One named output: a codec and either lossless, a target ratio, a JPEG-LS NEAR, or a
-    quality bound each frame meets at the highest ratio that meets it."""
+    quality bound each frame meets at the highest ratio that meets it.
+
+    A JPEG-LS tier with a bound (``jls-maxerr20``) meets it by construction: its NEAR is derived
+    per instance from the bound and the Rescale Slope. A tier with ``candidates`` chooses, per
+    instance, the smallest output among those codecs that meets its bound (or, without one, is
+    lossless); ties go to the earlier candidate, listed fastest decoder first.
+    """
 
     name: str
     codec: Codec
@@ -97,6 +122,16 @@ class Tier:
     near: int = 0  # JPEG-LS NEAR; 0 is lossless
     effort: int | None = None  # JPEG XL encoder effort (1 fastest .. 9 smallest)
     bound: Bound | None = None  # quality-targeted: no rate target, a bound per frame
+    candidates: tuple[Codec, ...] = ()  # codec-choosing: these, fastest decoder first
+
+    @property
+    def chooses(self) -> bool:
+        """True for a tier that picks its codec per instance."""
+        return bool(self.candidates)
+
+    def chosen(self, codec: Codec, **changes: Any) -> Tier:
+        """This tier as coded for one instance by ``codec`` (its name, bound and use kept)."""
+        return replace(self, codec=codec, candidates=(), **changes)
 
     @property
     def lossless(self) -> bool:
@@ -135,14 +170,36 @@ class Tier:
         if self.effort is not None:
             params["effort"] = self.effort
         if self.bound is not None:
-            params["bound"] = asdict(self.bound)
+            params["bound"] = self.bound.parameters()
         return params
+
+    def describe_target(self) -> str:
+        """What a lossy output of this tier aimed at, for its Derivation Description."""
+        if self.bound is not None and self.codec.label == "jls":
+            return f"{self.bound.describe()} by construction, NEAR={self.near}"
+        if self.bound is not None:
+            return f"each frame at the highest ratio meeting {self.bound.describe()}"
+        if self.target_ratio:
+            return f"target {self.target_ratio:g}:1"
+        return f"target NEAR={self.near}"
 
 
 def _use_for_ratio(ratio: float) -> Use:
     """Usage band of a rate, as the reference survey table assigns r3..r1000."""
     bands = ((5, Use.DIAGNOSIS), (20, Use.REVIEW), (50, Use.PREVIEW), (200, Use.THUMBNAIL))
     return next((use for limit, use in bands if ratio <= limit), Use.EXTREME)
+
+
+def _use_for_bound(max_abs_diff: float) -> Use:
+    """Usage band of a max |diff| bound in HU, as the diagnosis and review gates set them."""
+    return Use.DIAGNOSIS if max_abs_diff <= 25 else Use.REVIEW
+
+
+def _choosing_bound_tier(max_abs_diff: int) -> Tier:
+    """``maxerr{N}``: the smallest of ``BOUND_CANDIDATES`` meeting max |diff| N per instance."""
+    bound = Bound(max_abs_diff=float(max_abs_diff))
+    use = _use_for_bound(max_abs_diff)
+    return Tier(f"maxerr{max_abs_diff}", CHOSEN, use, bound=bound, candidates=BOUND_CANDIDATES)
 
 
 J2K_RATES = (3, 5, 10, 15, 20, 30, 50, 100, 200, 300, 500, 1000)
@@ -154,6 +211,11 @@ JXL_RATES = (20, 50)
 # PSNR than effort 3 on the sample CT.
 JXL_LOSSLESS_EFFORT = 3
 JXL_LOSSY_EFFORT = 7
+JLS_BOUNDS = (5, 20, 150)  # jls-maxerr{N}: max |diff| N in modality units, NEAR per instance
+# Candidates of the codec-choosing tiers, the fastest decoder first (ties go to it): measured
+# in Node on one 512x512 16-bit frame, HTJ2K 2.1 ms, JPEG-LS 7.4, JPEG XL 42, J2K 55-69.
+BOUND_CANDIDATES = (HTJ2K, JLS, J2K)
+LOSSLESS_CANDIDATES = (HTJ2K, JLS, JXL, J2K)
 
 TIERS: dict[str, Tier] = {
     t.name: t
@@ -180,6 +242,14 @@ TIERS: dict[str, Tier] = {
         Tier("j2k-maxerr20", J2K, Use.DIAGNOSIS, bound=Bound(max_abs_diff=20.0)),
         Tier("j2k-maxerr150", J2K, Use.REVIEW, bound=Bound(max_abs_diff=150.0)),
         Tier("j2k-ssim0.98", J2K, Use.REVIEW, bound=Bound(min_ssim=0.98)),
+        *(
+            Tier(f"jls-maxerr{n}", JLS, _use_for_bound(n), bound=Bound(max_abs_diff=float(n)))
+            for n in JLS_BOUNDS
+        ),
+        # Codec-choosing: max |diff| alone, the bound near-lossless coding meets by
+        # construction; an RMSE or SSIM limit would favour JPEG 2000 (smaller beyond ~7 HU RMS)
+        *(_choosing_bound_tier(n) for n in (20, 150)),
+        Tier("best-lossless", CHOSEN, Use.DIAGNOSIS, candidates=LOSSLESS_CANDIDATES),
     )
 }
 

@@ -170,7 +170,7 @@ def test_bad_usage_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) 
 def test_tiers_json_lists_every_tier(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tiers", "--json"]) == 0
     rows = _json_lines(capsys.readouterr().out)
-    assert len(rows) == 27
+    assert len(rows) == 33
     r20 = next(r for r in rows if r["name"] == "j2k-r20")
     assert r20 == {
         "name": "j2k-r20", "codec": "j2k", "lossless": False, "target_ratio": 20.0, "near": 0,
@@ -186,6 +186,9 @@ def test_tiers_json_lists_every_tier(capsys: pytest.CaptureFixture[str]) -> None
     )
     maxerr = next(r for r in rows if r["name"] == "j2k-maxerr20")
     assert maxerr["bound"] == "max |diff| <= 20 (modality units)" and not maxerr["lossless"]
+    chooses = next(r for r in rows if r["name"] == "maxerr20")
+    assert (chooses["codec"], chooses["candidates"]) == ("auto", ["htj2k", "jls", "j2k"])
+    assert "candidates" not in maxerr
 
 
 def test_tiers_piped_shows_every_name_whole_in_80_columns() -> None:

@@ -5,7 +5,18 @@ from __future__ import annotations
 import pytest
 
 from dcmtier.errors import ConfigError
-from dcmtier.tiers import DEFAULT_TIERS, TIERS, Use, get_tier, resolve_tiers
+from dcmtier.tiers import (
+    DEFAULT_TIERS,
+    HTJ2K,
+    J2K,
+    JLS,
+    JXL,
+    SSIM_RANGE,
+    TIERS,
+    Use,
+    get_tier,
+    resolve_tiers,
+)
 
 
 def test_every_named_tier_exists_with_its_codec() -> None:
@@ -24,6 +35,10 @@ def test_every_named_tier_exists_with_its_codec() -> None:
         "j2k-maxerr20",
         "j2k-maxerr150",
         "j2k-ssim0.98",
+        *(f"jls-maxerr{n}" for n in (5, 20, 150)),
+        "maxerr20",
+        "maxerr150",
+        "best-lossless",
     }
     assert set(TIERS) == expected
     assert ("j2k-lossless", *(f"j2k-r{n}" for n in j2k_rates)) == DEFAULT_TIERS
@@ -97,4 +112,37 @@ def test_a_quality_targeted_tier_is_lossy_without_a_rate_and_names_its_bound() -
     assert tier.parameters()["bound"] == {"max_abs_diff": 20.0, "min_ssim": None}
     assert "bound" not in TIERS["j2k-r20"].parameters()  # rate tiers' derived UIDs unchanged
     assert TIERS["j2k-ssim0.98"].bound is not None
-    assert TIERS["j2k-ssim0.98"].bound.describe() == "SSIM >= 0.98"
+    assert TIERS["j2k-ssim0.98"].bound.describe() == "SSIM >= 0.98 (L = the frame's range)"
+    assert TIERS["j2k-ssim0.98"].parameters()["bound"] == {
+        "max_abs_diff": None, "min_ssim": 0.98, "ssim_range": SSIM_RANGE,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "bound", "use"),
+    [("jls-maxerr5", 5.0, Use.DIAGNOSIS), ("jls-maxerr20", 20.0, Use.DIAGNOSIS),
+     ("jls-maxerr150", 150.0, Use.REVIEW)],
+)  # fmt: skip
+def test_jls_bound_tiers_are_near_lossless_jpeg_ls_with_their_bound(
+    name: str, bound: float, use: Use
+) -> None:
+    tier = get_tier(name)
+    assert tier.codec is JLS and not tier.chooses and not tier.lossless
+    assert tier.bound is not None and tier.bound.max_abs_diff == bound
+    assert tier.transfer_syntax == "1.2.840.10008.1.2.4.81"
+    assert tier.use is use
+
+
+def test_choosing_tiers_list_their_candidates_fastest_decoder_first() -> None:
+    assert get_tier("maxerr20").candidates == (HTJ2K, JLS, J2K)
+    assert get_tier("maxerr150").candidates == (HTJ2K, JLS, J2K)
+    best = get_tier("best-lossless")
+    assert best.candidates == (HTJ2K, JLS, JXL, J2K) and best.lossless and best.chooses
+
+
+def test_a_chosen_tier_keeps_name_and_bound_and_takes_the_codec_s_syntax() -> None:
+    chosen = get_tier("maxerr20").chosen(JLS, near=20)
+    assert (chosen.name, chosen.near, chosen.chooses) == ("maxerr20", 20, False)
+    assert chosen.transfer_syntax == "1.2.840.10008.1.2.4.81"
+    assert "NEAR=20" in chosen.describe_target() and "20" in chosen.describe_target()
+    assert get_tier("best-lossless").chosen(JXL).transfer_syntax == "1.2.840.10008.1.2.4.110"

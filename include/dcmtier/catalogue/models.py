@@ -242,6 +242,14 @@ class DerivedInstance(Base):
     fallback_frames: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     # the precision coded: above the source's Bits Stored when its stored values needed it
     bits_stored: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    # 0012: the codec and transfer syntax this instance was coded with (a choosing tier picks
+    # them per instance); NULL for rows made before
+    codec: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    transfer_syntax: Mapped[str | None] = mapped_column(UID, nullable=True)
+    # 0013: the worst frame's PSNR and SSIM against its own data range (what gates judge);
+    # NULL for rows made before
+    psnr_range_min: Mapped[float | None] = mapped_column(Double, nullable=True)
+    ssim_range_min: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
 class FrameQuality(Base):
@@ -267,6 +275,11 @@ class FrameQuality(Base):
     pixel_ratio: Mapped[float | None] = mapped_column(Double, nullable=True)
     gate_action: Mapped[str | None] = mapped_column(String(16), nullable=True)
     fell_back: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
+    # 0013: PSNR (+inf when exact) and SSIM against the source frame's data range, and the
+    # range in ``unit`` (dcmtier.measure.datarange); NULL for rows written before
+    psnr_db_range: Mapped[float | None] = mapped_column(Double, nullable=True)
+    ssim_range: Mapped[float | None] = mapped_column(Double, nullable=True)
+    data_range: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
 class Package(Base):

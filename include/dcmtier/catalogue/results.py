@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -79,6 +79,8 @@ def _derived(r: TierResult, study_uid: str, job_id: int, now: datetime) -> Deriv
         "file_ratio": r.file_ratio or 0.0,
         "psnr_min": min((float(m["psnr_db"]) for m in metrics), default=None),
         "ssim_min": min(ssims, default=None),
+        "psnr_range_min": _least(metrics, "psnr_db_range"),
+        "ssim_range_min": _least(metrics, "ssim_range"),
         "max_abs_diff": max((float(m["max_abs_diff"]) for m in metrics), default=None),
         "gate_passed": r.status == OK,
         "gate": r.gate,
@@ -87,6 +89,8 @@ def _derived(r: TierResult, study_uid: str, job_id: int, now: datetime) -> Deriv
         "layer": layer,
         "fallback_frames": r.fallback_frames,
         "bits_stored": _bits_stored(r),
+        "codec": r.codec,
+        "transfer_syntax": r.transfer_syntax,
     }
     return DerivedRows(instance, [_frame(m) for m in metrics])
 
@@ -127,7 +131,19 @@ def _frame(m: Mapping[str, Any]) -> dict[str, Any]:
         "pixel_ratio": _ratio(m.get("pixel_bytes_in"), m.get("pixel_bytes_out")),
         "gate_action": m.get("gate_action"),
         "fell_back": bool(m.get("fell_back")),
+        "psnr_db_range": _number(m.get("psnr_db_range")),  # +inf for an exact frame
+        "ssim_range": _number(m.get("ssim_range")),
+        "data_range": _number(m.get("data_range")),
     }
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _least(metrics: Sequence[Mapping[str, Any]], name: str) -> float | None:
+    """The lowest of the frames' ``name``, None when no frame has it."""
+    return min((float(m[name]) for m in metrics if m.get(name) is not None), default=None)
 
 
 def _ratio(pixel_in: object, pixel_out: object) -> float | None:

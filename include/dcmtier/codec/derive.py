@@ -146,15 +146,9 @@ def _mark_lossy(ds: Dataset, header: Dataset, tier: Tier, ratio: float, lossy_so
 
 
 def _description(header: Dataset, tier: Tier, ratio: float) -> str:
-    if tier.bound is not None:
-        target = f"each frame at the highest ratio meeting {tier.bound.describe()}"
-    else:
-        target = "target " + (
-            f"{tier.target_ratio:g}:1" if tier.target_ratio else f"NEAR={tier.near}"
-        )
     ours = (
         f"Lossy compression {tier.codec.description} {ratio:.2f}:1 of stored pixel bytes "
-        f"(tier {tier.name}, {target}) by dcmtier {__version__}"
+        f"(tier {tier.name}, {tier.describe_target()}) by dcmtier {__version__}"
     )
     earlier = str(header.get("DerivationDescription", "") or "")
     return (f"{earlier}; {ours}" if earlier else ours)[-1024:]

@@ -31,6 +31,9 @@ from typing import Any
 
 from dcmtier.commands.options import add_jobs, positive
 
+QUALITY_NOISE_HU = 50.0
+FRONTIER_NOISE_HU, FRONTIER_SLICES, FRONTIER_SIZE = 15.0, 24, 256
+
 
 def _count(text: str) -> int:
     value = int(text)
@@ -106,8 +109,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "CT of --slices x --size (or --data), in this process; writes --out",
     )  # fmt: skip
     add(
-        "--noise-hu", type=float, default=50.0, metavar="HU",
-        help="with --quality: the generated CT's extra noise (50: low dose)",
+        "--noise-hu", type=float, metavar="HU",
+        help="with --quality: the generated CT's extra noise (50: low dose); with --frontier "
+        f"({FRONTIER_NOISE_HU:g})",
+    )  # fmt: skip
+    add(
+        "--frontier", nargs="*", type=Path, metavar="FILE",
+        help="only the bound tiers' rate-distortion frontier (issue #27): per codec family and "
+        f"bound, on the sample CT ({FRONTIER_SLICES} x {FRONTIER_SIZE}^2) and on FILEs "
+        "(files or folders, one group), in this process; writes --out",
     )  # fmt: skip
 
 
@@ -126,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.quality:
         return _quality(args)
+    if args.frontier is not None:
+        return _frontier(args)
     get_tier(args.rss_tier)
     unknown = sorted(set(args.strategies) - set(STRATEGIES))
     if unknown:
@@ -172,11 +184,11 @@ def _quality(args: argparse.Namespace) -> int:
             folder = Path(scratch) / "study"
             write_ct_series(
                 folder, slices=args.slices, rows=args.size, columns=args.size,
-                noise_hu=args.noise_hu,
+                noise_hu=_noise(args, QUALITY_NOISE_HU),
             )  # fmt: skip
         results = measure_folder(folder, echo=lambda line: console.print(line, style="dim"))
     results["study"] = {"data": str(args.data) if args.data else None, "slices": args.slices,
-                        "size": args.size, "noise_hu": args.noise_hu}  # fmt: skip
+                        "size": args.size, "noise_hu": _noise(args, QUALITY_NOISE_HU)}  # fmt: skip
     results["software"] = software_versions()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"quality_tiers": results}, indent=2) + "\n")
@@ -189,6 +201,42 @@ def _quality(args: argparse.Namespace) -> int:
             f"({row['decodes_per_frame']:.1f} decodes a frame)"
         )
     console.print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def _noise(args: argparse.Namespace, default: float) -> float:
+    return float(args.noise_hu) if args.noise_hu is not None else default
+
+
+def _frontier(args: argparse.Namespace) -> int:
+    import json
+    import tempfile
+
+    from dcmtier.bench.frontier import format_table, measure_frontier
+    from dcmtier.cli import EXIT_OK
+    from dcmtier.discovery.files import find_files
+    from dcmtier.sample import write_ct_series
+    from dcmtier.versions import software_versions
+
+    noise = _noise(args, FRONTIER_NOISE_HU)
+    groups: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="dcmtier-frontier-") as scratch:
+        sample = write_ct_series(
+            Path(scratch), slices=FRONTIER_SLICES, rows=FRONTIER_SIZE, columns=FRONTIER_SIZE,
+            noise_hu=noise,
+        )  # fmt: skip
+        name = f"sample CT {FRONTIER_SLICES}x{FRONTIER_SIZE}^2, noise {noise:g} HU"
+        groups[name] = measure_frontier(sample, echo=lambda line: print(line, file=sys.stderr))
+    given = find_files(args.frontier)
+    if given:
+        groups["given files"] = measure_frontier(given)
+    for name, result in groups.items():
+        print("\n".join(format_table(name, result)) + "\n")
+    out = args.out if args.out != Path("bench/results.json") else Path("bench/frontier.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    body = {"frontier": groups, "software": software_versions(), "cpus": os.cpu_count()}
+    out.write_text(json.dumps(body, indent=1) + "\n")
+    print(f"wrote {out}")
     return EXIT_OK
 
 

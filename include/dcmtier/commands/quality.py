@@ -179,8 +179,12 @@ def _print_table(
     first = metrics[0]
     # plain lines, so long paths wrap without splitting the unit and peak
     print(f"{names[1]}\n  vs {names[0]}")
-    print(f"metrics in {first.unit}, PSNR peak {first.psnr_peak:g}")
-    table = Table("frame", "MSE", "PSNR dB", "SSIM", "match %", "max |diff|", "mean |diff|")
+    print(f"metrics in {first.unit}, PSNR peak {first.psnr_peak:g}; gates judge PSNR and SSIM")
+    print("  against each frame's own range (its 0.1st-99.9th percentile span)")
+    table = Table(
+        "frame", "MSE", "PSNR dB", "SSIM", "match %", "max |diff|", "mean |diff|", "range",
+        "PSNR dB (range)", "SSIM (range)",
+    )  # fmt: skip
     if args.gate:
         table.add_column(f"gate {args.gate}")
     for m, verdict in zip(metrics, verdicts, strict=True):
@@ -192,6 +196,9 @@ def _print_table(
             f"{m.pixel_match_pct:.2f}",
             f"{m.max_abs_diff:g}",
             f"{m.mean_abs_diff:.3f}",
+            f"{m.data_range:g}",
+            f"{m.psnr_db_range:.2f}",
+            "n/a" if m.ssim_range is None else f"{m.ssim_range:.6f}",
         ]
         table.add_row(*cells, *([verdict or "pass"] if args.gate else []))
     Console().print(table)

@@ -15,10 +15,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def describe(tier: Tier) -> dict[str, object]:
     bound = tier.bound.describe() if tier.bound is not None else None
-    return {
+    row: dict[str, object] = {
         **tier.as_dict(), "effort": tier.effort, "bound": bound,
         "default": tier.name in DEFAULT_TIERS,
     }  # fmt: skip
+    if tier.chooses:  # the codec and syntax are chosen per instance among these
+        row["candidates"] = [codec.label for codec in tier.candidates]
+    return row
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,9 +46,9 @@ def run(args: argparse.Namespace) -> int:
         ratio = bound.short() if bound is not None else ratio
         table.add_row(
             str(row["name"]),
-            str(row["codec"]),
+            str(row["codec"]),  # "auto": chosen per instance (--json lists the candidates)
             ratio,
-            str(row["transfer_syntax"]),
+            str(row["transfer_syntax"] or "per instance"),
             str(row["use"]),
             "yes" if row["default"] else "",
         )

@@ -3,9 +3,15 @@
 Every metric is in modality units (stored value x Rescale Slope + Intercept: HU for CT), so a
 "max |diff| 20" means 20 HU whatever the pixel representation. SSIM is Wang et al. 2004 with the
 parameters scikit-image uses for it (Gaussian sigma 1.5 truncated to 11x11, K1 0.01, K2 0.03,
-population covariance, L = the PSNR peak, a 5-pixel border left out of the mean) and agrees with
+population covariance, a 5-pixel border left out of the mean) and agrees with
 ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
-use_sample_covariance=False, data_range=peak)`` to about 1e-8; scikit-image is not needed.
+use_sample_covariance=False, data_range=L)`` to about 1e-8; scikit-image is not needed.
+
+PSNR and SSIM are computed twice, from one pass of the filters: against the nominal peak
+(2^BitsStored - 1)|slope| (``psnr_db``, ``ssim``: the reference survey's definition, kept so
+results compare with it) and against the source frame's own data range (``psnr_db_range``,
+``ssim_range``, ``data_range``: ``dcmtier.measure.datarange``), which is what gates and bounds
+judge, because the nominal peak saturates on images that use a small part of it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from dcmtier.measure.datarange import Span, frame_span
 
 _SIGMA = 1.5
 _RADIUS = int(3.5 * _SIGMA + 0.5)  # 5: scipy's radius for truncate=3.5, which skimage passes
@@ -46,7 +54,7 @@ class ModalityLUT:
 
     @property
     def peak(self) -> float:
-        """PSNR peak and SSIM L: the stored range in modality units, (2^BitsStored - 1)|slope|."""
+        """The nominal PSNR peak and SSIM L: (2^BitsStored - 1)|slope| in modality units."""
         return float((2**self.bits_stored - 1) * abs(self.slope))
 
     @classmethod
@@ -85,13 +93,18 @@ class FrameMetrics:
 
     frame: int
     mse: float  # unit^2
-    psnr_db: float  # +inf when mse == 0
+    psnr_db: float  # against psnr_peak; +inf when mse == 0
     psnr_peak: float  # unit; PSNR means nothing without it
-    ssim: float | None  # None when the frame is smaller than the 11x11 window
+    ssim: float | None  # L = psnr_peak; None when the frame is smaller than the 11x11 window
     pixel_match_pct: float
     max_abs_diff: float
     mean_abs_diff: float
     unit: str
+    # against the source frame's own range (what gates and bounds judge)
+    psnr_db_range: float  # peak = data_range; +inf when mse == 0
+    ssim_range: float | None  # L = data_range
+    data_range: float  # unit: the source frame's 0.1-99.9 percentile span (datarange)
+    # SSIM against the range is that of the values less the range's bottom (datarange.Span)
 
     def as_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (the quality dataset's column names)."""
@@ -141,7 +154,7 @@ class _Workspace:
         self.rows = max(16, _BAND_PIXELS // columns)
         size_in, size_out = (self.rows + 2 * _RADIUS) * columns, self.rows * columns
         self.pq = np.empty((2, size_in), dtype=np.float32)
-        self.work = np.empty((6, size_out), dtype=np.float32)
+        self.work = np.empty((7, size_out), dtype=np.float32)
         self._square = np.empty(size_in, dtype=np.float32)
         self._down = np.zeros(size_out + 2 * _RADIUS, dtype=np.float32)  # tail read, never kept
         self._scratch = np.empty(size_out, dtype=np.float32)
@@ -174,14 +187,25 @@ class _Bands:
     Filtering p = a + b and q = a - b and their squares takes four filters instead of five
     (a, b, a², b², ab), and float32 stays exact enough: q is small, p is centred on the frame,
     and variances do not depend on the centre (``_offset`` adds it back to the local means).
-    The SSIM ratios are computed doubled, numerator and denominator alike.
+    The SSIM ratios are computed doubled, numerator and denominator alike, once per scale of
+    ``scales`` from the same filtered means and variances: a scale is (L, the level that
+    counts as 0 for the luminance term, in modality units).
     """
 
-    def __init__(self, ws: _Workspace, lut: ModalityLUT, centre: int) -> None:
+    def __init__(
+        self,
+        ws: _Workspace,
+        lut: ModalityLUT,
+        centre: int,
+        scales: tuple[tuple[float, float], ...],
+    ) -> None:
         self._ws, self._slope, self._centre2 = ws, np.float32(lut.slope), np.float32(2 * centre)
-        self._offset = np.float32(2 * (centre * lut.slope + lut.intercept))
-        self._c1 = np.float32(2 * (_K1 * lut.peak) ** 2)
-        self._c2 = np.float32(2 * (_K2 * lut.peak) ** 2)
+        offset = 2 * (centre * lut.slope + lut.intercept)
+        self._constants = [
+            (np.float32(offset - 2 * zero), np.float32(2 * (_K1 * L) ** 2),
+             np.float32(2 * (_K2 * L) ** 2))
+            for L, zero in scales
+        ]  # fmt: skip
 
     def _sum_and_difference(self, a: NDArray[Any], b: NDArray[Any]) -> tuple[Flat, Flat]:
         """p = a + b - 2 centre and q = a - b in modality units (exact before the slope)."""
@@ -194,40 +218,50 @@ class _Bands:
             q *= self._slope
         return p, q
 
-    def ssim_sum(self, a: NDArray[Any], b: NDArray[Any]) -> float:
-        """Sum of the SSIM map over a band of rows (``a`` and ``b`` carry 2 x 5 rows more)."""
+    def ssim_sums(self, a: NDArray[Any], b: NDArray[Any]) -> list[float]:
+        """Sums of the SSIM maps over a band of rows, one per L (``a`` and ``b`` carry 2 x 5
+        rows more)."""
         ws = self._ws
         p, q = self._sum_and_difference(a, b)
         rows = a.shape[0] - 2 * _RADIUS
-        mean_p, mean_q, var_p, var_q, num, den = ws.work[:, : rows * ws.columns]
+        mean_p, mean_q, var_p, var_q, num, den, tmp = ws.work[:, : rows * ws.columns]
         ws.blur(p, mean_p)
         ws.blur(q, mean_q)
         ws.blur_square(p, var_p)
         var_p -= np.square(mean_p, out=num)  # vx + vy + 2 vxy
         ws.blur_square(q, var_q)
         var_q -= np.square(mean_q, out=num)  # vx + vy - 2 vxy
-        mean_p += self._offset  # ux + uy; mean_q is ux - uy
-        np.square(mean_p, out=mean_p)
-        np.square(mean_q, out=mean_q)
-        np.subtract(mean_p, mean_q, out=num)  # luminance: (4 ux uy + 2 C1)
-        num += self._c1
-        np.add(mean_p, mean_q, out=den)  # / (2 ux² + 2 uy² + 2 C1)
-        den += self._c1
-        num /= den
-        np.subtract(var_p, var_q, out=den)  # structure: (4 vxy + 2 C2)
-        den += self._c2
-        var_p += var_q  # / (2 vx + 2 vy + 2 C2)
-        var_p += self._c2
-        den /= var_p
-        num *= den
-        kept = num.reshape(rows, ws.columns)[:, : ws.columns - 2 * _RADIUS]
-        return float(np.sum(kept, dtype=np.float64))
+        np.square(mean_q, out=mean_q)  # (ux - uy)²
+        sums = []
+        for offset, c1, c2 in self._constants:
+            np.add(mean_p, offset, out=tmp)  # ux + uy, from this scale's 0
+            np.square(tmp, out=tmp)
+            np.subtract(tmp, mean_q, out=num)  # luminance: (4 ux uy + 2 C1)
+            num += c1
+            np.add(tmp, mean_q, out=den)  # / (2 ux² + 2 uy² + 2 C1)
+            den += c1
+            num /= den
+            np.subtract(var_p, var_q, out=den)  # structure: (4 vxy + 2 C2)
+            den += c2
+            np.add(var_p, var_q, out=tmp)  # / (2 vx + 2 vy + 2 C2)
+            tmp += c2
+            den /= tmp
+            num *= den
+            kept = num.reshape(rows, ws.columns)[:, : ws.columns - 2 * _RADIUS]
+            sums.append(float(np.sum(kept, dtype=np.float64)))
+        return sums
 
 
 def _ssim(
-    a: NDArray[Any], b: NDArray[Any], lut: ModalityLUT, *, identical: bool = False
-) -> float | None:
-    """Mean over samples of each sample plane's mean SSIM; None below the 11x11 window.
+    a: NDArray[Any],
+    b: NDArray[Any],
+    lut: ModalityLUT,
+    scales: tuple[tuple[float, float], ...],
+    *,
+    identical: bool = False,
+) -> list[float] | None:
+    """Per (L, zero level) of ``scales``, the mean over samples of each sample plane's mean
+    SSIM; None below the 11x11 window.
 
     ``identical`` frames (every lossless output) skip the filters: their SSIM is exactly 1,
     each ratio in the map being a value over itself, which is what the filters give too.
@@ -236,15 +270,21 @@ def _ssim(
     if min(rows, columns) < 2 * _RADIUS + 1:
         return None
     if identical:
-        return 1.0
+        return [1.0] * len(scales)
     ws = _workspace(columns)
-    bands = _Bands(ws, lut, centre=round(float(a.mean())))
-    total = 0.0
+    bands = _Bands(ws, lut, round(float(a.mean())), scales)
+    totals = [0.0] * len(scales)
     for plane_a, plane_b in zip(a, b, strict=True):
         for start in range(0, rows - 2 * _RADIUS, ws.rows):
             stop = min(start + ws.rows + 2 * _RADIUS, rows)
-            total += bands.ssim_sum(plane_a[start:stop], plane_b[start:stop])
-    return total / float(samples * (rows - 2 * _RADIUS) * (columns - 2 * _RADIUS))
+            sums = bands.ssim_sums(plane_a[start:stop], plane_b[start:stop])
+            totals = [t + s for t, s in zip(totals, sums, strict=True)]
+    count = float(samples * (rows - 2 * _RADIUS) * (columns - 2 * _RADIUS))
+    return [t / count for t in totals]
+
+
+def _psnr(peak: float, mse: float) -> float:
+    return 10 * math.log10(peak**2 / mse) if mse > 0 else math.inf
 
 
 def frame_metrics(
@@ -254,6 +294,7 @@ def frame_metrics(
     frame: int = 0,
     *,
     with_ssim: bool = True,
+    span: Span | None = None,
 ) -> FrameMetrics:
     """Compare one decoded frame with its original (docs/concepts/metrics.md).
 
@@ -264,18 +305,24 @@ def frame_metrics(
         colour, the difference metrics cover every sample and SSIM is the mean of the
         per-sample SSIMs (as scikit-image with ``channel_axis=-1``).
     lut : ModalityLUT
-        Rescale and bits stored of the original, giving the unit and the peak.
+        Rescale and bits stored of the original, giving the unit and the nominal peak.
     frame : int
         Frame index to record.
     with_ssim : bool
         False leaves SSIM out (None), the costliest metric: for a search whose gate has no
         SSIM limit.
+    span : Span, optional
+        The original's data range, when the caller measured it already (a search comparing
+        many candidates with one original); by default measured here
+        (``dcmtier.measure.datarange.frame_span``). The range-relative SSIM is that of the
+        values less ``span.low``, with L = ``span.width``.
 
     Returns
     -------
     FrameMetrics
-        MSE, PSNR (+inf when identical), SSIM (None below 11x11), pixel match %, max and mean
-        absolute difference, all in ``lut.unit``.
+        MSE, PSNR (+inf when identical) and SSIM (None below 11x11) against the nominal peak
+        and against the data range, pixel match %, max and mean absolute difference, all in
+        ``lut.unit``.
 
     Raises
     ------
@@ -285,20 +332,26 @@ def frame_metrics(
     if np.shape(original) != np.shape(decoded):
         raise ValueError(f"shapes differ: {np.shape(original)} vs {np.shape(decoded)}")
     a, b = _planes(original), _planes(decoded)
+    span = span if span is not None else frame_span(a, lut.slope, lut.intercept)
     diff = np.subtract(a, b, dtype=np.promote_types(np.result_type(a, b), np.int32))
     np.abs(diff, out=diff)
     slope = abs(lut.slope)
     mse = float(np.einsum("ijk,ijk->", diff, diff, dtype=np.float64)) / diff.size * slope**2
+    scales = ((lut.peak, 0.0), (span.width, span.low))
+    ssim = _ssim(a, b, lut, scales, identical=mse == 0) if with_ssim else None
     return FrameMetrics(
         frame=frame,
         mse=mse,
-        psnr_db=10 * math.log10(lut.peak**2 / mse) if mse > 0 else math.inf,
+        psnr_db=_psnr(lut.peak, mse),
         psnr_peak=lut.peak,
-        ssim=_ssim(a, b, lut, identical=mse == 0) if with_ssim else None,
+        ssim=None if ssim is None else ssim[0],
         pixel_match_pct=100.0 * (diff.size - np.count_nonzero(diff)) / diff.size,
         max_abs_diff=float(diff.max()) * slope,
         mean_abs_diff=float(np.sum(diff, dtype=np.float64)) / diff.size * slope,
         unit=lut.unit,
+        psnr_db_range=_psnr(span.width, mse),
+        ssim_range=None if ssim is None else ssim[1],
+        data_range=span.width,
     )
 
 

@@ -48,8 +48,13 @@ import pyarrow.parquet as pq
 
 from dcmtier import owner
 
-# 3: the series descriptors (modality, body_part, manufacturer, model, study_month) added
-SCHEMA_VERSION: Final = "3"
+# The dataset's schema version, in each file's metadata ``dcmtier.version``; bump it here, once
+# per change of columns, and say what changed:
+#   2  gate_action and fell_back (what on_gate_failure did with a frame)
+#   3  the series descriptors (modality, body_part, manufacturer, model, study_month)
+#   4  psnr_db_range, ssim_range and data_range: PSNR and SSIM against the source frame's own
+#      range, which gates and bounds judge (psnr_db, ssim and psnr_peak keep the nominal peak)
+SCHEMA_VERSION: Final = "4"
 PART_NAME: Final = "part-0.parquet"
 PARTITION_KEYS: Final = ("tier", "study")
 STRATEGIES: Final = frozenset({"per_tier", "layered"})
@@ -101,18 +106,43 @@ QUALITY_SCHEMA: Final = pa.schema(
             "target_ratio", _F, "Nominal pixel ratio of the tier; null if lossless", nullable=True
         ),
         _field("mse", _F, "Mean squared error, original vs decoded", unit=f"{_MU}^2"),
-        _field("psnr_db", _F, "PSNR against psnr_peak; +inf for identical frames", unit="dB"),
-        _field("psnr_peak", _F, "Peak used for PSNR: (2^BitsStored - 1) x |slope|", unit=_MU),
+        _field(
+            "psnr_db",
+            _F,
+            "PSNR against psnr_peak (the reference survey's); +inf for identical frames",
+            unit="dB",
+        ),
+        _field("psnr_peak", _F, "Nominal peak: (2^BitsStored - 1) x |slope|", unit=_MU),
         _field(
             "ssim",
             _F,
-            "SSIM, Gaussian sigma 1.5, L = psnr_peak; null if frame < 11x11",
+            "SSIM, Gaussian sigma 1.5, L = psnr_peak (the reference survey's); null if frame "
+            "< 11x11",
             nullable=True,
         ),
         _field("pixel_match_pct", _F, "Share of stored values exactly equal", unit="%"),
         _field("max_abs_diff", _F, "Largest absolute difference", unit=_MU),
         _field("mean_abs_diff", _F, "Mean absolute difference", unit=_MU),
         _field("unit", _S, "Name of the modality unit of the metrics, e.g. HU"),
+        _field(
+            "psnr_db_range",
+            _F,
+            "PSNR against data_range (what gates judge); +inf for identical frames",
+            unit="dB",
+        ),
+        _field(
+            "ssim_range",
+            _F,
+            "SSIM, Gaussian sigma 1.5, L = data_range (what gates and SSIM bounds judge); "
+            "null if frame < 11x11",
+            nullable=True,
+        ),
+        _field(
+            "data_range",
+            _F,
+            "The source frame's range: its 0.1st to 99.9th percentile x |slope|, at least |slope|",
+            unit=_MU,
+        ),
         _field("pixel_bytes_in", _I, "Uncompressed stored pixel bytes of the frame", unit="bytes"),
         _field("pixel_bytes_out", _I, "Encoded pixel bytes of the frame", unit="bytes"),
         _field("file_bytes_in", _I, "Source file size (per instance)", unit="bytes"),
@@ -298,9 +328,10 @@ def _check_values(where: str, row: Mapping[str, object]) -> None:
     software = row["software"]
     if not isinstance(software, str) or not isinstance(_json_or_none(software), dict):
         raise QualityStoreError(f"{where}: software must be a JSON object in a string")
-    psnr = row["psnr_db"]
-    if isinstance(psnr, float) and math.isnan(psnr):
-        raise QualityStoreError(f"{where}: psnr_db is NaN; identical frames have +inf")
+    for name in ("psnr_db", "psnr_db_range"):
+        psnr = row[name]
+        if isinstance(psnr, float) and math.isnan(psnr):
+            raise QualityStoreError(f"{where}: {name} is NaN; identical frames have +inf")
 
 
 def _json_or_none(text: str) -> Any:

@@ -204,13 +204,18 @@ def _assertions(tier_name: str, table: Any) -> DatasetFacet:
     Lossless tiers assert a zero difference (verified bit for bit when written); a
     quality-targeted tier its bound (``gate_for``). Frames of outputs rejected by the gate
     (``gate_action`` reject) are not in the output, so not in the assertions; frames kept and
-    flagged (keep) are, and fail them.
+    flagged (keep) are, and fail them. PSNR and SSIM are the columns the gate judges, against
+    each frame's data range (``psnr_db_range``, ``ssim_range``); a partition written before
+    they existed asserts its nominal ``psnr_db`` and ``ssim``.
     """
     tier = get_tier(tier_name)
     gate = Gate(max_abs_diff=0.0) if tier.lossless else gate_for(tier)
     rows: list[dict[str, Any]] = []
+    psnr, ssim = "psnr_db_range", "ssim_range"
     if table is not None:
-        columns = ["unit", "max_abs_diff", "psnr_db", "ssim"]
+        if psnr not in table.column_names:
+            psnr, ssim = "psnr_db", "ssim"
+        columns = ["unit", "max_abs_diff", psnr, ssim]
         kept = "gate_action" in table.column_names
         rows = [
             r
@@ -226,7 +231,7 @@ def _assertions(tier_name: str, table: Any) -> DatasetFacet:
         checks.append(
             _assertion(f"max_abs_diff <= {limit:g} {unit}", "max_abs_diff", worst, limit, ok)
         )
-    minima = {} if gate is None else {"psnr_db": gate.min_psnr_db, "ssim": gate.min_ssim}
+    minima = {} if gate is None else {psnr: gate.min_psnr_db, ssim: gate.min_ssim}
     for column, least in minima.items():
         if least is None:
             continue

@@ -27,6 +27,7 @@ COLUMNS: Final = (
     "series_uid", "source_sop_uid", "frame", "psnr_db", "ssim", "max_abs_diff", "pixel_ratio",
     "unit",
 )  # fmt: skip
+RANGE_COLUMNS: Final = ("psnr_db_range", "ssim_range", "data_range")  # absent before schema 3
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,15 @@ class Frame:
     max_abs_diff: float
     pixel_ratio: float
     unit: str
+    # against the frame's own range, as gates judge (None when measured before it was recorded)
+    psnr_db_range: float | None = None
+    ssim_range: float | None = None
+    data_range: float | None = None
+
+    @property
+    def psnr_judged(self) -> float:
+        """The PSNR the gates judge: against the frame's range, else the nominal one."""
+        return self.psnr_db if self.psnr_db_range is None else self.psnr_db_range
 
 
 @dataclass(frozen=True)
@@ -47,9 +57,10 @@ class Frames:
     source: str  # "Parquet" or "catalogue": said on the page
 
     def worst(self) -> Frame | None:
-        """The frame with the lowest PSNR (largest difference on ties); None if all exact."""
+        """The frame with the lowest PSNR against its range (largest difference on ties); None
+        if all exact."""
         lossy = [f for f in self.rows if not math.isinf(f.psnr_db)]
-        return min(lossy, key=lambda f: (f.psnr_db, -f.max_abs_diff)) if lossy else None
+        return min(lossy, key=lambda f: (f.psnr_judged, -f.max_abs_diff)) if lossy else None
 
 
 def data_dir(package_uri: str | None) -> str | None:
@@ -83,16 +94,19 @@ def _from_parquet(root: str, study_uid: str, tier: str) -> list[Frame] | None:
     try:
         part = partition_dir(Path("quality"), tier=tier, study_uid=study_uid) / "part-0.parquet"
         data = access.read_bytes(access.join(root, *part.parts))
-        table = pq.read_table(pa.BufferReader(data), columns=list(COLUMNS))
+        table = pq.read_table(pa.BufferReader(data))
     except (OSError, QualityStoreError, StorageError):
         return None
+    present = [c for c in (*COLUMNS, *RANGE_COLUMNS) if c in table.column_names]
+    table = table.select(present)
     return [Frame(**row) for row in table.to_pylist()]
 
 
 def _from_catalogue(connection: Connection, study_uid: str, tier: str) -> list[Frame]:
     result = connection.execute(
         text("SELECT d.series_uid, d.source_sop_uid, q.frame, q.psnr_db, q.ssim, q.max_abs_diff, "
-             "d.pixel_ratio, q.unit FROM frame_quality q JOIN derived_instances d "
+             "d.pixel_ratio, q.unit, q.psnr_db_range, q.ssim_range, q.data_range "
+             "FROM frame_quality q JOIN derived_instances d "
              "ON d.id = q.derived_id WHERE d.study_uid = :s AND d.tier = :t"),
         {"s": study_uid, "t": tier},
     )  # fmt: skip

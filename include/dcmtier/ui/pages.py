@@ -113,7 +113,9 @@ def rd_chart(tiers: Sequence[TierRow], metric: str) -> str:
     by_codec: dict[str, list[TierRow]] = {}
     for t in tiers:
         tier = TIERS.get(t.tier)
-        by_codec.setdefault(tier.codec.label if tier else "other", []).append(t)
+        codec = "other" if tier is None else tier.codec.label
+        codec = "codec chosen per instance" if tier is not None and tier.chooses else codec
+        by_codec.setdefault(codec, []).append(t)
     series = []
     for k, (codec, found) in enumerate(by_codec.items()):
         rows = sorted((r for r in found if r.pixel_ratio), key=lambda r: r.pixel_ratio or 0)
@@ -154,10 +156,16 @@ def gate_chart(tiers: Sequence[TierRow]) -> str:
 
 
 def frame_charts(rows: Sequence[Frame], unit: str) -> list[str]:
-    """PSNR, SSIM, max |difference| and pixel ratio along the slices (1 = first)."""
+    """PSNR, SSIM, max |difference| and pixel ratio along the slices (1 = first).
+
+    PSNR and SSIM are those the gates judge, against each frame's own range, when every frame
+    has them (measured since the range was recorded), else the nominal ones; the title says which.
+    """
+    ranged = bool(rows) and all(f.psnr_db_range is not None for f in rows)
+    own = " against own range" if ranged else ""
     metrics: list[tuple[str, Callable[[Frame], float | None], int]] = [
-        ("PSNR (dB)", lambda f: f.psnr_db, 0),
-        ("SSIM", lambda f: f.ssim, 2),
+        (f"PSNR{own} (dB)", (lambda f: f.psnr_db_range) if ranged else (lambda f: f.psnr_db), 0),
+        (f"SSIM{own}", (lambda f: f.ssim_range) if ranged else (lambda f: f.ssim), 2),
         (f"max |difference| ({unit})", lambda f: f.max_abs_diff, 3),
         ("pixel ratio (N:1)", lambda f: f.pixel_ratio, 1),
     ]

@@ -32,8 +32,8 @@ _PATH: Final = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+|(?<![\w.~])/[^\s:;,'\"()]+
 TIER_FIGURES: Final = (
     "SELECT tier, studies, instances, original_bytes, compressed_bytes, ratio, zip_bytes "
     "FROM savings_by_tier",
-    "SELECT tier, frames, psnr_min, psnr_median, ssim_min, ssim_mean, max_abs_diff "
-    "FROM quality_by_tier",
+    "SELECT tier, frames, psnr_min, psnr_median, ssim_min, ssim_mean, max_abs_diff, "
+    "psnr_range_min, ssim_range_min FROM quality_by_tier",
     "SELECT tier, CAST(SUM(pixel_bytes_in) AS DOUBLE PRECISION) "
     "/ CAST(NULLIF(SUM(pixel_bytes_out), 0) AS DOUBLE PRECISION) AS pixel_ratio, "
     "SUM(CASE WHEN gate_passed THEN 1 ELSE 0 END) AS gate_passed, "
@@ -54,8 +54,8 @@ _OF_MODALITY: Final = (
 TIER_FIGURES_OF_MODALITY: Final = (
     "SELECT tier, studies, instances, original_bytes, compressed_bytes, ratio, zip_bytes "
     "FROM savings_by_modality WHERE modality = :modality",
-    "SELECT tier, frames, psnr_min, psnr_median, ssim_min, ssim_mean, max_abs_diff "
-    "FROM quality_by_modality WHERE modality = :modality",
+    "SELECT tier, frames, psnr_min, psnr_median, ssim_min, ssim_mean, max_abs_diff, "
+    "psnr_range_min, ssim_range_min FROM quality_by_modality WHERE modality = :modality",
     "SELECT d.tier AS tier, CAST(SUM(d.pixel_bytes_in) AS DOUBLE PRECISION) "
     "/ CAST(NULLIF(SUM(d.pixel_bytes_out), 0) AS DOUBLE PRECISION) AS pixel_ratio, "
     "SUM(CASE WHEN d.gate_passed THEN 1 ELSE 0 END) AS gate_passed, "
@@ -101,6 +101,8 @@ class TierRow:
     ssim_min: float | None = None
     ssim_mean: float | None = None
     max_abs_diff: float | None = None
+    psnr_range_min: float | None = None  # against each frame's own range, as gates judge
+    ssim_range_min: float | None = None
     gate_passed: int = 0
     gate_failed: int = 0
     failed: int = 0
@@ -378,9 +380,12 @@ def _view_table(connection: Connection, view: str) -> Table | None:
 
 
 def _worst(connection: Connection) -> list[StudyTierRef]:
+    """The study x tiers of lowest PSNR against their frames' own range (what gates judge);
+    an instance measured before that range was recorded counts with its nominal PSNR."""
     result = connection.execute(
         text(
-            "SELECT study_uid, tier, MIN(psnr_min) AS psnr, MIN(ssim_min) AS ssim "
+            "SELECT study_uid, tier, MIN(COALESCE(psnr_range_min, psnr_min)) AS psnr, "
+            "MIN(COALESCE(ssim_range_min, ssim_min)) AS ssim "
             "FROM derived_instances WHERE psnr_min IS NOT NULL AND psnr_min < 1e308 "
             f"GROUP BY study_uid, tier ORDER BY psnr ASC LIMIT {WORST_SHOWN}"
         )

@@ -15,6 +15,7 @@ every other file would meet them too.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ from dcmtier.records import (
     name_by_key,
 )
 from dcmtier.tiers import Tier
-from dcmtier.work import gating
+from dcmtier.work import choosing, gating
 from dcmtier.work.gating import Measure
 from dcmtier.work.sources import SourceIndex, cached_source, release
 from dcmtier.work.targeting import FrameJudge, target_frame
@@ -187,7 +188,8 @@ def _refusal(source: SourceImage, tier: Tier, policy: Policy) -> DcmtierError | 
     try:
         kind = PixelKind(source.spec.bits_allocated, source.dataset.PhotometricInterpretation)
         policy.check(tier, modality=source.modality, kind=kind)
-        codecs.backend(tier.codec.label).check(source.dataset, source.spec, tier)
+        if not tier.chooses and not _near_bound(tier):  # their codings are checked as chosen
+            codecs.backend(tier.codec.label).check(source.dataset, source.spec, tier)
     except DcmtierError as exc:
         return exc
     return None
@@ -200,12 +202,18 @@ def _compress_tier(work: _TierWork, key: str) -> TierResult:
         refusal = _refusal(source, tier, work.config.policy)
         if refusal is not None:
             raise refusal
-        frames = _encode(work)
+        tried: dict[str, object] | None = None
+        if tier.chooses or _near_bound(tier):
+            work, frames, tried = _choose(work, result)
+        else:
+            frames = _encode(work)
         result.encode_ms = round(sum(frames[1]), 3)
         written = work.write(frames[0], result)
         broken = work.measure(result, frames, written)
         if broken:
             _on_gate_failure(work, result, broken, frames, written)
+        if tried is not None:  # what the choice tried stays with the output's record
+            result.params["candidates"] = tried
     except PolicyRefused as exc:
         result.status, result.rule = REFUSED, exc.rule
         result.reason = _message(source.path, key, exc)
@@ -217,6 +225,27 @@ def _compress_tier(work: _TierWork, key: str) -> TierResult:
         result.reason = _reason(source.path, key, exc)
         return result
     return result
+
+
+def _near_bound(tier: Tier) -> bool:
+    """A JPEG-LS tier with a bound: its NEAR is derived per instance (``jls-maxerr20``)."""
+    return tier.codec.label == "jls" and tier.bound is not None and not tier.chooses
+
+
+def _choose(
+    work: _TierWork, result: TierResult
+) -> tuple[_TierWork, tuple[list[Encoded], list[float]], dict[str, object]]:
+    """Code the instance for a choosing or JPEG-LS bound tier (`dcmtier.work.choosing`); the
+    work and result then carry the tier as coded: its codec, NEAR and transfer syntax."""
+    source, tier, config = work.source, work.tier, work.config
+    if tier.chooses:
+        chosen = choosing.choose(source, tier, work.lut, config.policy, config.layer_cache)
+    else:
+        chosen = choosing.code_near(source, tier, work.lut, config.policy)
+    result.codec = chosen.tier.codec.label
+    result.transfer_syntax = chosen.tier.transfer_syntax
+    coded = dataclasses.replace(work, tier=chosen.tier)
+    return coded, (chosen.frames.encoded, chosen.encode_ms), chosen.tried
 
 
 def _encode(work: _TierWork) -> tuple[list[Encoded], list[float]]:

@@ -67,7 +67,7 @@ def finish_tier(
             members,
             study_uid=study.uid,
             tier=tier.name,
-            codec=tier.codec.label,
+            codec=_package_codec(tier, results),
             target_ratio=tier.target_ratio,
             software=software_versions(),
             created_at=created_at,
@@ -155,8 +155,9 @@ def _quality_rows(
                     "source_sop_uid": r.sop_instance_uid_in,
                     "derived_sop_uid": r.sop_instance_uid_out,
                     "tier": tier.name,
-                    "codec": tier.codec.label,
-                    "transfer_syntax": tier.transfer_syntax,
+                    # a choosing tier's chosen codec, which may differ per instance
+                    "codec": r.codec or tier.codec.label,
+                    "transfer_syntax": r.transfer_syntax or tier.transfer_syntax,
                     "strategy": r.params.get("strategy", PER_TIER),
                     "target_ratio": tier.target_ratio,
                     "file_bytes_in": r.file_bytes_in,
@@ -171,6 +172,14 @@ def _quality_rows(
                 }
             )
     return rows
+
+
+def _package_codec(tier: Tier, results: list[TierResult]) -> str:
+    """The tier's codec; for a choosing tier, the codecs its instances got ("htj2k+jls")."""
+    if not tier.chooses:
+        return tier.codec.label
+    chosen = sorted({str(r.codec) for r in results if r.status in (OK, GATE_FAILED) and r.codec})
+    return "+".join(chosen) or tier.codec.label
 
 
 def _member(result: TierResult) -> PackageMember:

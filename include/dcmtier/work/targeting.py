@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from dcmtier.codec.backends.layered import Layers
 from dcmtier.codec.layering import LADDER, ladder_layers, layered_frame
 from dcmtier.codec.pixels import SourceImage
 from dcmtier.errors import CodecError
+from dcmtier.measure.datarange import Span, frame_span
 from dcmtier.measure.gates import Gate
 from dcmtier.measure.metrics import ModalityLUT, frame_metrics
 from dcmtier.records import PER_TIER
@@ -45,7 +46,11 @@ class Found:
 
 @dataclass
 class FrameJudge:
-    """Decodes a candidate codestream of one frame and checks it against the gate."""
+    """Decodes a candidate codestream of one frame and checks it against the gate.
+
+    The original's data range, which the gate's PSNR and SSIM limits are judged against, is
+    measured once for all the candidates.
+    """
 
     source: SourceImage
     tier: Tier
@@ -55,11 +60,21 @@ class FrameJudge:
     lut: ModalityLUT
     max_ratio: float | None = None  # the modality's lossy limit, from the policy
     decodes: int = 0
+    # a codec-choosing tier's bar (`dcmtier.work.choosing`): a candidate larger than this has
+    # lost already, so it counts as passing without a decode and the search moves on to
+    # smaller ones; the caller sees the size of what is found and drops it
+    lost_above: int | None = None
+    span: Span = field(init=False)  # the original's data range, in modality units
+
+    def __post_init__(self) -> None:
+        self.span = frame_span(self.original, self.lut.slope, self.lut.intercept)
 
     def __call__(self, data: bytes) -> bool:
         spec = self.source.spec
         if self.max_ratio is not None and spec.pixel_bytes / len(data) > self.max_ratio:
             return False
+        if self.lost_above is not None and len(data) > self.lost_above:
+            return True
         self.decodes += 1
         try:
             decoded = codecs.backend(self.tier.codec.label).decode(data, spec)
@@ -69,7 +84,7 @@ class FrameJudge:
             return False
         metrics = frame_metrics(
             self.original, decoded.reshape(spec.shape), self.lut, self.index,
-            with_ssim=self.gate.min_ssim is not None,
+            with_ssim=self.gate.min_ssim is not None, span=self.span,
         )  # fmt: skip
         return self.gate.check(metrics) is None
 

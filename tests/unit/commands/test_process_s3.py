@@ -133,11 +133,12 @@ def test_outputs_the_gate_now_rejects_are_deleted_from_the_store_not_left_as_if_
     s3: S3Process, tmp_path: Path
 ) -> None:
     """A noisy CT, cut from one layered encode: j2k-r3 passes its gate, j2k-r10 keeps some of
-    its slices (1 of 6 measured), j2k-r20 none. A run with ``keep`` publishes every output;
-    the same run with ``reject`` leaves on the store exactly what the catalogue names: no
-    rejected instance, no package for j2k-r20, the untouched tier's objects as they were."""
+    its slices (3 of 6 measured with the gates against each frame's range), j2k-r20 none. A
+    run with ``keep`` publishes every output; the same run with ``reject`` leaves on the store
+    exactly what the catalogue names: no rejected instance, no package for j2k-r20, the
+    untouched tier's objects as they were."""
     folder = tmp_path / "noisy"
-    paths = write_ct_series(folder, slices=SLICES, rows=128, columns=128, seed=16, noise_hu=50.0)
+    paths = write_ct_series(folder, slices=SLICES, rows=128, columns=128, seed=16, noise_hu=15.0)
     study = str(dcmread(paths[0], stop_before_pixels=True).StudyInstanceUID)
     s3.client().create_bucket(Bucket="gated")
     upload_folder(s3, folder, "gated", "in")

@@ -21,6 +21,7 @@ from skimage.metrics import structural_similarity
 
 from dcmtier.cli import main
 from dcmtier.measure import metrics as quality
+from dcmtier.measure.datarange import Span
 from dcmtier.measure.gates import DEFAULT_GATES, LOSSLESS_GATE
 from dcmtier.measure.metrics import (
     ModalityLUT,
@@ -69,15 +70,18 @@ def _modality(image: Image, stored: np.ndarray) -> np.ndarray:
     return stored.astype(np.float64) * image.lut.slope + image.lut.intercept
 
 
-def _skimage_ssim(image: Image, decoded: np.ndarray) -> float:
+def _skimage_ssim(image: Image, decoded: np.ndarray, span: Span | None = None) -> float:
+    """scikit-image's SSIM in modality units with L = the nominal peak, or with L = the
+    ``span``'s width on the values less its bottom."""
+    low = 0.0 if span is None else span.low
     return float(
         structural_similarity(
-            _modality(image, image.stored),
-            _modality(image, decoded),
+            _modality(image, image.stored) - low,
+            _modality(image, decoded) - low,
             gaussian_weights=True,
             sigma=1.5,
             use_sample_covariance=False,
-            data_range=image.lut.peak,
+            data_range=image.lut.peak if span is None else span.width,
             channel_axis=-1 if image.stored.ndim == 3 else None,
         )
     )
@@ -117,6 +121,27 @@ def test_ssim_matches_scikit_image_with_the_wang_parameters(
     assert ssim == pytest.approx(_skimage_ssim(image, decoded), abs=1e-6)
 
 
+@pytest.mark.parametrize(("name", "rate"), CASES, ids=CASE_IDS)
+def test_range_relative_ssim_and_psnr_match_scikit_image_and_numpy_with_the_frames_range(
+    name: str, rate: int, degraded: dict[tuple[str, int], np.ndarray]
+) -> None:
+    image, decoded = IMAGES[name], degraded[name, rate]
+    m = frame_metrics(image.stored, decoded, image.lut)
+    values = np.sort(_modality(image, image.stored), axis=None)
+    k = max(1, values.size // 1000)
+    span = Span(low=values[k], width=values[-1 - k] - values[k])
+    assert m.data_range == pytest.approx(span.width, rel=1e-9)
+    assert m.ssim_range == pytest.approx(_skimage_ssim(image, decoded, span), abs=1e-6)
+    assert m.ssim_range is not None and m.ssim is not None
+    if name == "rgb":  # a photograph fills its 8 bits: both measures are the same
+        assert (m.data_range, m.ssim_range) == (m.psnr_peak, m.ssim)
+    else:  # the others use part of their bits: a smaller L, a lower SSIM
+        assert m.data_range < m.psnr_peak and m.ssim_range < m.ssim
+    assert m.psnr_db_range == pytest.approx(10 * math.log10(m.data_range**2 / m.mse), rel=1e-6)
+    given = frame_metrics(image.stored, decoded, image.lut, span=Span(low=span.low, width=100.0))
+    assert given.data_range == 100.0
+
+
 @pytest.mark.parametrize("name", IMAGES, ids=list(IMAGES))
 def test_quality_falls_as_the_rate_rises(
     name: str, degraded: dict[tuple[str, int], np.ndarray]
@@ -132,6 +157,7 @@ def test_identical_frames_are_perfect(name: str) -> None:
     image = IMAGES[name]
     m = frame_metrics(image.stored, image.stored.copy(), image.lut)
     assert (m.mse, m.psnr_db, m.ssim) == (0.0, math.inf, 1.0)
+    assert (m.psnr_db_range, m.ssim_range) == (math.inf, 1.0)
     assert (m.pixel_match_pct, m.max_abs_diff, m.mean_abs_diff) == (100.0, 0.0, 0.0)
 
 
@@ -139,7 +165,8 @@ def test_identical_frames_are_perfect(name: str) -> None:
 def test_identical_frames_skip_the_filters_with_the_value_the_filters_give(name: str) -> None:
     image = IMAGES[name]
     planes = quality._planes(image.stored)
-    assert quality._ssim(planes, planes.copy(), image.lut) == 1.0  # exactly, not approximately
+    scales = ((image.lut.peak, 0.0), (100.0, -50.0))
+    assert quality._ssim(planes, planes.copy(), image.lut, scales) == [1.0, 1.0]
     tiny = image.stored[:10, :10]
     assert frame_metrics(tiny, tiny.copy(), image.lut).ssim is None
 
@@ -310,6 +337,7 @@ def test_metric_fields_are_columns_of_the_quality_dataset() -> None:
     row = frame_metrics(IMAGES["CT_small"].stored, IMAGES["CT_small"].stored, LUT12).as_dict()
     assert set(row) <= set(QUALITY_SCHEMA.names)
     assert set(row) >= {"mse", "psnr_db", "psnr_peak", "ssim", "pixel_match_pct", "unit"}
+    assert set(row) >= {"psnr_db_range", "ssim_range", "data_range"}
 
 
 # --- the ``dcmtier quality`` command ---------------------------------------------------------
@@ -364,6 +392,7 @@ def test_command_table_names_the_unit_and_peak(
     assert _run_command([str(p) for p in ct_pair]) == 0
     out = capsys.readouterr().out
     assert "metrics in HU, PSNR peak 4095" in out
+    assert "against each frame's own range" in out
     assert "SSIM" in out
 
 

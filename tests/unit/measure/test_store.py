@@ -17,8 +17,12 @@ import pytest
 from dcmtier.measure.store import (
     PART_NAME,
     QUALITY_SCHEMA,
+    SCHEMA_VERSION,
     QualityStoreError,
+    partition_dir,
     read_dataset,
+    read_partition,
+    rows_to_table,
     write_partition,
 )
 from tests.support import dead_owner_token
@@ -26,7 +30,7 @@ from tests.support import dead_owner_token
 STUDY_A = "1.2.826.0.1.3680043.8.498.10"
 STUDY_B = "1.2.826.0.1.3680043.8.498.20"
 WHEN = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
-NULLABLE = {"target_ratio", "ssim", "gate", "gate_action"}
+NULLABLE = {"target_ratio", "ssim", "ssim_range", "gate", "gate_action"}
 NULLABLE |= {"modality", "body_part", "manufacturer", "model", "study_month"}
 # What docs/analysts.md tells analysts to run; ``{root}`` is the quality root.
 DUCKDB_QUERY = """
@@ -57,6 +61,9 @@ def _row(study: str, tier: str, source: str, frame: int, **changes: object) -> d
         "max_abs_diff": 12.0,
         "mean_abs_diff": 1.5,
         "unit": "HU",
+        "psnr_db_range": 54.6,
+        "ssim_range": 0.997,
+        "data_range": 2200.0,
         "pixel_bytes_in": 524_288,
         "pixel_bytes_out": 26_000 + frame,
         "file_bytes_in": 526_000,
@@ -108,6 +115,8 @@ def _tree(root: Path) -> list[str]:
         ("target_ratio", pa.float64(), None),
         ("mse", pa.float64(), "modality unit^2"),
         ("psnr_db", pa.float64(), "dB"),
+        ("psnr_db_range", pa.float64(), "dB"),
+        ("data_range", pa.float64(), "modality unit"),
         ("pixel_match_pct", pa.float64(), "%"),
         ("file_bytes_out", pa.int64(), "bytes"),
         ("encode_ms", pa.float64(), "ms"),
@@ -138,7 +147,21 @@ def test_the_written_file_carries_the_schema_and_units(tmp_path: Path) -> None:
     schema = pq.read_schema(path)
     assert schema.equals(QUALITY_SCHEMA, check_metadata=True)
     assert schema.field("psnr_db").metadata[b"unit"] == b"dB"
+    assert schema.metadata[b"dcmtier.version"] == SCHEMA_VERSION.encode() == b"4"
     assert pq.read_table(path).column("tier").to_pylist() == ["j2k-r20", "j2k-r20"]
+
+
+def test_a_partition_from_before_the_range_columns_reads_with_them_null(tmp_path: Path) -> None:
+    write_partition(tmp_path, tier="j2k-r20", study_uid=STUDY_A, rows=_rows(STUDY_A, "j2k-r20", 1))
+    old = partition_dir(tmp_path, tier="j2k-r20", study_uid=STUDY_B) / PART_NAME
+    old.parent.mkdir(parents=True)
+    table = rows_to_table(_rows(STUDY_B, "j2k-r20", 1), tier="j2k-r20", study_uid=STUDY_B)
+    pq.write_table(table.drop_columns(["psnr_db_range", "ssim_range", "data_range"]), old)
+
+    (row,) = read_partition(tmp_path, tier="j2k-r20", study_uid=STUDY_B)
+    assert (row["psnr_db"], row["psnr_db_range"], row["data_range"]) == (60.0, None, None)
+    ranges = read_dataset(tmp_path).sort_by("study").column("data_range").to_pylist()
+    assert ranges == [2200.0, None]
 
 
 def test_writing_a_partition_again_replaces_its_rows(tmp_path: Path) -> None:
@@ -319,6 +342,7 @@ def test_a_refused_write_leaves_the_previous_partition_intact(tmp_path: Path) ->
         ({"computed_at": datetime(2024, 5, 6)}, "timezone-aware"),
         ({"software": "dcmtier 0.1"}, "software must be a JSON object"),
         ({"psnr_db": math.nan}, "psnr_db is NaN"),
+        ({"psnr_db_range": math.nan}, "psnr_db_range is NaN"),
         ({"file_bytes_out": "many"}, "column file_bytes_out does not hold int64"),
     ],
     ids=[
@@ -330,6 +354,7 @@ def test_a_refused_write_leaves_the_previous_partition_intact(tmp_path: Path) ->
         "naive-time",
         "software-not-json",
         "nan-psnr",
+        "nan-psnr-range",
         "wrong-type",
     ],
 )

@@ -94,8 +94,11 @@ def test_the_study_page_shows_frames_lineage_package_and_the_worst_frames_differ
     study = _study(processed)
     html = _get(client, f"/dcmtier/studies/{study}/j2k-r20")
     assert "partial 2/3 · 1 failed" in html
-    for metric in ("PSNR (dB)", "SSIM", "max |difference| (HU)", "pixel ratio (N:1)"):
+    charts = ("PSNR against own range (dB)", "SSIM against own range", "max |difference| (HU)",
+              "pixel ratio (N:1)")  # fmt: skip
+    for metric in charts:
         assert f"<title>{metric}" in html
+    assert "against its own range of " in html  # the worst frame's, as the gates judge it
     assert "read from the Parquet" in html
     assert html.count('class="uid">2.25.') == 2  # two lineage rows, each with its derived UID
     png = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)

@@ -3,7 +3,10 @@
 ``python -m tests.unit.work.identity_cases OUT.json`` writes the SHA-256 of every output the
 cases make with the ``dcmtier`` on ``PYTHONPATH``. ``fixtures/outputs_before_17.json`` was
 written so with main's ``include/`` at 3abfbf3, before the fast path existed; main at f86f942
-writes the same 188 files (`test_byte_identity.py` compares with them).
+writes the same 188 files (`test_byte_identity.py` compares with them). Issue #27 changed the
+jls-near2 outputs of signed sources on purpose (near-lossless JPEG-LS now codes signed values in
+offset binary, and refuses signed sources without a Rescale Intercept): those five entries
+were rewritten, or removed where the source is now refused; every other digest is as before.
 """
 
 from __future__ import annotations

@@ -89,10 +89,11 @@ def test_quality_rows_cover_every_frame_and_read_as_one_dataset(
     landing: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    results = _run(landing, out)
-    ok_instances = sum(r.counts.get("ok", 0) for r in results)
+    results = _run(landing, out, policy=KEEP)  # the rates as coded, each frame measured
+    # 128x128 slices at 20:1 break the review gate against their range (seed 1: SSIM < 0.975)
+    kept = sum(r.counts.get("ok", 0) + r.counts.get("gate_failed", 0) for r in results)
     table = read_dataset(out / "quality")
-    assert table.num_rows == ok_instances  # single-frame instances: one row each
+    assert table.num_rows == kept  # single-frame instances: one row each
     query = f"""
         SELECT tier, count(*) AS frames, min(psnr_db) AS psnr, max(max_abs_diff) AS worst,
                sum(pixel_bytes_in) / sum(pixel_bytes_out) AS ratio
@@ -188,7 +189,7 @@ def test_layered_rate_tiers_come_from_one_encode_that_tier_tasks_share(
     assert {(r["tier"], r["strategy"]) for r in rows} == {
         ("j2k-lossless", "per_tier"), ("j2k-r20", "layered"), ("j2k-r100", "layered")}  # fmt: skip
     by_tier = {r.tier: r for r in results}
-    r20 = [x for x in by_tier["j2k-r20"].results if x.status == "ok"]
+    r20 = [x for x in by_tier["j2k-r20"].results if x.status in ("ok", "gate_failed")]
     assert [x.params["layer"] for x in r20] == [2, 2, 2]  # r100 is layer 1 of 2
     encodes = sum(x.encodes or 0 for x in by_tier["j2k-r100"].results)
     assert 3 <= encodes <= 3 * 2  # one layered encode per instance, at most one correction
@@ -200,7 +201,7 @@ def test_layered_rate_tiers_come_from_one_encode_that_tier_tasks_share(
         Layout(out), "retry", strategy="layered", layer_tiers=tuple(tiers), policy=KEEP
     )
     (alone,) = process_study(study, [tiers[1]], task)
-    assert alone.status == "partial" and alone.counts == {"failed": 1, "ok": 3}
+    assert alone.status == "partial" and alone.counts == {"failed": 1, "gate_failed": 3}
     assert sum(x.encodes or 0 for x in alone.results) == 0
     assert [x.sop_instance_uid_out for x in alone.results] == [
         x.sop_instance_uid_out for x in by_tier["j2k-r20"].results

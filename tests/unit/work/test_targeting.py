@@ -7,11 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydicom import dcmread
+from skimage.metrics import structural_similarity
 
 from dcmtier.codec import backends as codecs
 from dcmtier.codec.layering import ladder_layers
 from dcmtier.codec.pixels import SourceImage, read_source
-from dcmtier.measure.gates import Gate
+from dcmtier.measure.datarange import Span
+from dcmtier.measure.gates import Gate, gate_for
 from dcmtier.measure.metrics import ModalityLUT, frame_metrics
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import TIERS
@@ -82,3 +85,110 @@ def test_the_modality_limit_caps_the_ratio(source: SourceImage) -> None:
     )
     pixel_bytes = source.spec.pixel_bytes
     assert pixel_bytes / len(free.encoded.data) > 8.0 >= pixel_bytes / len(capped.encoded.data)
+
+
+# --- SSIM bounds against the frame's own range (issue #31) ----------------------------------
+
+
+def _rescaled(root: Path, name: str, *, high: int, bits: int, modality: str) -> SourceImage:
+    """The sample CT slice with its values stretched or squeezed onto 0..``high``, declared
+    with ``bits`` Bits Stored: as the scanner files of issue #31 (a CT stored in 16 bits with
+    values 0..1,196, an MR stored in 12 bits with values 0..600) and a 12-bit CT filling 4095."""
+    (path,) = write_ct_series(root / name, slices=1, rows=256, columns=256)
+    ds = dcmread(path)
+    hu = ds.pixel_array.astype(np.float64)
+    stored = np.rint((hu - hu.min()) * high / (hu.max() - hu.min())).astype(np.uint16)
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation, ds.Modality = bits, bits - 1, 0, modality
+    if modality == "MR":
+        del ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType
+    else:
+        ds.RescaleIntercept = -1024
+    ds.PixelData = stored.astype("<u2").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return read_source(path)
+
+
+RESCALED = {
+    "ct16-1200": {"high": 1200, "bits": 16, "modality": "CT"},
+    "mr12-600": {"high": 600, "bits": 12, "modality": "MR"},
+    "ct12-full": {"high": 4095, "bits": 12, "modality": "CT"},
+}
+
+
+@pytest.fixture(scope="module")
+def rescaled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SourceImage]:
+    root = tmp_path_factory.mktemp("rescaled")
+    return {name: _rescaled(root, name, **kw) for name, kw in RESCALED.items()}  # type: ignore[arg-type]
+
+
+def _ssim0_98(source: SourceImage, *, span: Span | None = None) -> tuple[float, np.ndarray]:
+    """The ratio and decoded frame ``j2k-ssim0.98`` gives (``span``: judge SSIM against that
+    range instead of the frame's)."""
+    tier = TIERS["j2k-ssim0.98"]
+    frame = next(source.iter_frames())
+    lut = ModalityLUT.from_dataset(source.dataset)
+    judge = FrameJudge(source, tier, 0, frame, gate_for(tier), lut)  # type: ignore[arg-type]
+    if span is not None:
+        judge.span = span
+    data = target_frame(judge, None).encoded.data
+    decoded = codecs.backend("j2k").decode(data, source.spec).reshape(frame.shape)
+    return source.spec.pixel_bytes / len(data), decoded
+
+
+def _skimage(frame: np.ndarray, decoded: np.ndarray, low: float, width: float) -> float:
+    """scikit-image's SSIM of the stored values less ``low``, with ``data_range`` = ``width``
+    (the slope of these images is 1, so stored and modality units differ by the intercept)."""
+    return float(
+        structural_similarity(
+            frame.astype(np.float64) - low, decoded.astype(np.float64) - low,
+            gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=width,
+        )
+    )  # fmt: skip
+
+
+def _own(frame: np.ndarray) -> tuple[float, float]:
+    """The frame's own range as issue #31 measured it: its minimum, and max - min."""
+    return float(frame.min()), float(frame.max()) - float(frame.min())
+
+
+@pytest.mark.parametrize("name", ["ct16-1200", "mr12-600"])
+def test_the_ssim_bound_holds_against_the_frames_own_max_minus_min_by_scikit_image(
+    rescaled: dict[str, SourceImage], name: str
+) -> None:
+    source = rescaled[name]
+    frame = next(source.iter_frames())
+    ratio, decoded = _ssim0_98(source)
+    assert _skimage(frame, decoded, *_own(frame)) >= 0.98
+    # against the bits stored the same bound lets the frame go to the top of the ladder
+    lut = ModalityLUT.from_dataset(source.dataset)
+    nominal_ratio, nominal = _ssim0_98(source, span=Span(low=0.0, width=lut.peak))
+    assert _skimage(frame, nominal, *_own(frame)) < 0.98
+    assert nominal_ratio > 3 * ratio
+
+
+def test_a_ct_filling_its_12_bits_gets_the_ratio_it_got_against_the_bits_stored(
+    rescaled: dict[str, SourceImage],
+) -> None:
+    source = rescaled["ct12-full"]
+    lut = ModalityLUT.from_dataset(source.dataset)
+    ratio, _ = _ssim0_98(source)
+    nominal_ratio, _ = _ssim0_98(source, span=Span(low=0.0, width=lut.peak))
+    assert ratio == pytest.approx(nominal_ratio, rel=0.1)
+
+
+@pytest.mark.parametrize("name", ["ct16-1200", "mr12-600"])
+def test_a_rate_tiers_gate_no_longer_passes_a_frame_that_only_saturation_made_look_good(
+    rescaled: dict[str, SourceImage], name: str
+) -> None:
+    source = rescaled[name]
+    frame = next(source.iter_frames())
+    lut = ModalityLUT.from_dataset(source.dataset)
+    data = codecs.backend("j2k").encode(frame, source.spec, TIERS["j2k-r100"]).data
+    decoded = codecs.backend("j2k").decode(data, source.spec).reshape(frame.shape)
+    m = frame_metrics(frame, decoded, lut)
+    review = gate_for(TIERS["j2k-r20"])
+    assert review is not None and review.min_psnr_db is not None and review.min_ssim is not None
+    assert m.psnr_db > review.min_psnr_db and (m.ssim or 0) > review.min_ssim  # saturated
+    rule = review.check(m)
+    assert rule is not None and "against the frame's range" in rule
+    assert _skimage(frame, decoded, *_own(frame)) < review.min_ssim  # scikit-image agrees

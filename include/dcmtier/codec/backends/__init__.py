@@ -98,15 +98,18 @@ class Backend:
     one_bit: bool = False  # whether it codes 1-bit (BitsAllocated 1) pixel data
     recompresses: bool = False  # works on the source's codestreams, not its stored values
     check_source: SourceCheck | None = None  # the backend's own refusals, after the limits
+    check_lossy: SourceCheck | None = None  # ... and those of its lossy modes only
 
     def check(self, dataset: Dataset, spec: FrameSpec, tier: Tier) -> None:
         """Raise ``CodecError`` when the codec is not installed, ``PolicyRefused`` when it
         cannot code this source at ``tier`` (too many bits, 1-bit, too small a side, or the
-        backend's own ``check_source``)."""
+        backend's own ``check_source``, and ``check_lossy`` for a lossy tier)."""
         if not self.is_available():
             raise CodecError(f"codec {self.label} is not installed")
         if self.check_source is not None:
             self.check_source(dataset, spec)
+        if self.check_lossy is not None and not tier.lossless:
+            self.check_lossy(dataset, spec)
         if spec.bits_stored > self.max_bits:
             raise PolicyRefused(
                 f"{tier.codec.description} here codes at most {self.max_bits} bits stored",

@@ -41,6 +41,18 @@ def encode(frame: np.ndarray, spec: FrameSpec, tier: Tier) -> Encoded:
     return Encoded(data, "YBR_ICT" if colour else spec.photometric, precision, encodes, params)
 
 
+def encode_step(frame: np.ndarray, spec: FrameSpec, step: float | None) -> Encoded:
+    """Encode at quantisation step ``step`` (irreversible), or reversibly when None: what a
+    search to a quality bound tries (`dcmtier.work.choosing`)."""
+    colour = spec.samples == 3
+    precision = 8 * frame.dtype.itemsize
+    data = _encode(frame, step)
+    if step is None:
+        return Encoded(data, "YBR_RCT" if colour else spec.photometric, precision)
+    params = {"quantisation_step": float(f"{step:.6g}")}
+    return Encoded(data, "YBR_ICT" if colour else spec.photometric, precision, 1, params)
+
+
 def decode(data: bytes, spec: FrameSpec) -> np.ndarray:
     import imagecodecs
 

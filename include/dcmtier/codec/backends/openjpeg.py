@@ -54,6 +54,13 @@ def encode(frame: np.ndarray, spec: FrameSpec, tier: Tier) -> Encoded:
     )
 
 
+def encode_within(frame: np.ndarray, spec: FrameSpec, max_bytes: int) -> bytes:
+    """One irreversible encode of at most about ``max_bytes`` (OpenJPEG's achieved ratio is at
+    least the nominal one): what a codec-choosing tier tries before searching (`work.choosing`)."""
+    ratio = spec.pixel_bytes / max(max_bytes, 1) * spec.bits_stored / spec.bits_allocated
+    return _encode(frame, spec, max(1.0, ratio))
+
+
 def decode(data: bytes, spec: FrameSpec) -> np.ndarray:
     import openjpeg
 

@@ -5,9 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps test test-fast lint docs demo ui ui-stop bench bench-scale clean
+.PHONY: install viewer-codecs system-deps test test-fast lint docs demo ui ui-stop bench bench-scale clean
 
-install: $(STAMP)
+install: $(STAMP) viewer-codecs
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,16 +16,30 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# The web viewers' WASM codecs (`dcmtier viewer-check`), from the committed lock file. Without
+# npm this says so and goes on, unless CI=true (CI must check the viewers).
+VIEWER_NODE := include/dcmtier/viewer/node
+viewer-codecs: $(VIEWER_NODE)/node_modules/.package-lock.json
+
+$(VIEWER_NODE)/node_modules/.package-lock.json: $(VIEWER_NODE)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix $(VIEWER_NODE) --ignore-scripts --no-audit --no-fund --loglevel=error; \
+	elif [ "$$CI" = true ]; then \
+	  echo "npm is not installed: CI needs Node.js 20+ and npm for the viewer codecs" >&2; exit 1; \
+	else \
+	  echo "npm not found: skipping the viewer codecs (dcmtier viewer-check needs Node.js and npm)"; \
+	fi
+
 # The Debian tools the tests check outputs with (the same script CI runs): installed when make
 # runs as root; otherwise one line says what to run.
 system-deps:
 	@bash scripts/install-system-deps.sh
 
-test: system-deps $(STAMP)
+test: system-deps $(STAMP) viewer-codecs
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests
 
 # tests/unit only, without the tests marked slow: no PostgreSQL, Airflow or fault processes.
-test-fast: system-deps $(STAMP)
+test-fast: system-deps $(STAMP) viewer-codecs
 	$(BIN)/python -m pytest -n 2 tests/unit -m "not slow"
 
 lint: $(STAMP)

@@ -10,24 +10,31 @@ copies under **output** (a folder or an object store URL): `derived/`, `quality/
 `discover` updates the catalogue's landing index (headers read only for new or changed files),
 then chooses in SQL the settled studies of the run's data interval by arrival time or StudyDate,
 then the backlog of earlier intervals (a manual run takes every settled study), skipping study ×
-tier pairs already done unless `reprocess` says otherwise (an attempt `abandoned` by a dead owner
-or `interrupted` is never done), up to `max_studies_per_run` studies; it claims those pairs so
-that no concurrent run takes them. `compress` runs once per study × tier (the cross product of
-the run's studies and tiers, each mapped instance named "…study UID · tier"; a pair outside the
-plan is skipped); a failed instance is quarantined and the study × tier reports `partial`; an
-infrastructure error (output not writable, catalogue unreachable) fails the task, which retries
-with exponential backoff. A frame that breaks its tier's quality gate is a quality outcome
-handled by `on_gate_failure` (fallback, reject or keep): it is never retried and never fails the
-run. Retry one study × tier by clearing its mapped task instance. `summary` logs the run's
-totals and the backlog, and releases the run's claims. `publish`, when `publish_to` names a
-DICOMweb archive, stores the run's studies' `publish_tiers` there with STOW-RS (what the archive
-holds already is not sent again; recorded in the catalogue's `publications`). **landing** may
-itself be a DICOMweb archive (`dicomweb+https://host/dicom-web`): studies are searched with
-QIDO-RS and retrieved with WADO-RS; credentials from the `dicomweb_conn_id` HTTP connection.
-Each `compress` instance emits `dcmtier_packages` and `dcmtier_quality` asset events whose
-`extra` names the study, tier, status and package (`dcmtier_packages_changed` is an example
-consumer), and, where an OpenLineage transport is configured, `discover` and `compress` report
-their datasets (landing study in; derived series, Parquet partition and ZIP out).
+tier pairs already done unless `reprocess` says otherwise (an attempt `abandoned` by a dead
+owner or `interrupted` is never done), up to `max_studies_per_run` studies (only `study_uids`
+when given); it claims those pairs so that no concurrent run takes them, and packs the studies
+into **work units** of about `unit_seconds` of estimated work each (`0`: one study a unit; a
+study is never split). `encode` runs once per unit, `compress` once per unit × tier (named
+"u0042 · 37 studies · j2k-r20", the outcome appended after the run: "· 2 partial"); inside a
+unit the studies run one after another, each its own attempt in the catalogue. A failed instance
+is quarantined and the study × tier reports `partial`; an infrastructure error (output not
+writable, catalogue unreachable) fails the unit's task once its other studies are done, and it
+retries with exponential backoff: a retry, or clearing the task, redoes only the unit's studies
+not done. A frame that breaks its tier's quality gate is a quality outcome handled by
+`on_gate_failure` (fallback, reject or keep): it is never retried and never fails the run. Retry
+one study × tier with a manual run: conf `{"study_uids": ["<uid>"], "tiers": ["j2k-r20"],
+"reprocess": "all"}` (or `"failed"`); up to `DCMTIER_MAX_ACTIVE_RUNS` (3) non-backfill runs run
+at once (claims keep them apart), so it does not wait behind a scheduled run, and backfill runs
+are counted apart by Airflow. `summary` logs the run's totals and the backlog, and releases the
+run's claims. `publish`, when `publish_to` names a DICOMweb archive, stores the run's studies'
+`publish_tiers` there with STOW-RS (what the archive holds already is not sent again; recorded
+in the catalogue's `publications`). **landing** may itself be a DICOMweb archive
+(`dicomweb+https://host/dicom-web`): studies are searched with QIDO-RS and retrieved with
+WADO-RS; credentials from the `dicomweb_conn_id` HTTP connection. Each `compress` instance emits
+`dcmtier_packages` and `dcmtier_quality` asset events whose `extra` names the unit, tier, counts
+and a JSON list of each study × tier package (`dcmtier_packages_changed` is an example consumer
+that reads it), and, where an OpenLineage transport is configured, `discover` and `compress`
+report their datasets (landing study in; derived series, Parquet partition and ZIP out).
 
 Backfill an archive by study date:
 `airflow backfill create --dag-id dicom_archive_compression --from-date 2024-01-01
@@ -49,8 +56,13 @@ from dcmtier.tiers import DEFAULT_TIERS, TIERS
 QUALITY_DATASET = Asset(name=QUALITY_ASSET[0], uri=QUALITY_ASSET[1])
 PACKAGES = Asset(name=PACKAGES_ASSET[0], uri=PACKAGES_ASSET[1])
 POOL = os.environ.get("DCMTIER_POOL", "dcmtier")
-LABEL = "…{{ task.op_kwargs['study_uid'][-12:] }} · {{ task.op_kwargs['tier'] }}"
+UNIT = "{% set u = task.op_kwargs['unit'] %}{{ u['id'] }} · {{ u['studies'] }} " \
+       "{{ 'study' if u['studies'] == 1 else 'studies' }}"  # fmt: skip
+LABEL = UNIT + " · {{ task.op_kwargs['tier'] }}"
 RETRIES = int(os.environ.get("DCMTIER_TASK_RETRIES", "3"))
+# Claims keep concurrent runs apart, so a manual run (an operator's retry) need not queue behind
+# a scheduled one; Airflow counts backfill runs apart (per backfill, its own max_active_runs).
+MAX_ACTIVE_RUNS = int(os.environ.get("DCMTIER_MAX_ACTIVE_RUNS", "3"))
 
 PARAMS = {
     "landing": Param(
@@ -124,6 +136,20 @@ PARAMS = {
         description="More studies than this (or than [core] max_map_length) wait for a later "
         "run, which takes them from its backlog.",
     ),
+    "unit_seconds": Param(
+        120,
+        type="number",
+        minimum=0,
+        description="Pack the run's studies into work units of about this many seconds of "
+        "estimated work per tier task (a study is never split); 0: one study a unit.",
+    ),
+    "study_uids": Param(
+        [],
+        type="array",
+        items={"type": "string"},
+        description="Only these StudyInstanceUIDs (an operator's retry of one study); empty: "
+        "every study the run selects.",
+    ),
     "listing_prefix": Param(
         "",
         type="string",
@@ -151,7 +177,7 @@ PARAMS = {
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=datetime(2020, 1, 1),
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=MAX_ACTIVE_RUNS,
     params=PARAMS,
     tags=["dicom", "compression", "dcmtier"],
     doc_md=__doc__,
@@ -170,20 +196,19 @@ def dicom_archive_compression() -> None:
         return discover_task(get_current_context())
 
     @task
-    def studies(plan: dict[str, Any]) -> list[str]:
-        return list(plan["studies"])
+    def units(plan: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(plan["units"])  # ids and study counts
 
     @task
     def tiers(plan: dict[str, Any]) -> list[str]:
         return list(plan["tiers"])
 
     # multiple_outputs=False: a dict result is one XCom, not one per key (`lineage_task`)
-    @task(pool=POOL, map_index_template="…{{ task.op_kwargs['study_uid'][-12:] }}",
-          multiple_outputs=False)  # fmt: skip
-    def encode(study_uid: str) -> dict[str, Any]:
+    @task(pool=POOL, map_index_template=UNIT, multiple_outputs=False)
+    def encode(unit: dict[str, Any]) -> dict[str, Any]:
         from dcmtier.orchestration.tasks import encode_task
 
-        return encode_task(study_uid, get_current_context())
+        return encode_task(unit, get_current_context())
 
     @lineage_task(
         pool=POOL,
@@ -191,10 +216,10 @@ def dicom_archive_compression() -> None:
         outlets=[QUALITY_DATASET, PACKAGES],
         trigger_rule="all_done",  # without a layered encode, a tier task encodes by itself
     )
-    def compress(study_uid: str, tier: str) -> dict[str, Any]:
+    def compress(unit: dict[str, Any], tier: str) -> dict[str, Any]:
         from dcmtier.orchestration.tasks import compress_task
 
-        return compress_task(study_uid, tier, get_current_context())
+        return compress_task(unit, tier, get_current_context())
 
     @task(trigger_rule="all_done", multiple_outputs=False)
     def publish(plan: dict[str, Any]) -> dict[str, Any]:
@@ -209,10 +234,10 @@ def dicom_archive_compression() -> None:
         return summary_task(results, get_current_context())
 
     work = discover()
-    keys = studies(work)
-    layers = encode.expand(study_uid=keys)
-    # studies x tiers: each list stays under [core] max_map_length, their product need not
-    results = compress.expand(study_uid=keys, tier=tiers(work))
+    keys = units(work)
+    layers = encode.expand(unit=keys)
+    # units x tiers: each list stays under [core] max_map_length, their product need not
+    results = compress.expand(unit=keys, tier=tiers(work))
     layers >> results
     results >> publish(work)
     summary(results)

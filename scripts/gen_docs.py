@@ -55,6 +55,16 @@ ENVIRONMENT: dict[str, tuple[str, str, str]] = {
         "3",
         "retries of a task (exponential backoff from 30 s up to 30 min)",
     ),
+    "DCMTIER_MAX_ACTIVE_RUNS": (
+        "DAG",
+        "3",
+        "runs of the DAG at once, backfills aside (they have their own limit)",
+    ),
+    "DCMTIER_NODE": (
+        "`dcmtier viewer-check`",
+        "`node` on PATH",
+        "the Node.js 20+ binary the viewers run in",
+    ),
     "DCMTIER_POOL": ("DAG", "`dcmtier`", "the Airflow pool the `compress` tasks run in"),
     "DCMTIER_POOL_SLOTS": (
         "`docker-compose.yaml` (`airflow-init`)",

@@ -65,6 +65,10 @@ COMMANDS: dict[str, CommandInfo] = {
         "dcmtier.commands.publish",
         "store tiers into a DICOMweb archive (STOW-RS); a rerun sends nothing twice",
     ),
+    "viewer-check": CommandInfo(
+        "dcmtier.commands.viewer_check",
+        "decode each tier with the web viewers' own codecs (Node.js)",
+    ),
 }
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -96,6 +100,13 @@ def _formatter() -> type[argparse.HelpFormatter]:
 
         text_markup = False
         help_markup = False
+
+        def add_argument(self, action: argparse.Action) -> None:
+            super().add_argument(action)
+            if isinstance(action, argparse._SubParsersAction):  # argparse measures sub-commands
+                for sub in action._get_subactions():  # without their indent: a long name wraps
+                    width = len(sub.dest) + self._current_indent + 2 * self._indent_increment
+                    self._action_max_length = max(self._action_max_length, width)
 
     return HelpFormatter
 

@@ -53,13 +53,12 @@ def test_a_manual_run_compresses_every_study_and_quarantines_the_broken_file(
     states = _states(run)
     assert str(run.state).endswith("success"), states
     compress = {k: v for k, v in states.items() if k[0] == "compress"}
-    assert len(compress) == 2 * len(TIERS)
+    assert len(compress) == len(TIERS)  # two small studies: one work unit, one task a tier
     assert set(compress.values()) == {"success"}
-    # the grid label tells the study with a bad instance from the clean one
+    # the grid label names the unit, its study count and tier, then what was not clean
     labels = sorted(str(ti.rendered_map_index) for ti in run.get_task_instances()
                     if ti.task_id == "compress")  # fmt: skip
-    assert [label.split(" · ", 2)[2] for label in labels].count("partial 2/3 · 1 failed") == 2
-    assert [label.split(" · ", 2)[2] for label in labels].count("ok 2/2") == 2
+    assert labels == [f"u0000 · 2 studies · {t} · 1 partial" for t in TIERS]
     rows = _query(output, "SELECT tier, studies, instances FROM savings_by_tier ORDER BY tier")
     assert [r[0] for r in rows] == TIERS
     assert all(r[1] == 2 for r in rows)
@@ -89,10 +88,33 @@ def test_a_second_run_skips_what_is_done_and_reprocess_all_redoes_it(
     second = _run(landing_with_faults, output)
     assert [k for k in _states(second) if k[0] == "compress" and k[1] >= 0] == []
     assert _query(output, "SELECT count(*) FROM lineage") == jobs_before
-    third = _run(landing_with_faults, output, reprocess="all")
-    assert len([k for k in _states(third) if k[0] == "compress"]) == 2 * len(TIERS)
+    third = _run(landing_with_faults, output, reprocess="all", unit_seconds=0)  # one study a unit
+    labels = [str(ti.rendered_map_index) for ti in third.get_task_instances()
+              if ti.task_id == "compress"]  # fmt: skip
+    assert sorted(label.split(" · ", 2)[1:] for label in labels) == sorted(
+        ["1 study", f"{t} · {outcome}"] for t in TIERS for outcome in ("1 ok", "1 partial")
+    )
+    assert {label.split(" · ")[0] for label in labels} == {"u0000", "u0001"}
     derived = _query(output, "SELECT count(*) FROM lineage")
     assert derived == jobs_before  # replaced, not added
+
+
+def test_a_run_for_one_study_and_one_tier_makes_exactly_one_new_attempt(
+    airflow_db: Path, landing_with_faults: Path, tmp_path: Path
+) -> None:
+    """An operator's retry: the trigger form's study_uids, tiers and reprocess."""
+    output = tmp_path / "out"
+    _run(landing_with_faults, output)
+    before = _query(output, "SELECT id, study_uid, tier FROM jobs")
+    study = sorted({row[1] for row in before})[0]
+    retry = _run(landing_with_faults, output, study_uids=[study], tiers=["j2k-r20"],
+                 reprocess="all")  # fmt: skip
+    assert str(retry.state).endswith("success")
+    labels = [str(ti.rendered_map_index) for ti in retry.get_task_instances()
+              if ti.task_id == "compress"]  # fmt: skip
+    assert len(labels) == 1 and labels[0].startswith("u0000 · 1 study · j2k-r20 · ")
+    new = _query(output, f"SELECT study_uid, tier FROM jobs WHERE id > {max(r[0] for r in before)}")
+    assert new == [(study, "j2k-r20")]
 
 
 def test_a_successful_run_deletes_its_studies_layered_caches(

@@ -70,26 +70,30 @@ def _complete(events: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
     ]
 
 
-def test_every_compress_instance_reports_its_study_in_and_its_outputs_out(
+def test_every_compress_instance_reports_its_studies_in_and_their_outputs_out(
     airflow_db: Path, lineage_run: dict[str, Any]
 ) -> None:
+    """One work unit (two small studies) x two tiers: one event per unit x tier, naming each
+    study x tier's datasets, every output's facet its own study's."""
     complete = _complete(lineage_run["events"], "compress")
-    assert len(complete) == 2 * len(TIERS)  # two studies x two tiers, one event each
+    assert len(complete) == len(TIERS)  # one unit of two studies x two tiers
     pairs = set()
     for event in complete:
-        (source,) = event["inputs"]
-        study = source["name"].removeprefix("studies/")
-        assert source["namespace"] == lineage_run["landing"].as_uri()
+        studies = {source["name"].removeprefix("studies/") for source in event["inputs"]}
+        assert len(studies) == 2
+        assert {s["namespace"] for s in event["inputs"]} == {lineage_run["landing"].as_uri()}
         names = [o["name"] for o in event["outputs"]]
-        tier = next(n.split("=")[1].split("/")[0] for n in names if n.startswith("quality/"))
-        pairs.add((study, tier))
-        assert f"quality/tier={tier}/study={study}" in names
-        assert f"packages/{study}/{tier}.zip" in names
-        assert any(n.startswith(f"derived/{tier}/{study}/") for n in names)
-        for output in event["outputs"]:  # this instance's datasets only: no leak from another
-            assert f"/{study}" in output["name"] or f"study={study}" in output["name"]
+        (tier,) = {n.split("=")[1].split("/")[0] for n in names if n.startswith("quality/")}
+        for study in studies:
+            pairs.add((study, tier))
+            assert f"quality/tier={tier}/study={study}" in names
+            assert f"packages/{study}/{tier}.zip" in names
+            assert any(n.startswith(f"derived/{tier}/{study}/") for n in names)
+        for output in event["outputs"]:  # each output's facet names its own study
             facet = output["facets"][FACET_KEY]
-            assert (facet["study_uid"], facet["tier"], facet["codec"]) == (study, tier, "j2k")
+            study = facet["study_uid"]
+            assert f"/{study}" in output["name"] or f"study={study}" in output["name"]
+            assert (facet["tier"], facet["codec"]) == (tier, "j2k")
             assert facet["bytes_in"] > facet["bytes_out"] > 0
             assert facet["achieved_ratio"] == pytest.approx(
                 facet["bytes_in"] / facet["bytes_out"], rel=1e-3
@@ -100,8 +104,10 @@ def test_every_compress_instance_reports_its_study_in_and_its_outputs_out(
 def test_the_partition_carries_its_schema_and_the_gate_as_assertions(
     airflow_db: Path, lineage_run: dict[str, Any]
 ) -> None:
-    for event in _complete(lineage_run["events"], "compress"):
-        (partition,) = [o for o in event["outputs"] if o["name"].startswith("quality/")]
+    partitions = [o for event in _complete(lineage_run["events"], "compress")
+                  for o in event["outputs"] if o["name"].startswith("quality/")]  # fmt: skip
+    assert len(partitions) == 2 * len(TIERS)  # one per study x tier
+    for partition in partitions:
         fields = {f["name"] for f in partition["facets"]["schema"]["fields"]}
         assert {"psnr_db", "ssim", "max_abs_diff", "source_sop_uid"} <= fields
         assertions = partition["facets"]["dataQualityAssertions"]["assertions"]
@@ -128,9 +134,11 @@ def test_no_event_holds_a_landing_file_name(airflow_db: Path, lineage_run: dict[
         assert PLANTED not in text, event["job"]["name"]
 
 
-def test_asset_events_name_the_study_tier_and_package(
+def test_asset_events_name_the_unit_and_list_each_study_tier_package(
     airflow_db: Path, lineage_run: dict[str, Any]
 ) -> None:
+    from dcmtier.orchestration.tasks import changed_packages
+
     with sqlite3.connect(airflow_db / "airflow.db") as conn:
         rows = conn.execute(
             "SELECT a.name, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
@@ -142,13 +150,13 @@ def test_asset_events_name_the_study_tier_and_package(
         extras.setdefault(name, []).append(json.loads(extra))
     assert sorted(extras) == ["dcmtier_packages", "dcmtier_quality"]
     for events in extras.values():
-        assert sorted((e["study_uid"], e["tier"]) for e in events) == sorted(
-            {(e["study_uid"], e["tier"]) for e in events}
-        )
-        assert {e["tier"] for e in events} == set(TIERS) and len(events) == 4
-        for extra in events:
-            assert extra["status"] == "ok" and len(extra["package_sha256"]) == 64
-            assert extra["package_uri"].endswith(
-                f"/packages/{extra['study_uid']}/{extra['tier']}.zip"
+        assert sorted((e["unit"], e["tier"]) for e in events) == [("u0000", t) for t in TIERS]
+        assert all(e["studies"] == 2 and e["statuses"] == {"ok": 2} for e in events)
+        listed = changed_packages({"asset": [type("E", (), {"extra": e}) for e in events]})
+        assert len({(c["study_uid"], c["tier"]) for c in listed}) == len(listed) == 4
+        for change in listed:
+            assert change["status"] == "ok" and len(change["package_sha256"]) == 64
+            assert change["package_uri"].endswith(
+                f"/packages/{change['study_uid']}/{change['tier']}.zip"
             )
-            assert extra["ratio"] > 1 and extra["package_bytes"] > 0
+            assert change["ratio"] > 1 and change["package_bytes"] > 0

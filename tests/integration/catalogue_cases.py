@@ -48,6 +48,7 @@ VIEWS = {
     "savings_by_month",
     "quality_by_modality",
     "quality_by_scanner",
+    "delivery_by_tier",
 }
 BY_DESCRIPTOR = {
     "savings_by_modality",

@@ -23,7 +23,7 @@ SERVER_URL = os.environ.get(
 )
 TABLES = (
     "failure_records, packages, frame_quality, derived_instances, jobs, instances, series, "
-    "studies, tiers, unidentified_files, file_locations, landing_files, claims"
+    "studies, tiers, unidentified_files, file_locations, landing_files, claims, viewer_checks"
 )
 
 

@@ -92,8 +92,22 @@ def _xcom(stack: AirflowStack, run_id: str, task_id: str, key: str = "return_val
     return stack.api("GET", path)["value"]
 
 
-def _study(landing: Path, name: str, seed: int, *, study_date: str = "20240115") -> str:
-    files = write_ct_series(landing / name, slices=3, rows=128, columns=128, seed=seed,
+def _plan_file(output: Path, run_id: str) -> Path:
+    from dcmtier.discovery.plan import PLAN_FILE, safe_name
+
+    return output / "work" / safe_name(run_id) / PLAN_FILE
+
+
+def _study(
+    landing: Path,
+    name: str,
+    seed: int,
+    *,
+    study_date: str = "20240115",
+    slices: int = 3,
+    size: int = 128,
+) -> str:
+    files = write_ct_series(landing / name, slices=slices, rows=size, columns=size, seed=seed,
                             study_date=study_date)  # fmt: skip
     from pydicom import dcmread
 
@@ -110,13 +124,11 @@ def test_1_a_run_completes_every_study_and_lists_the_corrupt_file(
     run_id = _trigger(stack, landing)
     assert _wait_run(stack, run_id) == "success"
     compress = [ti for ti in _task_instances(stack, run_id) if ti["task_id"] == "compress"]
-    assert len(compress) == len(studies) * len(TIERS)
+    assert len(compress) == len(TIERS)  # three small studies: one work unit
     assert {ti["state"] for ti in compress} == {"success"}
-    assert all(" · " in str(ti["rendered_map_index"]) for ti in compress)
-    # the grid label of the study with the truncated slice says so; the clean ones say ok
-    labels = [str(ti["rendered_map_index"]) for ti in compress]
-    assert sum(label.endswith(" · partial 2/3 · 1 failed") for label in labels) == len(TIERS)
-    assert sum(label.endswith(" · ok 3/3") for label in labels) == 2 * len(TIERS)
+    # the grid label names the unit, its study count, the tier, and the one partial study
+    labels = sorted(str(ti["rendered_map_index"]) for ti in compress)
+    assert labels == [f"u0000 · 3 studies · {tier} · 1 partial" for tier in TIERS]
     failures = query(
         deployment["catalogue"],
         "SELECT tier, sop_uid, reason FROM failures WHERE study_uid = :s",
@@ -145,21 +157,28 @@ def test_1b_each_mapped_instance_reports_its_own_datasets_and_the_downstream_dag
         if e["eventType"] == "COMPLETE" and e["job"]["name"] == f"{DAG_ID}.compress"
         and e["inputs"] and e["inputs"][0]["name"].removeprefix("studies/") in studies
     ]  # fmt: skip
-    assert len(mine) == len(studies) * len(TIERS)
+    assert len(mine) == len(TIERS)  # one unit of both studies, one event a tier
+    packaged = set()
     for event in mine:
-        study = event["inputs"][0]["name"].removeprefix("studies/")
+        inputs = {i["name"].removeprefix("studies/") for i in event["inputs"]}
+        assert inputs == studies  # the unit's studies, none of another instance's
         names = [o["name"] for o in event["outputs"]]
-        assert any(n.startswith("packages/") for n in names), names
-        assert any(n.startswith("quality/") for n in names), names
-        for name in names:  # its own study's datasets, none of another instance's
-            assert study in name and not any(other in name for other in studies - {study})
+        packaged |= {n for n in names if n.startswith("packages/")}
+        assert sum(n.startswith("quality/") for n in names) == len(studies), names
+        assert all(any(s in n for s in studies) for n in names)
         assert str(landing.name) not in json.dumps(event["outputs"])
+    assert packaged == {f"packages/{s}/{t}.zip" for s in studies for t in TIERS}
 
-    # Every compress instance's dcmtier_packages event names its study and tier, with the
-    # package's sha256: what a downstream DAG reads (asset events as the REST API lists them).
+    # Every compress instance's dcmtier_packages event names its unit and tier and the list of
+    # its study x tier packages with their sha256: what a downstream DAG reads (asset events
+    # as the REST API lists them).
     query = f"/assets/events?source_dag_id={DAG_ID}&source_run_id={quote(run_id)}&limit=100"
-    extras = [e["extra"] or {} for e in stack.api("GET", query)["asset_events"]
-              if e["name"] == PACKAGES_ASSET[0]]  # fmt: skip
+    units = [e["extra"] or {} for e in stack.api("GET", query)["asset_events"]
+             if e["name"] == PACKAGES_ASSET[0]]  # fmt: skip
+    assert sorted((u["unit"], u["tier"], u["studies"]) for u in units) == [
+        ("u0000", t, 2) for t in sorted(TIERS)
+    ]
+    extras = [c for u in units for c in json.loads(Path(u["changes"]).read_text())["changes"]]
     wanted = {(s, t) for s in studies for t in TIERS}
     assert {(x.get("study_uid"), x.get("tier")) for x in extras} == wanted
     assert all(x["package_sha256"] and x["status"] == "ok" for x in extras)
@@ -251,8 +270,11 @@ def test_3_a_capped_study_date_backfill_leaves_no_study_behind_and_does_no_pair_
     planned: list[str] = []
     for run in runs:
         assert run["state"] == "success", run
-        studies = _xcom(stack, run["dag_run_id"], "discover")["studies"]
-        assert len(studies) <= 3
+        units = _xcom(stack, run["dag_run_id"], "discover")["units"]  # ids and counts only
+        studies = json.loads(_plan_file(deployment["output"], run["dag_run_id"]).read_text())[
+            "studies"
+        ]
+        assert len(studies) <= 3 and sum(u["studies"] for u in units) == len(studies)
         planned += studies
     assert sorted(planned) == sorted(expected)  # every study planned, none by two runs
     jobs = query(deployment["catalogue"],
@@ -291,3 +313,40 @@ def test_4_a_patient_name_in_landing_paths_reaches_no_task_log_xcom_or_view(
     events = deployment["lineage"]  # the OpenLineage events of every run so far
     leaks += leaks_in_text("OpenLineage", events.read_bytes() if events.exists() else b"")
     assert leaks == []
+
+
+def test_5_a_mixed_archive_of_small_studies_runs_in_a_few_units_and_one_study_is_retried_alone(
+    deployment: dict[str, Any],
+) -> None:
+    """46 small studies x 3 tiers: at most 3 compress instances a tier, each named with its
+    study count; every pair ok once. Then an operator's retry of one study x one tier
+    (study_uids, tiers, reprocess=all) makes exactly one new attempt."""
+    stack = deployment["stack"]
+    landing = deployment["landing"] / "mixed"
+    tiers = ["j2k-lossless", "j2k-r10", "j2k-r20"]
+    studies = [_study(landing, f"m{n}", seed=500 + n, slices=1 + n % 3, size=32 + 16 * (n % 4))
+               for n in range(46)]  # fmt: skip
+    run_id = _trigger(stack, landing, tiers=tiers)
+    assert _wait_run(stack, run_id) == "success"
+    compress = [ti for ti in _task_instances(stack, run_id) if ti["task_id"] == "compress"]
+    for tier in tiers:
+        mine = [str(ti["rendered_map_index"]) for ti in compress
+                if str(ti["rendered_map_index"]).split(" · ")[2] == tier]  # fmt: skip
+        assert 1 <= len(mine) <= 3, mine
+        counts = [int(label.split(" · ")[1].split()[0]) for label in mine]
+        assert sum(counts) == len(studies), mine
+        assert all(label.endswith(f" · {n} ok") for label, n in zip(mine, counts, strict=True))
+    catalogue = deployment["catalogue"]
+    jobs = query(catalogue, "SELECT study_uid, tier, count(*), min(status) FROM jobs "
+                 "WHERE study_uid = ANY(:s) GROUP BY study_uid, tier", s=studies)  # fmt: skip
+    assert {(r[0], r[1]): (r[2], r[3]) for r in jobs} == {
+        (s, t): (1, "ok") for s in studies for t in tiers
+    }  # all 138 pairs, each once
+    first = query(catalogue, "SELECT max(id) FROM jobs")[0][0]
+    retry = _trigger(stack, landing, tiers=["j2k-r20"], study_uids=[studies[7]], reprocess="all")
+    assert _wait_run(stack, retry) == "success"
+    new = query(catalogue, "SELECT study_uid, tier, status FROM jobs WHERE id > :i", i=first)
+    assert new == [(studies[7], "j2k-r20", "ok")]
+    (label,) = [str(ti["rendered_map_index"]) for ti in _task_instances(stack, retry)
+                if ti["task_id"] == "compress"]  # fmt: skip
+    assert label == "u0000 · 1 study · j2k-r20 · 1 ok"

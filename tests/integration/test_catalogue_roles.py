@@ -35,6 +35,7 @@ pytestmark = pytest.mark.postgres
 VIEWS = (
     "savings_by_tier", "savings_by_study", "quality_by_tier", "lineage", "failures", "backlog",
     "savings_by_modality", "savings_by_month", "quality_by_modality", "quality_by_scanner",
+    "delivery_by_tier",
 )  # fmt: skip
 OPERATOR_ONLY = ("file_locations", "landing_files", "claims")  # paths, or run bookkeeping
 LANDING: list[Path] = []  # the planted landing area, once made
@@ -116,7 +117,7 @@ def test_an_operator_reads_the_locations_and_nothing_else_holds_them(
         claimed = operator.execute("SELECT study_uid, tier FROM claims").fetchall()
         counted = {v: operator.execute(f"SELECT count(*) FROM {v}").fetchone() for v in VIEWS}
     # every view readable; those the analyst sees rows in (the test above) hold rows here too
-    assert set(counted) == set(VIEWS) and len(VIEWS) == 6
+    assert set(counted) == set(VIEWS) and len(VIEWS) == 11
     holding_rows = {view for view, row in counted.items() if row and row[0]}
     assert holding_rows >= {"failures", "savings_by_tier", "lineage", "backlog"}
     assert operator_table_holds_it(located) and len(located) == 6

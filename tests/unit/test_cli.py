@@ -399,6 +399,9 @@ EXITS: dict[str, tuple[list[str], int, dict[str, str]]] = {
     "publish-0": (["publish", "{processed}", "--tier", "j2k-r50", "--to", ARCHIVE], 0, {}),
     "publish-1": (["publish", "{processed}", "--tier", "j2k-r20", "--to", ARCHIVE], 1, {}),
     "publish-2": (["publish", "{processed}", "--tier", "j2k-r20", "--to", "http://x/"], 2, {}),
+    "viewer-check-0": (["viewer-check", "{tmp}/no-outputs"], 0, {}),  # no Node.js needed
+    "viewer-check-1": (["viewer-check", "{processed}"], 1, {"DCMTIER_NODE": "/nonexistent/node"}),
+    "viewer-check-2": (["viewer-check", "{processed}", "--tier", "nonsense"], 2, {}),
 }
 # documented codes no case runs: the benchmark takes minutes at the least
 NOT_RUN = {("bench", 0), ("bench", 1)}

@@ -43,11 +43,13 @@ ALLOWED: dict[str, frozenset[str]] = {
     | {"discovery", "work", "codec", "measure", "packaging", "catalogue", "storage"},
     "commands": SHARED
     | {"cli", "sample", "codec", "measure", "packaging", "catalogue", "discovery", "work"}
-    | {"bench", "storage"},
+    | {"bench", "storage", "viewer"},
     "bench": SHARED
     | {"sample", "codec", "measure", "packaging", "catalogue", "discovery", "work"}
     | {"orchestration", "storage"},
     "cli": SHARED | {"commands"},
+    # what a web viewer sees of each tier: its codecs run in Node.js on the outputs
+    "viewer": SHARED | {"codec", "catalogue", "storage"},
     # the Airflow plugin's pages: they read the catalogue and the Parquet dataset, and decode
     # files (codec) for the difference image, local or on a store (storage); nothing imports
     # them but plugins/

@@ -6,6 +6,8 @@ fresh PostgreSQL metadata database, with the catalogue in another fresh database
 ``studies`` small CT studies whose StudyDates are spread over ``days`` days, runs
 ``airflow backfill create`` over those days with ``select_by=study_date``, waits for every run
 to end and reads what it needs from the metadata database itself (the REST API pages at 100).
+``run_mix`` does the same on one deployment for the hospital mix (`dcmtier.bench.mix`) x 13
+tiers, once per ``unit_seconds`` value, and adds each row's orchestration share.
 
 Definitions (all from Airflow's own timestamps in ``task_instance`` and ``dag_run``):
 
@@ -35,7 +37,8 @@ import shutil
 import statistics
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -96,16 +99,77 @@ def run_backfill(
     timeout: float = 3600,
 ) -> dict[str, Any]:
     """One backfill of ``studies`` studies x 2 tiers over ``days`` days; its figures."""
+    landing = work / "landing"
+    made = time.perf_counter()
+    expected = lay_out_studies(landing, studies, days, slices=slices, size=size)
+    echo(f"{studies} studies of {slices} x {size}x{size} laid out in "
+         f"{time.perf_counter() - made:.1f} s")  # fmt: skip
+    with _deployment(work, landing, redis_db, echo) as (stack, metadata_url, catalogue_url):
+        conf = {"select_by": "study_date", "landing": str(landing), "tiers": list(TIERS),
+                "settle_seconds": 0}  # fmt: skip
+        result = _backfill(stack, metadata_url, catalogue_url, conf, first=date(2023, 3, 1),
+                           days=days, expected=expected, tiers=TIERS, echo=echo,
+                           timeout=timeout)  # fmt: skip
+    result.update({"slices": slices, "size": size})
+    return result
+
+
+def run_mix(
+    work: Path,
+    *,
+    studies: int,
+    days: int,
+    unit_seconds: Sequence[float],
+    redis_db: int,
+    echo: Callable[[str], None],
+    timeout: float = 3600,
+) -> dict[str, Any]:
+    """One backfill of the hospital mix x 13 tiers per ``unit_seconds`` value, on one
+    deployment, each row its own studies and days (the later rows' cost model is fitted from
+    the earlier rows' attempts, as a deployment's would be); the rows' figures."""
+    from dcmtier.bench.mix import lay_out_mix, projection, row_line, share_figures, work_seconds
+    from dcmtier.tiers import DEFAULT_TIERS
+
+    rows: dict[str, Any] = {}
+    deployment = _deployment(work, work / "landing", redis_db, echo)
+    with deployment as (stack, metadata_url, catalogue_url):
+        for n, seconds in enumerate(unit_seconds):
+            landing = work / "landing" / f"row{n}"
+            first = date(2023, 3, 1) + timedelta(days=40 * n)
+            expected = lay_out_mix(landing, studies, first, days, seed=5000 + 1000 * n)
+            conf = {"select_by": "study_date", "landing": str(landing), "settle_seconds": 0,
+                    "tiers": list(DEFAULT_TIERS), "unit_seconds": seconds}  # fmt: skip
+            result = _backfill(stack, metadata_url, catalogue_url, conf, first=first, days=days,
+                               expected=expected, tiers=tuple(DEFAULT_TIERS), echo=echo,
+                               timeout=timeout)  # fmt: skip
+            work_s = work_seconds(metadata_url, catalogue_url, result["run_ids"], expected)
+            result["share"] = share_figures(result, work_s)
+            result["unit_seconds"] = seconds
+            echo(row_line(seconds, result))
+            rows[f"unit_seconds={seconds:g}"] = result
+    projected = projection(list(rows.values()))
+    if projected:
+        echo(f"1M studies in runs of 1,000 at unit_seconds={unit_seconds[-1]:g}: "
+             f"{projected['task_instances']:,} task instances, metadata "
+             f"{projected['metadata_bytes'] / 1e9:.1f} GB before cleaning "
+             f"({projected['metadata_per_task_instance_bytes'] / 1e3:.1f} kB a task instance, "
+             f"{projected['metadata_per_run_bytes'] / 1e3:.0f} kB a run)")  # fmt: skip
+    return {"mix": "hospital", "studies_per_row": studies, "days": days, "rows": rows,
+            "projection": projected}  # fmt: skip
+
+
+@contextmanager
+def _deployment(
+    work: Path, landing: Path, redis_db: int, echo: Callable[[str], None]
+) -> Iterator[tuple[Any, str, str]]:
+    """The integration tests' deployment on fresh metadata and catalogue databases, the
+    packages asset's example consumer paused; everything dropped afterwards."""
     from dcmtier.bench.airflow_stack import AirflowStack, create_database, drop_database, wait_for
     from dcmtier.catalogue import Catalogue
 
     suffix = uuid.uuid4().hex[:8]
     metadata_db, catalogue_db = f"dcmtier_bench_airflow_{suffix}", f"dcmtier_bench_cat_{suffix}"
-    landing, output = work / "landing", work / "output"
-    made = time.perf_counter()
-    expected = lay_out_studies(landing, studies, days, slices=slices, size=size)
-    echo(f"{studies} studies of {slices} x {size}x{size} laid out in "
-         f"{time.perf_counter() - made:.1f} s")  # fmt: skip
+    output = work / "output"
     metadata_url = create_database(metadata_db)
     stack: AirflowStack | None = None
     try:
@@ -125,44 +189,65 @@ def run_backfill(
         for other in PAUSED:
             stack.cli("dags", "pause", other)
         echo(f"Airflow up and the DAGs parsed in {time.perf_counter() - started:.1f} s")
-        size_before, tables_before = _database_size(metadata_url), _table_sizes(metadata_url)
-        first = date(2023, 3, 1)
-        last = first + timedelta(days=days - 1)
-        conf = {"select_by": "study_date", "landing": str(landing), "tiers": list(TIERS),
-                "settle_seconds": 0}  # fmt: skip
-        began = datetime.now(UTC)
-        stack.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", first.isoformat(),
-                  "--to-date", last.isoformat(), "--dag-run-conf", json.dumps(conf))  # fmt: skip
-
-        def ended() -> list[Any] | None:
-            runs = query(metadata_url, "SELECT run_id, state, start_date, end_date FROM dag_run "
-                          "WHERE dag_id = :d AND run_type = 'backfill'", d=DAG_ID)  # fmt: skip
-            over = [r for r in runs if r[1] in ("success", "failed")]
-            return runs if len(runs) >= days and len(over) == len(runs) else None
-
-        try:
-            runs = wait_for(ended, timeout=timeout, what="the backfill", every=5)
-        except TimeoutError as exc:
-            logs = "\n".join(f"--- {n}\n{stack.log_tail(n, 30)}" for n in stack.processes)
-            raise RuntimeError(f"{exc}\n{logs}") from None
-        wall = (max(r[3] for r in runs) - began).total_seconds()
-        echo(f"backfill of {len(runs)} runs ended in {wall:.1f} s: "
-             f"{sorted(str(r[1]) for r in runs)}")  # fmt: skip
-        size_after, tables_after = _database_size(metadata_url), _table_sizes(metadata_url)
-        tis, others, jobs, claims = _read_out(metadata_url, catalogue_url, began)
+        yield stack, metadata_url, catalogue_url
     finally:
         if stack is not None:
             stack.stop()
         drop_database(metadata_db)
         drop_database(catalogue_db)
         shutil.rmtree(output, ignore_errors=True)
+
+
+def _backfill(
+    stack: Any,
+    metadata_url: str,
+    catalogue_url: str,
+    conf: dict[str, Any],
+    *,
+    first: date,
+    days: int,
+    expected: list[str],
+    tiers: Sequence[str],
+    echo: Callable[[str], None],
+    timeout: float,
+) -> dict[str, Any]:
+    """One ``study_date`` backfill over ``days`` days from ``first``, waited for; its figures."""
+    from dcmtier.bench.airflow_stack import wait_for
+
+    size_before, tables_before = _database_size(metadata_url), _table_sizes(metadata_url)
+    last = first + timedelta(days=days - 1)
+    began = datetime.now(UTC)
+    stack.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", first.isoformat(),
+              "--to-date", last.isoformat(), "--dag-run-conf", json.dumps(conf))  # fmt: skip
+
+    def ended() -> list[Any] | None:
+        runs = query(metadata_url, "SELECT run_id, state, start_date, end_date FROM dag_run "
+                      "WHERE dag_id = :d AND run_type = 'backfill' AND logical_date >= :f "
+                      "AND logical_date < :l", d=DAG_ID, f=first,
+                      l=last + timedelta(days=1))  # fmt: skip
+        over = [r for r in runs if r[1] in ("success", "failed")]
+        return runs if len(runs) >= days and len(over) == len(runs) else None
+
+    try:
+        runs = wait_for(ended, timeout=timeout, what="the backfill", every=5)
+    except TimeoutError as exc:
+        logs = "\n".join(f"--- {n}\n{stack.log_tail(n, 30)}" for n in stack.processes)
+        raise RuntimeError(f"{exc}\n{logs}") from None
+    wall = (max(r[3] for r in runs) - began).total_seconds()
+    echo(f"backfill of {len(runs)} runs ended in {wall:.1f} s: "
+         f"{sorted(str(r[1]) for r in runs)}")  # fmt: skip
+    size_after, tables_after = _database_size(metadata_url), _table_sizes(metadata_url)
+    run_ids = [str(r[0]) for r in runs]
+    tis, others, jobs, claims = _read_out(metadata_url, catalogue_url, began, run_ids, expected)
+    studies = len(expected)
     result = _figures(
-        studies=studies, days=days, slices=slices, size=size, runs=runs, tis=tis, wall=wall,
-        others=others, sizes=(size_before, size_after), tables=(tables_before, tables_after),
-        jobs=jobs, claims=claims, expected=expected,
+        studies=studies, days=days, runs=runs, tis=tis, wall=wall, others=others,
+        sizes=(size_before, size_after), tables=(tables_before, tables_after), jobs=jobs,
+        claims=claims, expected=expected, tiers=tiers,
     )  # fmt: skip
+    result["run_ids"] = run_ids
     echo(
-        f"{studies} studies x {len(TIERS)} tiers: wall {wall:.0f} s, {len(tis)} task instances, "
+        f"{studies} studies x {len(tiers)} tiers: wall {wall:.0f} s, {len(tis)} task instances, "
         f"busy {result['busy_s']:.0f} s, overhead {result['overhead_per_ti_s']:.2f} slot-s "
         f"per instance, schedulable->start median "
         f"{result['schedulable_to_start_s']['median']:.2f} s, metadata "
@@ -173,19 +258,20 @@ def run_backfill(
     return result
 
 
-def _read_out(metadata_url: str, catalogue_url: str, began: datetime) -> tuple[Any, ...]:
+def _read_out(
+    metadata_url: str, catalogue_url: str, began: datetime, run_ids: list[str], studies: list[str]
+) -> tuple[Any, ...]:
     """The backfill's task instances, other task instances that started since ``began``, the
     catalogue's jobs per study x tier and the claims left."""
     tis = query(metadata_url, "SELECT task_id, state, duration, scheduled_dttm, queued_dttm, "
-                 "start_date FROM task_instance WHERE dag_id = :d AND run_id IN "
-                 "(SELECT run_id FROM dag_run WHERE dag_id = :d AND run_type = 'backfill')",
-                 d=DAG_ID)  # fmt: skip
+                 "start_date FROM task_instance WHERE dag_id = :d AND run_id = ANY(:r)",
+                 d=DAG_ID, r=run_ids)  # fmt: skip
     # anything else that ran on the workers meanwhile (the DAG's own scheduled run of today)
     others = query(metadata_url, "SELECT dag_id, task_id, duration FROM task_instance "
-                    "WHERE start_date >= :b AND run_id NOT IN (SELECT run_id FROM dag_run "
-                    "WHERE dag_id = :d AND run_type = 'backfill')", b=began, d=DAG_ID)  # fmt: skip
+                    "WHERE start_date >= :b AND NOT (dag_id = :d AND run_id = ANY(:r))",
+                    b=began, d=DAG_ID, r=run_ids)  # fmt: skip
     jobs = query(catalogue_url, "SELECT study_uid, tier, count(*), min(status) FROM jobs "
-                  "GROUP BY study_uid, tier")  # fmt: skip
+                  "WHERE study_uid = ANY(:s) GROUP BY study_uid, tier", s=studies)  # fmt: skip
     claims = int(query(catalogue_url, "SELECT count(*) FROM claims")[0][0])
     return tis, others, jobs, claims
 
@@ -194,8 +280,6 @@ def _figures(
     *,
     studies: int,
     days: int,
-    slices: int,
-    size: int,
     runs: list[Any],
     tis: list[Any],
     wall: float,
@@ -205,6 +289,7 @@ def _figures(
     jobs: list[Any],
     claims: int,
     expected: list[str],
+    tiers: Sequence[str],
 ) -> dict[str, Any]:
     """The report of one backfill from what was read out of the two databases."""
     (size_before, size_after), (tables_before, tables_after) = sizes, tables
@@ -216,10 +301,10 @@ def _figures(
         states = per_task.setdefault(str(t[0]), {})
         states[str(t[1])] = states.get(str(t[1]), 0) + 1
     done = {(str(j[0]), str(j[1])): (int(j[2]), str(j[3])) for j in jobs}
-    pairs = {(uid, tier) for uid in expected for tier in TIERS}
+    pairs = {(uid, tier) for uid in expected for tier in tiers}
     growth = {name: tables_after.get(name, 0) - tables_before.get(name, 0) for name in tables_after}
     result: dict[str, Any] = {
-        "studies": studies, "tiers": list(TIERS), "days": days, "slices": slices, "size": size,
+        "studies": studies, "tiers": list(tiers), "days": days,
         "runs": len(runs), "run_states": sorted(str(r[1]) for r in runs),
         "task_instances": len(tis), "task_instances_run": len(ran), "per_task": per_task,
         "ti_states": sorted({str(t[1]) for t in tis}),

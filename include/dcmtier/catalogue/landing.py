@@ -102,6 +102,7 @@ class IndexedFile:
     file_key: str
     sop_uid: str = ""
     read_error: str | None = None
+    size: int = 0  # bytes as listed (what work units' cost estimates read)
 
 
 def files_of(
@@ -111,12 +112,12 @@ def files_of(
     found: dict[str, list[IndexedFile]] = {uid: [] for uid in study_uids}
     for chunk in chunks(sorted(set(study_uids))):
         query = (
-            select(FILES.c.study_uid, FILES.c.uri, FILES.c.file_key, FILES.c.sop_uid)
+            select(FILES.c.study_uid, FILES.c.uri, FILES.c.file_key, FILES.c.sop_uid, FILES.c.size)
             .where(FILES.c.study_uid.in_(chunk), FILES.c.gone_at.is_(None), under(scopes))
             .order_by(FILES.c.uri)
         )
-        for study_uid, uri, key, sop_uid in connection.execute(query):
-            found[study_uid].append(IndexedFile(uri, key, sop_uid or ""))
+        for study_uid, uri, key, sop_uid, size in connection.execute(query):
+            found[study_uid].append(IndexedFile(uri, key, sop_uid or "", size=int(size)))
     return found
 
 

@@ -431,3 +431,31 @@ class Publication(Base):
     sent: Mapped[bool] = mapped_column(Boolean, nullable=False)
     first_published_at: Mapped[datetime] = mapped_column(nullable=False)
     last_checked_at: Mapped[datetime] = mapped_column(nullable=False)
+
+
+class ViewerCheck(Base):
+    """What a web viewer made of a tier at its latest ``dcmtier viewer-check``: whether its
+    codecs decode the tier's frames, exactly or not, how fast, and the median checked study's
+    ZIP size, download and time to display (see ``dcmtier.viewer.check``)."""
+
+    __tablename__ = "viewer_checks"
+
+    tier: Mapped[str] = mapped_column(String(32), primary_key=True)
+    viewer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    transfer_syntax: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    codec: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decodable: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    bit_exact: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    max_abs_diff: Mapped[float | None] = mapped_column(Double, nullable=True)
+    frames: Mapped[int] = mapped_column(nullable=False)
+    studies: Mapped[int] = mapped_column(nullable=False)
+    study_frames: Mapped[int] = mapped_column(nullable=False)
+    decode_ms_median: Mapped[float | None] = mapped_column(Double, nullable=True)
+    decode_ms_p95: Mapped[float | None] = mapped_column(Double, nullable=True)
+    package_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    download_s_100mbps: Mapped[float | None] = mapped_column(Double, nullable=True)
+    download_s_1gbps: Mapped[float | None] = mapped_column(Double, nullable=True)
+    display_s_100mbps: Mapped[float | None] = mapped_column(Double, nullable=True)
+    display_s_1gbps: Mapped[float | None] = mapped_column(Double, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    checked_at: Mapped[datetime] = mapped_column(nullable=False)

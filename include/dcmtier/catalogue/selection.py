@@ -1,18 +1,18 @@
 """Which study x tier pairs a run takes, chosen in SQL on the landing index, and claimed.
 
-A study is a candidate when its files are present under the run's landing scopes, it is
-settled (no file modified after ``settled_before``), and it falls in the run's interval by
-``select_by`` (group 0) or in an earlier one (group 1, the backlog). A pair is to do when its
-latest attempt does not rule it out and no other run holds a live claim on it. An attempt that
-never finished is never done, whatever ``reprocess`` says: ``abandoned`` (its owner died),
-``interrupted`` (SIGINT, SIGTERM), or ``running`` with its lease expired (an owner gone that no
-run has marked yet); a ``running`` attempt whose owner renews its lease is never taken. A
-finished attempt rules the pair out unless ``reprocess`` takes its status again: ``failed``
-retakes ``failed`` and ``partial``, ``all`` every finished status. ``rejected`` (every output
-rejected by the quality gate) is a final quality outcome, retaken by ``all`` only. Studies are
-taken in a stable order up to the run's capacity: the interval's oldest first, then the
-backlog's most recent first, so that overlapping backfill runs serve their own intervals before
-reaching into each other's.
+A study is a candidate when its files are present under the run's landing scopes (and it is one
+of the run's ``study_uids``, when the run names some), it is settled (no file modified after
+``settled_before``), and it falls in the run's interval by ``select_by`` (group 0) or in an
+earlier one (group 1, the backlog). A pair is to do when its latest attempt does not rule it out
+and no other run holds a live claim on it. An attempt that never finished is never done,
+whatever ``reprocess`` says: ``abandoned`` (its owner died), ``interrupted`` (SIGINT, SIGTERM),
+or ``running`` with its lease expired (an owner gone that no run has marked yet); a ``running``
+attempt whose owner renews its lease is never taken. A finished attempt rules the pair out
+unless ``reprocess`` takes its status again: ``failed`` retakes ``failed`` and ``partial``,
+``all`` every finished status. ``rejected`` (every output rejected by the quality gate) is a
+final quality outcome, retaken by ``all`` only. Studies are taken in a stable order up to the
+run's capacity: the interval's oldest first, then the backlog's most recent first, so that
+overlapping backfill runs serve their own intervals before reaching into each other's.
 
 Claims are taken with ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` (free, expired or already
 this run's), ``RETURNING`` what this run got: two runs planning at once never both get a pair.
@@ -75,6 +75,7 @@ class Selection:
     select_by: str = "arrival"
     interval: tuple[datetime, datetime] | None = None
     reprocess: str = "none"
+    study_uids: Sequence[str] = ()  # only these studies (an operator's retry); empty: all
 
 
 @dataclass
@@ -129,13 +130,16 @@ def release(connection: Connection, run_id: str, pairs: Sequence[tuple[str, str]
 
 
 def _studies(request: Selection) -> Any:
+    only = FILES.c.study_uid.in_(sorted(set(request.study_uids))) if request.study_uids else true()
     return (
         select(
             FILES.c.study_uid.label("study_uid"),
             func.min(FILES.c.study_date).label("study_date"),
             func.max(FILES.c.modified).label("arrival"),
         )
-        .where(FILES.c.gone_at.is_(None), FILES.c.study_uid.is_not(None), under(request.scopes))
+        .where(
+            FILES.c.gone_at.is_(None), FILES.c.study_uid.is_not(None), under(request.scopes), only
+        )
         .group_by(FILES.c.study_uid)
         .subquery("present")
     )

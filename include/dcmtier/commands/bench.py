@@ -18,7 +18,10 @@ S3 API server (moto) the benchmark starts on loopback. With --dag it runs the DA
 real Airflow (scheduler, api-server, dag-processor, two Celery workers; metadata and catalogue
 in fresh databases on the PostgreSQL at 127.0.0.1:5432, Redis broker): a study_date backfill
 of --backfill-studies studies x 2 tiers over --backfill-days days; it reports wall time,
-scheduling overhead per task instance and metadata database growth per study.
+scheduling overhead per task instance and metadata database growth per study. With --mix
+hospital it backfills the hospital mix x 13 tiers (--mix-studies a row) once per
+--unit-seconds value (default 0, then 120) on one deployment and prints per row wall time, task
+instances, slot time in task bodies and outside, orchestration share and metadata per study.
 """
 
 from __future__ import annotations
@@ -69,6 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--backfill-slices", type=positive, default=2, metavar="N", help="scale --dag: (2)")
     add("--backfill-size", type=positive, default=64, metavar="PX", help="scale --dag: (64)")
     add("--redis-db", type=_count, default=12, metavar="N", help="scale --dag: broker db (12)")
+    add("--mix", choices=("hospital",), help="scale --dag: the hospital mix x 13 tiers, a row "
+        "per --unit-seconds (70%% radiographs, 20%% CT, 10%% MR)")  # fmt: skip
+    add("--mix-studies", type=positive, default=40, metavar="N", help="scale --dag --mix: "
+        "studies a row (40)")  # fmt: skip
+    add("--unit-seconds", type=float, nargs="+", default=[0.0, 120.0], metavar="S",
+        help="scale --dag --mix: the rows' unit_seconds (0 120)")  # fmt: skip
     add("--slices", type=positive, default=400, metavar="N", help="slices per variant (400)")
     add("--size", type=positive, default=512, metavar="PX", help="rows and columns (512)")
     add("--data", type=Path, metavar="DIR", help="measure this study, not a generated one")
@@ -252,7 +261,14 @@ def _scale(args: argparse.Namespace) -> int:
     out = args.out if args.out != Path("bench/results.json") else Path("bench/scale.json")
     body: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(dir=args.work) as folder:
-        if args.dag:
+        if args.dag and args.mix:
+            from dcmtier.bench.scale_dag import run_mix
+
+            body["mix"] = run_mix(
+                Path(folder), studies=args.mix_studies, days=args.backfill_days,
+                unit_seconds=list(args.unit_seconds), redis_db=args.redis_db, echo=print,
+            )  # fmt: skip
+        elif args.dag:
             from dcmtier.bench.scale_dag import run_backfill
 
             body["dag"] = run_backfill(

@@ -26,6 +26,7 @@ from dcmtier.commands.options import add_catalogue_arguments
 VIEWS = (
     "savings_by_tier", "quality_by_tier", "savings_by_study", "lineage", "failures", "backlog",
     "savings_by_modality", "savings_by_month", "quality_by_modality", "quality_by_scanner",
+    "delivery_by_tier",
 )  # fmt: skip
 REPORT_VIEWS = VIEWS[:2]
 
@@ -34,6 +35,8 @@ FAILURES = "failures"
 EMPTY: Mapping[str, str] = {
     FAILURES: "no rows: no unresolved failures",
     "lineage": "no rows: no derived instance recorded yet (run `dcmtier process`)",
+    "delivery_by_tier": "no rows: no tier checked with the web viewers' codecs yet (run "
+    "`dcmtier viewer-check OUT --record`)",
     "backlog": "no rows: no study in the landing index waits for a tier (the DAG's discovery "
     "fills the index; `dcmtier discover` updates it)",
 }

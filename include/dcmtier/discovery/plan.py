@@ -6,8 +6,11 @@ It brings the landing index up to date (headers read only for new or changed fil
 SQL on that index (settled, in the interval or the backlog of earlier intervals, not done, not
 held; an ``abandoned`` or ``interrupted`` attempt is not done, a ``rejected`` one is: see
 `dcmtier.catalogue.selection`), claims them so that no concurrent run takes them too,
-and writes one small manifest per study under ``<output>/work/<run id>/``. What it returns for
-the DAG's mapping is keys only: study UIDs and tier names.
+and writes one small manifest per study under ``<output>/work/<run id>/``. It packs the run's
+studies into work units of about ``unit_seconds`` of estimated work (`dcmtier.discovery.units`)
+and writes each unit's studies to ``<output>/work/<run id>/units/<unit id>.json``. What it
+returns for the DAG's mapping is ids and counts only: unit ids with their study counts, and
+tier names.
 
 Landing paths, whose folders and file names may carry patient names, stay in the catalogue's
 operator tables: manifests name each file by its file key (kept in the landing index) and the
@@ -30,6 +33,7 @@ from dcmtier.catalogue.selection import BACKLOG, Selected, Selection
 from dcmtier.discovery.index import index_landing, interval_prefixes, scopes_of
 from dcmtier.discovery.landing import SKIP_REASONS, is_local, local_path, location
 from dcmtier.discovery.stats import IndexStats
+from dcmtier.discovery.units import UNIT_SECONDS, CostModel, StudySize, Unit, pack
 from dcmtier.errors import ConfigError, StorageError
 from dcmtier.records import FAILED, SKIPPED, Unidentified, name_by_key
 from dcmtier.storage.store import is_remote, local_root, read_text, write_text
@@ -67,6 +71,8 @@ class PlanRequest:
     strategy: str = "layered"
     listing_prefix: str = ""  # strftime template of a date-laid-out landing area, e.g. %Y/%m/%d
     claim_hours: float = CLAIM_HOURS
+    unit_seconds: float = UNIT_SECONDS  # 0: one study a unit
+    study_uids: Sequence[str] = ()  # only these studies; empty: every one selected
 
     def __post_init__(self) -> None:
         if self.select_by not in SELECT_BY:
@@ -75,14 +81,16 @@ class PlanRequest:
             raise ConfigError(f"strategy must be one of {STRATEGIES}, not {self.strategy!r}")
         if self.reprocess not in REPROCESS:
             raise ConfigError(f"reprocess must be one of {REPROCESS}, not {self.reprocess!r}")
+        if self.unit_seconds < 0:
+            raise ConfigError(f"unit_seconds must be 0 or more: {self.unit_seconds}")
         if self.max_studies_per_run < 1:
             raise ConfigError(f"max_studies_per_run must be 1 or more: {self.max_studies_per_run}")
         resolve_tiers(list(self.tiers))
 
     @property
     def capacity(self) -> int:
-        """Studies per run: the compress task expands over studies x tiers, two lists, each
-        under Airflow's ``max_map_length``."""
+        """Studies per run: the compress task expands over units x tiers, two lists, each
+        under Airflow's ``max_map_length`` (with ``unit_seconds`` 0, a unit per study)."""
         return max(1, min(self.max_studies_per_run, self.max_map_length))
 
     def prefixes(self) -> list[str]:
@@ -115,6 +123,8 @@ class Plan:
     selected: Selected = field(default_factory=Selected)
     unidentified: list[Unidentified] = field(default_factory=list)  # named by key
     abandoned: list[int] = field(default_factory=list)  # attempts marked abandoned (job ids)
+    units: list[Unit] = field(default_factory=list)
+    cost: CostModel = field(default_factory=CostModel)
 
     @property
     def backlog_taken(self) -> list[str]:
@@ -132,12 +142,16 @@ class Plan:
             "unidentified_files": len(self.unidentified),
             "abandoned_attempts": len(self.abandoned),
             "claims_released": sum(self.selected.released.values()),
+            "units": len(self.units),
+            "cost_model": self.cost.as_dict(),
             "index": self.index.as_dict(),
         }
 
     def for_xcom(self) -> dict[str, Any]:
-        """What the DAG maps over: keys only (study UIDs and tier names)."""
-        return {"studies": self.studies, "tiers": self.tiers, "summary": self.summary()}
+        """What the DAG maps over: ids and counts only (unit ids with their study counts,
+        tier names), never a list of studies."""
+        units = [u.for_xcom() for u in self.units]
+        return {"units": units, "tiers": self.tiers, "summary": self.summary()}
 
 
 def plan(request: PlanRequest, catalogue: Catalogue) -> Plan:
@@ -155,6 +169,7 @@ def plan(request: PlanRequest, catalogue: Catalogue) -> Plan:
             capacity=request.capacity,
             expires_at=request.now + timedelta(hours=request.claim_hours),
             select_by=request.select_by, interval=request.interval, reprocess=request.reprocess,
+            study_uids=tuple(request.study_uids),
         )
     )  # fmt: skip
     result.pairs = result.selected.pairs
@@ -168,6 +183,11 @@ def plan(request: PlanRequest, catalogue: Catalogue) -> Plan:
     )
     for uid in result.studies:
         _write_manifest(request, uid, result.pairs[uid], files[uid], ids)
+    result.cost, result.units = _units(request, result, files, catalogue)
+    for unit in result.units:
+        write_json(unit_path(request.output, request.run_id, unit.id),
+                    {"unit": unit.id, "studies": list(unit.studies),
+                     "estimate_s": unit.estimate_s})  # fmt: skip
     _write_plan(request, result)
     if result.selected.waiting:
         log.warning(
@@ -175,6 +195,42 @@ def plan(request: PlanRequest, catalogue: Catalogue) -> Plan:
             "the catalogue view `backlog` lists them", result.selected.waiting, request.capacity,
         )  # fmt: skip
     return result
+
+
+def _units(
+    request: PlanRequest, result: Plan, files: dict[str, list[IndexedFile]], catalogue: Catalogue
+) -> tuple[CostModel, list[Unit]]:
+    """The run's studies packed into units; the cost model fitted from the catalogue's
+    recorded attempts (not read when every study is its own unit)."""
+    from dcmtier.catalogue.attempts import durations
+    from dcmtier.discovery.units import Attempt, fit
+
+    model = CostModel()
+    if request.unit_seconds > 0 and result.studies:
+        with catalogue.engine.connect() as connection:
+            model = fit(Attempt(*row) for row in durations(connection))
+    sizes = [
+        StudySize(uid, len(files[uid]), sum(f.size for f in files[uid])) for uid in result.studies
+    ]
+    return model, pack(sizes, request.unit_seconds, model)
+
+
+def unit_path(output: Path | str, run_id: str, unit: str) -> str:
+    return f"{work_folder(output, run_id)}/units/{safe_name(unit)}.json"
+
+
+def read_unit(output: Path | str, run_id: str, unit: str) -> list[str]:
+    """The studies of unit ``unit`` of run ``run_id``, in the order they run."""
+    path = unit_path(output, run_id, unit)
+    try:
+        return [str(uid) for uid in json.loads(read_text(path))["studies"]]
+    except (FileNotFoundError, StorageError) as exc:
+        if isinstance(exc, StorageError) and not isinstance(exc.__cause__, FileNotFoundError):
+            raise
+        raise ConfigError(
+            f"unit {unit} has no membership file in run {run_id} ({path}): discovery did not "
+            "plan it; clear the run's discover task to plan again"
+        ) from exc
 
 
 def work_folder(output: Path | str, run_id: str) -> str:
@@ -236,7 +292,7 @@ def _write_manifest(
         "layer_tiers": layers,
         "files": entries,
     }
-    _write_json(manifest_path(request.output, request.run_id, study_uid), body)
+    write_json(manifest_path(request.output, request.run_id, study_uid), body)
 
 
 def _unidentified(indexed: IndexedFile) -> Unidentified:
@@ -251,11 +307,11 @@ def _unidentified(indexed: IndexedFile) -> Unidentified:
 
 
 def _write_plan(request: PlanRequest, result: Plan) -> None:
-    body = {**result.for_xcom(), "backlog_taken": result.backlog_taken}
-    _write_json(f"{work_folder(request.output, request.run_id)}/{PLAN_FILE}", body)
+    body = {**result.for_xcom(), "studies": result.studies, "backlog_taken": result.backlog_taken}
+    write_json(f"{work_folder(request.output, request.run_id)}/{PLAN_FILE}", body)
 
 
-def _write_json(path: str, body: dict[str, Any]) -> None:
+def write_json(path: str, body: dict[str, Any]) -> None:
     """Write atomically: a task reading it never sees half a file (a local file is written
     beside and renamed; an object is one PUT)."""
     text = json.dumps(body, indent=1, sort_keys=True)

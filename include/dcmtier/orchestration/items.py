@@ -1,11 +1,11 @@
 """What the DAG's work tasks do with discovery's items, runnable without Airflow.
 
 ``run_pair`` runs the unit of work for one study x tier of the run's plan; ``prepare_layers``
-makes a study's layered J2K codestreams once for its tier tasks; ``summarise`` totals the run's
-results. Both read the study's manifest that discovery wrote under ``<output>/work/<run id>/``:
-the DAG's mapped items are keys (study UID, tier), never file lists. A manifest names files by
-file key and ``file_locations`` id; the catalogue gives the location (the only place that holds
-it), and logs name files by key.
+makes a study's layered J2K codestreams once for its tier tasks (a work unit's tasks,
+`dcmtier.orchestration.units`, call them for each of its studies). Both read the study's
+manifest that discovery wrote under ``<output>/work/<run id>/``: the DAG's mapped items are keys
+(study UID, tier), never file lists. A manifest names files by file key and ``file_locations``
+id; the catalogue gives the location (the only place that holds it), and logs name files by key.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ def run_pair(
     catalogue_url: str | None = None,
     jobs: int = 1,
     on_gate_failure: str | None = None,
+    catalogue: Catalogue | None = None,
 ) -> dict[str, Any] | None:
     """Run the unit of work for one study x tier of the run's plan; None when the plan has no
     such pair (the cross product of the run's studies and tiers holds pairs already done).
@@ -58,7 +58,9 @@ def run_pair(
     error: nothing is raised for it, so it is never retried and never fails the run.
 
     On an output root on object storage the work happens in this worker's scratch folder and
-    the finished study x tier is published to the store (``dcmtier.work.publish``).
+    the finished study x tier is published to the store (``dcmtier.work.publish``). An open
+    ``catalogue`` (a work unit's, shared by its studies) is used and left open; else one is
+    opened at ``catalogue_url`` for this pair.
     """
     root = output if isinstance(output, OutputRoot) else OutputRoot.of(output)
     manifest = read_manifest(root.location, context.run_id, study_uid)
@@ -66,7 +68,9 @@ def run_pair(
         return None
     layout = root.layout
     staging = layout.root / "staging" / safe_name(context.run_id) / f"{study_uid}-{tier}"
-    catalogue = Catalogue.connect(resolve_url(catalogue_url, root.data_dir(catalogue_url)))
+    own = catalogue is None
+    if catalogue is None:
+        catalogue = Catalogue.connect(resolve_url(catalogue_url, root.data_dir(catalogue_url)))
     try:
         study = _staged_study(manifest, staging, catalogue)
         if str(manifest.get("strategy", LAYERED)) == LAYERED:
@@ -90,7 +94,8 @@ def run_pair(
         catalogue.release_claims(context.run_id, [(study_uid, tier)])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        catalogue.close()
+        if own:
+            catalogue.close()
         forget(cache_file(root.layout.source_cache, study_uid))
         if root.layer_cache == "store":
             root.drop_layers(study_uid, on_store=False)  # the store keeps them
@@ -105,6 +110,7 @@ def prepare_layers(
     output: Path | str | OutputRoot,
     run_id: str,
     catalogue_url: str | None = None,
+    catalogue: Catalogue | None = None,
 ) -> dict[str, Any]:
     """Read a study's sources once for its tier tasks: encode its layered J2K codestreams
     into the cache they cut from, and keep what they need of each source in the study's
@@ -129,11 +135,14 @@ def prepare_layers(
     if not layered and not share:
         return summary
     staging = root.layout.root / "staging" / safe_name(run_id) / f"{study_uid}-layers"
-    catalogue = Catalogue.connect(resolve_url(catalogue_url, root.data_dir(catalogue_url)))
-    try:
+    if catalogue is not None:  # a work unit's, left open
         study = _staged_study(manifest, staging, catalogue)
-    finally:
-        catalogue.close()
+    else:
+        opened = Catalogue.connect(resolve_url(catalogue_url, root.data_dir(catalogue_url)))
+        try:
+            study = _staged_study(manifest, staging, opened)
+        finally:
+            opened.close()
     started = time.perf_counter()
     try:
         read = _read_sources(
@@ -185,35 +194,6 @@ def _shares_sources(root: OutputRoot, manifest: Mapping[str, Any]) -> bool:
     remote one whose layered cache is kept per worker)."""
     many = len(manifest.get("tiers") or []) >= 2
     return many and (root.publisher is None or root.layer_cache == "worker")
-
-
-def summarise(results: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
-    """Totals over a run's study x tier results (None for a task that did not finish, or a
-    pair outside the plan).
-
-    ``gate_outcomes`` counts the frames each ``on_gate_failure`` action handled: quality
-    outcomes, which never fail the run.
-    """
-    done = [r for r in results if r]
-    statuses: dict[str, int] = defaultdict(int)
-    outcomes: dict[str, int] = defaultdict(int)
-    for r in done:
-        statuses[str(r["status"])] += 1
-        for action, frames in (r.get("gate_outcomes") or {}).items():
-            outcomes[str(action)] += int(frames)
-    pixel_in = sum(int(r["pixel_bytes_in"]) for r in done)
-    pixel_out = sum(int(r["pixel_bytes_out"]) for r in done)
-    return {
-        "finished": len(done),
-        "statuses": dict(sorted(statuses.items())),
-        "gate_outcomes": dict(sorted(outcomes.items())),
-        "studies": len({r["study_uid"] for r in done}),
-        "pixel_bytes_in": pixel_in,
-        "pixel_bytes_out": pixel_out,
-        "pixel_ratio": round(pixel_in / pixel_out, 3) if pixel_out else None,
-        "file_bytes_in": sum(int(r["file_bytes_in"]) for r in done),
-        "file_bytes_out": sum(int(r["file_bytes_out"]) for r in done),
-    }
 
 
 def _staged_study(manifest: Mapping[str, Any], staging: Path, catalogue: Catalogue) -> Study:

@@ -2,9 +2,10 @@
 
 ``task_lineage`` turns what a task returned into the inputs and outputs of its OpenLineage
 COMPLETE event (``operators.LineagePythonOperator`` hands them to the provider); ``asset_extra``
-is what a ``compress`` task attaches to its ``dcmtier_packages`` and ``dcmtier_quality`` asset
-events. Datasets are named by UIDs and tier only: a landing file's name can carry a patient's
-name, so no event ever holds one.
+(`dcmtier.orchestration.events`, free of OpenLineage's imports) what a work unit lists for the
+``changes`` its ``dcmtier_packages`` and ``dcmtier_quality`` asset events point at. Datasets are
+named by UIDs and tier only: a landing file's name can carry a patient's name, so no event ever
+holds one.
 
 Naming (https://openlineage.io/docs/spec/naming): the namespace is the landing area's or the
 output's URI (``file:///data/landing``, ``s3://bucket/prefix``); names are relative to it:
@@ -29,6 +30,7 @@ from openlineage.client.facet_v2 import (
 )
 
 from dcmtier.measure.gates import Gate, gate_for
+from dcmtier.orchestration.events import namespace
 from dcmtier.tiers import get_tier
 
 FACET_KEY = "dcmtier_compression"
@@ -58,13 +60,6 @@ class DcmtierCompressionFacet(DatasetFacet):
         return FACET_SCHEMA
 
 
-def namespace(uri: str) -> str:
-    """The OpenLineage namespace of a landing area or output: its URI, local paths as file://."""
-    if "://" in uri:
-        return uri.rstrip("/")
-    return Path(uri).expanduser().absolute().as_uri()
-
-
 def task_lineage(
     task_id: str, result: Any, params: Mapping[str, Any]
 ) -> tuple[list[InputDataset], list[OutputDataset]] | None:
@@ -73,7 +68,13 @@ def task_lineage(
     if task_id == "discover" and landing:
         return [InputDataset(namespace=namespace(landing), name="/")], []
     if task_id == "compress" and isinstance(result, Mapping) and landing and output:
-        return compress_lineage(result, landing=landing, output=output)
+        inputs: list[InputDataset] = []
+        outputs: list[OutputDataset] = []
+        for pair in result.get("pairs", [result]):  # a work unit's study x tier results
+            found = compress_lineage(pair, landing=landing, output=output)
+            inputs += found[0]
+            outputs += found[1]
+        return inputs, outputs
     return None
 
 
@@ -115,23 +116,6 @@ def compress_lineage(
             )
         )
     return inputs, outputs
-
-
-def asset_extra(result: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``extra`` of a compress task's asset events: which study, tier and package changed."""
-    pixel_in, pixel_out = int(result["pixel_bytes_in"]), int(result["pixel_bytes_out"])
-    package = result.get("package")
-    return {
-        "study_uid": str(result["study_uid"]),
-        "tier": str(result["tier"]),
-        "status": str(result["status"]),
-        "package_uri": namespace(str(package)) if package else None,
-        "package_sha256": result.get("package_sha256"),
-        "package_bytes": result.get("package_bytes"),
-        "pixel_bytes_in": pixel_in,
-        "pixel_bytes_out": pixel_out,
-        "ratio": round(pixel_in / pixel_out, 3) if pixel_out else None,
-    }
 
 
 def _statistics(

@@ -25,6 +25,8 @@ class LineagePythonOperator(_PythonDecoratedOperator):
     def execute(self, context: Any) -> Any:
         result = super().execute(context)
         self._dcmtier_lineage = (dict(context["params"]), result)
+        if isinstance(result, dict) and "pairs" in result:  # a unit's per-study results:
+            return {k: v for k, v in result.items() if k != "pairs"}  # lineage only, not XCom
         return result
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:

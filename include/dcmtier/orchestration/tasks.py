@@ -6,6 +6,7 @@ the tasks so that parsing the DAG never loads numpy, pydicom or pyarrow.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping, MutableMapping, Sequence
@@ -17,11 +18,11 @@ from dcmtier.catalogue import Catalogue, JobContext
 from dcmtier.catalogue.hook import CatalogueHook
 from dcmtier.discovery.landing import location_scope
 from dcmtier.discovery.plan import Plan, PlanRequest, plan, read_plan
-from dcmtier.errors import Interrupted
-from dcmtier.orchestration.items import prepare_layers, run_pair, summarise
-from dcmtier.orchestration.lineage import asset_extra
-from dcmtier.records import SKIPPED, STUDY_OK, outcome_text
-from dcmtier.storage.store import configure, connection_options
+from dcmtier.discovery.units import UNIT_SECONDS
+from dcmtier.errors import Interrupted, StorageError
+from dcmtier.orchestration.units import outcome_words, prepare_unit, run_unit, summarise
+from dcmtier.records import SKIPPED
+from dcmtier.storage.store import configure, connection_options, read_text
 from dcmtier.work.cache import drop_study
 from dcmtier.work.interrupt import signals_interrupt
 from dcmtier.work.publish import OutputRoot
@@ -35,7 +36,7 @@ INTERVAL_RUN_TYPES = frozenset({"scheduled", "backfill"})  # manual runs take ev
 
 
 def discover_task(context: Mapping[str, Any]) -> dict[str, Any]:
-    """Plan the run: the study UIDs and tier names to map over (keys only, never pixels)."""
+    """Plan the run: the work units (ids and study counts) and tier names to map over."""
     params = context["params"]
     root = _output(params)
     catalogue = Catalogue.connect(_ready_catalogue(root))
@@ -53,6 +54,8 @@ def discover_task(context: Mapping[str, Any]) -> dict[str, Any]:
         max_map_length=_max_map_length(),
         strategy=str(params.get("strategy", "layered")),
         listing_prefix=str(params.get("listing_prefix") or ""),
+        unit_seconds=float(params.get("unit_seconds", UNIT_SECONDS)),
+        study_uids=tuple(str(uid) for uid in params.get("study_uids") or ()),
     )
     try:
         result = plan(request, catalogue)
@@ -80,20 +83,20 @@ def _log_plan(result: Plan) -> None:
         log.info("taken from the backlog of earlier intervals: %s", ", ".join(result.backlog_taken))
 
 
-def encode_task(study_uid: str, context: Mapping[str, Any]) -> dict[str, Any]:
-    """Encode one study's layered J2K codestreams once, for its tier tasks to cut."""
+def encode_task(unit: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Encode the layered J2K codestreams of each study of a unit once, for its tier tasks."""
     root = _output(context["params"])
-    summary = prepare_layers(
-        study_uid, output=root, run_id=str(context["run_id"]),
+    summary = prepare_unit(
+        str(unit["id"]), output=root, run_id=str(context["run_id"]),
         catalogue_url=_catalogue_url(root),
     )  # fmt: skip
     log.info("layered encode: %s", summary)
     return summary
 
 
-def compress_task(study_uid: str, tier: str, context: Mapping[str, Any]) -> dict[str, Any]:
-    """Run the unit of work for one study x tier and return its summary for XCom; skip a pair
-    of the studies x tiers cross product that the run's plan does not hold."""
+def compress_task(unit: Mapping[str, Any], tier: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one tier for each study of a work unit, one after another; the unit's counts for
+    XCom (its per-study results, under ``pairs``, go to the task's lineage only)."""
     ti = context["ti"]
     job = JobContext(
         dag_id=str(ti.dag_id),
@@ -103,10 +106,11 @@ def compress_task(study_uid: str, tier: str, context: Mapping[str, Any]) -> dict
         try_number=int(ti.try_number),
     )
     root = _output(context["params"])
+    name = str(unit["id"])
     try:
         with signals_interrupt():
-            result = run_pair(
-                study_uid,
+            result = run_unit(
+                name,
                 tier,
                 output=root,
                 context=job,
@@ -117,17 +121,9 @@ def compress_task(study_uid: str, tier: str, context: Mapping[str, Any]) -> dict
     except Interrupted as exc:  # the attempt is marked interrupted; Airflow ends the task
         from airflow.sdk.exceptions import AirflowTaskTerminated
 
-        raise AirflowTaskTerminated(f"study {study_uid} x {tier}: {exc}") from exc
-    if result is None:
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        raise AirflowSkipException(
-            f"study {study_uid} x {tier} is not in this run's plan (done already, or claimed "
-            "by another run)"
-        )
+        raise AirflowTaskTerminated(f"unit {name} x {tier}: {exc}") from exc
     log.info(
-        "%s %s: %s %s, pixel bytes %d -> %d",
-        result["study_uid"], result["tier"], result["status"], result["counts"],
+        "unit %s %s: %s, pixel bytes %d -> %d", name, tier, result["statuses"],
         result["pixel_bytes_in"], result["pixel_bytes_out"],
     )  # fmt: skip
     _describe_asset_events(context, result)
@@ -136,28 +132,32 @@ def compress_task(study_uid: str, tier: str, context: Mapping[str, Any]) -> dict
 
 
 def _describe_asset_events(context: Mapping[str, Any], result: Mapping[str, Any]) -> None:
-    """Say in each outlet asset event which study, tier and package changed."""
+    """Say in each outlet asset event which unit and tier changed, with counts, and where the
+    list of its study x tier packages is (``changes``): the extra stays small however many
+    studies the unit has."""
     events = context.get("outlet_events")
     task = context.get("task")
     if events is None or task is None:
         return
-    extra = asset_extra(result)
+    extra = {k: result[k] for k in ("unit", "tier", "studies", "statuses", "changes")}
+    extra["run_id"] = str(context.get("run_id") or "")
     for asset in getattr(task, "outlets", None) or []:
         events[asset].extra.update(extra)
 
 
 def _label_outcome(context: Mapping[str, Any], result: Mapping[str, Any]) -> None:
-    """Append the outcome to the task's grid label ("…UID · j2k-r20 · partial 7/10").
+    """Append the outcome to the task's grid label ("u0042 · 37 studies · j2k-r20 · 2
+    partial").
 
     Airflow renders ``map_index_template`` again once the task body returns, from the context
     as the task left it; the words added contain no template syntax.
     """
-    outcome = outcome_text(result["status"], result["counts"], int(result["instances"]))
+    outcome = outcome_words(result)
     template = context.get("map_index_template")
     if template and isinstance(context, MutableMapping):
         context["map_index_template"] = f"{template} · {outcome}"
-    if result["status"] != STUDY_OK:
-        log.warning("%s %s: %s", result["study_uid"], result["tier"], outcome)
+    for line in result["not_clean"]:
+        log.warning("not clean: %s", line)
 
 
 def summary_task(
@@ -189,7 +189,7 @@ def summary_task(
         )
     )
     if not failed:
-        _drop_layered_caches(results, _output(context["params"]))
+        _drop_layered_caches(_output(context["params"]), str(ti.run_id))
     if failed:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -200,10 +200,11 @@ def summary_task(
     return totals
 
 
-def _drop_layered_caches(results: Sequence[Mapping[str, Any] | None], root: OutputRoot) -> None:
-    """Every tier task of these studies is done: nothing will cut from their caches again
+def _drop_layered_caches(root: OutputRoot, run_id: str) -> None:
+    """Every tier task of the run's studies is done: nothing will cut from their caches again
     (on an object store, the cache kept there goes too)."""
-    for study_uid in sorted({str(r["study_uid"]) for r in results if r}):
+    planned = read_plan(root.location, run_id) or {}
+    for study_uid in sorted(str(uid) for uid in planned.get("studies") or ()):
         dropped = drop_study(root.layout, study_uid)
         if dropped is not None:
             log.info("layered cache of study %s deleted (%d bytes)", study_uid, dropped.bytes)
@@ -212,13 +213,9 @@ def _drop_layered_caches(results: Sequence[Mapping[str, Any] | None], root: Outp
 
 
 def not_clean(results: Sequence[Mapping[str, Any] | None]) -> list[str]:
-    """One line per study x tier that did not come out clean: "…UID · tier · partial 7/10"."""
-    return [
-        f"…{r['study_uid'][-12:]} · {r['tier']} · "
-        + outcome_text(r["status"], r["counts"], int(r["instances"]))
-        for r in results
-        if r and r["status"] != STUDY_OK
-    ]
+    """One line per study x tier that did not come out clean: "…UID · tier · partial 7/10"
+    (up to ``units.NOT_CLEAN_IN_XCOM`` a unit x tier)."""
+    return [line for r in results if r for line in r.get("not_clean") or ()]
 
 
 def _close_run(root: OutputRoot, run_id: str) -> dict[str, Any]:
@@ -294,12 +291,14 @@ def publish_task(plan: Mapping[str, Any], context: Mapping[str, Any]) -> dict[st
 
     params = context["params"]
     to, tiers = str(params.get("publish_to") or ""), list(params.get("publish_tiers") or [])
-    if not to or not tiers or not plan.get("studies"):
-        return {"published": False, "reason": "publish_to, publish_tiers or studies empty"}
     root = _output(params)
+    planned = read_plan(root.location, str(context["run_id"])) or {}  # XCom holds no studies
+    studies = [str(uid) for uid in planned.get("studies") or ()]
+    if not to or not tiers or not studies:
+        return {"published": False, "reason": "publish_to, publish_tiers or studies empty"}
     catalogue = Catalogue.connect(_catalogue_url(root))
     try:
-        stats = publish_tiers(catalogue, tiers, to, studies=list(plan["studies"]))
+        stats = publish_tiers(catalogue, tiers, to, studies=studies)
     finally:
         catalogue.close()
     log.info("published: %s", stats.as_dict())
@@ -351,12 +350,14 @@ def _ready_catalogue(root: OutputRoot) -> str:
 
 
 def changed_packages(triggering_asset_events: Any) -> list[dict[str, Any]]:
-    """The ``extra`` of each asset event that triggered a downstream run, logged one per line."""
-    changes = [
-        dict(event.extra or {})
-        for events in (triggering_asset_events or {}).values()
-        for event in events
-    ]
+    """Each study x tier package that the asset events which triggered a downstream run
+    announce, logged one per line: a work unit's event names the list of its packages
+    (``changes``, a JSON file beside the run's plan), read here."""
+    changes: list[dict[str, Any]] = []
+    for events in (triggering_asset_events or {}).values():
+        for event in events:
+            extra = dict(event.extra or {})
+            changes += _listed_changes(extra) if "changes" in extra else [extra]
     for change in changes:
         log.info(
             "changed: study %s tier %s (%s) package sha256 %s",
@@ -364,3 +365,12 @@ def changed_packages(triggering_asset_events: Any) -> list[dict[str, Any]]:
             change.get("package_sha256"),
         )  # fmt: skip
     return changes
+
+
+def _listed_changes(extra: Mapping[str, Any]) -> list[dict[str, Any]]:
+    try:
+        return [dict(c) for c in json.loads(read_text(str(extra["changes"])))["changes"]]
+    except (OSError, ValueError, KeyError, StorageError) as exc:
+        log.warning("unit %s x %s: its list of changes is unreadable (%s)",
+                    extra.get("unit"), extra.get("tier"), exc)  # fmt: skip
+        return []

@@ -267,6 +267,7 @@ def _environment() -> Environment:
     )
     env.filters.update(bytes=human_bytes, when=_when, number=_number)
     env.globals.update(tail=lambda uid: f"…{uid[-12:]}" if uid and len(uid) > 14 else uid)
+    env.globals.update(dict=dict, zip=zip)
     return env
 
 

@@ -150,6 +150,7 @@ class Overview:
     latest: list[StudyTierRef]
     modalities: list[str] = field(default_factory=list)  # the filter's choices
     modality: str | None = None  # the tier figures are of this modality's series only
+    delivery: Table | None = None  # the delivery_by_tier view (dcmtier viewer-check --record)
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,7 @@ def overview(
         latest=_latest(connection),
         modalities=modalities(connection),
         modality=modality,
+        delivery=_view_table(connection, "delivery_by_tier"),
     )
 
 

@@ -195,6 +195,12 @@ def test_report_prints_every_view_in_every_format(
         write_ct_series(tmp_path / "later", slices=2, rows=32, columns=32, seed=13)
         assert main(["discover", str(tmp_path / "later"), "--out", str(processed)]) == 0
         capsys.readouterr()
+    if view == "delivery_by_tier":  # a tier checked with the viewers' codecs
+        from dcmtier.catalogue.delivery import record_viewer_checks
+        from tests.unit.catalogue.delivery_cases import viewer_row
+
+        checked = [viewer_row("j2k-lossless", "cornerstone-5.6.8", True, 1.0)]
+        record_viewer_checks(f"sqlite:///{processed}/catalogue.db", checked)
     expected = Catalogue.connect(f"sqlite:///{processed}/catalogue.db").report([view])[view]
     assert expected  # the processed landing has rows in every view (the broken slice: failures)
     form = [] if fmt == "table" else [f"--{fmt}"]

@@ -351,3 +351,36 @@ def test_the_claims_of_a_run_that_is_gone_are_released_for_the_next_run(
     assert after.selected.released == {"a": 2}
     assert after.pairs == {uid: TIERS[:1], other: TIERS[:1]}
     assert after.summary()["claims_released"] == 2
+
+
+def test_study_uids_restrict_the_run_to_those_studies(
+    dated_landing: Path, tmp_path: Path, catalogue: Catalogue
+) -> None:
+    everything = plan(_request(dated_landing, tmp_path, run_id="manual__all"), catalogue)
+    catalogue.release_claims("manual__all")
+    one = everything.studies[1]
+    result = plan(_request(dated_landing, tmp_path, run_id="manual__one", study_uids=[one],
+                           tiers=TIERS[1:], reprocess="all"), catalogue)  # fmt: skip
+    assert result.pairs == {one: TIERS[1:]}
+    assert result.selected.studies_present == 1  # the others are not even counted
+    assert [u.for_xcom() for u in result.units] == [{"id": "u0000", "studies": 1}]
+
+
+def test_units_are_written_to_the_work_folder_and_xcom_holds_ids_and_counts_only(
+    dated_landing: Path, tmp_path: Path, catalogue: Catalogue
+) -> None:
+    from dcmtier.discovery.plan import read_unit
+
+    request = _request(dated_landing, tmp_path, run_id="manual__a", settle_seconds=0)
+    packed = plan(request, catalogue)
+    xcom = packed.for_xcom()
+    assert xcom["units"] == [{"id": "u0000", "studies": 3}]  # three tiny studies, one unit
+    assert not any(uid in json.dumps(xcom) for uid in packed.studies)
+    assert read_unit(tmp_path / "out", "manual__a", "u0000") == packed.studies
+    assert xcom["summary"]["cost_model"]["fitted_from"] == 0  # no history: the defaults
+    catalogue.release_claims("manual__a")
+    single = plan(_request(dated_landing, tmp_path, run_id="manual__b", settle_seconds=0,
+                           unit_seconds=0, reprocess="all"), catalogue)  # fmt: skip
+    assert [u.studies for u in single.units] == [(uid,) for uid in single.studies]
+    with pytest.raises(ConfigError, match="unit_seconds"):
+        _request(dated_landing, tmp_path, unit_seconds=-1)

@@ -10,7 +10,8 @@ import pytest
 from openlineage.client.serde import Serde
 
 from dcmtier.measure.store import write_partition
-from dcmtier.orchestration.lineage import FACET_KEY, asset_extra, namespace, task_lineage
+from dcmtier.orchestration.events import asset_extra, namespace
+from dcmtier.orchestration.lineage import FACET_KEY, task_lineage
 
 STUDY, SERIES = "1.2.3", "1.2.3.4"
 

@@ -88,6 +88,31 @@ def test_the_overview_lists_the_backlog_views_waiting_studies(
     assert str(landed[0].parent) not in html
 
 
+def test_the_overview_shows_what_the_web_viewers_made_of_each_tier(
+    airflow_db: Path, processed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dcmtier.catalogue.delivery import record_viewer_checks
+    from tests.unit.catalogue.delivery_cases import viewer_row
+
+    catalogue = tmp_path / "catalogue.db"
+    shutil.copy(processed / "catalogue.db", catalogue)
+    with app_client(catalogue, monkeypatch) as client:
+        html = _get(client, "/dcmtier/")
+    assert "No tier checked with the web viewers' codecs yet" in html
+    record_viewer_checks(f"sqlite:///{catalogue}", [
+        viewer_row("j2k-r20", "cornerstone-5.6.8", True, 0.25),
+        viewer_row("j2k-r20", "cornerstone-5.14.0", True, 0.125),
+        viewer_row("jxl-lossless", "cornerstone-5.6.8", False, None),
+    ])  # fmt: skip
+    with app_client(catalogue, monkeypatch) as client:
+        html = _get(client, "/dcmtier/")
+    section = html[html.index("<h2>What a web viewer sees</h2>") : html.index("<h2>Rate")]
+    j2k = section[section.index("<td>j2k-r20</td>") :].split("</tr>")[0]
+    assert "0.125" in j2k and "0.080" in j2k and "cornerstone-5.14.0, cornerstone-5.6.8" in j2k
+    jxl = section[section.index("<td>jxl-lossless</td>") :].split("</tr>")[0]
+    assert "<td>none</td>" in jxl
+
+
 def test_the_study_page_shows_frames_lineage_package_and_the_worst_frames_difference(
     client: TestClient, processed: Path
 ) -> None:

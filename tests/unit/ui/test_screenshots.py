@@ -14,11 +14,12 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.support import skip_or_fail
-from tests.unit.ui.conftest import token
+from tests.unit.ui.conftest import app_client, token
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 BLUE, GREEN, ORANGE = (0x00, 0x72, 0xB2), (0x00, 0x9E, 0x73), (0xD5, 0x5E, 0x00)
@@ -75,3 +76,26 @@ def test_the_study_page_draws_its_frame_charts_and_the_difference_image(
     reddish = (image[..., 0] > 200) & (image[..., 1] < 180) & (image[..., 2] < 180)
     bluish = (image[..., 2] > 200) & (image[..., 0] < 180) & (image[..., 1] < 180)
     assert reddish.sum() > 200 and bluish.sum() > 200  # the difference image, both signs
+
+
+def test_the_overview_draws_the_delivery_table_once_viewers_are_checked(
+    airflow_db: Path, processed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dcmtier.catalogue.delivery import record_viewer_checks
+    from tests.unit.catalogue.delivery_cases import viewer_row
+
+    catalogue = tmp_path / "catalogue.db"
+    shutil.copy(processed / "catalogue.db", catalogue)
+    shots = []
+    for checked in ([], [viewer_row(tier, viewer, True, 0.5)
+                         for tier in ("j2k-lossless", "j2k-r20", "htj2k-lossless", "jls-lossless")
+                         for viewer in ("cornerstone-5.6.8", "cornerstone-5.14.0")]):  # fmt: skip
+        if checked:
+            record_viewer_checks(f"sqlite:///{catalogue}", checked)
+        with app_client(catalogue, monkeypatch) as client:
+            html = client.get("/dcmtier/", headers={"Authorization": f"Bearer {token()}"}).text
+        start = html.index("<h2>What a web viewer sees</h2>")
+        body = html[: html.index("<h2>Savings by tier</h2>")] + html[start : html.index("<h2>Rate")]
+        shots.append(_screenshot(body, tmp_path, f"delivery-{len(checked)}", 900))
+    dark = [int((shot < 128).all(axis=-1).sum()) for shot in shots]
+    assert dark[1] > dark[0] + 3000, dark  # four rows of figures and viewer names drawn

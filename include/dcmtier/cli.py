@@ -69,6 +69,10 @@ COMMANDS: dict[str, CommandInfo] = {
         "dcmtier.commands.viewer_check",
         "decode each tier with the web viewers' own codecs (Node.js)",
     ),
+    "estimate": CommandInfo(
+        "dcmtier.commands.estimate",
+        "forecast a backfill's stored bytes, time and cost from a sample",
+    ),
 }
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it

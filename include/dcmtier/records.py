@@ -163,6 +163,9 @@ class TierResult:
     # header (the output's header and buffer), write (file, rename), verify (read back and
     # compare, without the decode), decode
     steps_ms: dict[str, float] = field(default_factory=dict)
+    # the peak resident memory of the process that made this source's tiers, when it had
+    # made them (baseline included; the process's peak so far): `dcmtier.work.peak`
+    peak_rss_bytes: int | None = None
     encodes: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     gate: str | None = None  # the quality rule broken, with its numbers
@@ -204,6 +207,8 @@ class StudyTierResult:
     carried: list[str] = field(default_factory=list)  # source SOP UIDs kept from earlier attempts
     results: list[TierResult] = field(default_factory=list, repr=False)
     done_by: str | None = None  # another run that finished it meanwhile (same inputs)
+    # the highest peak resident memory of its instances' work and of its Parquet and ZIP
+    peak_rss_bytes: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)

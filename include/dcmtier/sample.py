@@ -387,3 +387,33 @@ def write_ct_series(
         _slice_dataset(s, index).save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+# A mixed archive for the estimate's checks: (modality, slices (low, high), side, noise_hu choices)
+MIXED_ARCHIVE = (
+    ("DX", (1, 2), 128, (0.0, 10.0)),
+    ("DX", (1, 1), 128, (0.0, 30.0)),
+    ("DX", (1, 2), 96, (0.0, 10.0)),
+    ("CT", (8, 40), 64, (0.0, 20.0, 60.0)),
+    ("CT", (8, 24), 96, (0.0, 20.0)),
+    ("MR", (6, 24), 64, (0.0, 15.0, 40.0)),
+)
+
+
+def write_mixed_landing(landing: Path, studies: int, *, seed: int = 0) -> int:
+    """``studies`` studies of varying modality, size and noise under ``landing`` (radiographs of
+    one or two images, CT and MR series of varying slice counts and noise), chosen from
+    ``seed``; the same arguments give the same files. Returns the files written."""
+    rng = np.random.default_rng(seed)
+    written = 0
+    for n in range(studies):
+        modality, (low, high), side, noises = MIXED_ARCHIVE[int(rng.integers(len(MIXED_ARCHIVE)))]
+        slices = int(rng.integers(low, high + 1))
+        noise = float(noises[int(rng.integers(len(noises)))])
+        day = f"2024{1 + n % 12:02d}{1 + n % 28:02d}"
+        files = write_ct_series(
+            landing / f"{modality.lower()}{n:05d}", slices=slices, rows=side, columns=side,
+            seed=seed * 100_000 + n, study_date=day, modality=modality, noise_hu=noise,
+        )  # fmt: skip
+        written += len(files)
+    return written

@@ -49,6 +49,7 @@ VIEWS = {
     "quality_by_modality",
     "quality_by_scanner",
     "delivery_by_tier",
+    "estimate_vs_actual",
 }
 BY_DESCRIPTOR = {
     "savings_by_modality",

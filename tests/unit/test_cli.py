@@ -402,6 +402,13 @@ EXITS: dict[str, tuple[list[str], int, dict[str, str]]] = {
     "viewer-check-0": (["viewer-check", "{tmp}/no-outputs"], 0, {}),  # no Node.js needed
     "viewer-check-1": (["viewer-check", "{processed}"], 1, {"DCMTIER_NODE": "/nonexistent/node"}),
     "viewer-check-2": (["viewer-check", "{processed}", "--tier", "nonsense"], 2, {}),
+    "estimate-0": (
+        ["estimate", "{landing}", "--out", "{tmp}/e0", "--tier", "j2k-lossless", "--sample", "1"],
+        0,
+        {},
+    ),
+    "estimate-1": (["estimate", "--check", "--out", "{processed}"], 1, {}),  # no estimate yet
+    "estimate-2": (["estimate", "--out", "{tmp}/e2"], 2, {}),  # neither LANDING nor --check
 }
 # documented codes no case runs: the benchmark takes minutes at the least
 NOT_RUN = {("bench", 0), ("bench", 1)}

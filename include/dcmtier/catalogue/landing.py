@@ -117,7 +117,7 @@ def files_of(
             .order_by(FILES.c.uri)
         )
         for study_uid, uri, key, sop_uid, size in connection.execute(query):
-            found[study_uid].append(IndexedFile(uri, key, sop_uid or "", size=int(size)))
+            found[study_uid].append(IndexedFile(uri, key, sop_uid or "", size=int(size or 0)))
     return found
 
 

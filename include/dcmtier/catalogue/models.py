@@ -459,3 +459,37 @@ class ViewerCheck(Base):
     display_s_1gbps: Mapped[float | None] = mapped_column(Double, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     checked_at: Mapped[datetime] = mapped_column(nullable=False)
+
+
+class Estimate(Base):
+    """One line of a ``dcmtier estimate``: a tier, a tier x modality or the total (``scope``),
+    every line of one estimate under its ``estimate_id`` (migration 0015). Counts and bytes
+    are projected over the whole landing area from the estimate's sample."""
+
+    __tablename__ = "estimates"
+    __table_args__ = (Index(None, "estimate_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    estimate_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(nullable=False)
+    scope: Mapped[str] = mapped_column(String(16), nullable=False)  # tier, modality, total
+    tier: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    modality: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    studies: Mapped[int] = mapped_column(Integer, nullable=False)
+    source_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    stored_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    stored_bytes_low: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    stored_bytes_high: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    cpu_hours: Mapped[float | None] = mapped_column(Double, nullable=True)
+    wall_s: Mapped[float | None] = mapped_column(Double, nullable=True)
+    wall_s_dag: Mapped[float | None] = mapped_column(Double, nullable=True)
+    task_instances: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    metadata_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    sample_studies: Mapped[int] = mapped_column(Integer, nullable=False)
+    seed: Mapped[int] = mapped_column(Integer, nullable=False)
+    slots: Mapped[int] = mapped_column(Integer, nullable=False)
+    # the total line: seconds of one tier task's work on a study, fitted on the sample
+    # (``dcmtier.discovery.units.CostModel``: study_s + byte_s x bytes + instance_s x files)
+    cost_study_s: Mapped[float | None] = mapped_column(Double, nullable=True)
+    cost_byte_s: Mapped[float | None] = mapped_column(Double, nullable=True)
+    cost_instance_s: Mapped[float | None] = mapped_column(Double, nullable=True)

@@ -1,14 +1,16 @@
-"""An output's Part 10 bytes in one buffer: preamble, File Meta, dataset, encapsulated frames.
+"""An output's Part 10 bytes as pieces: preamble, File Meta, dataset, encapsulated frames.
 
 pydicom's writer re-encodes every element of every file (~1 ms a CT header); here each
 element is encoded by pydicom's own ``write_data_element`` once per series and tier, and
 again only for an instance whose element differs from the one before it (SOP Instance UID,
 Instance Number, position, ratio...): the other elements' bytes are reused. The encapsulated
-Pixel Data is laid out as ``pydicom.encaps.encapsulate(frames, has_bot=True)`` lays it out,
-straight into the buffer. `encode` applies only where the result is pydicom's own
-(`can_encode`); `tests/unit/codec/test_part10.py` and the byte-identity tests hold it to
+Pixel Data is laid out as ``pydicom.encaps.encapsulate(frames, has_bot=True)`` lays it out:
+the header up to the Basic Offset Table in one buffer, then each frame's codestream as it is
+(`Part10.pieces`), so a large instance is written without a second copy of its frames.
+`encode` applies only where the result is pydicom's own (`can_encode`);
+`tests/unit/codec/test_part10.py` and the byte-identity tests hold it to
 ``Dataset.save_as(enforce_file_format=True)``, and the first instance of each series and tier
-is checked against it at run time too (`Encoder.check`).
+is checked against it at run time too (on stand-in frames above ``AGREE_LIMIT``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import copy
 import logging
 import struct
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
@@ -50,12 +52,39 @@ VALIDATED = (0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020
 TEMPLATES = 64  # series x tier templates kept per process (a worker sees a few at a time)
 
 
+AGREE_LIMIT = 16 * 2**20  # above this many bytes of frames, the run-time check uses stand-ins
+
+
 @dataclass
 class Part10:
-    """A whole output file in ``data``; frame ``i``'s codestream is ``data[start:start+len]``."""
+    """A whole output file as pieces: ``head`` (preamble to the Basic Offset Table), then each
+    frame's item and codestream, then the sequence delimiter. It is written and checked piece
+    by piece (`pieces`), so no buffer ever holds the file whole."""
 
-    data: bytearray
-    frames: list[tuple[int, int]]  # (offset, length) of each codestream in ``data``
+    head: bytes
+    frames: Sequence[bytes]
+
+    def pieces(self) -> Iterator[bytes]:
+        """The file's bytes in order: the head, each frame's item header, codestream and pad."""
+        yield self.head
+        for frame in self.frames:
+            padded = len(frame) + len(frame) % 2
+            yield ITEM + struct.pack("<I", padded)
+            yield frame
+            if len(frame) % 2:
+                yield b"\x00"
+        yield SEQUENCE_DELIMITER
+
+    @property
+    def size(self) -> int:
+        """The file's length in bytes."""
+        items = sum(8 + len(f) + len(f) % 2 for f in self.frames)
+        return len(self.head) + items + len(SEQUENCE_DELIMITER)
+
+    @property
+    def data(self) -> bytes:
+        """The file's bytes in one buffer (tests; small outputs)."""
+        return b"".join(self.pieces())
 
 
 def can_encode(ds: Dataset, frames: Sequence[bytes]) -> bool:
@@ -106,13 +135,13 @@ class Encoder:
             if tag.element == 0 and tag.group > 6:
                 continue  # pydicom writes no retired group length
             buffer += found.element(ds.get_item(tag), encodings)
-        placed = _encapsulate(buffer, frames)
-        if known is None and not agrees(ds, buffer, frames):
+        part = Part10(bytes(buffer + _pixel_data_head(frames)), frames)
+        if known is None and not _agrees_at_start(ds, part):
             found.disagrees = True
             log.warning("series %s: pydicom writes these outputs (the encoder disagreed)",
                         ds.get("SeriesInstanceUID"))  # fmt: skip
             return None
-        return Part10(buffer, placed)
+        return part
 
 
 class _Template:
@@ -210,21 +239,25 @@ def _copy_meta(meta: Dataset) -> FileMetaDataset:
     return copied
 
 
-def _encapsulate(buffer: bytearray, frames: Sequence[bytes]) -> list[tuple[int, int]]:
-    """Append Pixel Data as pydicom's ``encapsulate(frames, 1, has_bot=True)`` and
-    ``write_data_element`` lay it out; return where each codestream landed."""
-    buffer += PIXEL_DATA_HEADER
-    buffer += ITEM + struct.pack(f"<I{len(frames)}I", 4 * len(frames), *_offsets(frames))
-    placed = []
-    for frame in frames:
-        padded = len(frame) + len(frame) % 2
-        buffer += ITEM + struct.pack("<I", padded)
-        placed.append((len(buffer), len(frame)))
-        buffer += frame
-        if len(frame) % 2:
-            buffer += b"\x00"
-    buffer += SEQUENCE_DELIMITER
-    return placed
+def _pixel_data_head(frames: Sequence[bytes]) -> bytes:
+    """Pixel Data's element header and Basic Offset Table, as pydicom's
+    ``encapsulate(frames, 1, has_bot=True)`` and ``write_data_element`` lay them out (the
+    frames' items follow, `Part10.pieces`)."""
+    table = struct.pack(f"<I{len(frames)}I", 4 * len(frames), *_offsets(frames))
+    return PIXEL_DATA_HEADER + ITEM + table
+
+
+def _agrees_at_start(ds: Dataset, part: Part10) -> bool:
+    """`agrees` for the first output of a template. Above ``AGREE_LIMIT`` bytes of frames
+    the check runs on stand-in frames of one or two bytes (the parity of each frame's length
+    kept, so the items' padding is checked too): the header and the encapsulation's layout
+    are what may differ from pydicom's, and pydicom's writer would otherwise hold three
+    copies of a large instance's codestreams."""
+    if sum(len(f) for f in part.frames) <= AGREE_LIMIT:
+        return agrees(ds, part.data, part.frames)
+    stand_ins = [b"\x00" * (2 - len(f) % 2) for f in part.frames]
+    head = part.head[: -len(_pixel_data_head(part.frames))] + _pixel_data_head(stand_ins)
+    return agrees(ds, Part10(head, stand_ins).data, stand_ins)
 
 
 def _offsets(frames: Sequence[bytes]) -> list[int]:
@@ -284,6 +317,6 @@ def pydicom_bytes(ds: Dataset, frames: Sequence[bytes]) -> bytes:
     return expected.getvalue()
 
 
-def agrees(ds: Dataset, data: bytearray, frames: Sequence[bytes]) -> bool:
+def agrees(ds: Dataset, data: bytes | bytearray, frames: Sequence[bytes]) -> bool:
     """True when ``data`` is what pydicom writes for ``ds`` with ``frames``."""
     return pydicom_bytes(ds, frames) == data

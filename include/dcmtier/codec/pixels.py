@@ -15,10 +15,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from pydicom import Dataset, dcmread
@@ -55,6 +57,42 @@ REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOP
 CACHE_LIMIT = 256 * 2**20  # frames up to this size are decoded once and kept for every tier
 
 
+@dataclass(frozen=True)
+class FileRange:
+    """``length`` bytes of the file at ``path`` from ``offset``: native pixel data left on
+    disk and read a frame at a time (`SourceImage.native`), so a large instance is never
+    whole in memory."""
+
+    path: Path
+    offset: int
+    length: int
+
+    def __len__(self) -> int:
+        return self.length
+
+    def read(self, start: int, count: int) -> bytes:
+        """``count`` bytes from ``start`` within the range; raises ``InvalidInput`` if the file
+        is shorter than the range (it changed since it was read)."""
+        with self.path.open("rb") as handle:
+            data = os.pread(handle.fileno(), count, self.offset + start)
+        if len(data) != count:
+            raise InvalidInput(f"{self.path}: pixel data ends early (the file changed)")
+        return data
+
+    def chunks(self, size: int = 8 * 2**20) -> Iterator[bytes]:
+        """The range's bytes, ``size`` at a time."""
+        for start in range(0, self.length, size):
+            yield self.read(start, min(size, self.length - start))
+
+
+def native_chunks(native: memoryview | FileRange) -> Iterator[bytes | memoryview]:
+    """Native pixel data's bytes in pieces, wherever they are (a cache writes them)."""
+    if isinstance(native, FileRange):
+        yield from native.chunks()
+    else:
+        yield native
+
+
 @dataclass
 class SourceImage:
     """One readable source instance with pixel data."""
@@ -68,9 +106,9 @@ class SourceImage:
     bits_declared: int = 0  # Bits Stored as the header says (spec.bits_stored may be wider)
     _cache: list[np.ndarray] | None = None
     _settled: bool = False
-    # the stored values in the file's own bytes, when read by `read_source`'s fast path
-    # (the dataset then has no Pixel Data element)
-    native: memoryview | None = None
+    # where the stored values are, when read by `read_source`'s fast path (the dataset then
+    # has no Pixel Data element): a range of the file, or a view of a cache mapped in memory
+    native: memoryview | FileRange | None = None
 
     def __post_init__(self) -> None:
         self.bits_declared = self.bits_declared or self.spec.bits_stored
@@ -229,7 +267,14 @@ class SourceImage:
                 f"{self.path}: pixel data cannot be decoded: {len(data)} bytes of pixel data, "
                 f"{count * s.dtype.itemsize} expected"
             )
-        values = np.frombuffer(data, dtype=s.dtype.newbyteorder("<"), count=count)
+        dtype = s.dtype.newbyteorder("<")
+        if isinstance(data, FileRange):  # one frame read at a time, by its offset
+            size = s.rows * s.columns * dtype.itemsize
+            for index in range(self.frames):
+                raw = data.read(index * size, size)
+                yield np.frombuffer(raw, dtype=dtype).reshape(s.rows, s.columns)
+            return
+        values = np.frombuffer(data, dtype=dtype, count=count)
         for frame in values.reshape(self.frames, s.rows, s.columns):
             if self.native is not None:
                 yield frame  # a read-only view of the file's bytes: no copy
@@ -241,9 +286,9 @@ def read_source(path: Path) -> SourceImage:
     """Read and check one file; raise ``InvalidInput`` or ``NoPixelData`` naming it.
 
     The common archive file (explicit VR little endian, native pixel data ending the file) is
-    read in one system call: pydicom parses the header up to Pixel Data, and the frames are
-    views of the file's bytes from the pixel data offset (``SourceImage.native``). Any other
-    file is parsed whole by pydicom.
+    read up to its Pixel Data: pydicom parses the header, and each frame is read from the file
+    by its offset when it is wanted (``SourceImage.native``, a `FileRange`), so memory holds
+    one frame of it at a time. Any other file is parsed whole by pydicom.
     """
     syntaxes.register()  # dcmtier's own outputs may be JPEG XL, which pydicom 3.0 lacks
     source = _read_fast(path)
@@ -342,14 +387,14 @@ PIXEL_DATA_OW = b"\xe0\x7f\x10\x00OW\x00\x00"
 
 
 def _read_fast(path: Path) -> SourceImage | None:
-    """A source read in one system call: an explicit VR little endian file of 8- or 16-bit
+    """A source read up to its pixels: an explicit VR little endian file of 8- or 16-bit
     greyscale whose Pixel Data (native, defined length) is its last element. None for any
     other file, or any doubt: `_read` then parses it whole and names what is wrong."""
     try:
-        raw = path.read_bytes()
-        stream = io.BytesIO(raw)
-        ds = dcmread(stream, stop_before_pixels=True)
-        native = _native_pixels(raw, stream.tell(), ds)
+        with path.open("rb") as handle:
+            ds = dcmread(handle, stop_before_pixels=True)
+            size = os.fstat(handle.fileno()).st_size
+            native = _native_pixels(handle, path, size, ds)
         if native is None or any(not ds.get(name) for name in REQUIRED_UIDS):
             return None
         spec = frame_spec(path, ds)
@@ -359,27 +404,31 @@ def _read_fast(path: Path) -> SourceImage | None:
     if spec.samples != 1 or spec.bits_allocated not in (8, 16):
         return None
     syntax = str(ds.file_meta.TransferSyntaxUID)
-    return SourceImage(path, ds, spec, frames, syntax, len(raw), native=native)
+    return SourceImage(path, ds, spec, frames, syntax, size, native=native)
 
 
-def _native_pixels(raw: bytes, at: int, ds: Dataset) -> memoryview | None:
-    """The value of native Pixel Data whose element starts at ``at``, as a view of ``raw``;
-    elements after it (trailing padding) are added to ``ds`` as pydicom reads them."""
+def _native_pixels(handle: BinaryIO, path: Path, size: int, ds: Dataset) -> FileRange | None:
+    """The value of native Pixel Data whose element starts at ``handle``'s position, as a
+    range of the file; elements after it (trailing padding) are added to ``ds`` as pydicom
+    reads them."""
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
     if syntax != ExplicitVRLittleEndian or ds.original_encoding != (False, True):
         return None
-    if raw[at : at + 8] not in (PIXEL_DATA_OB, PIXEL_DATA_OW) or len(raw) < at + 12:
+    at = handle.tell()
+    element = handle.read(12)
+    if element[:8] not in (PIXEL_DATA_OB, PIXEL_DATA_OW) or len(element) < 12:
         return None
-    (length,) = struct.unpack_from("<I", raw, at + 8)
+    (length,) = struct.unpack_from("<I", element, 8)
     end = at + 12 + length
-    if length == 0xFFFFFFFF or end > len(raw):
+    if length == 0xFFFFFFFF or end > size:
         return None  # encapsulated or truncated
-    if end < len(raw):
-        tail = read_dataset(io.BytesIO(raw[end:]), is_implicit_VR=False, is_little_endian=True)
+    if end < size:
+        handle.seek(end)
+        tail = read_dataset(io.BytesIO(handle.read()), is_implicit_VR=False, is_little_endian=True)
         for tag in tail.keys():  # noqa: SIM118 (iterating a Dataset parses every element)
             ds[tag] = tail.get_item(tag)
-    return memoryview(raw)[at + 12 : end]
+    return FileRange(path, at + 12, length)
 
 
 def _read(path: Path) -> Dataset:

@@ -201,14 +201,20 @@ def _units(
     request: PlanRequest, result: Plan, files: dict[str, list[IndexedFile]], catalogue: Catalogue
 ) -> tuple[CostModel, list[Unit]]:
     """The run's studies packed into units; the cost model fitted from the catalogue's
-    recorded attempts (not read when every study is its own unit)."""
+    recorded attempts (not read when every study is its own unit), on the latest
+    ``dcmtier estimate``'s model when there is one (what holds until the attempts are enough)."""
     from dcmtier.catalogue.attempts import durations
+    from dcmtier.catalogue.estimates import latest_cost_model
     from dcmtier.discovery.units import Attempt, fit
 
     model = CostModel()
     if request.unit_seconds > 0 and result.studies:
         with catalogue.engine.connect() as connection:
-            model = fit(Attempt(*row) for row in durations(connection))
+            estimated = latest_cost_model(connection)
+            base = model
+            if estimated:
+                base = CostModel(estimated["study_s"], estimated["byte_s"], estimated["instance_s"])
+            model = fit((Attempt(*row) for row in durations(connection)), base)
     sizes = [
         StudySize(uid, len(files[uid]), sum(f.size for f in files[uid])) for uid in result.studies
     ]

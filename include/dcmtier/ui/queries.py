@@ -151,6 +151,9 @@ class Overview:
     modalities: list[str] = field(default_factory=list)  # the filter's choices
     modality: str | None = None  # the tier figures are of this modality's series only
     delivery: Table | None = None  # the delivery_by_tier view (dcmtier viewer-check --record)
+    # the last `dcmtier estimate` per tier beside what is stored (view estimate_vs_actual);
+    # None while the catalogue has no such view
+    forecast: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -262,7 +265,17 @@ def overview(
         modalities=modalities(connection),
         modality=modality,
         delivery=_view_table(connection, "delivery_by_tier"),
+        forecast=_forecast(connection),
     )
+
+
+def _forecast(connection: Connection) -> list[dict[str, Any]] | None:
+    """The view ``estimate_vs_actual`` (the last estimate per tier, forecast against stored),
+    or None while the catalogue has no such view."""
+    if "estimate_vs_actual" not in inspect(connection).get_view_names():
+        return None
+    rows = connection.execute(text("SELECT * FROM estimate_vs_actual ORDER BY tier"))
+    return [dict(row._mapping) for row in rows]
 
 
 def study_tier(connection: Connection, study_uid: str, tier: str) -> StudyTier:

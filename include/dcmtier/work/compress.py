@@ -53,7 +53,7 @@ from dcmtier.records import (
     name_by_key,
 )
 from dcmtier.tiers import Tier
-from dcmtier.work import choosing, gating
+from dcmtier.work import choosing, gating, peak
 from dcmtier.work.gating import Measure
 from dcmtier.work.sources import SourceIndex, cached_source, release
 from dcmtier.work.targeting import FrameJudge, target_frame
@@ -113,11 +113,20 @@ class _TierWork:
 
 
 def compress_file(path: Path, tiers: Sequence[Tier], config: CompressConfig) -> list[TierResult]:
-    """Compress ``path`` into each of ``tiers``; never raises for a bad input.
+    """Compress ``path`` into each of ``tiers``; never raises for a bad input. Each result
+    carries the peak resident memory of the work (``peak_rss_bytes``, `dcmtier.work.peak`).
 
     Raises only ``OSError`` (and ``MemoryError``) from the environment: the output cannot be
     written, the disk is full.
     """
+    with peak.window() as measured:
+        results = _compress_file(path, tiers, config)
+    for result in results:
+        result.peak_rss_bytes = measured.bytes
+    return results
+
+
+def _compress_file(path: Path, tiers: Sequence[Tier], config: CompressConfig) -> list[TierResult]:
     started = time.perf_counter()
     try:
         source = cached_source(path, config.sources) or read_source(path)
@@ -291,7 +300,8 @@ def _on_gate_failure(
         return
     gate = gate_for(work.tier)
     assert gate is not None  # only a gated tier has broken frames
-    originals = list(work.source.iter_frames())
+    # only the broken frames' originals are kept: a large instance is not held whole
+    originals = {i: f for i, f in enumerate(work.source.iter_frames()) if i in broken}
     judge = lambda i: FrameJudge(work.source, work.tier, i, originals[i], gate, work.lut)  # noqa: E731
     gating.fall_back_frames(broken, frames, judge, work.cut, work.config.layer_cache)
     result.frame_metrics = []

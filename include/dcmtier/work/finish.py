@@ -37,11 +37,32 @@ from dcmtier.records import (
 )
 from dcmtier.tiers import Tier
 from dcmtier.versions import software_versions
+from dcmtier.work import peak
 from dcmtier.work.carry import Carried, carry_over, remove_unpackaged
 from dcmtier.work.layout import Layout
 
 
 def finish_tier(
+    study: Study,
+    tier: Tier,
+    *,
+    results: list[TierResult],
+    layout: Layout,
+    run_id: str,
+    created_at: datetime,
+) -> StudyTierResult:
+    """The study x tier's Parquet partition and ZIP from its results; its summary carries the
+    highest peak resident memory of its instances' work and of this (`dcmtier.work.peak`)."""
+    with peak.window() as measured:
+        summary = _finish_tier(
+            study, tier, results=results, layout=layout, run_id=run_id, created_at=created_at
+        )
+    peaks = [r.peak_rss_bytes for r in results if r.peak_rss_bytes is not None]
+    summary.peak_rss_bytes = max([measured.bytes, *peaks])
+    return summary
+
+
+def _finish_tier(
     study: Study,
     tier: Tier,
     *,

@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 from pydicom import Dataset
 
 from dcmtier import owner
-from dcmtier.codec.pixels import SourceImage
+from dcmtier.codec.pixels import SourceImage, native_chunks
 from dcmtier.outputs import uid_name
 from dcmtier.records import Known
 
@@ -109,7 +109,7 @@ def _write_entries(
                 "offset": offset, "length": len(source.native),
             }
         )  # fmt: skip
-        handle.write(source.native)
+        handle.writelines(native_chunks(source.native))
         handle.write(bytes(_aligned(len(source.native)) - len(source.native)))
         offset += _aligned(len(source.native))
     index = pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL)

@@ -4,9 +4,9 @@ Lossless must be bit-exact and JPEG-LS near-lossless within NEAR; any tier must 
 source's frame count and shape; a recompressed frame must rebuild the source's codestream
 byte for byte. Two ways to get at the frames, one function each (`Verify`):
 
-- `in_memory` (the default): the file's bytes are compared with the buffer written
-  (`dcmtier.codec.part10`), and the codestreams decoded from memory. Equal bytes are the same
-  dataset, transfer syntax and frames, so the file needs no second parse. An output pydicom
+- `in_memory` (the default): the file's bytes are compared, piece by piece, with the pieces
+  written (`dcmtier.codec.part10`), and the codestreams decoded from memory. Equal bytes are
+  the same dataset, transfer syntax and frames, so the file needs no second parse. An output pydicom
   wrote (no buffer) is read back.
 - `read_back`: the written file is parsed with pydicom and each frame decoded from it.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from pydicom import dcmread
 from pydicom.encaps import generate_frames
 
 from dcmtier.codec import backends as codecs
+from dcmtier.codec import pixels
 from dcmtier.codec.backends import Encoded
 from dcmtier.codec.part10 import Part10
 from dcmtier.codec.pixels import SourceImage
@@ -38,10 +39,35 @@ from dcmtier.tiers import Tier
 
 @dataclass
 class Verified:
-    """The decoded frames of a written output, with each frame's decode time in ms."""
+    """The decoded frames of a written output, with each frame's decode time in ms.
 
-    frames: list[np.ndarray]
+    ``frames`` can be iterated more than once: a list where the instance is small enough to
+    keep its decoded frames (`keeps_frames`), else `Redecoded`, which decodes each frame
+    again as it is wanted, so a large instance is never whole in memory a second time.
+    """
+
+    frames: Sequence[np.ndarray] | Redecoded
     decode_ms: list[float]
+
+
+class Redecoded:
+    """The frames of codestreams held in memory, decoded again on each pass (or, for a
+    recompressing codec, the source's own frames, which they rebuild)."""
+
+    def __init__(self, frames: Callable[[], Iterator[np.ndarray]], count: int) -> None:
+        self._frames, self._count = frames, count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self._frames()
+
+
+def keeps_frames(source: SourceImage) -> bool:
+    """True when an output's decoded frames are kept for its metrics: as the source keeps
+    its own (`dcmtier.codec.pixels.CACHE_LIMIT`)."""
+    return source.pixel_bytes * 2 <= pixels.CACHE_LIMIT
 
 
 # (written file, the buffer written or None where pydicom wrote it, frames, source, tier)
@@ -78,13 +104,21 @@ def verify_buffer(
     """Check that the file at ``path`` holds exactly ``part``'s bytes, decode the codestreams
     from memory and compare them with the source, as `verify_file` does from the parsed file.
     """
-    written = path.read_bytes()
-    if written != part.data:
+    _compare_file(path, part)
+    if keeps_frames(source):
+        return _check_decoded(_decode(source, tier, (e.data for e in encoded)), source, tier)
+    return _check_streamed(source, tier, encoded)
+
+
+def _compare_file(path: Path, part: Part10) -> None:
+    """The file at ``path`` must hold ``part``'s bytes: read and compared a piece at a time."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        same = size == part.size and all(handle.read(len(p)) == p for p in part.pieces())
+    if not same:
         raise VerificationFailed(
-            f"written output: the file's {len(written)} bytes differ from the {len(part.data)} "
-            "written"
+            f"written output: the file's {size} bytes differ from the {part.size} written"
         )
-    return _check_decoded(_decode(source, tier, (e.data for e in encoded)), source, tier)
 
 
 def _check_decoded(decoded: Verified, source: SourceImage, tier: Tier) -> Verified:
@@ -93,18 +127,40 @@ def _check_decoded(decoded: Verified, source: SourceImage, tier: Tier) -> Verifi
             f"written output: {len(decoded.frames)} frames decoded, {source.frames} written"
         )
     if codecs.backend(tier.codec.label).recompresses:
-        _compare_codestreams(decoded, source)
+        _compare_codestreams(decoded.frames, source)
         # the same codestream decodes to the same pixels: the source's frames are the output's
-        decoded.frames = list(source.iter_frames())
+        decoded.frames = (
+            list(source.iter_frames())
+            if keeps_frames(source)
+            else Redecoded(source.iter_frames, source.frames)
+        )
         return decoded
     for index, (got, want) in enumerate(zip(decoded.frames, source.iter_frames(), strict=True)):
         _compare(index, got, want, tier)
     return decoded
 
 
-def _compare_codestreams(decoded: Verified, source: SourceImage) -> None:
+def _check_streamed(source: SourceImage, tier: Tier, encoded: list[Encoded]) -> Verified:
+    """`_check_decoded` a frame at a time, keeping none: each codestream decoded and compared
+    with the source's frame, then dropped; the metrics decode it again (`Redecoded`)."""
+    if len(encoded) != source.frames:
+        raise VerificationFailed(
+            f"written output: {len(encoded)} frames decoded, {source.frames} written"
+        )
+    times: list[float] = []
+    decoded = _decoded(source, tier, (e.data for e in encoded), times)
+    if codecs.backend(tier.codec.label).recompresses:
+        _compare_codestreams(decoded, source)
+        return Verified(Redecoded(source.iter_frames, source.frames), times)
+    for index, (got, want) in enumerate(zip(decoded, source.iter_frames(), strict=True)):
+        _compare(index, got, want, tier)
+    again = Redecoded(lambda: _decoded(source, tier, (e.data for e in encoded)), len(encoded))
+    return Verified(again, times)
+
+
+def _compare_codestreams(decoded: Iterable[np.ndarray], source: SourceImage) -> None:
     """A recompressed frame must give back the source's codestream byte for byte."""
-    for index, (got, want) in enumerate(zip(decoded.frames, source.codestreams(), strict=True)):
+    for index, (got, want) in enumerate(zip(decoded, source.codestreams(), strict=True)):
         if got.tobytes() != want:
             raise VerificationFailed(
                 f"written output, frame {index}: the rebuilt codestream ({got.size} bytes) differs "
@@ -136,18 +192,29 @@ def _decode_written(path: Path, source: SourceImage, tier: Tier) -> Verified:
 
 def _decode(source: SourceImage, tier: Tier, codestreams: Iterable[bytes]) -> Verified:
     """Each codestream decoded by the tier's codec, timed, in the source's frame shape."""
+    times: list[float] = []
+    return Verified(list(_decoded(source, tier, codestreams, times)), times)
+
+
+def _decoded(
+    source: SourceImage,
+    tier: Tier,
+    codestreams: Iterable[bytes],
+    times: list[float] | None = None,
+) -> Iterator[np.ndarray]:
+    """Each codestream decoded by the tier's codec in the source's frame shape, one at a
+    time; each decode's ms appended to ``times`` when given."""
     backend = codecs.backend(tier.codec.label)
     shape = source.spec.shape
-    out = Verified([], [])
     try:
         for data in codestreams:
             started = time.perf_counter()
             frame = backend.decode(data, source.spec)
-            out.decode_ms.append(round((time.perf_counter() - started) * 1000, 3))
-            out.frames.append(frame.reshape(shape) if frame.size == math.prod(shape) else frame)
+            if times is not None:
+                times.append(round((time.perf_counter() - started) * 1000, 3))
+            yield frame.reshape(shape) if frame.size == math.prod(shape) else frame
     except Exception as exc:
         raise VerificationFailed(f"written output does not decode: {exc}") from exc
-    return out
 
 
 def _compare(index: int, got: np.ndarray, want: np.ndarray, tier: Tier) -> None:

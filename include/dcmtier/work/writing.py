@@ -1,6 +1,6 @@
 """Write one output: build its dataset, write it beside its place, verify it, move it in.
 
-An output is written from one buffer (`dcmtier.codec.part10`) where that gives pydicom's
+An output is written piece by piece (`dcmtier.codec.part10`) where that gives pydicom's
 bytes, else by pydicom; either way to a temporary file that replaces the target only once it
 verified (`dcmtier.owner.replacing`), so a file that fails its check never appears under the
 output's name. Outputs are named by UIDs only: ``DIR/<tier>/<Study>/<Series>/<SOP>.dcm``.
@@ -99,14 +99,14 @@ def write_output(
     if part is None:
         write_atomic(out, target, check=check, steps=steps)
     else:
-        write_bytes_atomic(part.data, target, check=check, steps=steps)
+        write_part_atomic(part, target, check=check, steps=steps)
     steps["write"] = round(_ms_since(started) - steps["verify"], 3)
     decode_ms = round(sum(verified[0].decode_ms), 3)
     steps["verify"] = round(steps["verify"] - decode_ms, 3)
     steps["decode"] = decode_ms
     result.verify_ms = round(steps["write"] + steps["verify"] + decode_ms, 3)
     result.decode_ms = decode_ms
-    _fill_sizes(result, source, encoded, target, out, file_bytes=len(part.data) if part else None)
+    _fill_sizes(result, source, encoded, target, out, file_bytes=part.size if part else None)
     return Written(target, out, verified[0])
 
 
@@ -125,15 +125,16 @@ def write_atomic(
     _atomic(lambda handle: ds.save_as(handle, enforce_file_format=True), target, check, steps)
 
 
-def write_bytes_atomic(
-    data: bytes | bytearray,
+def write_part_atomic(
+    part: part10.Part10,
     target: Path,
     *,
     check: Callable[[Path], object] | None = None,
     steps: dict[str, float] | None = None,
 ) -> None:
-    """`write_atomic` for a file already encoded: ``data`` in one write."""
-    _atomic(lambda handle: handle.write(data), target, check, steps)
+    """`write_atomic` for a file encoded as pieces (`part10.Part10`): one write a piece, so
+    the file is never whole in memory."""
+    _atomic(lambda handle: handle.writelines(part.pieces()), target, check, steps)
 
 
 def _atomic(

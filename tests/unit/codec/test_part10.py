@@ -57,8 +57,34 @@ def test_every_instance_of_a_series_is_what_pydicom_writes(
         made = encoder.encode(out, frame_bytes, template=(source.series_uid, tier.name))
         assert made is not None
         assert bytes(made.data) == part10.pydicom_bytes(out, frame_bytes)
-        for (start, length), data in zip(made.frames, frame_bytes, strict=True):
-            assert made.data[start : start + length] == data
+        assert made.size == len(made.data)
+        assert [p for p in made.pieces() if p in frame_bytes] == frame_bytes  # as they came
+
+
+@pytest.mark.parametrize("frame_bytes", [[b"\xff\x4f" + b"x" * 101], [b"ab", b"cde", b"f" * 7]])
+def test_above_the_limit_the_run_time_check_uses_stand_in_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, frame_bytes: list[bytes]
+) -> None:
+    checked: list[list[bytes]] = []
+    real = part10.agrees
+
+    def spy(ds: Dataset, data: bytes | bytearray, frames: list[bytes]) -> bool:
+        checked.append(list(frames))
+        return real(ds, data, frames)
+
+    monkeypatch.setattr(part10, "AGREE_LIMIT", 0)
+    monkeypatch.setattr(part10, "agrees", spy)
+    tier = get_tier("j2k-lossless")
+    source = read_source(_unusual_source(tmp_path, 1))
+    encoded = [Encoded(data, bits_stored=16, photometric="MONOCHROME2") for data in frame_bytes]
+    out = build_output(
+        metadata(source.dataset), encoded, tier, achieved_ratio=20.0, lossy_source=False,
+        pixel_data=False,
+    )  # fmt: skip
+    made = part10.Encoder().encode(out, frame_bytes, template="series")
+    assert made is not None
+    assert made.data == part10.pydicom_bytes(out, frame_bytes)
+    assert checked == [[b"\x00" * (2 - len(f) % 2) for f in frame_bytes]]
 
 
 def test_a_template_that_disagrees_with_pydicom_hands_the_series_back_to_pydicom(

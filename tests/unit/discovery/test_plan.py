@@ -384,3 +384,20 @@ def test_units_are_written_to_the_work_folder_and_xcom_holds_ids_and_counts_only
     assert [u.studies for u in single.units] == [(uid,) for uid in single.studies]
     with pytest.raises(ConfigError, match="unit_seconds"):
         _request(dated_landing, tmp_path, unit_seconds=-1)
+
+
+def test_units_are_packed_by_the_latest_estimates_cost_model(
+    dated_landing: Path, tmp_path: Path, catalogue: Catalogue
+) -> None:
+    from dcmtier.catalogue.estimates import save
+
+    total = {"scope": "total", "studies": 3, "source_bytes": 1, "cost_study_s": 50.0,
+             "cost_byte_s": 0.0, "cost_instance_s": 0.0}  # fmt: skip
+    with catalogue.engine.begin() as connection:
+        save(connection, "e1", datetime.now(UTC), [total],
+             {"sample_studies": 3, "seed": 0, "slots": 1})  # fmt: skip
+    packed = plan(_request(dated_landing, tmp_path, run_id="manual__e", settle_seconds=0,
+                           unit_seconds=120), catalogue)  # fmt: skip
+    # 50 s a study by the estimate: two studies a unit, not the three of the defaults
+    assert [u.for_xcom()["studies"] for u in packed.units] == [2, 1]
+    assert packed.cost.study_s == 50.0 and packed.cost.fitted_from == 0

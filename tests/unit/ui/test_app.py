@@ -177,3 +177,43 @@ def test_the_task_instance_tab_opens_the_study_tier_that_task_recorded(
     finally:
         with sqlite3.connect(processed / "catalogue.db") as conn:
             conn.execute("UPDATE jobs SET dag_id = 'cli', task_id = 'cli', map_index = -1")
+
+
+def test_the_overview_shows_the_last_estimate_against_what_is_stored(
+    airflow_db: Path, processed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from dcmtier.catalogue.engine import make_engine
+    from dcmtier.catalogue.estimates import save
+
+    catalogue = tmp_path / "catalogue.db"
+    shutil.copy(processed / "catalogue.db", catalogue)
+    with app_client(catalogue, monkeypatch) as client:
+        assert "No estimate yet" in _get(client, "/dcmtier/")
+    engine = make_engine(f"sqlite:///{catalogue}")
+    with engine.connect() as conn:
+        stored = int(
+            conn.exec_driver_sql(
+                "SELECT compressed_bytes FROM savings_by_tier WHERE tier = 'j2k-r20'"
+            ).scalar_one()
+        )
+    line = {
+        "scope": "tier",
+        "tier": "j2k-r20",
+        "studies": 1,
+        "source_bytes": 1,
+        "stored_bytes": stored * 2,
+        "stored_bytes_low": stored,
+        "stored_bytes_high": stored * 3,
+    }
+    with engine.begin() as conn:
+        save(
+            conn, "est-ui", datetime.now(UTC), [line], {"sample_studies": 1, "seed": 0, "slots": 1}
+        )
+    engine.dispose()
+    with app_client(catalogue, monkeypatch) as client:
+        html = _get(client, "/dcmtier/")
+    forecast = html[html.index("<h2>Forecast against stored</h2>") : html.index("<h2>Backlog</h2>")]
+    assert "est-ui" in forecast and "j2k-r20" in forecast
+    assert "50.0%" in forecast and "inside the interval" in forecast

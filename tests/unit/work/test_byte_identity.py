@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from dcmtier.codec.part10 import Part10
 from dcmtier.records import LAYERED, OK, PER_TIER
 from dcmtier.sample import write_ct_series
 from dcmtier.tiers import get_tier
@@ -68,14 +69,15 @@ def test_the_common_file_takes_the_fast_path_and_others_pydicom_s(
 def test_a_file_whose_bytes_differ_from_the_buffer_fails_and_is_not_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = writing.write_bytes_atomic
+    original = writing.write_part_atomic
 
-    def corrupting(data: bytearray, target: Path, **kwargs: object) -> None:
-        flipped = bytearray(data)
-        flipped[-20] ^= 0xFF  # a byte of the last codestream
+    def corrupting(part: Part10, target: Path, **kwargs: object) -> None:
+        last = bytearray(part.frames[-1])
+        last[-20] ^= 0xFF  # a byte of the last codestream
+        flipped = Part10(part.head, [*part.frames[:-1], bytes(last)])
         original(flipped, target, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(writing, "write_bytes_atomic", corrupting)
+    monkeypatch.setattr(writing, "write_part_atomic", corrupting)
     (source,) = write_ct_series(tmp_path / "ct", slices=1, rows=64, columns=64)
     (result,) = compress_file(
         source, [get_tier("htj2k-lossless")], CompressConfig(tmp_path / "out")

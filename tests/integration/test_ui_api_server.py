@@ -120,5 +120,5 @@ def test_signed_in_the_overview_charts_j2k_r20_and_the_study_page_shows_psnr(
         f"{stack.url}/dcmtier/studies/{server['study']}/j2k-r20", headers=headers, timeout=60
     )
     assert page.status_code == 200
-    assert "PSNR (dB)" in page.text and "partial 2/3 · 1 failed" in page.text
+    assert "PSNR against own range (dB)" in page.text and "partial 2/3 · 1 failed" in page.text
     assert "data:image/png;base64," in page.text  # the worst frame's difference, from files

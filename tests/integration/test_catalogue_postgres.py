@@ -166,7 +166,7 @@ def test_concurrent_workers_on_one_study_lose_and_duplicate_nothing(
         "packages": 2 * len(tiers), "failure_records": len(tiers), "unidentified_files": 0,
         "file_locations": 6,
         "landing_files": 0, "claims": 0,  # the unit of work plans nothing
-        "publications": 0, "viewer_checks": 0,  # nor publishes, nor checks the viewers
+        "publications": 0, "viewer_checks": 0, "estimates": 0,  # nor publishes, checks, estimates
     }  # fmt: skip
     statuses = pg_catalogue.pair_status(
         [r["study_uid"] for r in view(pg_catalogue, "studies")], tiers

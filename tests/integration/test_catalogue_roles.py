@@ -36,6 +36,7 @@ VIEWS = (
     "savings_by_tier", "savings_by_study", "quality_by_tier", "lineage", "failures", "backlog",
     "savings_by_modality", "savings_by_month", "quality_by_modality", "quality_by_scanner",
     "delivery_by_tier",
+    "estimate_vs_actual",
 )  # fmt: skip
 OPERATOR_ONLY = ("file_locations", "landing_files", "claims")  # paths, or run bookkeeping
 LANDING: list[Path] = []  # the planted landing area, once made

@@ -22,7 +22,8 @@ REQUIRED_FIELDS = {
     "sop_instance_uid_out", "transfer_syntax", "target_ratio", "pixel_bytes_in",
     "pixel_bytes_out", "pixel_ratio", "file_bytes_in", "file_bytes_out", "file_ratio", "encode_ms",
 }  # fmt: skip
-TIMING = ("encode_ms", "verify_ms", "decode_ms", "steps_ms")
+# measured per run, so they differ between runs (peak_rss_bytes: the process's memory high-water)
+TIMING = ("encode_ms", "verify_ms", "decode_ms", "steps_ms", "peak_rss_bytes")
 
 
 @pytest.fixture

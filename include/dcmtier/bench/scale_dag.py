@@ -214,6 +214,13 @@ def _backfill(
     """One ``study_date`` backfill over ``days`` days from ``first``, waited for; its figures."""
     from dcmtier.bench.airflow_stack import wait_for
 
+    # Airflow allows one running backfill per DAG, and the scheduler marks one completed a few
+    # seconds after its last run ends: the previous row's backfill must be marked first
+    wait_for(
+        lambda: not query(metadata_url, "SELECT id FROM backfill WHERE dag_id = :d "
+                          "AND completed_at IS NULL", d=DAG_ID) or None,
+        timeout=timeout, what="the previous backfill to be marked completed", every=2,
+    )  # fmt: skip
     size_before, tables_before = _database_size(metadata_url), _table_sizes(metadata_url)
     last = first + timedelta(days=days - 1)
     began = datetime.now(UTC)

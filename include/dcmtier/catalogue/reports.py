@@ -21,7 +21,7 @@ from dcmtier.tiers import TIERS
 VIEWS = (
     "savings_by_tier", "quality_by_tier", "savings_by_study", "lineage", "failures", "backlog",
     "savings_by_modality", "savings_by_month", "quality_by_modality", "quality_by_scanner",
-    "delivery_by_tier",
+    "delivery_by_tier", "estimate_vs_actual",
 )  # fmt: skip
 REPORT_VIEWS = VIEWS[:2]
 _ROW_KEYS = ("study_uid", "source_sop_uid", "sop_uid", "file")

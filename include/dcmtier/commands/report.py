@@ -26,7 +26,7 @@ from dcmtier.commands.options import add_catalogue_arguments
 VIEWS = (
     "savings_by_tier", "quality_by_tier", "savings_by_study", "lineage", "failures", "backlog",
     "savings_by_modality", "savings_by_month", "quality_by_modality", "quality_by_scanner",
-    "delivery_by_tier",
+    "delivery_by_tier", "estimate_vs_actual",
 )  # fmt: skip
 REPORT_VIEWS = VIEWS[:2]
 

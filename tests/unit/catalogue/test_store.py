@@ -57,7 +57,7 @@ def test_a_run_fills_every_table_and_the_same_run_again_changes_no_count(
     # no stray file in this landing, `process` plans nothing (no index, no claims), publishes
     # nothing and checks no viewer
     assert set(counts) == {*TABLES, "unidentified_files", "landing_files", "claims",
-                           "publications", "viewer_checks"}  # fmt: skip
+                           "publications", "viewer_checks", "estimates"}  # fmt: skip
     assert all(counts[t] > 0 for t in TABLES), counts
     assert counts["instances"] == 6 and counts["derived_instances"] == 5 * len(TIERS)
     run_all(landing, tmp_path / "out", catalogue, run_id="first")

@@ -93,7 +93,9 @@ def upgrade() -> None:
     op.create_index(op.f("ix_estimates_estimate_id"), "estimates", ["estimate_id"])
     op.execute(ESTIMATE_VS_ACTUAL)
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"GRANT SELECT ON estimates, estimate_vs_actual TO {ANALYST}, {OPERATOR}")
+        # analysts read the view, never a table (0005's rule); operators read both
+        op.execute(f"GRANT SELECT ON estimate_vs_actual TO {ANALYST}")
+        op.execute(f"GRANT SELECT ON estimates, estimate_vs_actual TO {OPERATOR}")
 
 
 def downgrade() -> None:

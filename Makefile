@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install viewer-codecs system-deps test test-fast lint demo ui ui-stop bench bench-scale clean
+.PHONY: install viewer-codecs system-deps test test-fast lint docs demo ui ui-stop bench bench-scale clean
 
 install: $(STAMP) viewer-codecs
 
@@ -47,6 +47,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check include tests dags plugins
 	$(BIN)/mypy
 
+# docs/reference/ (tiers, command line, environment, catalogue schema) written from the code;
+# tests/unit/test_docs.py fails when they differ from what this writes.
+docs: $(STAMP)
+	$(BIN)/python scripts/gen_docs.py
+
 demo: $(STAMP)
 	bash scripts/demo.sh
 
@@ -58,14 +63,14 @@ ui: $(STAMP)
 ui-stop:
 	bash scripts/ui.sh --stop
 
-# dcmtier against the gdcmconv-per-file chain (README "Benchmark"): writes bench/results.json.
+# dcmtier against the gdcmconv-per-file chain (bench/README.md): writes bench/results.json.
 # The defaults take about an hour on 2 cores; pass options through BENCH_ARGS, e.g.
 #   make bench BENCH_ARGS="--slices 20 --runs 1 --rss-slices 10 20 --dag-slices 5"
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/dcmtier bench $(BENCH_ARGS)
 
-# Discovery at scale (README "Archive scale"): dcmtier discover on 10,000 and 100,000 synthetic
+# Discovery at scale (docs/operators/archive-scale.md): dcmtier discover on 10,000 and 100,000 synthetic
 # files, first pass, repeat and 1 % new; writes bench/scale.json. SCALE_ARGS adds options, e.g.
 #   make bench-scale SCALE_ARGS="--scale-files 20000 --new-files 50"
 #   make bench-scale SCALE_ARGS="--s3 --scale-files 10000"   (on a loopback moto S3 server)

@@ -205,7 +205,7 @@ def _choosing_bound_tier(max_abs_diff: int) -> Tier:
 J2K_RATES = (3, 5, 10, 15, 20, 30, 50, 100, 200, 300, 500, 1000)
 HTJ2K_RATES = (10, 20, 50, 100)
 JXL_RATES = (20, 50)
-# Effort of jxl-lossless: 3 is the knee of the size/time table in README "JPEG XL" (effort 1
+# Effort of jxl-lossless: 3 is the knee of the size/time table in docs/concepts/jpeg-xl.md (effort 1
 # and 2 are larger than J2K lossless; 5, 7 and 9 are within 1.5 % of 3's size and 5-40x
 # slower). The lossy tiers use libjxl's default, 7: at the same ratio it gave 1-3 dB more
 # PSNR than effort 3 on the sample CT.

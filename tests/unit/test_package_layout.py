@@ -19,7 +19,7 @@ ROOT_LIMIT = 12
 SHARED = frozenset(
     {"records", "descriptors", "tiers", "errors", "versions", "owner", "outputs", "__init__"}
 )
-# What each stage may import besides itself (README "Code map" says the same).
+# What each stage may import besides itself (docs/contributors.md "Code map" says the same).
 ALLOWED: dict[str, frozenset[str]] = {
     "records": frozenset(),
     "descriptors": frozenset(),

@@ -1,15 +1,15 @@
 """JPEG XL lossless beside JPEG 2000 lossless: ratio and encoder speed per effort level.
 
-The figures behind ``jxl-lossless``'s effort (README "JPEG XL"): every frame of a set of files
-is encoded by the codec backends dcmtier uses (``openjpeg`` for ``j2k-lossless``, ``jpegxl``
-for ``jxl-lossless`` at each effort), one process, one thread, and each codestream decoded
-again and compared (a size is only reported for a lossless round trip). Ratio = stored pixel
+The figures behind ``jxl-lossless``'s effort (docs/concepts/jpeg-xl.md): every frame of a
+set of files is encoded by the codec backends dcmtier uses (``openjpeg`` for ``j2k-lossless``,
+``jpegxl`` for ``jxl-lossless`` at each effort), one process, one thread, and each codestream
+decoded again and compared (a size is only reported for a lossless round trip). Ratio = stored pixel
 bytes / codestream bytes of the whole set; MB/s = stored pixel MB / encoder seconds (median
 over ``runs``).
 
 ``python -m dcmtier.bench.jpegxl FILE_OR_FOLDER ... [--efforts 3 7] [--runs N]`` prints one
 line per codec and effort for each file given (a folder: its ``*.dcm`` files, each on its own)
-and for all of them together: the README's tables come from it.
+and for all of them together: the tables of docs/concepts/jpeg-xl.md come from it.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from dcmtier.catalogue.transactions import Transactions
 from dcmtier.errors import CatalogueError
 from dcmtier.tiers import TIERS
 
-# every view the migrations make, in the README's order; `dcmtier report` shows the first two
+# every view the migrations make, in docs/analysts.md's order; `dcmtier report` shows the first two
 VIEWS = (
     "savings_by_tier", "quality_by_tier", "savings_by_study", "lineage", "failures", "backlog",
     "savings_by_modality", "savings_by_month", "quality_by_modality", "quality_by_scanner",

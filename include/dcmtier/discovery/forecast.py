@@ -13,9 +13,10 @@ estimate's per-study measurements.
   alone on one process (wall seconds: on a loaded host they exceed the CPU seconds, as the
   tasks' would): every task instance costs its slot about 5 s beyond its
   work (3.3 s of task process: start, imports, catalogue, XCom; 1.7 s of scheduling and
-  hand-over around it), measured on a 300-study x 2-tier backfill on PostgreSQL (README
-  "Archive scale"). Each task instance adds about 9.5 kB to the metadata database (same
-  measurement: 8.7 MB for 912 task instances; ``xcom`` half of it) until ``airflow db clean``.
+  hand-over around it), measured on a 300-study x 2-tier backfill on PostgreSQL
+  (docs/operators/archive-scale.md). Each task instance adds about 9.5 kB to the metadata
+  database (same measurement: 8.7 MB for 912 task instances; ``xcom`` half of it) until
+  ``airflow db clean``.
 """
 
 from __future__ import annotations

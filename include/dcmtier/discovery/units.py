@@ -41,7 +41,7 @@ class CostModel:
 
     The defaults come from the attempts of one ``dag.test`` run of the hospital mix
     (`dcmtier.bench.mix`) x 13 tiers, one study a unit, on the 2-core development VM at load
-    average 10-11 (README "Work units"): median attempt of a one-image 256 x 256 radiograph
+    average 10-11 (docs/operators/work-units.md): median attempt of a one-image 256 x 256 radiograph
     (132 kB) 0.16 s (max 0.34 s), a 20-slice 128 x 128 CT (683 kB) 0.80 s (max 1.41 s), a
     12-slice MR 0.57 s. A three-term least squares over the 130 attempts gave 0.032 s an
     instance; with that held, ``fit`` gives 0.17 s + 0.13 s a MB. The fixed part is raised to

@@ -32,7 +32,7 @@ STUDY_B = "1.2.826.0.1.3680043.8.498.20"
 WHEN = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 NULLABLE = {"target_ratio", "ssim", "ssim_range", "gate", "gate_action"}
 NULLABLE |= {"modality", "body_part", "manufacturer", "model", "study_month"}
-# What the README tells analysts to run; ``{root}`` is the quality root.
+# What docs/analysts.md tells analysts to run; ``{root}`` is the quality root.
 DUCKDB_QUERY = """
     SELECT tier, study, count(*) AS frames, sum(pixel_bytes_out) AS pixel_bytes_out
     FROM read_parquet('{root}/**/*.parquet', hive_partitioning = true,

@@ -1,6 +1,6 @@
 """A synthetic catalogue: many studies x the 13 default tiers, rows only (no files).
 
-Used to measure how fast the pages render at archive scale (README, "Compression pages"):
+Used to measure how fast the pages render at archive scale (docs/operators/ui.md):
 ``python -m tests.unit.ui.synthetic URL --studies 1000`` fills an upgraded catalogue and
 prints the render time of the overview page and of one study page, on that catalogue.
 Quality values follow the reference survey's curve, with noise, so the charts look real.

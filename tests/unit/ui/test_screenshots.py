@@ -43,7 +43,7 @@ def _screenshot(html: str, tmp_path: Path, name: str, height: int) -> np.ndarray
          f"--screenshot={shot}", page.as_uri()],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
-    if os.environ.get("DCMTIER_SCREENSHOTS"):  # refresh the README's pictures
+    if os.environ.get("DCMTIER_SCREENSHOTS"):  # refresh the docs' pictures
         Image.open(shot).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(
             DOCS / f"ui-{name}.png", optimize=True
         )

@@ -92,7 +92,7 @@ def test_jpeg_xl_lossless_is_smaller_than_jpeg_2000_lossless(
     _, out = processed_ct
     jxl = _pixel_bytes(_outputs(out, "jxl-lossless"))
     j2k = _pixel_bytes(_outputs(out, "j2k-lossless"))
-    # measured 0.96x on this phantom; the 0.9x bound does not hold on it (README)
+    # measured 0.96x on this phantom; the 0.9x bound does not hold (concepts/jpeg-xl.md)
     assert jxl < j2k
 
 

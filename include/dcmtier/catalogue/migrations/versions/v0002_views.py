@@ -1,6 +1,6 @@
 """The analysts' views: savings_by_tier, savings_by_study, quality_by_tier, lineage, failures.
 
-Their names and columns are a contract (README, "Catalogue"). The SQL runs unchanged on
+Their names and columns are a contract (docs/reference/schema.md). The SQL runs unchanged on
 PostgreSQL and SQLite: the PSNR median comes from ROW_NUMBER and COUNT windows (SQLite has no
 percentile_cont), sums are cast to BIGINT (PostgreSQL's SUM(bigint) is numeric) and ratios to
 DOUBLE PRECISION. PSNR +inf is a plain IEEE value on both engines, so MIN, AVG and the median

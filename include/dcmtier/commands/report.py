@@ -37,6 +37,7 @@ EMPTY: Mapping[str, str] = {
     "lineage": "no rows: no derived instance recorded yet (run `dcmtier process`)",
     "delivery_by_tier": "no rows: no tier checked with the web viewers' codecs yet (run "
     "`dcmtier viewer-check OUT --record`)",
+    "estimate_vs_actual": "no rows: no forecast kept yet (run `dcmtier estimate LANDING`)",
     "backlog": "no rows: no study in the landing index waits for a tier (the DAG's discovery "
     "fills the index; `dcmtier discover` updates it)",
 }

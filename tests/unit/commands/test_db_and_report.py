@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +202,23 @@ def test_report_prints_every_view_in_every_format(
 
         checked = [viewer_row("j2k-lossless", "cornerstone-5.6.8", True, 1.0)]
         record_viewer_checks(f"sqlite:///{processed}/catalogue.db", checked)
+    if view == "estimate_vs_actual":  # a forecast kept by `dcmtier estimate`
+        from dcmtier.catalogue.engine import make_engine
+        from dcmtier.catalogue.estimates import save
+
+        engine = make_engine(f"sqlite:///{processed}/catalogue.db")
+        line = {"scope": "tier", "tier": "j2k-r20", "studies": 1, "source_bytes": 3000,
+                "stored_bytes": 600, "stored_bytes_low": 500, "stored_bytes_high": 700,
+                "cpu_hours": 0.01}  # fmt: skip
+        with engine.begin() as connection:
+            save(
+                connection,
+                "e1",
+                datetime.now(UTC),
+                [line],
+                {"sample_studies": 1, "seed": 0, "slots": 1},
+            )
+        engine.dispose()
     expected = Catalogue.connect(f"sqlite:///{processed}/catalogue.db").report([view])[view]
     assert expected  # the processed landing has rows in every view (the broken slice: failures)
     form = [] if fmt == "table" else [f"--{fmt}"]

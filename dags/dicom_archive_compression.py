@@ -16,25 +16,30 @@ when given); it claims those pairs so that no concurrent run takes them, and pac
 into **work units** of about `unit_seconds` of estimated work each (`0`: one study a unit; a
 study is never split). `encode` runs once per unit, `compress` once per unit × tier (named
 "u0042 · 37 studies · j2k-r20", the outcome appended after the run: "· 2 partial"); inside a
-unit the studies run one after another, each its own attempt in the catalogue. A failed instance
-is quarantined and the study × tier reports `partial`; an infrastructure error (output not
-writable, catalogue unreachable) fails the unit's task once its other studies are done, and it
-retries with exponential backoff: a retry, or clearing the task, redoes only the unit's studies
-not done. A frame that breaks its tier's quality gate is a quality outcome handled by
-`on_gate_failure` (fallback, reject or keep): it is never retried and never fails the run. Retry
-one study × tier with a manual run: conf `{"study_uids": ["<uid>"], "tiers": ["j2k-r20"],
-"reprocess": "all"}` (or `"failed"`); up to `DCMTIER_MAX_ACTIVE_RUNS` (3) non-backfill runs run
-at once (claims keep them apart), so it does not wait behind a scheduled run, and backfill runs
-are counted apart by Airflow. `summary` logs the run's totals and the backlog, and releases the
-run's claims. `publish`, when `publish_to` names a DICOMweb archive, stores the run's studies'
-`publish_tiers` there with STOW-RS (what the archive holds already is not sent again; recorded
-in the catalogue's `publications`). **landing** may itself be a DICOMweb archive
-(`dicomweb+https://host/dicom-web`): studies are searched with QIDO-RS and retrieved with
-WADO-RS; credentials from the `dicomweb_conn_id` HTTP connection. Each `compress` instance emits
-`dcmtier_packages` and `dcmtier_quality` asset events whose `extra` names the unit, tier, counts
-and a JSON list of each study × tier package (`dcmtier_packages_changed` is an example consumer
-that reads it), and, where an OpenLineage transport is configured, `discover` and `compress`
-report their datasets (landing study in; derived series, Parquet partition and ZIP out).
+unit the studies run one after another, each its own attempt in the catalogue. With
+`large_instance_mb` set, the studies holding a larger landing file are packed into units of
+their own that `encode_large` and `compress_large` run, the same work in the pool
+`$DCMTIER_LARGE_POOL` (a task's pool is fixed when the DAG is parsed; see
+docs/operators/memory.md); without it those two tasks expand to nothing and are skipped. A
+failed instance is quarantined and the study × tier reports `partial`; an infrastructure error
+(output not writable, catalogue unreachable) fails the unit's task once its other studies are
+done, and it retries with exponential backoff: a retry, or clearing the task, redoes only the
+unit's studies not done. A frame that breaks its tier's quality gate is a quality outcome
+handled by `on_gate_failure` (fallback, reject or keep): it is never retried and never fails the
+run. Retry one study × tier with a manual run: conf `{"study_uids": ["<uid>"], "tiers":
+["j2k-r20"], "reprocess": "all"}` (or `"failed"`); up to `DCMTIER_MAX_ACTIVE_RUNS` (3)
+non-backfill runs run at once (claims keep them apart), so it does not wait behind a scheduled
+run, and backfill runs are counted apart by Airflow. `summary` logs the run's totals and the
+backlog, and releases the run's claims. `publish`, when `publish_to` names a DICOMweb archive,
+stores the run's studies' `publish_tiers` there with STOW-RS (what the archive holds already is
+not sent again; recorded in the catalogue's `publications`). **landing** may itself be a
+DICOMweb archive (`dicomweb+https://host/dicom-web`): studies are searched with QIDO-RS and
+retrieved with WADO-RS; credentials from the `dicomweb_conn_id` HTTP connection. Each `compress`
+instance emits `dcmtier_packages` and `dcmtier_quality` asset events whose `extra` names the
+unit, tier, counts and a JSON list of each study × tier package (`dcmtier_packages_changed` is
+an example consumer that reads it), and, where an OpenLineage transport is configured,
+`discover` and `compress` report their datasets (landing study in; derived series, Parquet
+partition and ZIP out).
 
 Backfill an archive by study date:
 `airflow backfill create --dag-id dicom_archive_compression --from-date 2024-01-01
@@ -50,12 +55,18 @@ from typing import Any
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from dcmtier.orchestration.assets import PACKAGES_ASSET, QUALITY_ASSET
+from dcmtier.orchestration.names import COMPRESS_LARGE, ENCODE_LARGE
 from dcmtier.orchestration.operators import lineage_task
 from dcmtier.tiers import DEFAULT_TIERS, TIERS
 
 QUALITY_DATASET = Asset(name=QUALITY_ASSET[0], uri=QUALITY_ASSET[1])
 PACKAGES = Asset(name=PACKAGES_ASSET[0], uri=PACKAGES_ASSET[1])
 POOL = os.environ.get("DCMTIER_POOL", "dcmtier")
+# The large units' tasks: a mapped task's pool and pool slots are fixed when the DAG is parsed
+# (per task, not per mapped instance), so the environment names them, the run's params the
+# threshold. Each large task takes LARGE_SLOTS of the pool's slots.
+LARGE_POOL = os.environ.get("DCMTIER_LARGE_POOL", POOL)
+LARGE_SLOTS = int(os.environ.get("DCMTIER_LARGE_TASK_SLOTS", "1"))
 UNIT = "{% set u = task.op_kwargs['unit'] %}{{ u['id'] }} · {{ u['studies'] }} " \
        "{{ 'study' if u['studies'] == 1 else 'studies' }}"  # fmt: skip
 LABEL = UNIT + " · {{ task.op_kwargs['tier'] }}"
@@ -143,6 +154,16 @@ PARAMS = {
         description="Pack the run's studies into work units of about this many seconds of "
         "estimated work per tier task (a study is never split); 0: one study a unit.",
     ),
+    "large_instance_mb": Param(
+        0,
+        type="number",
+        minimum=0,
+        description="Studies holding a landing file larger than this many MB (10^6 bytes) are "
+        "packed into work units of their own, run by encode_large and compress_large in the "
+        "pool $DCMTIER_LARGE_POOL names (default: the dcmtier pool), each task taking "
+        "$DCMTIER_LARGE_TASK_SLOTS of its slots: a worker slot there needs about 250 MB plus "
+        "2x the largest instance's pixel data (operators/memory.md); 0: no study is large.",
+    ),
     "study_uids": Param(
         [],
         type="array",
@@ -197,7 +218,12 @@ def dicom_archive_compression() -> None:
 
     @task
     def units(plan: dict[str, Any]) -> list[dict[str, Any]]:
-        return list(plan["units"])  # ids and study counts
+        return [u for u in plan["units"] if not u.get("large")]  # ids and study counts
+
+    # a list of its own: Airflow maps over a task's return value only
+    @task
+    def large_units(plan: dict[str, Any]) -> list[dict[str, Any]]:
+        return [u for u in plan["units"] if u.get("large")]
 
     @task
     def tiers(plan: dict[str, Any]) -> list[str]:
@@ -234,13 +260,17 @@ def dicom_archive_compression() -> None:
         return summary_task(results, get_current_context())
 
     work = discover()
-    keys = units(work)
+    keys, large, names = units(work), large_units(work), tiers(work)
     layers = encode.expand(unit=keys)
     # units x tiers: each list stays under [core] max_map_length, their product need not
-    results = compress.expand(unit=keys, tier=tiers(work))
+    results = compress.expand(unit=keys, tier=names)
     layers >> results
-    results >> publish(work)
-    summary(results)
+    big = {"pool": LARGE_POOL, "pool_slots": LARGE_SLOTS}  # the same tasks, in the large pool
+    large_layers = encode.override(task_id=ENCODE_LARGE, **big).expand(unit=large)
+    large_results = compress.override(task_id=COMPRESS_LARGE, **big).expand(unit=large, tier=names)
+    large_layers >> large_results
+    [results, large_results] >> publish(work)
+    summary(results.concat(large_results))
 
 
 dicom_archive_compression()

@@ -71,6 +71,24 @@ ENVIRONMENT: dict[str, tuple[str, str, str]] = {
         "8",
         "slots of the `dcmtier` pool it creates",
     ),
+    "DCMTIER_LARGE_POOL": (
+        "DAG, `docker-compose.yaml`",
+        "`$DCMTIER_POOL` (compose: `dcmtier_large`)",
+        "the Airflow pool of `encode_large` and `compress_large`, the tasks of the work units "
+        "of studies above the `large_instance_mb` param (read when the DAG is parsed)",
+    ),
+    "DCMTIER_LARGE_TASK_SLOTS": (
+        "DAG",
+        "1",
+        "pool slots each `encode_large` and `compress_large` task takes (its `pool_slots`): "
+        "in a pool shared with ordinary tasks, the ordinary slots' memory a large instance "
+        "needs; at most the pool's slots",
+    ),
+    "DCMTIER_LARGE_POOL_SLOTS": (
+        "`docker-compose.yaml` (`airflow-init`)",
+        "1",
+        "slots of the `dcmtier_large` pool it creates",
+    ),
     "DCMTIER_LAYER_CACHE": (
         "DAG tasks",
         "`store`",

@@ -20,19 +20,21 @@ os.environ.update(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "DCMTIER_TASK_RETRIES": "0",
+        "DCMTIER_LARGE_POOL": "dcmtier_large",  # read when the DAG is parsed
     }
 )
 
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Iterator[Path]:
-    """Migrate the SQLite metadata database once and create the pool the DAG uses."""
+    """Migrate the SQLite metadata database once and create the pools the DAG uses."""
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True, env=os.environ)
-    subprocess.run(
-        [airflow, "pools", "set", "dcmtier", "4", "dcmtier compression"],
-        check=True,
-        capture_output=True,
-        env=os.environ,
-    )
+    for pool, slots in (("dcmtier", "4"), ("dcmtier_large", "1")):
+        subprocess.run(
+            [airflow, "pools", "set", pool, slots, f"{pool} (dcmtier tests)"],
+            check=True,
+            capture_output=True,
+            env=os.environ,
+        )
     yield _HOME

@@ -55,6 +55,9 @@ def test_a_manual_run_compresses_every_study_and_quarantines_the_broken_file(
     compress = {k: v for k, v in states.items() if k[0] == "compress"}
     assert len(compress) == len(TIERS)  # two small studies: one work unit, one task a tier
     assert set(compress.values()) == {"success"}
+    # no large_instance_mb: the large units' tasks expand to nothing, and are skipped
+    large = {k: v for k, v in states.items() if k[0] in ("encode_large", "compress_large")}
+    assert large == {("encode_large", -1): "skipped", ("compress_large", -1): "skipped"}
     # the grid label names the unit, its study count and tier, then what was not clean
     labels = sorted(str(ti.rendered_map_index) for ti in run.get_task_instances()
                     if ti.task_id == "compress")  # fmt: skip
@@ -152,3 +155,41 @@ def test_a_noisy_ct_whose_r20_breaks_the_review_gate_runs_green_and_packages_bot
         > 0
     )
     assert len(list((output / "packages").rglob("*.zip"))) == len(TIERS)
+
+
+def test_a_study_with_a_large_instance_runs_once_in_the_large_pool_tasks(
+    airflow_db: Path, tmp_path: Path
+) -> None:
+    """Issue #33: with large_instance_mb, a study holding a larger file is a unit of its own,
+    encoded and compressed by encode_large and compress_large in the large pool, and only
+    there; the small study keeps the ordinary tasks, and the summary counts both units."""
+    landing = tmp_path / "landing"
+    small = write_ct_series(landing / "small", slices=2, rows=64, columns=64, seed=21)
+    write_ct_series(landing / "large", slices=2, rows=256, columns=256, seed=22)
+    threshold_mb = (max(p.stat().st_size for p in small) + 1) / 1e6  # the small files are not
+    output = tmp_path / "out"
+    two_rates = ["j2k-r10", "j2k-r20"]  # a layered encode: encode_large runs too
+    run = _run(landing, output, tiers=two_rates, large_instance_mb=threshold_mb)
+    states = _states(run)
+    assert str(run.state).endswith("success"), states
+    tis = {(ti.task_id, ti.map_index): ti for ti in run.get_task_instances()}
+    large = sorted(k for k in tis if k[0] in ("encode_large", "compress_large"))
+    assert large == [("compress_large", 0), ("compress_large", 1), ("encode_large", 0)]
+    assert {tis[k].pool for k in large} == {"dcmtier_large"}
+    assert {tis[k].pool for k in tis if k[0] in ("encode", "compress")} == {"dcmtier"}
+    assert {states[k] for k in large} == {"success"}
+    labels = sorted(str(tis[k].rendered_map_index) for k in large if k[0] == "compress_large")
+    assert labels == [f"u0001 · 1 study · {t} · 1 ok" for t in two_rates]
+    ordinary = sorted(str(ti.rendered_map_index) for k, ti in tis.items() if k[0] == "compress")
+    assert ordinary == [f"u0000 · 1 study · {t} · 1 ok" for t in two_rates]
+    jobs = _query(output, "SELECT study_uid, tier, task_id, status FROM jobs")
+    by_task = {task: {uid for uid, _, t, _ in jobs if t == task} for task in ("compress",
+               "compress_large")}  # fmt: skip
+    assert len(by_task["compress_large"]) == 1 and len(by_task["compress"]) == 1
+    assert by_task["compress_large"] != by_task["compress"]
+    pairs = [(uid, tier) for uid, tier, _, _ in jobs]
+    assert sorted(pairs) == sorted(set(pairs)) and len(pairs) == 2 * len(two_rates)  # once each
+    assert {status for *_, status in jobs} == {"ok"}
+    assert len(list((output / "packages").rglob("*.zip"))) == 2 * len(two_rates)
+    summary = tis[("summary", -1)].xcom_pull(task_ids="summary")
+    assert (summary["units"], summary["studies"], summary["finished"]) == (2, 2, 4)

@@ -90,3 +90,22 @@ def test_the_example_consumer_runs_on_the_packages_asset_the_compress_task_emits
     consumer = dagbag.dags["dcmtier_packages_changed"]
     scheduled = {(a.name, a.uri) for a in consumer.timetable.asset_condition.objects}
     assert [name for name, _ in scheduled] == ["dcmtier_packages"] and scheduled <= emitted
+
+
+def test_large_units_run_in_tasks_of_their_own_in_the_large_pool(dagbag: DagBag) -> None:
+    """The same encode and compress, mapped over the large units, in $DCMTIER_LARGE_POOL
+    (the tests' conftest names dcmtier_large); every unit's result reaches the summary."""
+    dag = dagbag.dags[DAG_ID]
+    for name, large in (("encode", "encode_large"), ("compress", "compress_large")):
+        ordinary, task = dag.get_task(name), dag.get_task(large)
+        assert (task.pool, task.pool_slots) == ("dcmtier_large", 1)
+        assert ordinary.pool == "dcmtier"
+        assert task.map_index_template == ordinary.map_index_template
+        assert task.trigger_rule == ordinary.trigger_rule
+        twin = {"units": "large_units", "encode": "encode_large"}
+        assert task.upstream_task_ids == {twin.get(t, t) for t in ordinary.upstream_task_ids}
+    compress_large = dag.get_task("compress_large")
+    assert {a.name for a in compress_large.outlets} == {"dcmtier_quality", "dcmtier_packages"}
+    assert {"compress", "compress_large"} <= dag.get_task("summary").upstream_task_ids
+    assert {"compress", "compress_large"} <= dag.get_task("publish").upstream_task_ids
+    assert dag.params.get_param("large_instance_mb").value == 0

@@ -8,7 +8,9 @@ held; an ``abandoned`` or ``interrupted`` attempt is not done, a ``rejected`` on
 `dcmtier.catalogue.selection`), claims them so that no concurrent run takes them too,
 and writes one small manifest per study under ``<output>/work/<run id>/``. It packs the run's
 studies into work units of about ``unit_seconds`` of estimated work (`dcmtier.discovery.units`)
-and writes each unit's studies to ``<output>/work/<run id>/units/<unit id>.json``. What it
+and writes each unit's studies to ``<output>/work/<run id>/units/<unit id>.json``; studies
+holding a file above ``large_instance_bytes`` go into units of their own, flagged large, that
+the DAG runs in the large instances' pool. What it
 returns for the DAG's mapping is ids and counts only: unit ids with their study counts, and
 tier names.
 
@@ -72,6 +74,7 @@ class PlanRequest:
     listing_prefix: str = ""  # strftime template of a date-laid-out landing area, e.g. %Y/%m/%d
     claim_hours: float = CLAIM_HOURS
     unit_seconds: float = UNIT_SECONDS  # 0: one study a unit
+    large_instance_bytes: int = 0  # studies with a larger file: units of their own; 0: none
     study_uids: Sequence[str] = ()  # only these studies; empty: every one selected
 
     def __post_init__(self) -> None:
@@ -83,6 +86,8 @@ class PlanRequest:
             raise ConfigError(f"reprocess must be one of {REPROCESS}, not {self.reprocess!r}")
         if self.unit_seconds < 0:
             raise ConfigError(f"unit_seconds must be 0 or more: {self.unit_seconds}")
+        if self.large_instance_bytes < 0:
+            raise ConfigError(f"large_instance_mb must be 0 or more: {self.large_instance_bytes}")
         if self.max_studies_per_run < 1:
             raise ConfigError(f"max_studies_per_run must be 1 or more: {self.max_studies_per_run}")
         resolve_tiers(list(self.tiers))
@@ -143,13 +148,14 @@ class Plan:
             "abandoned_attempts": len(self.abandoned),
             "claims_released": sum(self.selected.released.values()),
             "units": len(self.units),
+            "large_units": sum(1 for u in self.units if u.large),
             "cost_model": self.cost.as_dict(),
             "index": self.index.as_dict(),
         }
 
     def for_xcom(self) -> dict[str, Any]:
-        """What the DAG maps over: ids and counts only (unit ids with their study counts,
-        tier names), never a list of studies."""
+        """What the DAG maps over: ids and counts only (unit ids with their study counts and
+        large flags, tier names), never a list of studies."""
         units = [u.for_xcom() for u in self.units]
         return {"units": units, "tiers": self.tiers, "summary": self.summary()}
 
@@ -187,7 +193,7 @@ def plan(request: PlanRequest, catalogue: Catalogue) -> Plan:
     for unit in result.units:
         write_json(unit_path(request.output, request.run_id, unit.id),
                     {"unit": unit.id, "studies": list(unit.studies),
-                     "estimate_s": unit.estimate_s})  # fmt: skip
+                     "estimate_s": unit.estimate_s, "large": unit.large})  # fmt: skip
     _write_plan(request, result)
     if result.selected.waiting:
         log.warning(
@@ -216,9 +222,11 @@ def _units(
                 base = CostModel(estimated["study_s"], estimated["byte_s"], estimated["instance_s"])
             model = fit((Attempt(*row) for row in durations(connection)), base)
     sizes = [
-        StudySize(uid, len(files[uid]), sum(f.size for f in files[uid])) for uid in result.studies
-    ]
-    return model, pack(sizes, request.unit_seconds, model)
+        StudySize(uid, len(files[uid]), sum(f.size for f in files[uid]),
+                  max((f.size for f in files[uid]), default=0))
+        for uid in result.studies
+    ]  # fmt: skip
+    return model, pack(sizes, request.unit_seconds, model, large_bytes=request.large_instance_bytes)
 
 
 def unit_path(output: Path | str, run_id: str, unit: str) -> str:

@@ -8,6 +8,12 @@ studies until the next one would take it past the target; a study is never split
 estimate alone exceeds the target is a unit of its own. ``unit_seconds = 0`` keeps one study a
 unit. The same studies, sizes and model always give the same units.
 
+Large studies, those holding a file above the run's ``large_instance_mb``, are packed apart by
+the same rule into units of large studies only, flagged ``large`` and numbered after the others:
+the DAG runs them in tasks of their own (``encode_large``, ``compress_large``) whose pool is
+sized for the memory a large instance needs (docs/operators/memory.md). A task's pool is fixed
+per task, not per mapped instance, so a unit is large or not as a whole.
+
 The estimate is of one tier task's work for a study: ``CostModel.seconds``, a fixed cost per
 study (staging, catalogue writes, packaging: what a tier costs even for one tiny image) plus a
 cost per stored byte and per instance. ``fit`` derives it from the durations of the attempts
@@ -33,6 +39,11 @@ class StudySize:
     uid: str
     instances: int
     bytes: int
+    largest: int = 0  # bytes of its largest file
+
+    def is_large(self, threshold: int) -> bool:
+        """True when a file of the study is larger than ``threshold`` bytes (0: never)."""
+        return 0 < threshold < self.largest
 
 
 @dataclass(frozen=True)
@@ -64,35 +75,54 @@ class CostModel:
 
 @dataclass(frozen=True)
 class Unit:
-    """One unit of a run: its id (``u0042``), its studies in plan order, its estimate."""
+    """One unit of a run: its id (``u0042``), its studies in plan order, its estimate, and
+    whether they are large studies (run in the large instances' pool)."""
 
     id: str
     studies: tuple[str, ...]
     estimate_s: float
+    large: bool = False
 
     def for_xcom(self) -> dict[str, object]:
-        """What the DAG maps over: the id and the count, never the studies."""
-        return {"id": self.id, "studies": len(self.studies)}
+        """What the DAG maps over: the id and the count (and ``large``, for a large unit),
+        never the studies."""
+        body: dict[str, object] = {"id": self.id, "studies": len(self.studies)}
+        if self.large:
+            body["large"] = True
+        return body
 
 
 def unit_id(number: int) -> str:
     return f"u{number:04d}"
 
 
-def pack(sizes: Sequence[StudySize], target_s: float, model: CostModel) -> list[Unit]:
+def pack(
+    sizes: Sequence[StudySize], target_s: float, model: CostModel, *, large_bytes: int = 0
+) -> list[Unit]:
     """Pack ``sizes`` (in plan order) into units of about ``target_s`` seconds each.
 
     ``target_s <= 0``: one study a unit. Never splits a study; a study estimated over the
     target is a unit alone; a unit closes when the next study would take it past the target.
+    ``large_bytes > 0``: the studies holding a file larger than that are packed apart, into
+    units flagged ``large`` that follow the others.
     """
-    units: list[Unit] = []
+    large = [s for s in sizes if s.is_large(large_bytes)]
+    small = [s for s in sizes if not s.is_large(large_bytes)]
+    units = _pack(small, target_s, model, [], large=False)
+    return _pack(large, target_s, model, units, large=True)
+
+
+def _pack(
+    sizes: Sequence[StudySize], target_s: float, model: CostModel, units: list[Unit], *, large: bool
+) -> list[Unit]:
+    """``units`` followed by the units of ``sizes`` (numbered on from them)."""
     current: list[str] = []
     total = 0.0
 
     def close() -> None:
         nonlocal current, total
         if current:
-            units.append(Unit(unit_id(len(units)), tuple(current), round(total, 3)))
+            units.append(Unit(unit_id(len(units)), tuple(current), round(total, 3), large))
         current, total = [], 0.0
 
     for size in sizes:

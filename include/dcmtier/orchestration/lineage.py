@@ -31,6 +31,7 @@ from openlineage.client.facet_v2 import (
 
 from dcmtier.measure.gates import Gate, gate_for
 from dcmtier.orchestration.events import namespace
+from dcmtier.orchestration.names import COMPRESS_TASKS
 from dcmtier.tiers import get_tier
 
 FACET_KEY = "dcmtier_compression"
@@ -67,7 +68,7 @@ def task_lineage(
     landing, output = str(params.get("landing", "")), str(params.get("output", ""))
     if task_id == "discover" and landing:
         return [InputDataset(namespace=namespace(landing), name="/")], []
-    if task_id == "compress" and isinstance(result, Mapping) and landing and output:
+    if task_id in COMPRESS_TASKS and isinstance(result, Mapping) and landing and output:
         inputs: list[InputDataset] = []
         outputs: list[OutputDataset] = []
         for pair in result.get("pairs", [result]):  # a work unit's study x tier results

@@ -20,6 +20,7 @@ from dcmtier.discovery.landing import location_scope
 from dcmtier.discovery.plan import Plan, PlanRequest, plan, read_plan
 from dcmtier.discovery.units import UNIT_SECONDS
 from dcmtier.errors import Interrupted, StorageError
+from dcmtier.orchestration.names import COMPRESS_TASKS
 from dcmtier.orchestration.units import outcome_words, prepare_unit, run_unit, summarise
 from dcmtier.records import SKIPPED
 from dcmtier.storage.store import configure, connection_options, read_text
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 LAYER_CACHE_ENV = "DCMTIER_LAYER_CACHE"  # store (default) or worker, for a remote output root
 
 INTERVAL_RUN_TYPES = frozenset({"scheduled", "backfill"})  # manual runs take every study
+MB = 10**6  # the unit of the ``large_instance_mb`` param
 
 
 def discover_task(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,6 +58,7 @@ def discover_task(context: Mapping[str, Any]) -> dict[str, Any]:
         listing_prefix=str(params.get("listing_prefix") or ""),
         unit_seconds=float(params.get("unit_seconds", UNIT_SECONDS)),
         study_uids=tuple(str(uid) for uid in params.get("study_uids") or ()),
+        large_instance_bytes=round(float(params.get("large_instance_mb") or 0) * MB),
     )
     try:
         result = plan(request, catalogue)
@@ -183,7 +186,7 @@ def summary_task(
     failed = int(
         ti.get_ti_count(
             dag_id=ti.dag_id,
-            task_ids=["compress"],
+            task_ids=list(COMPRESS_TASKS),
             run_ids=[ti.run_id],
             states=["failed", "upstream_failed"],
         )

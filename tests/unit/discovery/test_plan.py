@@ -401,3 +401,27 @@ def test_units_are_packed_by_the_latest_estimates_cost_model(
     # 50 s a study by the estimate: two studies a unit, not the three of the defaults
     assert [u.for_xcom()["studies"] for u in packed.units] == [2, 1]
     assert packed.cost.study_s == 50.0 and packed.cost.fitted_from == 0
+
+
+def test_studies_with_a_file_above_large_instance_bytes_are_planned_in_large_units(
+    tmp_path: Path, catalogue: Catalogue
+) -> None:
+    from pydicom import dcmread
+
+    from dcmtier.discovery.plan import read_unit
+
+    landing = tmp_path / "landing"
+    arrived = NOW - timedelta(hours=1)
+    small = _study(landing, "small", seed=1, study_date="20240105", arrived=arrived)
+    large = write_ct_series(landing / "large", slices=1, rows=64, columns=64, seed=2)
+    os.utime(large[0], (arrived.timestamp(), arrived.timestamp()))
+    threshold = max(p.stat().st_size for p in small)  # the small study's files are not above
+    result = plan(_request(landing, tmp_path, large_instance_bytes=threshold), catalogue)
+    large_uid = str(dcmread(large[0], stop_before_pixels=True).StudyInstanceUID)
+    xcom = result.for_xcom()
+    assert xcom["units"] == [{"id": "u0000", "studies": 1},
+                             {"id": "u0001", "studies": 1, "large": True}]  # fmt: skip
+    assert read_unit(tmp_path / "out", "manual__1", "u0001") == [large_uid]
+    assert xcom["summary"]["large_units"] == 1
+    with pytest.raises(ConfigError, match="large_instance_mb"):
+        _request(landing, tmp_path, large_instance_bytes=-1)

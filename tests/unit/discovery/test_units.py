@@ -99,3 +99,38 @@ def test_the_fixed_part_is_never_below_the_default_nor_the_slope_negative() -> N
     attempts = [Attempt(1, n * 1_000_000, 1.0 / n) for n in range(1, 60)]  # bigger is faster
     model = fit(attempts, CostModel(study_s=0.5, byte_s=1e-7))
     assert model.study_s >= 0.5 and model.byte_s == 1e-7
+
+
+def test_studies_with_a_file_above_the_threshold_are_packed_apart_into_large_units() -> None:
+    """A large study never shares a unit with a small one (a task's pool is per task): the
+    large ones are packed among themselves by the same rule, flagged, numbered after."""
+    sizes = [
+        StudySize("1.2.0", 1, 1_000_000, largest=1_000_000),
+        StudySize("1.2.1", 2, 9_000_000, largest=8_000_000),  # large
+        StudySize("1.2.2", 1, 1_000_000, largest=1_000_000),
+        StudySize("1.2.3", 1, 5_000_001, largest=5_000_001),  # large: just above
+        StudySize("1.2.4", 3, 6_000_000, largest=5_000_000),  # not large: not above
+        StudySize("1.2.5", 1, 60_000_000, largest=60_000_000),  # large, over the target alone
+    ]
+    units = pack(sizes, 20.0, MODEL, large_bytes=5_000_000)
+    assert [(u.id, u.studies, u.large) for u in units] == [
+        ("u0000", ("1.2.0", "1.2.2", "1.2.4"), False),
+        ("u0001", ("1.2.1", "1.2.3"), True),  # 10 s + 6 s: under the 20 s target together
+        ("u0002", ("1.2.5",), True),
+    ]
+    assert [u.for_xcom() for u in units][1:] == [
+        {"id": "u0001", "studies": 2, "large": True},
+        {"id": "u0002", "studies": 1, "large": True},
+    ]
+    assert units[0].for_xcom() == {"id": "u0000", "studies": 3}  # as without a threshold
+    assert sorted(uid for u in units for uid in u.studies) == [s.uid for s in sizes]
+
+
+def test_without_a_threshold_no_unit_is_large() -> None:
+    sizes = [StudySize(f"1.2.{n}", 1, 10**9, largest=10**9) for n in range(3)]
+    assert pack(sizes, 0, MODEL) == pack(sizes, 0, MODEL, large_bytes=0)
+    assert not any(u.large for u in pack(sizes, 0, MODEL))
+    one_each = pack(sizes, 0, MODEL, large_bytes=1)  # every study large: one a unit still
+    assert [(u.id, u.studies, u.large) for u in one_each] == [
+        (f"u000{n}", (f"1.2.{n}",), True) for n in range(3)
+    ]

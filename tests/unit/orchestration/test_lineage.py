@@ -111,3 +111,14 @@ def test_namespaces_are_uris_and_asset_extras_name_study_tier_and_package(tmp_pa
     assert extra["package_uri"] == (tmp_path / "packages" / STUDY / "j2k-r20.zip").as_uri()
     assert (extra["study_uid"], extra["tier"], extra["ratio"]) == (STUDY, "j2k-r20", 20.48)
     json.dumps(extra)  # an asset event's extra must be JSON
+
+
+def test_a_large_unit_s_compress_task_reports_the_same_lineage(tmp_path: Path) -> None:
+    params = {"landing": "s3://archive/landing", "output": str(tmp_path)}
+    result = _result(tmp_path, "j2k-r20", max_abs_diff=60, psnr=50, ssim=0.99)
+    large = task_lineage("compress_large", result, params)
+    assert large is not None
+    assert [_event_json(d) for d in large] == [
+        _event_json(d) for d in task_lineage("compress", result, params) or ([], [])
+    ]
+    assert len(large[1]) == 3

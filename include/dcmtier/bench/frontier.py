@@ -105,7 +105,7 @@ def _family(sources: Sequence[SourceImage], tier: Tier, codec: Codec) -> _Row:
             started = time.process_time()
             frames = choosing.code_with(source, tier, codec, lut, Policy(modality_rules={}))
             row.encode_ms += (time.process_time() - started) * 1000
-            _add(row, source, frames.tier, frames.encoded, lut)
+            _add(row, source, frames.tier, frames.in_memory, lut)
     except DcmtierError as exc:  # refused or failed for one file: the row says so
         return _Row(error=one_line(exc))
     return row
@@ -119,7 +119,7 @@ def _chosen(sources: Sequence[SourceImage], tier: Tier) -> _Row:
             started = time.process_time()
             chosen = choosing.choose(source, tier, lut, Policy(modality_rules={}), None)
             row.encode_ms += (time.process_time() - started) * 1000
-            _add(row, source, chosen.tier, chosen.frames.encoded, lut)
+            _add(row, source, chosen.tier, chosen.frames.in_memory, lut)
             label = chosen.tier.codec.label
             assert row.chosen is not None
             row.chosen[label] = row.chosen.get(label, 0) + 1

@@ -19,6 +19,12 @@ not decoded: the searches treat it as passing and look for a smaller one. Each f
 is what every candidate spent on it, so the output's encode time is the choice's whole cost.
 A candidate the policy or codec refuses for this instance is left out and named in the
 result; when none is left the tier is refused.
+
+Memory is bounded by the object as in the rest of the work: each candidate reads the source's
+frames one at a time (`SourceImage.iter_frames`: kept in memory for a small instance, read or
+decoded again for a large one) and writes its codestreams to a temporary file
+(`dcmtier.work.spool`), so what a candidate holds is one frame and its codings; only the
+chosen candidate's codestreams are read back into memory, as any tier's output is.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from dcmtier.measure.gates import gate_for
 from dcmtier.measure.metrics import ModalityLUT
 from dcmtier.tiers import HTJ2K, J2K, JLS, JXL, JXL_LOSSLESS_EFFORT, Codec, Tier
 from dcmtier.work.nearlossless import Frames, encode_near, jls_tier, near_for, within_bound
+from dcmtier.work.spool import Spool
 from dcmtier.work.targeting import FrameJudge, target_frame
 
 TRY_ORDER = (JLS, HTJ2K, JXL, J2K)  # cheapest encode first: it sets the bar early
@@ -68,8 +75,7 @@ class _Instance:
     lut: ModalityLUT
     policy: Policy
     cache: Path | None
-    originals: list[np.ndarray]
-    spent: list[float]
+    spent: list[float]  # per frame, every candidate's time on it
 
     def allow(self, tier: Tier) -> None:
         """Raise ``PolicyRefused`` when the policy or the codec refuses ``tier`` here."""
@@ -78,13 +84,11 @@ class _Instance:
         self.policy.check(tier, modality=source.modality, kind=kind)
         codecs.backend(tier.codec.label).check(source.dataset, source.spec, tier)
 
-    def judge(self, tier: Tier, index: int) -> FrameJudge:
+    def judge(self, tier: Tier, index: int, original: np.ndarray) -> FrameJudge:
         gate = gate_for(tier)
         assert gate is not None  # a bound tier's gate is its bound
         max_ratio = self.policy.max_ratio(self.source.modality)
-        return FrameJudge(
-            self.source, tier, index, self.originals[index], gate, self.lut, max_ratio
-        )
+        return FrameJudge(self.source, tier, index, original, gate, self.lut, max_ratio)
 
 
 Candidate = Callable[[_Instance, Codec, int | None], Frames | None]
@@ -96,7 +100,7 @@ def code_near(source: SourceImage, tier: Tier, lut: ModalityLUT, policy: Policy)
     coded = jls_tier(tier, near)
     task = _instance(source, tier, lut, policy, None)
     task.allow(coded)
-    frames = encode_near(source, coded, within_bound(source, coded, lut, task.originals))
+    frames = encode_near(source, coded, within_bound(coded, lut))
     assert frames is not None  # no budget: never abandoned
     return Chosen(frames, frames.encode_ms, {"jls": frames.bytes})
 
@@ -114,7 +118,7 @@ def choose(
     for codec in (c for c in TRY_ORDER if c in tier.candidates):
         budget = best.bytes if best is not None else None
         try:
-            found = kind(task, codec, budget)
+            found = kind(task, codec, budget)  # spooled: on disk, not in memory
         except PolicyRefused as exc:
             tried[codec.label] = f"refused ({exc.rule})"
             continue
@@ -128,14 +132,16 @@ def choose(
         if best is None or (found.bytes, rank[codec.label]) < (
             best.bytes, rank[best.tier.codec.label]
         ):  # fmt: skip
-            best = found
+            best, found = found, best
+        if found is not None:
+            found.close()  # lost: its temporary file goes at once
     if best is None:
         why = "; ".join(f"{label}: {what}" for label, what in tried.items())
         message = f"tier {tier.name}: no candidate codec gave an output ({why})"
         if failed:
             raise VerificationFailed(message)
         raise PolicyRefused(message, rule="choice:no-candidate")
-    return Chosen(best, [round(ms, 3) for ms in task.spent], tried)
+    return Chosen(best.loaded(), [round(ms, 3) for ms in task.spent], tried)
 
 
 def code_with(
@@ -145,14 +151,13 @@ def code_with(
     task = _instance(source, tier, lut, policy, None)
     found = (_lossless if tier.lossless else _bounded)(task, codec, None)
     assert found is not None  # no budget: never abandoned
-    return found
+    return found.loaded()
 
 
 def _instance(
     source: SourceImage, tier: Tier, lut: ModalityLUT, policy: Policy, cache: Path | None
 ) -> _Instance:
-    originals = list(source.iter_frames())
-    return _Instance(source, tier, lut, policy, cache, originals, [0.0] * len(originals))
+    return _Instance(source, tier, lut, policy, cache, [0.0] * source.frames)
 
 
 def _lossless(task: _Instance, codec: Codec, budget: int | None) -> Frames | None:
@@ -162,12 +167,13 @@ def _lossless(task: _Instance, codec: Codec, budget: int | None) -> Frames | Non
     task.allow(coded)
     backend = codecs.backend(codec.label)
     spec = task.source.spec
-    out = Frames(coded, [], [])
-    for index, original in enumerate(task.originals):
+    out = Frames(coded, Spool(), [])
+    for index, original in enumerate(task.source.iter_frames()):
         started = time.perf_counter()
         encoded = backend.encode(original, spec, coded)
         if budget is not None and out.bytes + len(encoded.data) > budget:
             _spend(task, out, index, encoded, started=started, budget=budget)
+            out.close()
             return None  # lost already: not worth a decode
         decoded = backend.decode(encoded.data, spec).reshape(original.shape)
         if not np.array_equal(decoded, original):
@@ -182,19 +188,21 @@ def _bounded(task: _Instance, codec: Codec, budget: int | None) -> Frames | None
         return _near(task, budget)
     coded = task.tier.chosen(codec)
     task.allow(coded)
-    out = Frames(coded, [], [])
+    out = Frames(coded, Spool(), [])
     step: float | None = None
-    for index in range(len(task.originals)):
+    for index, original in enumerate(task.source.iter_frames()):
         started = time.perf_counter()
-        judge = task.judge(coded, index)
+        judge = task.judge(coded, index, original)
         judge.lost_above = None if budget is None else budget - out.bytes
         if codec is J2K and judge.lost_above is not None and _j2k_lost(judge, judge.lost_above):
+            out.close()
             return None
         if codec is J2K:
             encoded = target_frame(judge, task.cache).encoded
         else:
             encoded, step = _htj2k_frame(judge, step)
         if not _spend(task, out, index, encoded, started=started, budget=budget):
+            out.close()
             return None
     return out
 
@@ -203,10 +211,10 @@ def _near(task: _Instance, budget: int | None) -> Frames | None:
     near = near_for(task.tier, task.source, task.lut)
     coded = jls_tier(task.tier, near)
     task.allow(coded)
-    check = within_bound(task.source, coded, task.lut, task.originals)
+    check = within_bound(coded, task.lut)
     max_ratio = task.policy.max_ratio(task.source.modality)
     started = time.perf_counter()
-    found = encode_near(task.source, coded, check, budget)
+    found = encode_near(task.source, coded, check, budget, spooled=True)
     spent = found.encode_ms if found is not None else []
     for index, ms in enumerate(spent):
         task.spent[index] += ms
@@ -214,7 +222,8 @@ def _near(task: _Instance, budget: int | None) -> Frames | None:
         task.spent[0] += (time.perf_counter() - started) * 1000  # an abandoned run's time
         return None
     pixel_bytes = task.source.spec.pixel_bytes
-    if max_ratio is not None and any(pixel_bytes / len(e.data) > max_ratio for e in found.encoded):
+    if max_ratio is not None and any(pixel_bytes / size > max_ratio for size in found.sizes):
+        found.close()
         raise PolicyRefused(
             f"JPEG-LS NEAR {near} codes a frame above the modality's {max_ratio:g}:1",
             rule=f"modality:{task.source.modality}:max-ratio:{max_ratio:g}",
@@ -247,8 +256,7 @@ def _spend(
     """Add a frame to ``out`` and its time to the instance's; False once over ``budget``."""
     ms = (time.perf_counter() - started) * 1000
     task.spent[index] += ms
-    out.encoded.append(encoded)
-    out.encode_ms.append(round(ms, 3))
+    out.add(encoded, round(ms, 3))
     return budget is None or out.bytes <= budget
 
 

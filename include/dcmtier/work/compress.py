@@ -254,7 +254,7 @@ def _choose(
     result.codec = chosen.tier.codec.label
     result.transfer_syntax = chosen.tier.transfer_syntax
     coded = dataclasses.replace(work, tier=chosen.tier)
-    return coded, (chosen.frames.encoded, chosen.encode_ms), chosen.tried
+    return coded, (chosen.frames.in_memory, chosen.encode_ms), chosen.tried
 
 
 def _encode(work: _TierWork) -> tuple[list[Encoded], list[float]]:

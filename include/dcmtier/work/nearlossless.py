@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from pydicom import Dataset
@@ -26,22 +26,50 @@ from dcmtier.codec.pixels import SourceImage
 from dcmtier.errors import PolicyRefused, VerificationFailed
 from dcmtier.measure.metrics import ModalityLUT
 from dcmtier.tiers import JLS, Tier
+from dcmtier.work.spool import Spool
 
-# (frame index, decoded frame) -> None, or raise: the check every decoded candidate frame gets
-FrameCheck = Callable[[int, np.ndarray], None]
+# (frame index, original, decoded frame) -> None, or raise: the check every decoded candidate
+# frame gets
+FrameCheck = Callable[[int, np.ndarray, np.ndarray], None]
 
 
 @dataclass
 class Frames:
-    """One candidate's frames for an instance and the time each cost (encode and checks)."""
+    """One candidate's frames for an instance and the time each cost (encode and checks): in
+    memory, or spooled to a temporary file (a choosing tier's candidates, `Spool`)."""
 
     tier: Tier  # the tier as coded for this instance (`Tier.chosen`)
-    encoded: list[Encoded]
+    encoded: list[Encoded] | Spool
     encode_ms: list[float]
+    sizes: list[int] = field(default_factory=list)  # each codestream's bytes
 
     @property
     def bytes(self) -> int:
-        return sum(len(e.data) for e in self.encoded)
+        return sum(self.sizes)
+
+    def add(self, encoded: Encoded, ms: float) -> None:
+        self.encoded.append(encoded)
+        self.encode_ms.append(ms)
+        self.sizes.append(len(encoded.data))
+
+    @property
+    def in_memory(self) -> list[Encoded]:
+        """The codestreams of frames never spooled, or `loaded`."""
+        assert isinstance(self.encoded, list), "spooled frames: loaded() reads them back"
+        return self.encoded
+
+    def loaded(self) -> Frames:
+        """These frames with their codestreams in memory (a spool is read back and closed)."""
+        if isinstance(self.encoded, list):
+            return self
+        encoded = list(self.encoded)
+        self.encoded.close()
+        return Frames(self.tier, encoded, self.encode_ms, self.sizes)
+
+    def close(self) -> None:
+        """Give up a spooled candidate's temporary file (one that lost)."""
+        if isinstance(self.encoded, Spool):
+            self.encoded.close()
 
 
 def near_for(tier: Tier, source: SourceImage, lut: ModalityLUT) -> int:
@@ -90,12 +118,18 @@ def jls_tier(tier: Tier, near: int) -> Tier:
 
 
 def encode_near(
-    source: SourceImage, tier: Tier, check: FrameCheck, budget: int | None = None
+    source: SourceImage,
+    tier: Tier,
+    check: FrameCheck,
+    budget: int | None = None,
+    *,
+    spooled: bool = False,
 ) -> Frames | None:
     """Every frame at ``tier.near`` (a `jls_tier`), NEAR read back from each codestream and
-    each frame decoded and ``check``-ed. None once the bytes pass ``budget``."""
+    each frame decoded and ``check``-ed. None once the bytes pass ``budget``. ``spooled``: the
+    codestreams go to a temporary file (a candidate), not a list."""
     backend = codecs.backend("jls")
-    out = Frames(tier, [], [])
+    out = Frames(tier, Spool() if spooled else [], [])
     for index, frame in enumerate(source.iter_frames()):
         started = time.perf_counter()
         encoded = backend.encode(frame, source.spec, tier)
@@ -104,23 +138,21 @@ def encode_near(
             raise VerificationFailed(
                 f"frame {index}: the codestream declares NEAR {written}, not {tier.near}"
             )
-        check(index, backend.decode(encoded.data, source.spec).reshape(source.spec.shape))
-        out.encoded.append(encoded)
-        out.encode_ms.append(round((time.perf_counter() - started) * 1000, 3))
+        check(index, frame, backend.decode(encoded.data, source.spec).reshape(source.spec.shape))
+        out.add(encoded, round((time.perf_counter() - started) * 1000, 3))
         if budget is not None and out.bytes > budget:
+            out.close()
             return None
     return out
 
 
-def within_bound(
-    source: SourceImage, tier: Tier, lut: ModalityLUT, originals: list[np.ndarray]
-) -> FrameCheck:
+def within_bound(tier: Tier, lut: ModalityLUT) -> FrameCheck:
     """A check that raises `VerificationFailed` for a frame beyond ``tier``'s max |diff| in
     modality units (exact equality for a lossless tier)."""
     limit = tier.bound.max_abs_diff if tier.bound is not None and not tier.lossless else 0.0
 
-    def check(index: int, decoded: np.ndarray) -> None:
-        worst = max_abs_diff(originals[index], decoded, lut)
+    def check(index: int, original: np.ndarray, decoded: np.ndarray) -> None:
+        worst = max_abs_diff(original, decoded, lut)
         if limit is not None and worst > limit:
             raise VerificationFailed(
                 f"frame {index}: max |diff| {worst:g} {lut.unit} > {limit:g} {lut.unit}"

@@ -21,7 +21,7 @@ from dcmtier.codec import pixels
 from dcmtier.codec.pixels import FileRange
 from dcmtier.records import LAYERED, OK, PER_TIER, TierResult
 from dcmtier.tiers import get_tier
-from dcmtier.work import gating, peak, verify
+from dcmtier.work import gating, peak, spool, verify
 from dcmtier.work.compress import CompressConfig, compress_file
 from tests.support import openjpeg_frames
 
@@ -89,6 +89,42 @@ def test_the_per_frame_path_writes_what_the_in_memory_path_writes(
     assert len(verified) >= len(TIERS)  # and again for an output written again (fallback)
     assert all(isinstance(v.frames, verify.Redecoded) for v in verified)  # none kept
     assert all(r.peak_rss_bytes and r.peak_rss_bytes > 0 for r in streamed)
+
+
+def test_the_choosing_tiers_spool_their_candidates_and_write_the_same_bytes_streamed(
+    instance: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """maxerr20 and best-lossless code the instance with every candidate: each candidate's
+    codestreams go to a temporary file (closed once it lost or was read back), its frames are
+    read one at a time, and the output is the one the in-memory path made."""
+    chooser = ("maxerr20", "best-lossless")
+    config = CompressConfig(tmp_path / "kept", measure=gating.measure)
+    kept = compress_file(instance, [get_tier(t) for t in chooser], config)
+    assert [r.status for r in kept] == [OK, OK]
+
+    opened: list[spool.Spool] = []
+    closed: list[spool.Spool] = []
+    real_init, real_close = spool.Spool.__init__, spool.Spool.close
+
+    def init(self: spool.Spool) -> None:
+        real_init(self)
+        opened.append(self)
+
+    def close(self: spool.Spool) -> None:
+        closed.append(self)
+        real_close(self)
+
+    monkeypatch.setattr(spool.Spool, "__init__", init)
+    monkeypatch.setattr(spool.Spool, "close", close)
+    monkeypatch.setattr(pixels, "CACHE_LIMIT", 2 * SIZE * SIZE * 2)  # one frame, no more
+    config = CompressConfig(tmp_path / "streamed", measure=gating.measure)
+    streamed = compress_file(instance, [get_tier(t) for t in chooser], config)
+
+    assert [_comparable(r) for r in streamed] == [_comparable(r) for r in kept]
+    coded = [c for r in streamed for c in r.params["candidates"].values()
+             if isinstance(c, int) or str(c).startswith("over")]  # fmt: skip
+    assert len(opened) == len(coded) >= 2 * len(chooser), streamed[0].params  # one a candidate
+    assert {id(s) for s in opened} <= {id(s) for s in closed}  # none left open
 
 
 def test_the_per_frame_output_decodes_bit_exact_outside_the_project(

@@ -5,7 +5,8 @@ Airflow.
 - ``items``: runs one study x tier, the layered encode of a study, the run's summary;
 - ``lineage``: OpenLineage datasets and facets, and asset-event extras, from a task's result;
 - ``operators``: ``@lineage_task``, the ``@task`` whose COMPLETE event carries them;
-- ``assets``: the names and URIs of the assets the pipeline updates.
+- ``assets``: the names and URIs of the assets the pipeline updates;
+- ``names``: the DAG's task ids that the package looks up (the compress tasks, large or not).
 
 May import: ``discovery``, ``work``, and everything they may import. ``tasks`` touches Airflow
 only inside functions; ``operators`` subclasses Airflow's ``@task`` operator (the DAG files

@@ -126,6 +126,11 @@ def test_1_a_run_completes_every_study_and_lists_the_corrupt_file(
     compress = [ti for ti in _task_instances(stack, run_id) if ti["task_id"] == "compress"]
     assert len(compress) == len(TIERS)  # three small studies: one work unit
     assert {ti["state"] for ti in compress} == {"success"}
+    # no large_instance_mb: the large units' tasks expand to nothing, skipped by the scheduler
+    large = sorted((ti["task_id"], ti["map_index"], ti["state"])
+                   for ti in _task_instances(stack, run_id)
+                   if ti["task_id"] in ("encode_large", "compress_large"))  # fmt: skip
+    assert large == [("compress_large", -1, "skipped"), ("encode_large", -1, "skipped")]
     # the grid label names the unit, its study count, the tier, and the one partial study
     labels = sorted(str(ti["rendered_map_index"]) for ti in compress)
     assert labels == [f"u0000 · 3 studies · {tier} · 1 partial" for tier in TIERS]

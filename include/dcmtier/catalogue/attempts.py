@@ -54,7 +54,7 @@ def tier_seconds(
             .order_by(Job.finished_at.desc())
             .limit(limit)
         )
-        seconds = sorted(_seconds(a, b) for a, b in connection.execute(query))
+        seconds = sorted(_seconds(a, b) for a, b in connection.execute(query) if b is not None)
         if seconds:
             found[tier] = seconds[len(seconds) // 2]
     return found

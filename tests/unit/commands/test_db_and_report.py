@@ -75,6 +75,20 @@ def test_an_explicit_catalogue_must_be_migrated_first(
     assert Catalogue.connect(url).row_counts()["packages"] == 4
 
 
+@pytest.mark.parametrize("under", ["c.db", "sub/c.db"])
+def test_db_upgrade_under_a_file_names_the_file_in_the_way_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], under: str
+) -> None:
+    (tmp_path / "export.zip").write_bytes(b"PK")  # a regular file where a folder should be
+    url = f"sqlite:///{tmp_path}/export.zip/{under}"
+    assert main(["db", "upgrade", "--catalogue", url]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"dcmtier: cannot create the catalogue {tmp_path}/export.zip/{under}: "
+        f"{tmp_path}/export.zip is a file, not a folder\n"
+    )
+
+
 def _rows(text: str) -> list[dict[str, Any]]:
     """JSON Lines: one object a line, every line one object."""
     return [json.loads(line) for line in text.splitlines()]

@@ -5,13 +5,10 @@ lossless, ~1 visually lossless, up to 25) until the achieved ratio lands within 
 
 JPEG XL codes unsigned integer samples of a declared bit depth, and the codestream declares
 exactly Bits Stored (so Bits Stored and High Bit stay as they were). Signed stored values are
-coded in offset binary, value + 2^(BitsStored - 1), which keeps neighbouring values
-neighbours (a two's-complement view puts -1 next to 0 at 2^BitsStored - 1: measured 5 % larger
-lossless, and lossy errors would wrap); the output then says what the codestream holds,
-Pixel Representation 0, and its Rescale Intercept is lowered by the offset times the slope so
-that every modality value (HU) is unchanged (``derive.build_output``). Signed sources whose
-modality values are not a plain rescale (no Rescale Intercept, a Modality LUT Sequence, a Real
-World Value Mapping) are refused: the offset could not be compensated there.
+coded in offset binary (`offsetbinary`, as JPEG-LS near-lossless codes them): a
+two's-complement view puts -1 next to 0 at 2^BitsStored - 1, measured 5 % larger lossless, and
+lossy errors would wrap. Signed sources whose modality values are not a plain rescale are
+refused.
 """
 
 from __future__ import annotations
@@ -21,8 +18,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dcmtier.codec.backends import Backend, Encoded, FrameSpec
+from dcmtier.codec.backends.offsetbinary import (
+    check_rescalable,
+    from_offset_binary,
+    half_range,
+    to_offset_binary,
+)
 from dcmtier.codec.backends.ratecontrol import search_step
-from dcmtier.errors import CodecError, PolicyRefused
+from dcmtier.errors import CodecError
 from dcmtier.tiers import Tier
 
 if TYPE_CHECKING:
@@ -31,7 +34,6 @@ if TYPE_CHECKING:
 MIN_LOSSY_SIDE = 8
 MAX_DISTANCE = 25.0  # libjxl's upper limit
 MIN_DISTANCE = 0.01
-STORED_VALUE_MAPPINGS = ("ModalityLUTSequence", "RealWorldValueMappingSequence")
 
 
 def is_available() -> bool:
@@ -44,21 +46,14 @@ def is_available() -> bool:
 
 def check_source(dataset: Dataset, spec: FrameSpec) -> None:
     """Refuse signed sources whose modality values an offset would change (module docstring)."""
-    if not spec.signed:
-        return
-    mapped = [k for k in STORED_VALUE_MAPPINGS if k in dataset]
-    if "RescaleIntercept" not in dataset or mapped:
-        why = f"it has a {mapped[0]}" if mapped else "it has no Rescale Intercept"
-        raise PolicyRefused(
-            "JPEG XL codes unsigned samples: signed stored values are offset and the Rescale "
-            f"Intercept compensates, which this source does not allow ({why})",
-            rule="codec:jxl:signed-needs-rescale",
-        )
+    check_rescalable(
+        dataset, spec, codec="JPEG XL", coded="", rule="codec:jxl:signed-needs-rescale"
+    )
 
 
 def offset(spec: FrameSpec) -> int:
     """What is added to each stored value before coding: 2^(BitsStored - 1) for signed data."""
-    return 1 << (spec.bits_stored - 1) if spec.signed else 0
+    return half_range(spec.bits_stored) if spec.signed else 0
 
 
 def encode(frame: np.ndarray, spec: FrameSpec, tier: Tier) -> Encoded:
@@ -90,15 +85,14 @@ def decode(data: bytes, spec: FrameSpec) -> np.ndarray:
     except Exception as exc:
         raise CodecError(f"libjxl could not decode the codestream: {exc}") from exc
     if spec.signed:
-        return (out.astype(np.int32) - offset(spec)).astype(spec.dtype)
+        return from_offset_binary(out, spec, offset(spec))
     return out.astype(spec.dtype, copy=False)
 
 
 def _to_unsigned(frame: np.ndarray, spec: FrameSpec) -> np.ndarray:
-    unsigned = np.dtype(spec.dtype.str.replace("i", "u"))
     if not spec.signed:
-        return frame.astype(unsigned, copy=False)
-    return (frame.astype(np.int32) + offset(spec)).astype(unsigned)
+        return frame.astype(spec.dtype, copy=False)
+    return to_offset_binary(frame, spec, offset(spec))
 
 
 def _clamp(distance: float) -> float:

@@ -27,6 +27,7 @@ from dcmtier.discovery.landing import stage
 from dcmtier.discovery.plan import read_manifest, safe_name
 from dcmtier.errors import CatalogueError, DcmtierError
 from dcmtier.records import LAYERED, Study, name_by_key
+from dcmtier.storage.dicomweb import is_dicomweb
 from dcmtier.tiers import Tier, layered_tiers, resolve_tiers
 from dcmtier.work.config import RunConfig
 from dcmtier.work.publish import OutputRoot
@@ -198,7 +199,8 @@ def _shares_sources(root: OutputRoot, manifest: Mapping[str, Any]) -> bool:
 
 def _staged_study(manifest: Mapping[str, Any], staging: Path, catalogue: Catalogue) -> Study:
     """The study of a manifest, its files found through the catalogue's location ids, remote
-    files staged into ``staging``."""
+    files staged into ``staging`` (a DICOMweb instance with its arrival as its time, the same
+    for each task that stages it)."""
 
     entries = manifest["files"]
     found = catalogue.locations(int(e["location"]) for e in entries)
@@ -209,7 +211,9 @@ def _staged_study(manifest: Mapping[str, Any], staging: Path, catalogue: Catalog
             f"file(s) of its manifest (first: {missing[0]}); run discovery again"
         )
     uris = [found[int(e["location"])][1] for e in entries]
-    paths = stage([_landing_uri(u) for u in uris], staging)
+    archived = [u for u in uris if is_dicomweb(u)]  # no time of their own: their arrival
+    arrivals = catalogue.landing_arrivals(archived) if archived else None
+    paths = stage([_landing_uri(u) for u in uris], staging, arrivals)
     sop_uids = {p: str(e.get("sop_uid") or "") for p, e in zip(paths, entries, strict=True)}
     keys = {p: str(e["key"]) for p, e in zip(paths, entries, strict=True)}
     recorded = {p: u for p, u in zip(paths, uris, strict=True) if not u.startswith("file:")}

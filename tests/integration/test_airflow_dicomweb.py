@@ -41,6 +41,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         deployment_databases("dcmtier_dw") as (metadata_url, catalogue_url),
     ):
         source.upload(*uploads)
+        (root / "no-landing").mkdir()
         Catalogue.upgrade(catalogue_url)
         connection = {"conn_type": "http", "login": USER, "password": PASSWORD}
         stack = AirflowStack.configure(
@@ -51,6 +52,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
                 "AIRFLOW_CONN_DCMTIER_CATALOGUE": catalogue_url,
                 f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(connection),
                 "DCMTIER_DATA_DIR": str(root / "output"),
+                # the run the scheduler makes for the latest interval lands from an empty folder
+                "DCMTIER_LANDING": str(root / "no-landing"),
                 "DCMTIER_TASK_RETRIES": "0",
             },
         )
@@ -110,6 +113,7 @@ def test_a_run_takes_its_studies_from_an_archive_and_publishes_a_tier_to_another
     assert len(target.transfer_syntaxes()) == 10
     assert query(catalogue, published_sql) == published
     assert query(catalogue, "SELECT count(*) FROM jobs") == [(len(studies) * len(TIERS),)]
+    assert list((output / "staging").iterdir()) == []  # the retrieved instances are gone
     print(f"first run {first_s:.0f} s, both runs {time.monotonic() - started:.0f} s")
 
     _assert_no_credentials(deployment, [first, second])

@@ -68,7 +68,7 @@ def run_pair(
     if tier not in manifest["tiers"]:
         return None
     layout = root.layout
-    staging = layout.root / "staging" / safe_name(context.run_id) / f"{study_uid}-{tier}"
+    staging = _staging(root, context.run_id, f"{study_uid}-{tier}")
     own = catalogue is None
     if catalogue is None:
         catalogue = Catalogue.connect(resolve_url(catalogue_url, root.data_dir(catalogue_url)))
@@ -135,7 +135,7 @@ def prepare_layers(
         summary["note"] = "no layered encode: fewer than two J2K rate tiers"
     if not layered and not share:
         return summary
-    staging = root.layout.root / "staging" / safe_name(run_id) / f"{study_uid}-layers"
+    staging = _staging(root, run_id, f"{study_uid}-layers")
     if catalogue is not None:  # a work unit's, left open
         study = _staged_study(manifest, staging, catalogue)
     else:
@@ -195,6 +195,12 @@ def _shares_sources(root: OutputRoot, manifest: Mapping[str, Any]) -> bool:
     remote one whose layered cache is kept per worker)."""
     many = len(manifest.get("tiers") or []) >= 2
     return many and (root.publisher is None or root.layer_cache == "worker")
+
+
+def _staging(root: OutputRoot, run_id: str, name: str) -> Path:
+    """A task's staging folder, ``staging/<run>--<name>``: one level, so that removing it
+    leaves no empty folder behind (a folder per run would stay after its last task)."""
+    return root.layout.root / "staging" / f"{safe_name(run_id)}--{name}"
 
 
 def _staged_study(manifest: Mapping[str, Any], staging: Path, catalogue: Catalogue) -> Study:

@@ -195,6 +195,7 @@ def test_tier_tasks_on_a_dicomweb_landing_take_their_sources_from_the_cache(
     catalogue.close()
     assert read == []  # every source from the cache the encode task wrote
     assert len(arrivals) == 5
+    assert list((out / "staging").iterdir()) == []  # each task's retrievals gone, no run folder
     from dcmtier.packaging.package import read_manifest
 
     for package in (out / "packages").rglob("*.zip"):

@@ -102,15 +102,14 @@ def study(request: Request, study_uid: str, tier: str, user: Any = None) -> Resp
         )
         difference, note = _difference(connection, data, frames)
         form = _retry_form(connection, study_uid, user)
-    return HTMLResponse(pages.render_study(data, frames, difference, note, links, form))
+    return HTMLResponse(pages.render_study(data, frames, difference, note, links, retry=form))
 
 
-def reprocess(
-    request: Request, study_uid: str, tiers: list[str], mode: str, token: str, user: Any
-) -> Response:
+def reprocess(request: Request, posted: retry.Posted, user: Any) -> Response:
     """The Reprocess form posted: one run of the DAG for this study and the chosen tiers."""
     links = _links(request)
-    if not retry.same_origin(request) or not retry.token_valid(token, user, study_uid):
+    study_uid = posted.study_uid
+    if not retry.same_origin(request) or not retry.token_valid(posted.token, user, study_uid):
         return _message(
             links,
             403,
@@ -126,7 +125,7 @@ def reprocess(
     if not known:
         return _message(links, 404, "Not found", f"The catalogue has no study {study_uid}.")
     try:
-        conf = retry.conf(study_uid, tiers, mode)
+        conf = retry.conf(study_uid, posted.tiers, posted.mode)
     except ValueError as exc:
         return _message(links, 400, "Not reprocessed", f"Nothing triggered: {exc}.")
     try:

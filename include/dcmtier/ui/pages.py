@@ -79,6 +79,7 @@ def render_study(
     difference: Difference | None,
     difference_note: str,
     links: Links,
+    *,
     retry: Retry | None = None,
 ) -> str:
     """The study x tier page; ``retry``: its Reprocess forms, for a user who may trigger."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Form, Request
@@ -55,6 +55,16 @@ class Retry:
     def failed(self) -> list[str]:
         """The tiers a ``reprocess: failed`` run would redo now."""
         return [t.tier for t in self.tiers if t.status in (STUDY_FAILED, STUDY_PARTIAL)]
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A Reprocess form as posted: the study (from the path), the tiers, the mode, the token."""
+
+    study_uid: str
+    tiers: list[str]
+    mode: str
+    token: str
 
 
 @dataclass(frozen=True)
@@ -160,7 +170,7 @@ def trigger(request: Request, user: Any, run_conf: dict[str, Any]) -> Triggered:
             session=session,
             request=request,
         )
-        run_id = str(run.run_id)
+        run_id = str(cast(Any, run).run_id)  # annotated as the response model; a DagRun
         session.add(
             Log(
                 event="trigger_dag_run",
@@ -178,7 +188,7 @@ def trigger(request: Request, user: Any, run_conf: dict[str, Any]) -> Triggered:
 
 def add_routes(app: FastAPI, handler: Any) -> None:
     """``POST /reprocess/{study_uid}`` on ``app``, for users who may trigger the DAG; the
-    ``handler`` (the app's) gets the request, study, form fields and the signed-in user."""
+    ``handler`` (the app's) gets the request, the form as `Posted` and the signed-in user."""
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
     from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
 
@@ -188,13 +198,15 @@ def add_routes(app: FastAPI, handler: Any) -> None:
 
     def reprocess(
         request: Request,
+        *,
         study_uid: str,
         tiers: list[str] = Form(default=[]),  # noqa: B008 - FastAPI's way to read a form
-        reprocess: str = Form(default="all"),  # noqa: B008
-        token: str = Form(default=""),  # noqa: B008
+        reprocess: str = Form(default="all"),
+        token: str = Form(default=""),
         user: Any = Depends(get_user),  # noqa: B008
     ) -> Response:
-        return handler(request, study_uid, tiers, reprocess, token, user)  # type: ignore[no-any-return]
+        posted = Posted(study_uid, tiers, reprocess, token)
+        return handler(request, posted, user)  # type: ignore[no-any-return]
 
     app.add_api_route(
         "/reprocess/{study_uid}",

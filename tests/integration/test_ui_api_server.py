@@ -166,14 +166,18 @@ def test_the_reprocess_button_makes_one_queued_run_and_a_viewer_gets_none_and_a_
         cookies={"_token": operator["Authorization"].split()[1]},
         headers={"Origin": stack.url, "Sec-Fetch-Site": "same-origin"},
     )  # fmt: skip
-    assert response.status_code == 200, response.text
+    assert response.status_code == 303, response.text  # to the run's page: a reload is a GET
+    location = response.headers["location"]
     runs = stack.api("GET", f"/dags/{DAG_ID}/dagRuns", headers=operator)["dag_runs"]
     assert len(runs) == 1
     (run,) = runs
     assert run["conf"] == {"study_uids": [study], "tiers": ["j2k-lossless"], "reprocess": "all"}
     assert run["run_type"] == "manual" and run["state"] == "queued"
     assert run["triggering_user_name"] == "operator"
-    assert f'href="/dags/{DAG_ID}/runs/{quote(run["dag_run_id"], safe="")}"' in response.text
+    assert location == f"/dcmtier/runs/{quote(run['dag_run_id'], safe='')}"
+    shown = httpx.get(f"{stack.url}{location}", headers=operator, timeout=60)
+    assert shown.status_code == 200 and "triggered by operator" in shown.text
+    assert f'href="/dags/{DAG_ID}/runs/{quote(run["dag_run_id"], safe="")}"' in shown.text
     events = stack.api("GET", f"/eventLogs?dag_id={DAG_ID}&event=trigger_dag_run", headers=operator)
     assert [(e["owner"], e["run_id"]) for e in events["event_logs"]] == [
         ("operator", run["dag_run_id"])

@@ -66,7 +66,7 @@ def create_app() -> FastAPI:
     )
     app.add_api_route("/studies/{study_uid}/{tier}/package.zip", package, methods=["GET"])
     app.add_api_route("/ti/{dag_id}/{run_id}/{task_id}/{map_index}", task_instance, methods=["GET"])
-    retry.add_routes(app, reprocess)
+    retry.add_routes(app, reprocess, reprocess_run)
     return app
 
 
@@ -129,10 +129,19 @@ def reprocess(request: Request, posted: retry.Posted, user: Any) -> Response:
     except ValueError as exc:
         return _message(links, 400, "Not reprocessed", f"Nothing triggered: {exc}.")
     try:
-        run = retry.trigger(request, user, conf)
+        run_id = retry.trigger(request, user, conf)
     except HTTPException as exc:
         return _message(links, exc.status_code, "Not reprocessed", f"Airflow: {exc.detail}")
-    return HTMLResponse(pages.render_triggered(study_uid, run, links))
+    return RedirectResponse(links.reprocessed(run_id), status_code=303)  # a reload: no new run
+
+
+def reprocess_run(request: Request, run_id: str) -> Response:
+    """Where a posted Reprocess form leads: the run as Airflow has it."""
+    links = _links(request)
+    run = retry.read_run(run_id)
+    if run is None:
+        return _message(links, 404, "Not found", f"Airflow has no run {run_id} of {retry.DAG_ID}.")
+    return HTMLResponse(pages.render_run(run, links))
 
 
 def _retry_form(connection: Any, study_uid: str, user: Any) -> retry.Retry | None:

@@ -28,7 +28,7 @@ from dcmtier.ui.difference import Difference
 from dcmtier.ui.frames import Frame, Frames
 from dcmtier.ui.queries import Overview, StudyTier, TaskRef, TierRow
 from dcmtier.ui.reference import SURVEY, SURVEY_LABEL
-from dcmtier.ui.retry import DAG_ID, Retry, Triggered
+from dcmtier.ui.retry import DAG_ID, Retry, Run
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,10 @@ class Links:
     def reprocess(self, study_uid: str) -> str:
         """Where a study's Reprocess forms post."""
         return f"{self.app}/reprocess/{quote(study_uid, safe='')}"
+
+    def reprocessed(self, run_id: str) -> str:
+        """The page a posted Reprocess form leads to: the new run."""
+        return f"{self.app}/runs/{quote(run_id, safe='')}"
 
     def run(self, dag_id: str, run_id: str) -> str:
         """A DAG run in Airflow's grid."""
@@ -104,10 +108,8 @@ def render_study(
     )
 
 
-def render_triggered(study_uid: str, run: Triggered, links: Links) -> str:
-    return _template("triggered.html").render(
-        links=links, study_uid=study_uid, run=run, dag_id=DAG_ID
-    )
+def render_run(run: Run, links: Links) -> str:
+    return _template("run.html").render(links=links, run=run, dag_id=DAG_ID)
 
 
 def render_message(title: str, message: str, links: Links, status: int) -> str:

@@ -6,7 +6,9 @@ one for its failed tiers only) to users whom Airflow's auth manager allows to tr
 ``/dcmtier/reprocess/{study_uid}``, guarded by the same check, and the run is made by
 Airflow's own route function for that endpoint (`trigger_dag_run`: the DAG's checks, its
 params validated, ``create_dagrun`` as a queued manual run), with the conf an operator would
-type: ``{"study_uids": [study], "tiers": [...], "reprocess": "all" | "failed"}``.
+type: ``{"study_uids": [study], "tiers": [...], "reprocess": "all" | "failed"}``. The answer
+is a redirect (303) to ``/dcmtier/runs/{run_id}``: the new run as Airflow has it, with its
+link in the grid; reloading that page triggers nothing.
 
 Against cross-site requests: Airflow's session cookie is ``SameSite=Lax`` (a form posted from
 another site carries none), the form holds a token signed with the api-server's
@@ -68,12 +70,25 @@ class Posted:
 
 
 @dataclass(frozen=True)
-class Triggered:
-    """The run a form made: its id and conf, and whether the DAG waits, paused."""
+class Run:
+    """A run of the DAG as Airflow's metadata has it, for the page a form leads to."""
 
     run_id: str
     conf: dict[str, Any]
-    paused: bool
+    state: str
+    run_type: str
+    triggered_by: str  # the triggering user's name
+    paused: bool  # the DAG is paused: the run waits
+
+    @property
+    def study_uids(self) -> list[str]:
+        found = self.conf.get("study_uids")
+        return [str(u) for u in found] if isinstance(found, list) else []
+
+    @property
+    def tiers(self) -> list[str]:
+        found = self.conf.get("tiers")
+        return [str(t) for t in found] if isinstance(found, list) else []
 
 
 def study_tiers(connection: Connection, study_uid: str) -> list[TierState]:
@@ -148,13 +163,12 @@ def same_origin(request: Request) -> bool:
     return origin.rstrip("/") in own
 
 
-def trigger(request: Request, user: Any, run_conf: dict[str, Any]) -> Triggered:
+def trigger(request: Request, user: Any, run_conf: dict[str, Any]) -> str:
     """A manual run with ``run_conf``, made by Airflow's own POST dagRuns route function
     (raises its HTTPException: 404 no such DAG, 400 import errors or params refused), and an
-    audit-log entry as that route's ``action_logging`` writes, naming the conf."""
+    audit-log entry as that route's ``action_logging`` writes, naming the conf; its run id."""
     from airflow.api_fastapi.core_api.datamodels.dag_run import TriggerDAGRunPostBody
     from airflow.api_fastapi.core_api.routes.public.dag_run import trigger_dag_run
-    from airflow.models.dag import DagModel
     from airflow.models.dagbag import DBDagBag
     from airflow.models.log import Log
     from airflow.utils.session import create_session
@@ -181,20 +195,45 @@ def trigger(request: Request, user: Any, run_conf: dict[str, Any]) -> Triggered:
                 extra=json.dumps({"source": "dcmtier reprocess", "conf": run_conf}),
             )
         )
+    return run_id
+
+
+def read_run(run_id: str) -> Run | None:
+    """The DAG's run ``run_id`` from Airflow's metadata, None if it has none."""
+    from airflow.models.dag import DagModel
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session(scoped=False) as session:
+        run = session.scalar(select(DagRun).where(DagRun.dag_id == DAG_ID, DagRun.run_id == run_id))
+        if run is None:
+            return None
         model = session.get(DagModel, DAG_ID)
-        paused = bool(model is not None and model.is_paused)
-    return Triggered(run_id, run_conf, paused)
+        return Run(
+            run_id=str(run.run_id),
+            conf=dict(run.conf or {}),
+            state=str(getattr(run.state, "value", run.state)),
+            run_type=str(getattr(run.run_type, "value", run.run_type)),
+            triggered_by=str(run.triggering_user_name or ""),
+            paused=bool(model is not None and model.is_paused),
+        )
 
 
-def add_routes(app: FastAPI, handler: Any) -> None:
-    """``POST /reprocess/{study_uid}`` on ``app``, for users who may trigger the DAG; the
-    ``handler`` (the app's) gets the request, the form as `Posted` and the signed-in user."""
+def add_routes(app: FastAPI, posted: Any, shown: Any) -> None:
+    """On ``app``, for users who may trigger the DAG, ``POST /reprocess/{study_uid}`` (the
+    ``posted`` handler gets the request, the form as `Posted` and the signed-in user), and,
+    for those who may read its runs, ``GET /runs/{run_id}``, where a posted form leads
+    (``shown`` gets the request and the run id)."""
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
     from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
 
-    guard = requires_access_dag(
-        method="POST", access_entity=DagAccessEntity.RUN, param_dag_id=DAG_ID
-    )
+    def may(method: Any) -> Any:
+        return Depends(
+            requires_access_dag(
+                method=method, access_entity=DagAccessEntity.RUN, param_dag_id=DAG_ID
+            )
+        )
 
     def reprocess(
         request: Request,
@@ -205,15 +244,22 @@ def add_routes(app: FastAPI, handler: Any) -> None:
         token: str = Form(default=""),
         user: Any = Depends(get_user),  # noqa: B008
     ) -> Response:
-        posted = Posted(study_uid, tiers, reprocess, token)
-        return handler(request, posted, user)  # type: ignore[no-any-return]
+        form = Posted(study_uid, tiers, reprocess, token)
+        return posted(request, form, user)  # type: ignore[no-any-return]
 
     app.add_api_route(
         "/reprocess/{study_uid}",
         reprocess,
         methods=["POST"],
         response_class=HTMLResponse,
-        dependencies=[Depends(guard)],
+        dependencies=[may("POST")],
+    )
+    app.add_api_route(
+        "/runs/{run_id}",
+        shown,
+        methods=["GET"],
+        response_class=HTMLResponse,
+        dependencies=[may("GET")],
     )
 
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -96,20 +97,28 @@ def test_the_tier_button_triggers_exactly_one_run_with_the_conf_an_operator_woul
     assert action == f"/dcmtier/reprocess/{study}"
     assert fields["tiers"] == ["j2k-r20"] and fields["reprocess"] == ["all"]
     before = {run[0] for run in _runs()}
-    response = client.post(
-        action, data=fields, headers={"Authorization": f"Bearer {token('user')}"}
-    )
+    auth = {"Authorization": f"Bearer {token('user')}"}
+    response = client.post(action, data=fields, headers=auth)
     assert response.status_code == 200, response.text
     new = [run for run in _runs() if run[0] not in before]
     assert len(new) == 1
     run_id, conf, run_type, state = new[0]
     assert conf == {"study_uids": [study], "tiers": ["j2k-r20"], "reprocess": "all"}
     assert run_type.endswith("manual") and state.endswith("queued")
-    from urllib.parse import quote
-
+    # answered with a redirect to the run's page, which reads the run back from Airflow
+    (redirect,) = response.history
+    assert redirect.status_code == 303
+    assert response.url.path == f"/dcmtier/runs/{run_id}"
     link = f'href="/dags/{DAG_ID}/runs/{quote(run_id, safe="")}"'
     assert link in response.text and html.escape(run_id) in response.text
+    assert "triggered by user" in response.text and ">queued</span>" in response.text
     assert "The DAG is paused" in response.text  # paused at creation in this home
+    assert f'href="/dcmtier/studies/{study}/j2k-r20"' in response.text
+    # reloading it, as a viewer too, triggers nothing; a run that is not there is a 404
+    viewer = {"Authorization": f"Bearer {token('viewer')}"}
+    assert client.get(response.url, headers=viewer).status_code == 200
+    assert len(_runs()) == len(before) + 1
+    assert client.get("/dcmtier/runs/manual__none", headers=auth).status_code == 404
 
 
 def test_all_tiers_and_failed_only_post_their_modes(

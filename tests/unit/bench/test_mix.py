@@ -29,9 +29,10 @@ def test_ten_studies_are_seven_radiographs_two_ct_and_one_mr(tmp_path: Path) -> 
 
 def test_the_share_is_the_slot_time_not_spent_in_dcmtiers_work() -> None:
     row = {"wall_s": 100.0, "slots": 4, "other_busy_s": 0.0, "busy_s": 300.0}
-    share = share_figures(row, {"attempts_s": 250.0, "encode_s": 30.0})
+    share = share_figures(row, {"attempts_s": 250.0, "encode_s": 30.0, "units_s": 360.0})
     assert share["slot_s"] == 400.0 and share["outside_task_bodies_s"] == 100.0
-    assert share["orchestration_share"] == pytest.approx(0.3)
+    assert share["orchestration_share"] == pytest.approx(0.1)  # outside the units' code
+    assert share["orchestration_share_attempts"] == pytest.approx(0.3)  # outside attempts
 
 
 def _row(tis: int, growth: int, unit_seconds: float) -> dict[str, object]:
@@ -52,3 +53,14 @@ def test_two_rows_give_the_cost_of_a_task_instance_and_of_a_run() -> None:
     assert found["units_per_run"] == 5 and found["runs"] == 1000
     assert found["task_instances"] == 1000 * (4 + 5 * 14)
     assert projection(rows[:1]) is None
+
+
+def test_the_projection_counts_a_runs_other_task_instances_as_measured() -> None:
+    rows = [_row(144, 144 * 9000 + 50_000, 0), _row(18, 18 * 9000 + 50_000, 120)]
+    rows[1]["per_task"] = {"discover": {"success": 1}, "units": {"success": 1},
+                           "tiers": {"success": 1}, "summary": {"success": 1},
+                           "publish": {"success": 1}, "compress_large": {"skipped": 1},
+                           "encode": {"success": 1}, "compress": {"success": 13}}  # fmt: skip
+    found = projection(rows)
+    assert found is not None and found["fixed_task_instances_per_run"] == 6
+    assert found["task_instances"] == 1000 * (6 + 5 * 14)

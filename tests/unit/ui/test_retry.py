@@ -23,6 +23,8 @@ from fastapi.testclient import TestClient
 from dcmtier.ui.retry import DAG_ID
 from tests.unit.ui.conftest import token
 
+pytestmark = pytest.mark.slow  # airflow dags reserialize and an app start: ~30 s a test
+
 FORM = re.compile(r'<form class="reprocess" method="post" action="([^"]+)">(.*?)</form>', re.S)
 
 

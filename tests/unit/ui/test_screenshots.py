@@ -64,7 +64,7 @@ def test_the_overview_saved_and_opened_offline_draws_its_charts(
     assert _pixels(image, GREEN) > 300  # the gate chart's passed bars
 
 
-def test_the_study_page_draws_its_frame_charts_and_the_difference_image(
+def test_the_study_page_draws_its_frame_charts_the_windowed_frames_and_the_difference(
     client: TestClient, processed: Path, tmp_path: Path
 ) -> None:
     with sqlite3.connect(processed / "catalogue.db") as conn:
@@ -76,6 +76,16 @@ def test_the_study_page_draws_its_frame_charts_and_the_difference_image(
     reddish = (image[..., 0] > 200) & (image[..., 1] < 180) & (image[..., 2] < 180)
     bluish = (image[..., 2] > 200) & (image[..., 0] < 180) & (image[..., 1] < 180)
     assert reddish.sum() > 200 and bluish.sum() > 200  # the difference image, both signs
+    # the six windowed frames (256 px each): air is pure black in soft tissue and bone (no
+    # text, chart or border on the page is), mid greys of tissue in all six
+    black = int((image.max(axis=-1) <= 4).sum())
+    grey = (
+        (image.max(axis=-1) - image.min(axis=-1) <= 2)
+        & (image[..., 0] > 40)
+        & (image[..., 0] < 200)
+    )
+    assert black > 4 * 256 * 256 // 10, black
+    assert int(grey.sum()) > 6 * 256 * 256 // 4, int(grey.sum())
 
 
 def test_the_overview_draws_the_delivery_table_once_viewers_are_checked(

@@ -117,7 +117,7 @@ def run_backfill(
 def run_mix(
     work: Path,
     *,
-    studies: int,
+    studies: int | Sequence[int],
     days: int,
     unit_seconds: Sequence[float],
     redis_db: int,
@@ -125,18 +125,24 @@ def run_mix(
     timeout: float = 3600,
 ) -> dict[str, Any]:
     """One backfill of the hospital mix x 13 tiers per ``unit_seconds`` value, on one
-    deployment, each row its own studies and days (the later rows' cost model is fitted from
-    the earlier rows' attempts, as a deployment's would be); the rows' figures."""
+    deployment, each row its own studies (``studies`` a row, or one count per row) and days
+    (the later rows' cost model is fitted from the earlier rows' attempts, as a deployment's
+    would be); the rows' figures."""
     from dcmtier.bench.mix import lay_out_mix, projection, row_line, share_figures, work_seconds
     from dcmtier.tiers import DEFAULT_TIERS
 
+    counts = [studies] * len(unit_seconds) if isinstance(studies, int) else list(studies)
+    if len(counts) == 1:
+        counts *= len(unit_seconds)
+    if len(counts) != len(unit_seconds):
+        raise ValueError(f"{len(counts)} study counts for {len(unit_seconds)} unit_seconds rows")
     rows: dict[str, Any] = {}
     deployment = _deployment(work, work / "landing", redis_db, echo)
     with deployment as (stack, metadata_url, catalogue_url):
         for n, seconds in enumerate(unit_seconds):
             landing = work / "landing" / f"row{n}"
             first = date(2023, 3, 1) + timedelta(days=40 * n)
-            expected = lay_out_mix(landing, studies, first, days, seed=5000 + 1000 * n)
+            expected = lay_out_mix(landing, counts[n], first, days, seed=5000 + 1000 * n)
             conf = {"select_by": "study_date", "landing": str(landing), "settle_seconds": 0,
                     "tiers": list(DEFAULT_TIERS), "unit_seconds": seconds}  # fmt: skip
             result = _backfill(stack, metadata_url, catalogue_url, conf, first=first, days=days,
@@ -154,7 +160,7 @@ def run_mix(
              f"{projected['metadata_bytes'] / 1e9:.1f} GB before cleaning "
              f"({projected['metadata_per_task_instance_bytes'] / 1e3:.1f} kB a task instance, "
              f"{projected['metadata_per_run_bytes'] / 1e3:.0f} kB a run)")  # fmt: skip
-    return {"mix": "hospital", "studies_per_row": studies, "days": days, "rows": rows,
+    return {"mix": "hospital", "studies_per_row": counts, "days": days, "rows": rows,
             "projection": projected}  # fmt: skip
 
 

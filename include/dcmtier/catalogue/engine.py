@@ -6,13 +6,14 @@ PostgreSQL in production, SQLite (``<data dir>/catalogue.db``) as the embedded d
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from dcmtier.errors import CatalogueError, ConfigError
 
@@ -69,12 +70,31 @@ def sqlite_path(url: str) -> Path | None:
     return None if parsed.database == ":memory:" else Path(parsed.database)
 
 
-def make_engine(url: str) -> Engine:
+POOL_SIZE = 2  # a pooled engine's kept connections: the work's and its lease's
+_pooled: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _forget_pools_in_child() -> None:
+    """A forked process must not use, or close, its parent's pooled sockets (SQLAlchemy's
+    ``dispose(close=False)`` recipe): it opens its own if it needs one."""
+    for engine in list(_pooled):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_pools_in_child)
+
+
+def make_engine(url: str, *, pooled: bool = False) -> Engine:
     """An engine without a connection pool: each call opens and closes its own connection.
 
     No pooled socket survives into the processes the batch forks, and an idle Airflow worker
     holds no connection. SQLite gets foreign keys on and ``BEGIN IMMEDIATE`` transactions, so
     concurrent writers queue on the busy timeout instead of failing to upgrade a read lock.
+
+    ``pooled`` (PostgreSQL only; for an owner that closes its catalogue when done, such as a
+    work unit's task) keeps ``POOL_SIZE`` connections open instead: a unit of many small
+    studies makes hundreds of short transactions, and a new PostgreSQL connection costs
+    about 5 ms each. A forked child drops the pool it inherited without closing it.
     """
     try:
         parsed = make_url(normalise_url(url))
@@ -86,6 +106,10 @@ def make_engine(url: str) -> Engine:
             f"catalogue URL {safe_url(url)}: {backend} is not supported; use postgresql:// "
             "or sqlite:///"
         )
+    if backend != "sqlite" and pooled:
+        engine = create_engine(parsed, poolclass=QueuePool, pool_size=POOL_SIZE, max_overflow=4)
+        _pooled.add(engine)
+        return engine
     if backend != "sqlite":
         return create_engine(parsed, poolclass=NullPool)
     engine = create_engine(

@@ -90,9 +90,9 @@ class AdvisoryHolds:
             try:
                 self._open().execute(text("SELECT pg_advisory_unlock(:k)"), {"k": pair_key(pair)})
             except SQLAlchemyError:
-                self._drop()  # closing the session releases every lock it held
+                self._drop()  # ending the session releases every lock it held
             if not self._held:
-                self._drop()
+                self._drop(clean=True)
 
     def verify(self) -> list[Pair]:
         """Pairs no longer held: the connection was lost and another process took them."""
@@ -116,8 +116,9 @@ class AdvisoryHolds:
 
     def close(self) -> None:
         with self._lock:
+            clean = not self._held
             self._held.clear()
-            self._drop()
+            self._drop(clean=clean)
 
     def _open(self) -> Connection:
         if self._connection is None:
@@ -131,9 +132,14 @@ class AdvisoryHolds:
         query = text("SELECT pg_try_advisory_lock(:k)")
         return bool(connection.execute(query, {"k": pair_key(pair)}).scalar_one())
 
-    def _drop(self) -> None:
+    def _drop(self, *, clean: bool = False) -> None:
+        """Let the connection go. Unless every lock was unlocked (``clean``), its session is
+        ended, not handed back to a pool (`catalogue.engine.make_engine`'s ``pooled``): the
+        locks it may still hold go with it."""
         if self._connection is not None:
             with contextlib.suppress(SQLAlchemyError):
+                if not clean:
+                    self._connection.invalidate()
                 self._connection.close()
             self._connection = None
 

@@ -19,7 +19,7 @@ real Airflow (scheduler, api-server, dag-processor, two Celery workers; metadata
 in fresh databases on the PostgreSQL at 127.0.0.1:5432, Redis broker): a study_date backfill
 of --backfill-studies studies x 2 tiers over --backfill-days days; it reports wall time,
 scheduling overhead per task instance and metadata database growth per study. With --mix
-hospital it backfills the hospital mix x 13 tiers (--mix-studies a row) once per
+hospital it backfills the hospital mix x 13 tiers (--mix-studies a row, or per row) once per
 --unit-seconds value (default 0, then 120) on one deployment and prints per row wall time, task
 instances, slot time in task bodies and outside, orchestration share and metadata per study.
 """
@@ -74,8 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--redis-db", type=_count, default=12, metavar="N", help="scale --dag: broker db (12)")
     add("--mix", choices=("hospital",), help="scale --dag: the hospital mix x 13 tiers, a row "
         "per --unit-seconds (70%% radiographs, 20%% CT, 10%% MR)")  # fmt: skip
-    add("--mix-studies", type=positive, default=40, metavar="N", help="scale --dag --mix: "
-        "studies a row (40)")  # fmt: skip
+    add("--mix-studies", type=positive, nargs="+", default=[40], metavar="N",
+        help="scale --dag --mix: studies a row (40), or one count per --unit-seconds value "
+        "(the one-study-a-unit row costs 14 task instances a study)")  # fmt: skip
     add("--unit-seconds", type=float, nargs="+", default=[0.0, 120.0], metavar="S",
         help="scale --dag --mix: the rows' unit_seconds (0 120)")  # fmt: skip
     add("--slices", type=positive, default=400, metavar="N", help="slices per variant (400)")
@@ -265,7 +266,7 @@ def _scale(args: argparse.Namespace) -> int:
             from dcmtier.bench.scale_dag import run_mix
 
             body["mix"] = run_mix(
-                Path(folder), studies=args.mix_studies, days=args.backfill_days,
+                Path(folder), studies=list(args.mix_studies), days=args.backfill_days,
                 unit_seconds=list(args.unit_seconds), redis_db=args.redis_db, echo=print,
             )  # fmt: skip
         elif args.dag:

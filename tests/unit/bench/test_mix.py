@@ -29,9 +29,10 @@ def test_ten_studies_are_seven_radiographs_two_ct_and_one_mr(tmp_path: Path) -> 
 
 def test_the_share_is_the_slot_time_not_spent_in_dcmtiers_work() -> None:
     row = {"wall_s": 100.0, "slots": 4, "other_busy_s": 0.0, "busy_s": 300.0}
-    share = share_figures(row, {"attempts_s": 250.0, "encode_s": 30.0})
+    share = share_figures(row, {"attempts_s": 250.0, "encode_s": 30.0, "units_s": 360.0})
     assert share["slot_s"] == 400.0 and share["outside_task_bodies_s"] == 100.0
-    assert share["orchestration_share"] == pytest.approx(0.3)
+    assert share["orchestration_share"] == pytest.approx(0.1)  # outside the units' code
+    assert share["orchestration_share_attempts"] == pytest.approx(0.3)  # outside attempts
 
 
 def _row(tis: int, growth: int, unit_seconds: float) -> dict[str, object]:

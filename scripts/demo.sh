@@ -35,3 +35,16 @@ echo "== the DAG took $(( $(date +%s) - start )) s; the catalogue says:"
 "$bin/dcmtier" report --out "$DCMTIER_DATA_DIR"   # the DAG's output root and its catalogue.db
 # what is there (quarantine/ appears only when an instance failed)
 echo "== outputs under $DCMTIER_DATA_DIR: $(cd "$DCMTIER_DATA_DIR" && ls -d -- */ ./*.db 2>/dev/null | sed 's|^\./||' | paste -sd' ')"
+# cache/layered/ and cache/sources/ are the study caches' home: the summary task drops the
+# study's entries once its tiers are done, the folders stay (a run overlapping this one may be
+# writing into them); files are left only for a failed tier, for its retry
+if [ -d "$DCMTIER_DATA_DIR/cache" ]; then
+  cached=$(find "$DCMTIER_DATA_DIR/cache" -type f | wc -l)
+  if [ "$cached" -eq 0 ]; then
+    echo "   cache/layered/ and cache/sources/ are empty: the DAG dropped the study's layered" \
+      "codestreams and sources once its tiers were done; the folders stay for its next run"
+  else
+    echo "   cache/ keeps $cached files for a failed tier's retry;" \
+      "\`dcmtier cache prune --out $DCMTIER_DATA_DIR\` deletes them"
+  fi
+fi

@@ -188,7 +188,7 @@ def test_tiers_json_lists_every_tier(capsys: pytest.CaptureFixture[str]) -> None
     maxerr = next(r for r in rows if r["name"] == "j2k-maxerr20")
     assert maxerr["bound"] == "max |diff| <= 20 (modality units)" and not maxerr["lossless"]
     chooses = next(r for r in rows if r["name"] == "maxerr20")
-    assert (chooses["codec"], chooses["candidates"]) == ("auto", ["htj2k", "jls", "j2k"])
+    assert (chooses["codec"], chooses["candidates"]) == ("auto", ["htj2k", "jls", "jxl", "j2k"])
     assert "candidates" not in maxerr
 
 

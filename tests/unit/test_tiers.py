@@ -134,8 +134,8 @@ def test_jls_bound_tiers_are_near_lossless_jpeg_ls_with_their_bound(
 
 
 def test_choosing_tiers_list_their_candidates_fastest_decoder_first() -> None:
-    assert get_tier("maxerr20").candidates == (HTJ2K, JLS, J2K)
-    assert get_tier("maxerr150").candidates == (HTJ2K, JLS, J2K)
+    assert get_tier("maxerr20").candidates == (HTJ2K, JLS, JXL, J2K)
+    assert get_tier("maxerr150").candidates == (HTJ2K, JLS, JXL, J2K)
     best = get_tier("best-lossless")
     assert best.candidates == (HTJ2K, JLS, JXL, J2K) and best.lossless and best.chooses
 

@@ -32,7 +32,7 @@ from dcmtier.work import choosing
 
 BOUNDS = (0, 5, 20, 150)
 LOSSLESS_FAMILIES = (J2K, HTJ2K, JLS, JXL)
-BOUND_FAMILIES = (J2K, HTJ2K, JLS)
+BOUND_FAMILIES = (J2K, HTJ2K, JLS, JXL)
 CHOSEN_LABEL = "chosen"
 
 

@@ -147,12 +147,19 @@ def projection(rows: Sequence[dict[str, Any]], *, studies: int = 1_000_000,
     tiers = len(b["tiers"])
     units_per_run = max(1, -(-per_run * work_per_pair // float(b["unit_seconds"])))
     runs = -(-studies // per_run)
-    instances = int(runs * (4 + units_per_run * (1 + tiers)))
+    # a run's task instances besides its units' (discover, summary, ...), skipped ones too:
+    # they are rows in the metadata database as well
+    per_task = b.get("per_task") or {}
+    mapped = {"encode", "compress"}
+    fixed = sum(sum(states.values()) for task, states in per_task.items() if task not in mapped)
+    fixed_per_run = -(-fixed // max(1, int(b["runs"]))) if per_task else 4
+    instances = int(runs * (fixed_per_run + units_per_run * (1 + tiers)))
     return {
         "metadata_per_task_instance_bytes": round(per_ti),
         "metadata_per_run_bytes": round(per_run_bytes),
         "work_per_study_tier_s": round(work_per_pair, 3),
         "studies": studies, "studies_per_run": per_run, "runs": runs,
-        "units_per_run": int(units_per_run), "task_instances": instances,
+        "units_per_run": int(units_per_run), "fixed_task_instances_per_run": int(fixed_per_run),
+        "task_instances": instances,
         "metadata_bytes": round(runs * per_run_bytes + instances * per_ti),
     }  # fmt: skip

@@ -41,6 +41,25 @@ def durations(connection: Connection, limit: int = HISTORY) -> list[tuple[int, i
     ]
 
 
+def tier_seconds(
+    connection: Connection, tiers: Sequence[str], limit: int = HISTORY
+) -> dict[str, float]:
+    """The median seconds of each of ``tiers``' latest ``limit`` attempts that finished with a
+    result; a tier never attempted is absent."""
+    found: dict[str, float] = {}
+    for tier in tiers:
+        query = (
+            select(Job.started_at, Job.finished_at)
+            .where(Job.tier == tier, Job.status.in_(RESULT_STATUSES), Job.finished_at.is_not(None))
+            .order_by(Job.finished_at.desc())
+            .limit(limit)
+        )
+        seconds = sorted(_seconds(a, b) for a, b in connection.execute(query) if b is not None)
+        if seconds:
+            found[tier] = seconds[len(seconds) // 2]
+    return found
+
+
 def finished_in_run(
     connection: Connection, run_id: str, study_uids: Sequence[str], tier: str
 ) -> set[str]:

@@ -63,9 +63,20 @@ def upgrade(url: str, revision: str = "head") -> None:
     if path is None:
         _run(url, lambda config: command.upgrade(config, revision))
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(path)
     with locks.locked(path.with_name(path.name + ".lock")):
         _run(url, lambda config: command.upgrade(config, revision))
+
+
+def _make_folder(path: Path) -> None:
+    """The folder of a SQLite catalogue, made if missing; a file in its way is named."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        blocking = next((p for p in path.parents if p.is_file()), path.parent)
+        raise CatalogueError(
+            f"cannot create the catalogue {path}: {blocking} is a file, not a folder"
+        ) from exc
 
 
 def downgrade(url: str, revision: str = "base") -> None:

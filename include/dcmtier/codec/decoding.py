@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-from pydicom import Dataset
+from pydicom import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.pixels import iter_pixels
 from pydicom.uid import UID, ExplicitVRLittleEndian
@@ -51,13 +51,14 @@ def jpeg_xl_as_decodable(ds: Dataset) -> Dataset:
 
     JPEG XL Lossless / JPEG XL frames become native little-endian stored values (decoded by
     libjxl); JPEG XL JPEG Recompression frames become the JPEG bitstreams they rebuild, under
-    the JPEG syntax their SOF marker names. Any other dataset is returned unchanged.
+    the JPEG syntax their SOF marker names, in a new dataset: ``ds`` is left as it was. Any
+    other dataset is returned as it is.
     """
     syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     if syntax not in {e.uid for e in syntaxes.SYNTAXES}:
         return ds
-    out = copy.copy(ds)
-    out.file_meta = copy.copy(ds.file_meta)
+    out = _own_elements(ds)
+    out.file_meta = FileMetaDataset(_own_elements(ds.file_meta))
     frames = int(ds.get("NumberOfFrames") or 1)
     codestreams = list(generate_frames(ds.PixelData, number_of_frames=frames))
     if syntax == syntaxes.JPEG_XL_JPEG_RECOMPRESSION.uid:
@@ -72,4 +73,15 @@ def jpeg_xl_as_decodable(ds: Dataset) -> Dataset:
     out.PixelData = np.stack(decoded).astype(spec.dtype.newbyteorder("<")).tobytes()
     out["PixelData"].VR = "OB" if spec.bits_allocated <= 8 else "OW"
     out["PixelData"].is_undefined_length = False
+    return out
+
+
+def _own_elements(ds: Dataset) -> Dataset:
+    """``ds`` with an element table and elements of its own, values shared, encoding and
+    character set as read (``copy.copy`` of a pydicom Dataset shares its elements: setting one
+    in the copy set it in ``ds``)."""
+    # get_item keeps an element not yet read as it is; iterating a Dataset reads every one
+    out = Dataset({tag: copy.copy(ds.get_item(tag)) for tag in ds.keys()})  # noqa: SIM118
+    is_implicit, is_little = ds.original_encoding
+    out.set_original_encoding(is_implicit, is_little, ds.original_character_set)
     return out

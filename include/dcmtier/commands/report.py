@@ -49,6 +49,8 @@ FORMATS: Mapping[str, str] = {
     "ssim_min": "{:.4f}",
     "ssim_mean": "{:.4f}",
     "ssim_median": "{:.4f}",
+    "psnr_range_min": "{:.1f}",
+    "ssim_range_min": "{:.4f}",
     "max_abs_diff": "{:g}",
     "mean_abs_diff": "{:.2f}",
 }

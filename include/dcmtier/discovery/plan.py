@@ -184,6 +184,7 @@ def plan(request: PlanRequest, catalogue: Catalogue) -> Plan:
     for uid in result.studies:
         _write_manifest(request, uid, result.pairs[uid], files[uid], ids)
     result.cost, result.units = _units(request, result, files, catalogue)
+    result.tiers = _longest_first(request, result.tiers, catalogue)
     for unit in result.units:
         write_json(unit_path(request.output, request.run_id, unit.id),
                     {"unit": unit.id, "studies": list(unit.studies),
@@ -219,6 +220,22 @@ def _units(
         StudySize(uid, len(files[uid]), sum(f.size for f in files[uid])) for uid in result.studies
     ]
     return model, pack(sizes, request.unit_seconds, model)
+
+
+def _longest_first(request: PlanRequest, tiers: list[str], catalogue: Catalogue) -> list[str]:
+    """The run's tiers, the slowest first by the median of their recorded attempts (tiers
+    never attempted first of all, in the order asked): ``compress`` maps over units x tiers
+    with the tier varying fastest, and the pool starts the lowest map indexes first, so the
+    long tasks start early and the run's last slot-idle minutes are short (longest processing
+    time first). With one study a unit (``unit_seconds`` 0) the order asked is kept."""
+    from dcmtier.catalogue.attempts import tier_seconds
+
+    if request.unit_seconds <= 0 or len(tiers) < 2:
+        return tiers
+    with catalogue.engine.connect() as connection:
+        seconds = tier_seconds(connection, tiers)
+    unknown = float("inf")
+    return sorted(tiers, key=lambda t: -seconds.get(t, unknown))
 
 
 def unit_path(output: Path | str, run_id: str, unit: str) -> str:

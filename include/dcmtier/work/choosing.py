@@ -7,16 +7,23 @@ to the earlier candidate in the tier's list (the faster decoder). Candidates:
 
 - JPEG-LS near-lossless at the NEAR the bound allows (`dcmtier.work.nearlossless`): the bound
   holds by construction, and is checked all the same;
+- JPEG XL at the same NEAR: values moved to a lattice of step 2 * NEAR + 1 and coded
+  losslessly (`dcmtier.codec.backends.jpegxl.quantise`), each frame decoded and checked;
 - HTJ2K at the largest quantisation step whose decoded frame meets the bound, per frame
   (doubling or halving from the previous frame's step, then three bisections), else reversible;
 - JPEG 2000 searched per frame to the bound on its quality ladder (`dcmtier.work.targeting`),
-  after one encode at the size left to beat has shown that it can pass (`_j2k_lost`);
+  after one encode at the size left to beat has shown that it can pass (`_j2k_lost`), and not
+  at all once HTJ2K, searched to the same bound, lost to the bar: at a max |diff| bound the
+  JPEG 2000 search stored 1.03-1.06x HTJ2K's bytes on every series measured (bound 5, 20 and
+  150 on the sample CT, 20 on the three of `tests/unit/work/frontier_cases.py`), and its one
+  encode costs about a J2K lossless encode, a third of the 3x the choice may cost;
 - for ``best-lossless``: each codec's lossless mode (JPEG XL at ``jxl-lossless``'s effort).
 
-The cheap candidates run first; one whose bytes pass the smallest complete candidate's stops
-early (it cannot win), and within a frame a coding larger than what is left of that bar is
-not decoded: the searches treat it as passing and look for a smaller one. Each frame's time
-is what every candidate spent on it, so the output's encode time is the choice's whole cost.
+The likely smallest candidates run first (JPEG XL, then JPEG-LS); one whose bytes
+pass the smallest complete candidate's stops early (it cannot win), and within a frame a
+coding larger than what is left of that bar is not decoded: the searches treat it as passing
+and look for a smaller one. Each frame's time is what every candidate spent on it, so the
+output's encode time is the choice's whole cost.
 A candidate the policy or codec refuses for this instance is left out and named in the
 result; when none is left the tier is refused.
 """
@@ -38,10 +45,17 @@ from dcmtier.errors import CodecError, PolicyRefused, VerificationFailed, one_li
 from dcmtier.measure.gates import gate_for
 from dcmtier.measure.metrics import ModalityLUT
 from dcmtier.tiers import HTJ2K, J2K, JLS, JXL, JXL_LOSSLESS_EFFORT, Codec, Tier
-from dcmtier.work.nearlossless import Frames, encode_near, jls_tier, near_for, within_bound
+from dcmtier.work.nearlossless import (
+    Frames,
+    encode_near,
+    jls_tier,
+    jxl_tier,
+    near_for,
+    within_bound,
+)
 from dcmtier.work.targeting import FrameJudge, target_frame
 
-TRY_ORDER = (JLS, HTJ2K, JXL, J2K)  # cheapest encode first: it sets the bar early
+TRY_ORDER = (JXL, JLS, HTJ2K, J2K)  # likely smallest first: it sets the bar early
 HTJ2K_BISECTIONS = 3
 HTJ2K_BRACKET = 12  # doublings or halvings before the step search gives up (then reversible)
 
@@ -113,6 +127,9 @@ def choose(
     failed = False
     for codec in (c for c in TRY_ORDER if c in tier.candidates):
         budget = best.bytes if best is not None else None
+        if codec is J2K and not tier.lossless and str(tried.get(HTJ2K.label)).startswith("over"):
+            tried[codec.label] = f"not searched: HTJ2K lost to {budget} bytes"
+            continue
         try:
             found = kind(task, codec, budget)
         except PolicyRefused as exc:
@@ -178,8 +195,8 @@ def _lossless(task: _Instance, codec: Codec, budget: int | None) -> Frames | Non
 
 def _bounded(task: _Instance, codec: Codec, budget: int | None) -> Frames | None:
     """Every frame coded by ``codec`` to the tier's bound."""
-    if codec is JLS:
-        return _near(task, budget)
+    if codec in (JLS, JXL):
+        return _near(task, codec, budget)
     coded = task.tier.chosen(codec)
     task.allow(coded)
     out = Frames(coded, [], [])
@@ -199,9 +216,10 @@ def _bounded(task: _Instance, codec: Codec, budget: int | None) -> Frames | None
     return out
 
 
-def _near(task: _Instance, budget: int | None) -> Frames | None:
+def _near(task: _Instance, codec: Codec, budget: int | None) -> Frames | None:
+    """Every frame coded by JPEG-LS or JPEG XL at the NEAR the bound allows."""
     near = near_for(task.tier, task.source, task.lut)
-    coded = jls_tier(task.tier, near)
+    coded = (jls_tier if codec is JLS else jxl_tier)(task.tier, near)
     task.allow(coded)
     check = within_bound(task.source, coded, task.lut, task.originals)
     max_ratio = task.policy.max_ratio(task.source.modality)
@@ -216,7 +234,7 @@ def _near(task: _Instance, budget: int | None) -> Frames | None:
     pixel_bytes = task.source.spec.pixel_bytes
     if max_ratio is not None and any(pixel_bytes / len(e.data) > max_ratio for e in found.encoded):
         raise PolicyRefused(
-            f"JPEG-LS NEAR {near} codes a frame above the modality's {max_ratio:g}:1",
+            f"{codec.description} NEAR {near} codes a frame above the modality's {max_ratio:g}:1",
             rule=f"modality:{task.source.modality}:max-ratio:{max_ratio:g}",
         )
     return found

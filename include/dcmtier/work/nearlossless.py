@@ -1,4 +1,4 @@
-"""JPEG-LS near-lossless to a bound in modality units: the NEAR one instance gets.
+"""Near-lossless coding to a bound in modality units: the NEAR one instance gets.
 
 A bound tier coded with JPEG-LS (``jls-maxerr20``) states its bound in modality units (HU for
 CT; stored values without a rescale). The codestream's NEAR caps |decoded - stored| per stored
@@ -7,6 +7,10 @@ value, so a bound of N modality units is NEAR = floor(N / |Rescale Slope|); NEAR
 units: a Modality LUT Sequence (a table, possibly non-linear), a rescale that differs from
 frame to frame, or a bound without a max |difference| is refused with its rule. NEAR is capped
 at what the codestream's precision allows (a smaller NEAR meets the bound all the same).
+
+The same NEAR drives the JPEG XL candidate of a choosing tier (``maxerr20``): each frame's
+values moved to a lattice of step 2 * NEAR + 1 (`dcmtier.codec.backends.jpegxl.quantise`), then
+coded losslessly; no codestream declares that NEAR, so the decoded frames are what is checked.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dcmtier.codec.backends.jpegls import codestream_near, max_near
 from dcmtier.codec.pixels import SourceImage
 from dcmtier.errors import PolicyRefused, VerificationFailed
 from dcmtier.measure.metrics import ModalityLUT
-from dcmtier.tiers import JLS, Tier
+from dcmtier.tiers import JLS, JXL, JXL_LOSSLESS_EFFORT, JXL_NEAR_EFFORT, Tier
 
 # (frame index, decoded frame) -> None, or raise: the check every decoded candidate frame gets
 FrameCheck = Callable[[int, np.ndarray], None]
@@ -89,26 +93,34 @@ def jls_tier(tier: Tier, near: int) -> Tier:
     return tier.chosen(JLS, near=near)
 
 
+def jxl_tier(tier: Tier, near: int) -> Tier:
+    """``tier`` as coded by JPEG XL on the lattice of NEAR ``near``: lossless at 0."""
+    if near == 0:
+        return tier.chosen(JXL, near=0, bound=None, effort=JXL_LOSSLESS_EFFORT)
+    return tier.chosen(JXL, near=near, effort=JXL_NEAR_EFFORT)
+
+
 def encode_near(
     source: SourceImage, tier: Tier, check: FrameCheck, budget: int | None = None
 ) -> Frames | None:
-    """Every frame at ``tier.near`` (a `jls_tier`), NEAR read back from each codestream and
-    each frame decoded and ``check``-ed. None once the bytes pass ``budget``."""
-    backend = codecs.backend("jls")
+    """Every frame at ``tier.near`` (a `jls_tier` or `jxl_tier`), each frame decoded and
+    ``check``-ed, and for JPEG-LS the NEAR read back from each codestream. None once the bytes
+    pass ``budget``."""
+    backend = codecs.backend(tier.codec.label)
     out = Frames(tier, [], [])
     for index, frame in enumerate(source.iter_frames()):
         started = time.perf_counter()
         encoded = backend.encode(frame, source.spec, tier)
-        written = codestream_near(encoded.data)
+        written = codestream_near(encoded.data) if tier.codec is JLS else tier.near
         if written != tier.near:
             raise VerificationFailed(
                 f"frame {index}: the codestream declares NEAR {written}, not {tier.near}"
             )
+        if budget is not None and out.bytes + len(encoded.data) > budget:
+            return None  # lost already: not worth a decode
         check(index, backend.decode(encoded.data, source.spec).reshape(source.spec.shape))
         out.encoded.append(encoded)
         out.encode_ms.append(round((time.perf_counter() - started) * 1000, 3))
-        if budget is not None and out.bytes > budget:
-            return None
     return out
 
 

@@ -53,3 +53,14 @@ def test_two_rows_give_the_cost_of_a_task_instance_and_of_a_run() -> None:
     assert found["units_per_run"] == 5 and found["runs"] == 1000
     assert found["task_instances"] == 1000 * (4 + 5 * 14)
     assert projection(rows[:1]) is None
+
+
+def test_the_projection_counts_a_runs_other_task_instances_as_measured() -> None:
+    rows = [_row(144, 144 * 9000 + 50_000, 0), _row(18, 18 * 9000 + 50_000, 120)]
+    rows[1]["per_task"] = {"discover": {"success": 1}, "units": {"success": 1},
+                           "tiers": {"success": 1}, "summary": {"success": 1},
+                           "publish": {"success": 1}, "compress_large": {"skipped": 1},
+                           "encode": {"success": 1}, "compress": {"success": 13}}  # fmt: skip
+    found = projection(rows)
+    assert found is not None and found["fixed_task_instances_per_run"] == 6
+    assert found["task_instances"] == 1000 * (6 + 5 * 14)

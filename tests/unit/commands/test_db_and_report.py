@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,20 @@ def test_an_explicit_catalogue_must_be_migrated_first(
     assert f"revision {head} (this dcmtier needs {head})" in capsys.readouterr().out
     assert main(argv) == 1  # partial: the truncated slice
     assert Catalogue.connect(url).row_counts()["packages"] == 4
+
+
+@pytest.mark.parametrize("under", ["c.db", "sub/c.db"])
+def test_db_upgrade_under_a_file_names_the_file_in_the_way_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], under: str
+) -> None:
+    (tmp_path / "export.zip").write_bytes(b"PK")  # a regular file where a folder should be
+    url = f"sqlite:///{tmp_path}/export.zip/{under}"
+    assert main(["db", "upgrade", "--catalogue", url]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"dcmtier: cannot create the catalogue {tmp_path}/export.zip/{under}: "
+        f"{tmp_path}/export.zip is a file, not a folder\n"
+    )
 
 
 def _rows(text: str) -> list[dict[str, Any]]:
@@ -148,6 +163,17 @@ def test_report_prints_markdown_tables_an_analyst_can_paste(
     quality_at = lines.index("quality_by_tier")
     lossless = lines[quality_at + 3].split("|")
     assert lossless[1].strip() == "j2k-lossless" and lossless[3].strip() == "inf"
+    header = [cell.strip() for cell in lines[quality_at + 1].split("|")]
+    lossy = dict(zip(header, (c.strip() for c in lines[quality_at + 4].split("|")), strict=True))
+    assert lossy["tier"] == "j2k-r10"  # the range-relative columns print as the nominal ones
+    for nominal, ranged in (("psnr_min", "psnr_range_min"), ("ssim_min", "ssim_range_min")):
+        decimals = len(lossy[nominal].split(".")[1])
+        assert re.fullmatch(rf"\d+\.\d{{{decimals}}}", lossy[ranged]), (ranged, lossy[ranged])
+    ranged_lossless = dict(zip(header, (c.strip() for c in lossless), strict=True))
+    assert (ranged_lossless["psnr_range_min"], ranged_lossless["ssim_range_min"]) == (
+        "inf",
+        "1.0000",
+    )
 
 
 def test_report_json_lines_and_csv_carry_the_views(

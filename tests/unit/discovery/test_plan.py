@@ -401,3 +401,30 @@ def test_units_are_packed_by_the_latest_estimates_cost_model(
     # 50 s a study by the estimate: two studies a unit, not the three of the defaults
     assert [u.for_xcom()["studies"] for u in packed.units] == [2, 1]
     assert packed.cost.study_s == 50.0 and packed.cost.fitted_from == 0
+
+
+def test_the_slowest_tiers_come_first_by_their_recorded_attempts(
+    dated_landing: Path, tmp_path: Path, catalogue: Catalogue
+) -> None:
+    from sqlalchemy import text
+
+    first = plan(_request(dated_landing, tmp_path, run_id="manual__t1", settle_seconds=0),
+                 catalogue)  # fmt: skip
+    assert first.tiers == TIERS  # nothing recorded yet: the order asked
+    _finish(catalogue, dated_landing, "manual__t1", first.pairs)
+    # the last tier took 9 s an attempt, the others 1 s
+    with catalogue.engine.begin() as connection:
+        connection.execute(text("UPDATE jobs SET finished_at = started_at + "
+                                "(CASE WHEN tier = :slow THEN 9 ELSE 1 END) * interval '1 second'"
+                                if catalogue.engine.dialect.name == "postgresql" else
+                                "UPDATE jobs SET finished_at = datetime(started_at, CASE WHEN "
+                                "tier = :slow THEN '+9 seconds' ELSE '+1 seconds' END)"),
+                           {"slow": TIERS[-1]})  # fmt: skip
+    again = plan(_request(dated_landing, tmp_path, run_id="manual__t2", settle_seconds=0,
+                          reprocess="all"), catalogue)  # fmt: skip
+    assert again.tiers == [TIERS[-1], *TIERS[:-1]]
+    assert again.for_xcom()["tiers"] == again.tiers
+    catalogue.release_claims("manual__t2")
+    single = plan(_request(dated_landing, tmp_path, run_id="manual__t3", settle_seconds=0,
+                           unit_seconds=0, reprocess="all"), catalogue)  # fmt: skip
+    assert single.tiers == TIERS

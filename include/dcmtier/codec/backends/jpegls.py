@@ -6,12 +6,10 @@ precision, so a 12-bit frame keeps MAXVAL 4095: coding at the container's 16 bit
 
 - lossless (NEAR 0): coded as their two's-complement bit pattern within Bits Stored and
   sign-extended on decode, as DICOM readers do;
-- near-lossless (NEAR > 0): coded in offset binary, value + 2^(BitsStored - 1). In the
-  two's-complement view -1 and 0 are 2^BitsStored - 1 apart, and a near-lossless error across
-  that seam came back as 65535 (measured, CT with -32768 padding). The output then holds
-  unsigned samples: Pixel Representation 0, and a Rescale Intercept lowered by the offset times
-  the slope so that every modality value is unchanged (``derive.build_output``); signed sources
-  whose modality values are not a plain rescale are refused for near-lossless.
+- near-lossless (NEAR > 0): coded in offset binary (`offsetbinary`, as JPEG XL codes them).
+  In the two's-complement view -1 and 0 are 2^BitsStored - 1 apart, and a near-lossless error
+  across that seam came back as 65535 (measured, CT with -32768 padding). Signed sources whose
+  modality values are not a plain rescale are refused for near-lossless.
 
 The decoder tells the two apart by the NEAR the codestream declares (`codestream_near`).
 """
@@ -23,7 +21,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dcmtier.codec.backends import Backend, Encoded, FrameSpec
-from dcmtier.errors import CodecError, PolicyRefused
+from dcmtier.codec.backends.offsetbinary import (
+    check_rescalable,
+    from_offset_binary,
+    half_range,
+    to_offset_binary,
+)
+from dcmtier.errors import CodecError
 from dcmtier.tiers import Tier
 
 if TYPE_CHECKING:
@@ -33,7 +37,6 @@ MIN_SIDE = 8  # pyjpegls under-sizes its output buffer for tinier images
 MAX_NEAR = 255  # ISO/IEC 14495-1: NEAR <= min(255, MAXVAL / 2)
 _PIXEL_INTERLEAVED = 2  # Planar Configuration 0
 _SOS = b"\xff\xda"
-STORED_VALUE_MAPPINGS = ("ModalityLUTSequence", "RealWorldValueMappingSequence")
 
 
 def is_available() -> bool:
@@ -51,22 +54,15 @@ def max_near(bits_stored: int) -> int:
 
 def offset(spec: FrameSpec, near: int) -> int:
     """What near-lossless coding adds to each stored value: 2^(BitsStored - 1) when signed."""
-    return 1 << (spec.bits_stored - 1) if spec.signed and near > 0 else 0
+    return half_range(spec.bits_stored) if spec.signed and near > 0 else 0
 
 
 def check_lossy(dataset: Dataset, spec: FrameSpec) -> None:
     """Refuse near-lossless for signed sources whose modality values an offset would change."""
-    if not spec.signed:
-        return
-    mapped = [k for k in STORED_VALUE_MAPPINGS if k in dataset]
-    if "RescaleIntercept" not in dataset or mapped:
-        why = f"it has a {mapped[0]}" if mapped else "it has no Rescale Intercept"
-        raise PolicyRefused(
-            "JPEG-LS codes unsigned samples: signed stored values are offset for near-lossless "
-            "coding and the Rescale Intercept compensates, which this source does not allow "
-            f"({why})",
-            rule="codec:jls:signed-needs-rescale",
-        )
+    check_rescalable(
+        dataset, spec, codec="JPEG-LS", coded=" for near-lossless coding",
+        rule="codec:jls:signed-needs-rescale",
+    )  # fmt: skip
 
 
 def encode(frame: np.ndarray, spec: FrameSpec, tier: Tier) -> Encoded:
@@ -114,7 +110,7 @@ def decode(data: bytes, spec: FrameSpec) -> np.ndarray:
         return out.astype(spec.dtype, copy=False)
     shift = offset(spec, codestream_near(data))
     if shift:
-        return (out.astype(np.int32) - shift).astype(spec.dtype)
+        return from_offset_binary(out, spec, shift)
     width = 8 * out.dtype.itemsize - spec.bits_stored
     signed = out.astype(spec.dtype.str.replace("u", "i"))
     return ((signed << width) >> width).astype(spec.dtype)
@@ -136,9 +132,9 @@ def codestream_near(data: bytes) -> int:
 
 
 def _unsigned(frame: np.ndarray, spec: FrameSpec, shift: int) -> np.ndarray:
-    unsigned = np.dtype(spec.dtype.str.replace("i", "u"))
     if shift:
-        return (frame.astype(np.int32) + shift).astype(unsigned)
+        return to_offset_binary(frame, spec, shift)
+    unsigned = np.dtype(spec.dtype.str.replace("i", "u"))
     values = frame.view(unsigned)
     if spec.signed:
         values = values & np.asarray((1 << spec.bits_stored) - 1, unsigned)

@@ -1,17 +1,25 @@
-"""JPEG XL (ISO/IEC 18181-1) through libjxl (imagecodecs): lossless, and lossy at a rate.
+"""JPEG XL (ISO/IEC 18181-1) through libjxl (imagecodecs): lossless, lossy at a rate, and
+near-lossless on a lattice for a bound tier's candidate.
 
 libjxl has no rate control: a rate tier searches the ``distance`` (its quality knob, 0 is
 lossless, ~1 visually lossless, up to 25) until the achieved ratio lands within tolerance.
 
 JPEG XL codes unsigned integer samples of a declared bit depth, and the codestream declares
 exactly Bits Stored (so Bits Stored and High Bit stay as they were). Signed stored values are
-coded in offset binary, value + 2^(BitsStored - 1), which keeps neighbouring values
-neighbours (a two's-complement view puts -1 next to 0 at 2^BitsStored - 1: measured 5 % larger
-lossless, and lossy errors would wrap); the output then says what the codestream holds,
+coded in offset binary (`offsetbinary`), value + 2^(BitsStored - 1), which keeps neighbouring
+values neighbours (a two's-complement view puts -1 next to 0 at 2^BitsStored - 1: measured
+5 % larger lossless, and lossy errors would wrap); the output then says what the codestream holds,
 Pixel Representation 0, and its Rescale Intercept is lowered by the offset times the slope so
 that every modality value (HU) is unchanged (``derive.build_output``). Signed sources whose
 modality values are not a plain rescale (no Rescale Intercept, a Modality LUT Sequence, a Real
 World Value Mapping) are refused: the offset could not be compensated there.
+
+Near-lossless (``tier.near`` > 0, the JPEG XL candidate of ``maxerr20``): libjxl has no mode
+that bounds the max |difference|, so each frame's values are first moved to the nearest point
+of a lattice of step 2 * NEAR + 1 from the frame's smallest value (`quantise`: at most NEAR
+from where they were, as JPEG-LS's NEAR allows), and that image is coded losslessly; JPEG XL's
+palette and predictors then code the few distinct values the lattice leaves. The output is
+lossy (…4.112), labelled as such.
 """
 
 from __future__ import annotations
@@ -21,8 +29,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dcmtier.codec.backends import Backend, Encoded, FrameSpec
+from dcmtier.codec.backends.offsetbinary import (
+    check_rescalable,
+    from_offset_binary,
+    half_range,
+    to_offset_binary,
+)
 from dcmtier.codec.backends.ratecontrol import search_step
-from dcmtier.errors import CodecError, PolicyRefused
+from dcmtier.errors import CodecError
 from dcmtier.tiers import Tier
 
 if TYPE_CHECKING:
@@ -31,7 +45,6 @@ if TYPE_CHECKING:
 MIN_LOSSY_SIDE = 8
 MAX_DISTANCE = 25.0  # libjxl's upper limit
 MIN_DISTANCE = 0.01
-STORED_VALUE_MAPPINGS = ("ModalityLUTSequence", "RealWorldValueMappingSequence")
 
 
 def is_available() -> bool:
@@ -44,21 +57,14 @@ def is_available() -> bool:
 
 def check_source(dataset: Dataset, spec: FrameSpec) -> None:
     """Refuse signed sources whose modality values an offset would change (module docstring)."""
-    if not spec.signed:
-        return
-    mapped = [k for k in STORED_VALUE_MAPPINGS if k in dataset]
-    if "RescaleIntercept" not in dataset or mapped:
-        why = f"it has a {mapped[0]}" if mapped else "it has no Rescale Intercept"
-        raise PolicyRefused(
-            "JPEG XL codes unsigned samples: signed stored values are offset and the Rescale "
-            f"Intercept compensates, which this source does not allow ({why})",
-            rule="codec:jxl:signed-needs-rescale",
-        )
+    check_rescalable(
+        dataset, spec, codec="JPEG XL", coded="", rule="codec:jxl:signed-needs-rescale"
+    )
 
 
 def offset(spec: FrameSpec) -> int:
     """What is added to each stored value before coding: 2^(BitsStored - 1) for signed data."""
-    return 1 << (spec.bits_stored - 1) if spec.signed else 0
+    return half_range(spec.bits_stored) if spec.signed else 0
 
 
 def encode(frame: np.ndarray, spec: FrameSpec, tier: Tier) -> Encoded:
@@ -66,6 +72,10 @@ def encode(frame: np.ndarray, spec: FrameSpec, tier: Tier) -> Encoded:
     values = _to_unsigned(frame, spec)
     effort = tier.effort
     shift = offset(spec)
+    if tier.target_ratio is None and tier.near:
+        data = _encode(quantise(values, tier.near, spec.bits_stored), spec, effort, None)
+        near: dict[str, object] = {"effort": effort, "near": tier.near}
+        return Encoded(data, spec.photometric, spec.bits_stored, params=near, offset=shift)
     if tier.target_ratio is None:
         data = _encode(values, spec, effort, None)
         lossless: dict[str, object] = {"effort": effort}
@@ -90,15 +100,29 @@ def decode(data: bytes, spec: FrameSpec) -> np.ndarray:
     except Exception as exc:
         raise CodecError(f"libjxl could not decode the codestream: {exc}") from exc
     if spec.signed:
-        return (out.astype(np.int32) - offset(spec)).astype(spec.dtype)
+        return from_offset_binary(out, spec, offset(spec))
     return out.astype(spec.dtype, copy=False)
 
 
+def quantise(values: np.ndarray, near: int, bits_stored: int) -> np.ndarray:
+    """``values`` (unsigned) moved to the nearest point of the lattice lo, lo + s, lo + 2s, ...
+    of step s = 2 * near + 1 from their minimum lo: each within ``near`` of where it was. A
+    lattice point above 2^bits_stored - 1 is capped there, which lies between the value and
+    that point, so nearer still.
+    """
+    if values.size == 0:
+        return values
+    step = 2 * near + 1
+    wide = values.astype(np.int64)
+    low = int(wide.min())
+    snapped = low + (wide - low + near) // step * step
+    return np.minimum(snapped, (1 << bits_stored) - 1).astype(values.dtype)
+
+
 def _to_unsigned(frame: np.ndarray, spec: FrameSpec) -> np.ndarray:
-    unsigned = np.dtype(spec.dtype.str.replace("i", "u"))
     if not spec.signed:
-        return frame.astype(unsigned, copy=False)
-    return (frame.astype(np.int32) + offset(spec)).astype(unsigned)
+        return frame.astype(spec.dtype, copy=False)
+    return to_offset_binary(frame, spec, offset(spec))
 
 
 def _clamp(distance: float) -> float:

@@ -11,10 +11,13 @@ from pydicom import dcmread
 from pydicom.encaps import generate_frames
 
 from dcmtier.codec.backends import FrameSpec, backend
+from dcmtier.codec.backends.jpegxl import quantise
 from dcmtier.codec.backends.ratecontrol import within
 from dcmtier.errors import PolicyRefused
 from dcmtier.sample import ct_phantom
-from dcmtier.tiers import get_tier
+from dcmtier.tiers import JXL as JXL_CODEC
+from dcmtier.tiers import JXL_NEAR_EFFORT, get_tier
+from dcmtier.work.nearlossless import jxl_tier
 from tests.support import reference_file
 
 JXL = backend("jxl")
@@ -85,6 +88,40 @@ def test_a_rate_tier_searches_the_distance_that_gives_its_ratio(name: str) -> No
     decoded = JXL.decode(encoded.data, spec)
     assert decoded.shape == frame.shape
     assert 0 < np.abs(decoded.astype(np.int32) - frame).max() < 1000
+
+
+@pytest.mark.parametrize("near", [1, 5, 20, 150])
+@pytest.mark.parametrize(
+    "case", [CASES["16-bit unsigned full range"], CASES["6-bit in 8"]], ids=["16-bit", "6-bit"]
+)
+def test_the_lattice_keeps_every_value_within_near_and_below_the_precision(
+    case: tuple[np.ndarray, int], near: int
+) -> None:
+    values, bits = case
+    values = values.copy()
+    values.flat[:3] = (1 << bits) - 1  # the top: a lattice point above it is capped
+    snapped = quantise(values, near, bits)
+    assert snapped.dtype == values.dtype
+    assert np.abs(snapped.astype(np.int64) - values).max() <= near
+    assert snapped.max() <= (1 << bits) - 1 and snapped.min() == values.min()
+    low, step = int(values.min()), 2 * near + 1
+    off_lattice = (snapped.astype(np.int64) - low) % step != 0
+    assert set(snapped[off_lattice].tolist()) <= {(1 << bits) - 1}
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
+def test_near_lossless_frames_decode_within_near_and_smaller_than_lossless(signed: bool) -> None:
+    hu = ct_phantom(64, 64, noise_hu=15.0)
+    frame = hu if signed else (hu.astype(np.int32) + 1024).astype(np.uint16)
+    spec = _spec(frame, 12, signed=signed)
+    near = jxl_tier(get_tier("maxerr20"), 20)
+    assert (near.codec, near.near, near.effort) == (JXL_CODEC, 20, JXL_NEAR_EFFORT)
+    encoded = JXL.encode(frame, spec, near)
+    assert encoded.params == {"effort": JXL_NEAR_EFFORT, "near": 20}
+    decoded = JXL.decode(encoded.data, spec)
+    error = np.abs(decoded.astype(np.int32) - frame.astype(np.int32))
+    assert 0 < error.max() <= 20
+    assert len(encoded.data) < len(JXL.encode(frame, spec, LOSSLESS).data) / 2
 
 
 def test_a_signed_source_without_a_rescale_is_refused_with_the_rule() -> None:

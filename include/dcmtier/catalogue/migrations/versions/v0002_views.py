@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from dcmtier.catalogue.migrations.quality import quality_by_tier
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -66,46 +68,7 @@ JOIN studies s ON s.study_uid = d.study_uid
 GROUP BY d.study_uid, s.modalities, d.tier
 """
 
-# The median of n sorted values is the mean of positions (n + 1) / 2 and (n + 2) / 2 in
-# integer division: the same position when n is odd, the two middle ones when n is even.
-QUALITY_BY_TIER = """
-CREATE VIEW quality_by_tier AS
-WITH measured AS (
-    SELECT d.tier AS tier, q.psnr_db, q.ssim, q.max_abs_diff, q.mean_abs_diff
-    FROM frame_quality q
-    JOIN derived_instances d ON d.id = q.derived_id
-),
-ranked AS (
-    SELECT tier, psnr_db,
-           ROW_NUMBER() OVER (PARTITION BY tier ORDER BY psnr_db) AS position,
-           COUNT(*) OVER (PARTITION BY tier) AS n
-    FROM measured
-),
-medians AS (
-    SELECT tier, AVG(psnr_db) AS psnr_median
-    FROM ranked
-    WHERE position IN ((n + 1) / 2, (n + 2) / 2)
-    GROUP BY tier
-),
-gates AS (
-    SELECT tier, SUM(CASE WHEN gate_passed THEN 0 ELSE 1 END) AS gate_failures
-    FROM derived_instances
-    GROUP BY tier
-)
-SELECT m.tier AS tier,
-       COUNT(*) AS frames,
-       MIN(m.psnr_db) AS psnr_min,
-       MIN(md.psnr_median) AS psnr_median,
-       MIN(m.ssim) AS ssim_min,
-       AVG(m.ssim) AS ssim_mean,
-       MAX(m.max_abs_diff) AS max_abs_diff,
-       AVG(m.mean_abs_diff) AS mean_abs_diff,
-       CAST(MIN(g.gate_failures) AS BIGINT) AS gate_failures
-FROM measured m
-JOIN medians md ON md.tier = m.tier
-JOIN gates g ON g.tier = m.tier
-GROUP BY m.tier
-"""
+QUALITY_BY_TIER = quality_by_tier()
 
 LINEAGE = """
 CREATE VIEW lineage AS

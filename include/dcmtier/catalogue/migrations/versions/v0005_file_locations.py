@@ -44,6 +44,8 @@ from urllib.parse import unquote, urlparse
 import sqlalchemy as sa
 from alembic import op
 
+from dcmtier.catalogue.migrations import roles
+from dcmtier.catalogue.migrations.roles import ANALYST, OPERATOR
 from dcmtier.records import KEY_DIGITS, file_key, is_valid_uid
 
 revision: str = "0005"
@@ -51,7 +53,6 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-ANALYST, OPERATOR = "dcmtier_analyst", "dcmtier_operator"
 ANALYST_VIEWS = ("savings_by_tier", "savings_by_study", "quality_by_tier", "lineage", "failures")
 TABLES = (
     "studies", "series", "instances", "tiers", "jobs", "derived_instances", "frame_quality",
@@ -238,8 +239,8 @@ END $$
 
 def downgrade() -> None:
     connection = op.get_bind()
+    roles.revoke(ANALYST_VIEWS, TABLES)
     if connection.dialect.name == "postgresql":
-        op.execute(f"REVOKE ALL ON {_names((*TABLES, *ANALYST_VIEWS))} FROM {ANALYST}, {OPERATOR}")
         op.execute(
             sa.text(
                 "DO $$ BEGIN EXECUTE format('REVOKE USAGE ON SCHEMA %I FROM "

@@ -26,9 +26,9 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from dcmtier.catalogue.migrations import roles
 from dcmtier.catalogue.migrations.versions.v0003_unidentified import FAILURES as FAILURES_0003
 from dcmtier.catalogue.migrations.versions.v0004_lineage_strategy import LINEAGE
-from dcmtier.catalogue.migrations.versions.v0005_file_locations import ANALYST, OPERATOR
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -99,12 +99,7 @@ def upgrade() -> None:
     )
     op.execute(LINEAGE)
     op.execute(FAILURES)
-    _grant_views()
-
-
-def _grant_views() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"GRANT SELECT ON lineage, failures TO {ANALYST}, {OPERATOR}")
+    roles.grant(("lineage", "failures"))
 
 
 def downgrade() -> None:
@@ -121,7 +116,7 @@ def downgrade() -> None:
             batch.drop_column(column)
     op.execute(LINEAGE)
     op.execute(FAILURES_0003)
-    _grant_views()
+    roles.grant(("lineage", "failures"))
 
 
 def _statuses(jobs: tuple[str, ...], failures: tuple[str, ...]) -> None:

@@ -28,14 +28,12 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from dcmtier.catalogue.migrations import roles
+from dcmtier.catalogue.migrations.quality import quality_by_tier
 from dcmtier.catalogue.migrations.versions.v0002_views import QUALITY_BY_TIER as QUALITY_0002
 from dcmtier.catalogue.migrations.versions.v0002_views import SAVINGS_BY_STUDY, SAVINGS_BY_TIER
 from dcmtier.catalogue.migrations.versions.v0004_lineage_strategy import LINEAGE
-from dcmtier.catalogue.migrations.versions.v0005_file_locations import (
-    ANALYST,
-    ANALYST_VIEWS,
-    OPERATOR,
-)
+from dcmtier.catalogue.migrations.versions.v0005_file_locations import ANALYST_VIEWS
 from dcmtier.catalogue.migrations.versions.v0006_ownership import FAILURES
 from dcmtier.catalogue.migrations.versions.v0006_ownership import (
     FAILURES_AFTER as FAILURES_BEFORE,
@@ -50,45 +48,7 @@ depends_on: str | Sequence[str] | None = None
 JOBS_AFTER = (*JOBS_BEFORE, "rejected")
 FAILURES_AFTER = (*FAILURES_BEFORE, "rejected")
 
-QUALITY_BY_TIER = """
-CREATE VIEW quality_by_tier AS
-WITH measured AS (
-    SELECT d.tier AS tier, q.psnr_db, q.ssim, q.max_abs_diff, q.mean_abs_diff, q.fell_back
-    FROM frame_quality q
-    JOIN derived_instances d ON d.id = q.derived_id
-),
-ranked AS (
-    SELECT tier, psnr_db,
-           ROW_NUMBER() OVER (PARTITION BY tier ORDER BY psnr_db) AS position,
-           COUNT(*) OVER (PARTITION BY tier) AS n
-    FROM measured
-),
-medians AS (
-    SELECT tier, AVG(psnr_db) AS psnr_median
-    FROM ranked
-    WHERE position IN ((n + 1) / 2, (n + 2) / 2)
-    GROUP BY tier
-),
-gates AS (
-    SELECT tier, SUM(CASE WHEN gate_passed THEN 0 ELSE 1 END) AS gate_failures
-    FROM derived_instances
-    GROUP BY tier
-)
-SELECT m.tier AS tier,
-       COUNT(*) AS frames,
-       MIN(m.psnr_db) AS psnr_min,
-       MIN(md.psnr_median) AS psnr_median,
-       MIN(m.ssim) AS ssim_min,
-       AVG(m.ssim) AS ssim_mean,
-       MAX(m.max_abs_diff) AS max_abs_diff,
-       AVG(m.mean_abs_diff) AS mean_abs_diff,
-       CAST(MIN(g.gate_failures) AS BIGINT) AS gate_failures,
-       CAST(SUM(CASE WHEN m.fell_back THEN 1 ELSE 0 END) AS BIGINT) AS fallback_frames
-FROM measured m
-JOIN medians md ON md.tier = m.tier
-JOIN gates g ON g.tier = m.tier
-GROUP BY m.tier
-"""
+QUALITY_BY_TIER = quality_by_tier(fallback=True)
 
 VIEWS = ANALYST_VIEWS  # all five, in the order they are made
 
@@ -102,8 +62,7 @@ def _statuses(table: str, values: tuple[str, ...]) -> None:
 def _make_views(quality_by_tier: str) -> None:
     for sql in (SAVINGS_BY_TIER, SAVINGS_BY_STUDY, quality_by_tier, LINEAGE, FAILURES):
         op.execute(sql)
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"GRANT SELECT ON {', '.join(VIEWS)} TO {ANALYST}, {OPERATOR}")
+    roles.grant(VIEWS)
 
 
 def upgrade() -> None:

@@ -24,13 +24,10 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from dcmtier.catalogue.migrations import roles
 from dcmtier.catalogue.migrations.versions.v0002_views import SAVINGS_BY_STUDY, SAVINGS_BY_TIER
 from dcmtier.catalogue.migrations.versions.v0004_lineage_strategy import LINEAGE
-from dcmtier.catalogue.migrations.versions.v0005_file_locations import (
-    ANALYST,
-    ANALYST_VIEWS,
-    OPERATOR,
-)
+from dcmtier.catalogue.migrations.versions.v0005_file_locations import ANALYST_VIEWS
 from dcmtier.catalogue.migrations.versions.v0006_ownership import FAILURES
 from dcmtier.catalogue.migrations.versions.v0007_gate_outcomes import (
     FAILURES_AFTER as FAILURES_BEFORE,
@@ -59,8 +56,7 @@ def _drop_views() -> None:
 def _make_views() -> None:
     for sql in (SAVINGS_BY_TIER, SAVINGS_BY_STUDY, QUALITY_BY_TIER, LINEAGE, FAILURES):
         op.execute(sql)
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"GRANT SELECT ON {', '.join(ANALYST_VIEWS)} TO {ANALYST}, {OPERATOR}")
+    roles.grant(ANALYST_VIEWS)
 
 
 def upgrade() -> None:

@@ -34,12 +34,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from dcmtier.catalogue.migrations import roles
+
 revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-ANALYST, OPERATOR = "dcmtier_analyst", "dcmtier_operator"  # made by 0005
 TABLES = ("landing_files", "claims")  # landing paths and run bookkeeping: operators only
 VIEW = "backlog"
 
@@ -112,15 +113,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("study_uid", "tier", name=op.f("pk_claims")),
     )
     op.execute(BACKLOG)
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"GRANT SELECT ON {VIEW} TO {ANALYST}")
-        op.execute(f"GRANT SELECT ON {', '.join((*TABLES, VIEW))} TO {OPERATOR}")
-        op.execute(f"REVOKE ALL ON {', '.join(TABLES)} FROM PUBLIC")
+    roles.grant([VIEW], TABLES)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"REVOKE ALL ON {', '.join((*TABLES, VIEW))} FROM {ANALYST}, {OPERATOR}")
+    roles.revoke([VIEW], TABLES)
     op.execute("DROP VIEW backlog")
     op.drop_table("claims")
     op.drop_index(op.f("ix_landing_files_study_date"), table_name="landing_files")

@@ -37,7 +37,8 @@ from urllib.parse import unquote, urlparse
 import sqlalchemy as sa
 from alembic import op
 
-from dcmtier.catalogue.migrations.versions.v0005_file_locations import ANALYST, OPERATOR
+from dcmtier.catalogue.migrations import roles
+from dcmtier.catalogue.migrations.quality import quality_view
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -104,70 +105,6 @@ LEFT JOIN zips z ON z.key = s.key AND z.tier = s.tier
 """
 
 
-def quality_view(name: str, keys: Sequence[str]) -> str:
-    """``CREATE VIEW name``: quality_by_tier's columns (and ``ssim_median``) per ``keys`` x tier."""
-    picked = ", ".join(f"COALESCE(s.{k}, '') AS {k}" for k in keys)
-    group = ", ".join((*keys, "tier"))
-    on = " AND ".join(f"{{a}}.{k} = {{b}}.{k}" for k in (*keys, "tier"))
-    shown = ", ".join(f"NULLIF(m.{k}, '') AS {k}" for k in keys)
-    return f"""
-CREATE VIEW {name} AS
-WITH measured AS (
-    SELECT {picked}, d.tier AS tier, q.psnr_db, q.ssim, q.max_abs_diff, q.mean_abs_diff,
-           q.fell_back
-    FROM frame_quality q
-    JOIN derived_instances d ON d.id = q.derived_id
-    JOIN instances i ON i.sop_uid = d.source_sop_uid
-    JOIN series s ON s.series_uid = i.series_uid
-),
-psnr AS (
-    SELECT {group}, psnr_db AS value,
-           ROW_NUMBER() OVER (PARTITION BY {group} ORDER BY psnr_db) AS position,
-           COUNT(*) OVER (PARTITION BY {group}) AS n
-    FROM measured
-),
-ssim AS (
-    SELECT {group}, ssim AS value,
-           ROW_NUMBER() OVER (PARTITION BY {group} ORDER BY ssim) AS position,
-           COUNT(*) OVER (PARTITION BY {group}) AS n
-    FROM measured WHERE ssim IS NOT NULL
-),
-psnr_medians AS (
-    SELECT {group}, AVG(value) AS median FROM psnr
-    WHERE position IN ((n + 1) / 2, (n + 2) / 2) GROUP BY {group}
-),
-ssim_medians AS (
-    SELECT {group}, AVG(value) AS median FROM ssim
-    WHERE position IN ((n + 1) / 2, (n + 2) / 2) GROUP BY {group}
-),
-gates AS (
-    SELECT {picked}, d.tier AS tier,
-           SUM(CASE WHEN d.gate_passed THEN 0 ELSE 1 END) AS gate_failures
-    FROM derived_instances d
-    JOIN instances i ON i.sop_uid = d.source_sop_uid
-    JOIN series s ON s.series_uid = i.series_uid
-    GROUP BY {", ".join(f"COALESCE(s.{k}, '')" for k in keys)}, d.tier
-)
-SELECT {shown},
-       m.tier AS tier,
-       COUNT(*) AS frames,
-       MIN(m.psnr_db) AS psnr_min,
-       MIN(pm.median) AS psnr_median,
-       MIN(m.ssim) AS ssim_min,
-       AVG(m.ssim) AS ssim_mean,
-       MIN(sm.median) AS ssim_median,
-       MAX(m.max_abs_diff) AS max_abs_diff,
-       AVG(m.mean_abs_diff) AS mean_abs_diff,
-       CAST(MIN(g.gate_failures) AS BIGINT) AS gate_failures,
-       CAST(SUM(CASE WHEN m.fell_back THEN 1 ELSE 0 END) AS BIGINT) AS fallback_frames
-FROM measured m
-JOIN psnr_medians pm ON {on.format(a="pm", b="m")}
-JOIN gates g ON {on.format(a="g", b="m")}
-LEFT JOIN ssim_medians sm ON {on.format(a="sm", b="m")}
-GROUP BY {", ".join(f"m.{k}" for k in (*keys, "tier"))}
-"""
-
-
 VIEWS = {
     "savings_by_modality": savings_view("savings_by_modality", "modality"),
     "savings_by_month": savings_view("savings_by_month", "study_month"),
@@ -182,14 +119,11 @@ def upgrade() -> None:
     _fill(op.get_bind())
     for sql in VIEWS.values():
         op.execute(sql)
-    if op.get_bind().dialect.name == "postgresql":
-        names = ", ".join(VIEWS)
-        op.execute(f"GRANT SELECT ON {names} TO {ANALYST}, {OPERATOR}")
+    roles.grant(list(VIEWS))
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"REVOKE ALL ON {', '.join(VIEWS)} FROM {ANALYST}, {OPERATOR}")
+    roles.revoke(list(VIEWS))
     for name in VIEWS:
         op.execute(f"DROP VIEW {name}")
     with op.batch_alter_table("series", recreate="auto") as batch:

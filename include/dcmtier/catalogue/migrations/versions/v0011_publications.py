@@ -17,12 +17,12 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from dcmtier.catalogue.migrations import roles
+
 revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-OPERATOR = "dcmtier_operator"  # made by 0005
 
 
 def upgrade() -> None:
@@ -39,13 +39,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("derived_sop_uid", "destination", name=op.f("pk_publications")),
     )
     op.create_index(op.f("ix_publications_study_uid_tier"), "publications", ["study_uid", "tier"])
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"GRANT SELECT ON publications TO {OPERATOR}")
-        op.execute("REVOKE ALL ON publications FROM PUBLIC")
+    roles.grant(tables=["publications"])
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"REVOKE ALL ON publications FROM {OPERATOR}")
+    roles.revoke(tables=["publications"])
     op.drop_index(op.f("ix_publications_study_uid_tier"), table_name="publications")
     op.drop_table("publications")

@@ -29,19 +29,16 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from dcmtier.catalogue.migrations import roles
+from dcmtier.catalogue.migrations.quality import quality_by_tier, quality_view
 from dcmtier.catalogue.migrations.versions.v0002_views import SAVINGS_BY_STUDY, SAVINGS_BY_TIER
 from dcmtier.catalogue.migrations.versions.v0004_lineage_strategy import LINEAGE
-from dcmtier.catalogue.migrations.versions.v0005_file_locations import (
-    ANALYST,
-    ANALYST_VIEWS,
-    OPERATOR,
-)
+from dcmtier.catalogue.migrations.versions.v0005_file_locations import ANALYST_VIEWS
 from dcmtier.catalogue.migrations.versions.v0006_ownership import FAILURES
 from dcmtier.catalogue.migrations.versions.v0007_gate_outcomes import (
     QUALITY_BY_TIER as QUALITY_0007,
 )
 from dcmtier.catalogue.migrations.versions.v0010_descriptors import VIEWS as DESCRIBED_0010
-from dcmtier.catalogue.migrations.versions.v0010_descriptors import quality_view
 
 revision: str = "0013"
 down_revision: str | None = "0012"
@@ -51,75 +48,13 @@ depends_on: str | Sequence[str] | None = None
 FRAME_COLUMNS = ("psnr_db_range", "ssim_range", "data_range")
 INSTANCE_COLUMNS = ("psnr_range_min", "ssim_range_min")
 
-QUALITY_BY_TIER = """
-CREATE VIEW quality_by_tier AS
-WITH measured AS (
-    SELECT d.tier AS tier, q.psnr_db, q.ssim, q.max_abs_diff, q.mean_abs_diff, q.fell_back,
-           q.psnr_db_range, q.ssim_range
-    FROM frame_quality q
-    JOIN derived_instances d ON d.id = q.derived_id
-),
-ranked AS (
-    SELECT tier, psnr_db,
-           ROW_NUMBER() OVER (PARTITION BY tier ORDER BY psnr_db) AS position,
-           COUNT(*) OVER (PARTITION BY tier) AS n
-    FROM measured
-),
-medians AS (
-    SELECT tier, AVG(psnr_db) AS psnr_median
-    FROM ranked
-    WHERE position IN ((n + 1) / 2, (n + 2) / 2)
-    GROUP BY tier
-),
-gates AS (
-    SELECT tier, SUM(CASE WHEN gate_passed THEN 0 ELSE 1 END) AS gate_failures
-    FROM derived_instances
-    GROUP BY tier
-)
-SELECT m.tier AS tier,
-       COUNT(*) AS frames,
-       MIN(m.psnr_db) AS psnr_min,
-       MIN(md.psnr_median) AS psnr_median,
-       MIN(m.ssim) AS ssim_min,
-       AVG(m.ssim) AS ssim_mean,
-       MAX(m.max_abs_diff) AS max_abs_diff,
-       AVG(m.mean_abs_diff) AS mean_abs_diff,
-       CAST(MIN(g.gate_failures) AS BIGINT) AS gate_failures,
-       CAST(SUM(CASE WHEN m.fell_back THEN 1 ELSE 0 END) AS BIGINT) AS fallback_frames,
-       MIN(m.psnr_db_range) AS psnr_range_min,
-       MIN(m.ssim_range) AS ssim_range_min
-FROM measured m
-JOIN medians md ON md.tier = m.tier
-JOIN gates g ON g.tier = m.tier
-GROUP BY m.tier
-"""
-
-
-def _ranged(sql: str) -> str:
-    """A 0010 quality view with the worst frame's range-relative PSNR and SSIM added last."""
-    measured = "q.fell_back\n    FROM frame_quality q"
-    last = "AS fallback_frames\nFROM measured m"
-    if measured not in sql or last not in sql:
-        raise RuntimeError("0010's quality view no longer reads as 0012 expects")
-    return sql.replace(
-        measured, "q.fell_back, q.psnr_db_range, q.ssim_range\n    FROM frame_quality q"
-    ).replace(
-        last,
-        "AS fallback_frames,\n       MIN(m.psnr_db_range) AS psnr_range_min,\n"
-        "       MIN(m.ssim_range) AS ssim_range_min\nFROM measured m",
-    )
-
-
 RANGED = {
-    "quality_by_tier": QUALITY_BY_TIER,
-    "quality_by_modality": _ranged(quality_view("quality_by_modality", ["modality"])),
-    "quality_by_scanner": _ranged(quality_view("quality_by_scanner", ["manufacturer", "model"])),
+    "quality_by_tier": quality_by_tier(fallback=True, ranged=True),
+    "quality_by_modality": quality_view("quality_by_modality", ["modality"], ranged=True),
+    "quality_by_scanner": quality_view(
+        "quality_by_scanner", ["manufacturer", "model"], ranged=True
+    ),
 }
-
-
-def _grant(views: Sequence[str]) -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"GRANT SELECT ON {', '.join(views)} TO {ANALYST}, {OPERATOR}")
 
 
 def upgrade() -> None:
@@ -131,7 +66,7 @@ def upgrade() -> None:
         op.add_column("derived_instances", sa.Column(name, sa.Double(), nullable=True))
     for sql in RANGED.values():
         op.execute(sql)
-    _grant(list(RANGED))
+    roles.grant(list(RANGED))
 
 
 def downgrade() -> None:
@@ -147,4 +82,4 @@ def downgrade() -> None:
         op.execute(sql)
     for sql in DESCRIBED_0010.values():
         op.execute(sql)
-    _grant([*ANALYST_VIEWS, *DESCRIBED_0010])
+    roles.grant([*ANALYST_VIEWS, *DESCRIBED_0010])

@@ -25,12 +25,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from dcmtier.catalogue.migrations import roles
+
 revision: str = "0014"
 down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-ANALYST, OPERATOR = "dcmtier_analyst", "dcmtier_operator"  # made by 0005
 TABLE, VIEW = "viewer_checks", "delivery_by_tier"
 # the decoding viewers' names in one cell: each database's own aggregate
 DECODABLE_BY = {
@@ -78,16 +79,11 @@ def upgrade() -> None:
         sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("tier", "viewer", name=op.f("pk_viewer_checks")),
     )
-    dialect = op.get_bind().dialect.name
-    op.execute(DELIVERY.format(decodable_by=DECODABLE_BY[dialect]))
-    if dialect == "postgresql":
-        op.execute(f"GRANT SELECT ON {VIEW} TO {ANALYST}")
-        op.execute(f"GRANT SELECT ON {TABLE}, {VIEW} TO {OPERATOR}")
-        op.execute(f"REVOKE ALL ON {TABLE} FROM PUBLIC")
+    op.execute(DELIVERY.format(decodable_by=DECODABLE_BY[op.get_bind().dialect.name]))
+    roles.grant([VIEW], [TABLE])
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"REVOKE ALL ON {TABLE}, {VIEW} FROM {ANALYST}, {OPERATOR}")
+    roles.revoke([VIEW], [TABLE])
     op.execute(f"DROP VIEW {VIEW}")
     op.drop_table(TABLE)

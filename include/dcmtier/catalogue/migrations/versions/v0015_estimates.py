@@ -27,12 +27,12 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from dcmtier.catalogue.migrations import roles
+
 revision: str = "0015"
 down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-ANALYST, OPERATOR = "dcmtier_analyst", "dcmtier_operator"  # made by 0005
 
 ESTIMATE_VS_ACTUAL = """
 CREATE VIEW estimate_vs_actual AS
@@ -92,15 +92,13 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_estimates_estimate_id"), "estimates", ["estimate_id"])
     op.execute(ESTIMATE_VS_ACTUAL)
-    if op.get_bind().dialect.name == "postgresql":
-        # analysts read the view, never a table (0005's rule); operators read both
-        op.execute(f"GRANT SELECT ON estimate_vs_actual TO {ANALYST}")
-        op.execute(f"GRANT SELECT ON estimates, estimate_vs_actual TO {OPERATOR}")
+    # analysts read the view, never a table (0005's rule); operators read both; the table
+    # holds no location or UID, so it stays as visible to PUBLIC as PostgreSQL makes it
+    roles.grant(["estimate_vs_actual"], ["estimates"], hide_tables=False)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"REVOKE ALL ON estimates, estimate_vs_actual FROM {ANALYST}, {OPERATOR}")
+    roles.revoke(["estimate_vs_actual"], ["estimates"])
     op.execute("DROP VIEW estimate_vs_actual")
     op.drop_index(op.f("ix_estimates_estimate_id"), table_name="estimates")
     op.drop_table("estimates")

@@ -8,7 +8,8 @@ Airflow.
 - ``assets``: the names and URIs of the assets the pipeline updates;
 - ``names``: the DAG's task ids that the package looks up (the compress tasks, large or not).
 
-May import: ``discovery``, ``work``, and everything they may import. ``tasks`` touches Airflow
+May import: ``discovery``, ``work``, ``viewer`` (the run's optional viewer check), and
+everything they may import. ``tasks`` touches Airflow
 only inside functions; ``operators`` subclasses Airflow's ``@task`` operator (the DAG files
 import it, so it imports nothing heavy).
 """

@@ -21,7 +21,9 @@ is quarantined and the study × tier reports `partial`; an infrastructure error 
 writable, catalogue unreachable) fails the unit's task once its other studies are done, and it
 retries with exponential backoff: a retry, or clearing the task, redoes only the unit's studies
 not done. A frame that breaks its tier's quality gate is a quality outcome handled by
-`on_gate_failure` (fallback, reject or keep): it is never retried and never fails the run. Retry
+`on_gate_failure` (fallback, reject or keep): it is never retried and never fails the run.
+`candidates` and `viewers` keep the tiers that choose a codec per instance to the codecs the
+deployed viewers decode (`viewers: ["cornerstone-5.6.8"]`: no JPEG XL). Retry
 one study × tier with a manual run: conf `{"study_uids": ["<uid>"], "tiers": ["j2k-r20"],
 "reprocess": "all"}` (or `"failed"`); up to `DCMTIER_MAX_ACTIVE_RUNS` (3) non-backfill runs run
 at once (claims keep them apart), so it does not wait behind a scheduled run, and backfill runs
@@ -51,7 +53,7 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_curren
 
 from dcmtier.orchestration.assets import PACKAGES_ASSET, QUALITY_ASSET
 from dcmtier.orchestration.operators import lineage_task
-from dcmtier.tiers import DEFAULT_TIERS, TIERS
+from dcmtier.tiers import CANDIDATE_FAMILIES, DEFAULT_TIERS, TIERS, VIEWER_FAMILIES
 
 QUALITY_DATASET = Asset(name=QUALITY_ASSET[0], uri=QUALITY_ASSET[1])
 PACKAGES = Asset(name=PACKAGES_ASSET[0], uri=PACKAGES_ASSET[1])
@@ -122,6 +124,21 @@ PARAMS = {
         description="A frame that breaks its tier's quality gate is a quality outcome, never a "
         "failure. fallback: recode it at the highest ratio meeting the gate (the output keeps "
         "its tier); reject: do not keep the instance's output; keep: keep it, flagged.",
+    ),
+    "candidates": Param(
+        [],
+        type="array",
+        items={"type": "string", "enum": list(CANDIDATE_FAMILIES)},
+        description="The codecs maxerr20, maxerr150 and best-lossless may choose from, e.g. "
+        '["htj2k", "jls", "j2k"] (no JPEG XL); empty: all of theirs. Ties go to the faster '
+        "decoder.",
+    ),
+    "viewers": Param(
+        [],
+        type="array",
+        items={"type": "string", "enum": list(VIEWER_FAMILIES)},
+        description="Keep the codec-choosing tiers to what these web viewers decode "
+        "(cornerstone-5.6.8, OHIF's pin, has no JPEG XL decoder); empty: no viewer limit.",
     ),
     "settle_seconds": Param(
         300,

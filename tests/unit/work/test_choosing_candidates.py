@@ -142,3 +142,21 @@ def test_the_restriction_changes_a_choosing_pairs_inputs_and_no_other(tmp_path: 
     for name in ("j2k-r10", "jls-maxerr20", "jxl-lossless"):
         assert free.inputs(study, get_tier(name)) == kept.inputs(study, get_tier(name))
         assert free.parameters(get_tier(name)) == kept.parameters(get_tier(name))
+
+
+def test_compress_takes_the_policy_files_candidates_and_a_bad_one_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dcmtier.cli import main
+
+    (path, *_) = write_case(tmp_path / "src", "signed", slices=1, size=64)
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"candidates": {"maxerr20": ["htj2k", "j2k"]}}))
+    argv = ["compress", str(path), "--tier", "maxerr20", "--out", str(tmp_path / "out"), "--json"]
+    assert main([*argv, "--policy", str(policy)]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["codec"] in ("htj2k", "j2k")
+    policy.write_text(json.dumps({"candidates": ["htj2k", "jpegxl"]}))
+    assert main([*argv, "--policy", str(policy)]) == 2
+    (error,) = capsys.readouterr().err.splitlines()
+    assert str(policy) in error and "'jpegxl' is not a codec family" in error

@@ -87,11 +87,12 @@ PARAMS = {
         "store's credentials and endpoint; empty: the store's standard environment variables.",
     ),
     "dicomweb_conn_id": Param(
-        "",
+        os.environ.get("DCMTIER_DICOMWEB_CONN_ID", ""),
         type="string",
         description="Airflow HTTP connection with a DICOMweb server's credentials (login and "
-        'password: basic; extra {"token": ...}: bearer), for a dicomweb+http(s):// landing '
-        "or publish_to; empty: $DCMTIER_DICOMWEB_USER/_PASSWORD or $DCMTIER_DICOMWEB_TOKEN.",
+        'password: basic; extra {"token": ...}: bearer), looked up only when landing or '
+        "publish_to is a dicomweb+http(s):// URL; empty: $DCMTIER_DICOMWEB_USER/_PASSWORD or "
+        "$DCMTIER_DICOMWEB_TOKEN.",
     ),
     "tiers": Param(
         list(DEFAULT_TIERS),

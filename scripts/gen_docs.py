@@ -113,6 +113,12 @@ ENVIRONMENT: dict[str, tuple[str, str, str]] = {
         "unset",
         "bearer token for a DICOMweb archive",
     ),
+    "DCMTIER_DICOMWEB_CONN_ID": (
+        "DAG, `docker-compose.yaml`",
+        "unset (`dcmtier_pacs` in `docker-compose.yaml`)",
+        "the DAG's default `dicomweb_conn_id` param: the HTTP connection with a DICOMweb "
+        "archive's credentials, for scheduled runs whose `landing` or `publish_to` is one",
+    ),
     "DCMTIER_DICOMWEB_REQUESTS": (
         "commands, DAG tasks",
         "8",

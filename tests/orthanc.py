@@ -19,6 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
+from pydicom import dcmread
+
+from dcmtier.sample import write_ct_series
+from tests.support import reference_file
 
 PLUGIN_PATHS = (
     "/usr/share/orthanc/plugins/libOrthancDicomWeb.so",  # Debian's orthanc-dicomweb
@@ -127,6 +131,22 @@ def running_orthanc(folder: Path) -> Iterator[Orthanc]:
         yield server
     finally:
         server.stop()
+
+
+def two_studies(folder: Path) -> list[Path]:
+    """The files the DICOMweb tests upload: two studies, 10 instances. Six synthetic CT
+    slices (``dcmtier.sample``), and two more synthetic slices with pydicom's CT_small and
+    MR_small moved into a second study."""
+    first = write_ct_series(folder / "a", slices=6, rows=64, columns=64, seed=29)
+    second = write_ct_series(folder / "b", slices=2, rows=64, columns=64, seed=30)
+    study_uid = dcmread(second[0], stop_before_pixels=True).StudyInstanceUID
+    moved = []
+    for name in ("CT_small.dcm", "MR_small.dcm"):
+        ds = dcmread(reference_file(name))
+        ds.StudyInstanceUID = study_uid
+        moved.append(folder / name)
+        ds.save_as(moved[-1])
+    return [*first, *second, *moved]
 
 
 def credentials_env() -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The DAG end to end (``dag.test()``) with a DICOMweb archive as landing area and another as
 ``publish_to``: two real Orthanc servers on loopback (``tests/orthanc.py``), their credentials
-only in the Airflow HTTP connection named by ``dicomweb_conn_id``."""
+only in the Airflow HTTP connection named by ``dicomweb_conn_id`` (in the first run its
+default, ``$DCMTIER_DICOMWEB_CONN_ID``, as a scheduled run has it)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def test_a_run_takes_its_studies_from_an_archive_and_publishes_a_tier_to_another
     paths += write_ct_series(tmp_path / "landing2", slices=2, rows=64, columns=64, seed=41)
     out = tmp_path / "out"
     connection = {"conn_type": "http", "login": USER, "password": PASSWORD}
-    env = {"AIRFLOW_CONN_DCMTIER_PACS": json.dumps(connection), "DCMTIER_SCRATCH": str(tmp_path)}
+    env = {"AIRFLOW_CONN_DCMTIER_PACS": json.dumps(connection), "DCMTIER_SCRATCH": str(tmp_path),
+           "DCMTIER_DICOMWEB_CONN_ID": "dcmtier_pacs"}  # fmt: skip
     with (
         running_orthanc(tmp_path / "source") as source,
         running_orthanc(tmp_path / "target") as target,
@@ -38,7 +40,7 @@ def test_a_run_takes_its_studies_from_an_archive_and_publishes_a_tier_to_another
         source.upload(*paths)
         try:
             with environment(env):
-                run = _run(source.url, out, publish_to=target.url, dicomweb_conn_id="dcmtier_pacs")
+                run = _run(source.url, out, publish_to=target.url)  # the param's default
                 again = _run(
                     source.url, out, publish_to=target.url, dicomweb_conn_id="dcmtier_pacs"
                 )

@@ -102,9 +102,11 @@ def test_a_second_run_skips_what_is_done_and_reprocess_all_redoes_it(
 def test_a_run_for_one_study_and_one_tier_makes_exactly_one_new_attempt(
     airflow_db: Path, landing_with_faults: Path, tmp_path: Path
 ) -> None:
-    """An operator's retry: the trigger form's study_uids, tiers and reprocess."""
+    """An operator's retry: the trigger form's study_uids, tiers and reprocess. A DICOMweb
+    connection named for runs that talk to no DICOMweb server is never looked up (this one
+    does not exist)."""
     output = tmp_path / "out"
-    _run(landing_with_faults, output)
+    _run(landing_with_faults, output, dicomweb_conn_id="no_such_connection")
     before = _query(output, "SELECT id, study_uid, tier FROM jobs")
     study = sorted({row[1] for row in before})[0]
     retry = _run(landing_with_faults, output, study_uids=[study], tiers=["j2k-r20"],

@@ -2,8 +2,7 @@
 (``tests/orthanc.py``) on loopback with authentication on, reached by the ``dcmtier`` command
 in processes of their own, configured by the environment as an operator would.
 
-Two studies, 10 instances: six synthetic CT slices (``dcmtier.sample``), and two more
-synthetic slices with pydicom's CT_small and MR_small moved into a second study.
+Two studies, 10 instances (``tests.orthanc.two_studies``).
 """
 
 from __future__ import annotations
@@ -24,8 +23,8 @@ from sqlalchemy import create_engine, text
 
 from dcmtier.sample import write_ct_series
 from dcmtier.ui.queries import study_tier
-from tests.orthanc import Orthanc, credentials_env, running_orthanc
-from tests.support import gdcm_frames, reference_file
+from tests.orthanc import Orthanc, credentials_env, running_orthanc, two_studies
+from tests.support import gdcm_frames
 
 DCMTIER = [sys.executable, "-m", "dcmtier.cli"]
 J2K_LOSSY = "1.2.840.10008.1.2.4.91"  # JPEG 2000 (lossy allowed)
@@ -33,17 +32,7 @@ J2K_LOSSY = "1.2.840.10008.1.2.4.91"  # JPEG 2000 (lossy allowed)
 
 @pytest.fixture(scope="module")
 def uploads(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    folder = tmp_path_factory.mktemp("uploads")
-    first = write_ct_series(folder / "a", slices=6, rows=64, columns=64, seed=29)
-    second = write_ct_series(folder / "b", slices=2, rows=64, columns=64, seed=30)
-    study_uid = dcmread(second[0], stop_before_pixels=True).StudyInstanceUID
-    moved = []
-    for name in ("CT_small.dcm", "MR_small.dcm"):
-        ds = dcmread(reference_file(name))
-        ds.StudyInstanceUID = study_uid
-        moved.append(folder / name)
-        ds.save_as(moved[-1])
-    return [*first, *second, *moved]
+    return two_studies(tmp_path_factory.mktemp("uploads"))
 
 
 @pytest.fixture(scope="module")

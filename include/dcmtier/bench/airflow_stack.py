@@ -135,8 +135,10 @@ class AirflowStack:
         self.cli("db", "migrate")
         self.cli("pools", "set", "dcmtier", "4", "dcmtier compression")
         self._spawn("api-server", "api-server", "--port", str(self.port))
+        # the task processes talk to the api-server (the Execution API): a task the scheduler
+        # queued before it answers waits on it until killed, e.g. the scheduled run's discover
+        wait_for(self._healthy, timeout=180, what="the api-server")
         if api_server_only:
-            wait_for(self._healthy, timeout=180, what="the api-server")
             return
         self._spawn("scheduler", "scheduler")
         self._spawn("dag-processor", "dag-processor")

@@ -121,6 +121,16 @@ def files_of(
     return found
 
 
+def arrivals(connection: Connection, uris: Sequence[str]) -> dict[str, datetime]:
+    """The indexed modification time (a DICOMweb instance's arrival) of each of ``uris``
+    the index holds."""
+    found: dict[str, datetime] = {}
+    for chunk in chunks(sorted(set(uris))):
+        query = select(FILES.c.uri, FILES.c.modified).where(FILES.c.uri.in_(chunk))
+        found.update({uri: modified for uri, modified in connection.execute(query)})
+    return found
+
+
 def unidentified(connection: Connection, scopes: Sequence[str]) -> list[IndexedFile]:
     """Present files under ``scopes`` that belong to no study (``read_error`` says why, when
     the header could not be read), in URI order."""
@@ -169,6 +179,11 @@ class LandingIndex(Transactions):
         """Each present landing file of each study (URI, file key, SOP Instance UID)."""
         with self._read() as connection:
             return files_of(connection, study_uids, scopes)
+
+    def landing_arrivals(self, uris: Sequence[str]) -> dict[str, datetime]:
+        """The indexed modification time of each of ``uris`` (DICOMweb: its arrival)."""
+        with self._read() as connection:
+            return arrivals(connection, uris)
 
     def landing_study_count(self, scopes: Sequence[str]) -> int:
         """Studies with a present landing file under ``scopes``."""

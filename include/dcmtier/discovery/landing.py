@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,17 +144,26 @@ def open_file(uri: str, *, block_size: int | None = None) -> Any:
     return fs.open(path, "rb", block_size=block_size, cache_type="readahead")
 
 
-def stage(uris: Sequence[str], folder: Path) -> list[Path]:
+def stage(
+    uris: Sequence[str], folder: Path, arrivals: Mapping[str, datetime] | None = None
+) -> list[Path]:
     """Local paths for ``uris``: local files as they are, remote ones copied into ``folder``.
 
     A copy keeps the object's modification time, so outputs that record the sources' newest
-    time (a package's manifest) come out the same on every run.
+    time (a package's manifest) come out the same on every run, and each of a study's tier
+    tasks finds the sources its encode task cached (``work.sources`` checks size and time). A
+    DICOMweb instance has no modification time: it takes its time from ``arrivals`` (the
+    landing index's, when discovery first saw it), else keeps the time it was retrieved.
     """
     out: list[Path] = []
     archived = [(n, u) for n, u in enumerate(uris) if is_dicomweb(u)]
     if archived:  # retrieved with WADO-RS, several at a time
         folder.mkdir(parents=True, exist_ok=True)
-        retrieve_all([u for _, u in archived], [folder / f"{n:06d}.dcm" for n, _ in archived])
+        targets = [folder / f"{n:06d}.dcm" for n, _ in archived]
+        retrieve_all([u for _, u in archived], targets)
+        for (_, uri), target in zip(archived, targets, strict=True):
+            if arrivals and uri in arrivals:
+                _set_mtime(target, arrivals[uri])
     for index, uri in enumerate(uris):
         if is_local(uri):
             out.append(local_path(uri))
@@ -170,6 +179,13 @@ def stage(uris: Sequence[str], folder: Path) -> list[Path]:
         modified = _mtime(fs.info(path)).timestamp()
         os.utime(target, (modified, modified))
     return out
+
+
+def _set_mtime(path: Path, when: datetime) -> None:
+    """Give ``path`` the modification time ``when`` (naive: UTC), to the microsecond."""
+    aware = when if when.tzinfo else when.replace(tzinfo=UTC)
+    ns = int(aware.timestamp()) * 1_000_000_000 + aware.microsecond * 1000
+    os.utime(path, ns=(ns, ns))
 
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage

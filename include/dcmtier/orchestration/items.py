@@ -28,6 +28,7 @@ from dcmtier.discovery.landing import stage
 from dcmtier.discovery.plan import read_manifest, safe_name
 from dcmtier.errors import CatalogueError, DcmtierError
 from dcmtier.records import LAYERED, Study, name_by_key
+from dcmtier.storage.dicomweb import is_dicomweb
 from dcmtier.tiers import Tier, layered_tiers, resolve_tiers
 from dcmtier.work.config import RunConfig
 from dcmtier.work.publish import OutputRoot
@@ -71,7 +72,7 @@ def run_pair(
     if tier not in manifest["tiers"]:
         return None
     layout = root.layout
-    staging = layout.root / "staging" / safe_name(context.run_id) / f"{study_uid}-{tier}"
+    staging = _staging(root, context.run_id, f"{study_uid}-{tier}")
     own = catalogue is None
     if catalogue is None:
         catalogue = Catalogue.connect(resolve_url(catalogue_url, root.data_dir(catalogue_url)))
@@ -138,7 +139,7 @@ def prepare_layers(
         summary["note"] = "no layered encode: fewer than two J2K rate tiers"
     if not layered and not share:
         return summary
-    staging = root.layout.root / "staging" / safe_name(run_id) / f"{study_uid}-layers"
+    staging = _staging(root, run_id, f"{study_uid}-layers")
     if catalogue is not None:  # a work unit's, left open
         study = _staged_study(manifest, staging, catalogue)
     else:
@@ -200,9 +201,16 @@ def _shares_sources(root: OutputRoot, manifest: Mapping[str, Any]) -> bool:
     return many and (root.publisher is None or root.layer_cache == "worker")
 
 
+def _staging(root: OutputRoot, run_id: str, name: str) -> Path:
+    """A task's staging folder, ``staging/<run>--<name>``: one level, so that removing it
+    leaves no empty folder behind (a folder per run would stay after its last task)."""
+    return root.layout.root / "staging" / f"{safe_name(run_id)}--{name}"
+
+
 def _staged_study(manifest: Mapping[str, Any], staging: Path, catalogue: Catalogue) -> Study:
     """The study of a manifest, its files found through the catalogue's location ids, remote
-    files staged into ``staging``."""
+    files staged into ``staging`` (a DICOMweb instance with its arrival as its time, the same
+    for each task that stages it)."""
 
     entries = manifest["files"]
     found = catalogue.locations(int(e["location"]) for e in entries)
@@ -213,7 +221,9 @@ def _staged_study(manifest: Mapping[str, Any], staging: Path, catalogue: Catalog
             f"file(s) of its manifest (first: {missing[0]}); run discovery again"
         )
     uris = [found[int(e["location"])][1] for e in entries]
-    paths = stage([_landing_uri(u) for u in uris], staging)
+    archived = [u for u in uris if is_dicomweb(u)]  # no time of their own: their arrival
+    arrivals = catalogue.landing_arrivals(archived) if archived else None
+    paths = stage([_landing_uri(u) for u in uris], staging, arrivals)
     sop_uids = {p: str(e.get("sop_uid") or "") for p, e in zip(paths, entries, strict=True)}
     keys = {p: str(e["key"]) for p, e in zip(paths, entries, strict=True)}
     recorded = {p: u for p, u in zip(paths, uris, strict=True) if not u.startswith("file:")}

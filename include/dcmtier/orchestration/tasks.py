@@ -23,6 +23,7 @@ from dcmtier.discovery.units import UNIT_SECONDS
 from dcmtier.errors import Interrupted, StorageError
 from dcmtier.orchestration.units import outcome_words, prepare_unit, run_unit, summarise
 from dcmtier.records import SKIPPED
+from dcmtier.storage.dicomweb import is_dicomweb
 from dcmtier.storage.store import configure, connection_options, read_text
 from dcmtier.work.cache import drop_study
 from dcmtier.work.interrupt import signals_interrupt
@@ -254,7 +255,8 @@ def _output(params: Mapping[str, Any]) -> OutputRoot:
     """The output root of the run: a local folder, or an object store (with the storage
     connection named in the params, if any, and this worker's scratch)."""
     _use_storage_connection(str(params.get("storage_conn_id") or ""))
-    _use_dicomweb_connection(str(params.get("dicomweb_conn_id") or ""))
+    if any(is_dicomweb(str(params.get(name) or "")) for name in ("landing", "publish_to")):
+        _use_dicomweb_connection(str(params.get("dicomweb_conn_id") or ""))
     location = str(params["output"])
     if "://" not in location:
         location = str(Path(location).expanduser().absolute())
@@ -278,7 +280,9 @@ def _use_storage_connection(conn_id: str) -> None:
 def _use_dicomweb_connection(conn_id: str) -> None:
     """Talk to DICOMweb servers (a landing area, ``publish_to``) with the credentials of an
     Airflow HTTP connection: login and password (basic), or ``{"token": ...}`` in its extra
-    (bearer). They stay in this process: never in a log, XCom or the catalogue."""
+    (bearer). They stay in this process: never in a log, XCom or the catalogue. Looked up
+    only by a run that talks to one: ``$DCMTIER_DICOMWEB_CONN_ID``, the param's default, may
+    name it in a deployment whose runs do not."""
     if not conn_id:
         return
     from airflow.sdk import BaseHook

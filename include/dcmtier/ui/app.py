@@ -1,9 +1,10 @@
-"""The FastAPI app Airflow's api-server mounts at ``/dcmtier``: GET pages for signed-in users.
+"""The FastAPI app Airflow's api-server mounts at ``/dcmtier``: pages for signed-in users.
 
 Every route depends on Airflow's own authorisation (``requires_access_dag("GET")``), which
 reads the JWT from the ``Authorization`` header or the UI's session cookie: a request without
-a token gets 401, an invalid one 403, and a user who may not read DAGs 403. Only GET (and
-HEAD) exist; there are no docs routes to leak the schema.
+a token gets 401, an invalid one 403, and a user who may not read DAGs 403. The pages are GET
+(and HEAD); the one POST, a study's Reprocess form (`retry`), also needs the right to trigger
+the DAG. There are no docs routes to leak the schema.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import (
     FileResponse,
     HTMLResponse,
@@ -29,7 +30,7 @@ from dcmtier.catalogue import Catalogue
 from dcmtier.catalogue.hook import ServerCatalogueHook
 from dcmtier.errors import CatalogueError, DcmtierError
 from dcmtier.storage import access
-from dcmtier.ui import pages, queries
+from dcmtier.ui import pages, queries, retry
 from dcmtier.ui.difference import Difference, difference_image
 from dcmtier.ui.frames import DATA_DIR_ENV, Frames, read_frames
 from dcmtier.ui.pages import Links
@@ -41,7 +42,7 @@ URL_PREFIX: Final = "/dcmtier"
 
 def create_app() -> FastAPI:
     """The app, its routes guarded by Airflow's auth manager."""
-    from airflow.api_fastapi.core_api.security import requires_access_dag
+    from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
 
     app = FastAPI(
         title="dcmtier compression pages",
@@ -51,11 +52,21 @@ def create_app() -> FastAPI:
         dependencies=[Depends(requires_access_dag("GET"))],
     )
     app.add_api_route("/", overview, methods=["GET"], response_class=HTMLResponse)
+
+    def study_page(
+        request: Request,
+        study_uid: str,
+        tier: str,
+        user: Any = Depends(get_user),  # noqa: B008 - FastAPI's way to name a dependency
+    ) -> Response:
+        return study(request, study_uid, tier, user)
+
     app.add_api_route(
-        "/studies/{study_uid}/{tier}", study, methods=["GET"], response_class=HTMLResponse
+        "/studies/{study_uid}/{tier}", study_page, methods=["GET"], response_class=HTMLResponse
     )
     app.add_api_route("/studies/{study_uid}/{tier}/package.zip", package, methods=["GET"])
     app.add_api_route("/ti/{dag_id}/{run_id}/{task_id}/{map_index}", task_instance, methods=["GET"])
+    retry.add_routes(app, reprocess, reprocess_run)
     return app
 
 
@@ -71,7 +82,8 @@ def overview(request: Request) -> Response:
     return HTMLResponse(pages.render_overview(data, links, catalogue.engine.dialect.name))
 
 
-def study(request: Request, study_uid: str, tier: str) -> Response:
+def study(request: Request, study_uid: str, tier: str, user: Any = None) -> Response:
+    """One study x tier; with a ``user`` who may trigger the DAG, its Reprocess forms."""
     links = _links(request)
     catalogue = _catalogue(links)
     if isinstance(catalogue, Response):
@@ -89,7 +101,54 @@ def study(request: Request, study_uid: str, tier: str) -> Response:
             connection, study_uid, tier, data.package.uri if data.package else None
         )
         difference, note = _difference(connection, data, frames)
-    return HTMLResponse(pages.render_study(data, frames, difference, note, links))
+        form = _retry_form(connection, study_uid, user)
+    return HTMLResponse(pages.render_study(data, frames, difference, note, links, retry=form))
+
+
+def reprocess(request: Request, posted: retry.Posted, user: Any) -> Response:
+    """The Reprocess form posted: one run of the DAG for this study and the chosen tiers."""
+    links = _links(request)
+    study_uid = posted.study_uid
+    if not retry.same_origin(request) or not retry.token_valid(posted.token, user, study_uid):
+        return _message(
+            links,
+            403,
+            "Not reprocessed",
+            "The form was not sent from this study's page in this session (or it is over "
+            f"{retry.TOKEN_MAX_AGE_S // 3600} hours old): open the study page again.",
+        )
+    catalogue = _catalogue(links)
+    if isinstance(catalogue, Response):
+        return catalogue
+    with catalogue.engine.connect() as connection:
+        known = retry.study_known(connection, study_uid)
+    if not known:
+        return _message(links, 404, "Not found", f"The catalogue has no study {study_uid}.")
+    try:
+        conf = retry.conf(study_uid, posted.tiers, posted.mode)
+    except ValueError as exc:
+        return _message(links, 400, "Not reprocessed", f"Nothing triggered: {exc}.")
+    try:
+        run_id = retry.trigger(request, user, conf)
+    except HTTPException as exc:
+        return _message(links, exc.status_code, "Not reprocessed", f"Airflow: {exc.detail}")
+    return RedirectResponse(links.reprocessed(run_id), status_code=303)  # a reload: no new run
+
+
+def reprocess_run(request: Request, run_id: str) -> Response:
+    """Where a posted Reprocess form leads: the run as Airflow has it."""
+    links = _links(request)
+    run = retry.read_run(run_id)
+    if run is None:
+        return _message(links, 404, "Not found", f"Airflow has no run {run_id} of {retry.DAG_ID}.")
+    return HTMLResponse(pages.render_run(run, links))
+
+
+def _retry_form(connection: Any, study_uid: str, user: Any) -> retry.Retry | None:
+    if user is None or not retry.may_trigger(user):
+        return None
+    tiers = retry.study_tiers(connection, study_uid)
+    return retry.Retry(study_uid, tiers, retry.form_token(user, study_uid)) if tiers else None
 
 
 def package(request: Request, study_uid: str, tier: str) -> Response:

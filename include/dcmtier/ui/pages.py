@@ -1,4 +1,4 @@
-"""The two pages as HTML: the charts drawn from the catalogue's rows, then Jinja2 templates.
+"""The pages as HTML: the charts drawn from the catalogue's rows, then Jinja2 templates.
 
 The templates (``templates/``) escape everything; only the SVG made by `charts` is inserted
 as markup. Links are made relative to where the app is mounted, so the pages work behind
@@ -8,6 +8,7 @@ Airflow's base URL and inside the UI's frame alike.
 from __future__ import annotations
 
 import base64
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from dcmtier.ui.difference import Difference
 from dcmtier.ui.frames import Frame, Frames
 from dcmtier.ui.queries import Overview, StudyTier, TaskRef, TierRow
 from dcmtier.ui.reference import SURVEY, SURVEY_LABEL
+from dcmtier.ui.retry import DAG_ID, Retry, Run
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,18 @@ class Links:
         dag, run, task_id = (quote(p, safe="") for p in (task.dag_id, task.run_id, task.task_id))
         mapped = f"/mapped/{task.map_index}" if task.map_index >= 0 else ""
         return f"{self.airflow}/dags/{dag}/runs/{run}/tasks/{task_id}{mapped}"
+
+    def reprocess(self, study_uid: str) -> str:
+        """Where a study's Reprocess forms post."""
+        return f"{self.app}/reprocess/{quote(study_uid, safe='')}"
+
+    def reprocessed(self, run_id: str) -> str:
+        """The page a posted Reprocess form leads to: the new run."""
+        return f"{self.app}/runs/{quote(run_id, safe='')}"
+
+    def run(self, dag_id: str, run_id: str) -> str:
+        """A DAG run in Airflow's grid."""
+        return f"{self.airflow}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
 
 
 def render_overview(data: Overview, links: Links, engine: str) -> str:
@@ -69,7 +83,10 @@ def render_study(
     difference: Difference | None,
     difference_note: str,
     links: Links,
+    *,
+    retry: Retry | None = None,
 ) -> str:
+    """The study x tier page; ``retry``: its Reprocess forms, for a user who may trigger."""
     worst = frames.worst()
     unit = frames.rows[0].unit if frames.rows else ""
     job = data.job
@@ -86,7 +103,13 @@ def render_study(
         difference_src=_data_uri(difference.png) if difference else None,
         difference_scale=Markup(_scale_bar(difference)) if difference else None,
         difference_note=difference_note,
+        retry=retry,
+        dag_id=DAG_ID,
     )
+
+
+def render_run(run: Run, links: Links) -> str:
+    return _template("run.html").render(links=links, run=run, dag_id=DAG_ID)
 
 
 def render_message(title: str, message: str, links: Links, status: int) -> str:
@@ -268,6 +291,7 @@ def _environment() -> Environment:
     env.filters.update(bytes=human_bytes, when=_when, number=_number)
     env.globals.update(tail=lambda uid: f"…{uid[-12:]}" if uid and len(uid) > 14 else uid)
     env.globals.update(dict=dict, zip=zip)
+    env.filters.update(tojson_text=lambda value: json.dumps(value, ensure_ascii=False))
     return env
 
 

@@ -33,7 +33,7 @@ def _landing(root: Path) -> None:
     write_ct_series(root / "b", slices=2, rows=64, columns=64, seed=12, signed=False)
 
 
-def _encoded(landing: Path, out: Path, url: str, catalogue: Catalogue) -> Plan:
+def _encoded(landing: Path | str, out: Path, url: str, catalogue: Catalogue) -> Plan:
     """What the DAG's discover and encode tasks call: the plan, each study's layers and cache."""
     request = PlanRequest(landing=str(landing), output=out, tiers=list(TIERS), run_id="dag",
                           now=datetime.now(UTC), settle_seconds=0)  # fmt: skip
@@ -164,3 +164,40 @@ def test_the_source_cache_is_listed_and_dropped_with_the_layered_cache(tmp_path:
     dropped = drop_study(layout, study_uid)
     assert dropped is not None and dropped.bytes == listed.bytes
     assert cached_studies(layout) == [] and not any(layout.source_cache.iterdir())
+
+
+def test_tier_tasks_on_a_dicomweb_landing_take_their_sources_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each task retrieves the study again (WADO-RS gives no modification time): each copy
+    takes the instance's arrival from the landing index, so the cache's size-and-time check
+    holds, and packages record the same source time however often a study is retrieved."""
+    from tests.orthanc import credentials_env, running_orthanc
+
+    for name, value in credentials_env().items():
+        monkeypatch.setenv(name, value)
+    landing = tmp_path / "landing"
+    _landing(landing)
+    url, catalogue = _url(tmp_path, "cat")
+    out = tmp_path / "out"
+    with running_orthanc(tmp_path / "pacs") as server:
+        server.upload(*sorted(landing.rglob("*.dcm")))
+        planned = _encoded(server.url, out, url, catalogue)
+        read = _counting(monkeypatch)
+        for index, study_uid in enumerate(planned.studies):
+            context = JobContext("dicom_archive_compression", "dag", "compress", index, 1)
+            for tier in ("j2k-lossless", "j2k-r20"):
+                assert run_pair(study_uid, tier, output=out, context=context, catalogue_url=url)
+    arrivals = [
+        datetime.fromisoformat(str(row[0])).replace(tzinfo=UTC)
+        for row in catalogue.engine.connect().exec_driver_sql("SELECT modified FROM landing_files")
+    ]
+    catalogue.close()
+    assert read == []  # every source from the cache the encode task wrote
+    assert len(arrivals) == 5
+    assert list((out / "staging").iterdir()) == []  # each task's retrievals gone, no run folder
+    from dcmtier.packaging.package import read_manifest
+
+    for package in (out / "packages").rglob("*.zip"):
+        created = read_manifest(package)["created_at"]
+        assert created in {f"{a:%Y-%m-%dT%H:%M:%S}Z" for a in arrivals}, created

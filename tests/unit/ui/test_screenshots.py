@@ -23,6 +23,7 @@ from tests.unit.ui.conftest import app_client, token
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 BLUE, GREEN, ORANGE = (0x00, 0x72, 0xB2), (0x00, 0x9E, 0x73), (0xD5, 0x5E, 0x00)
+BUTTON = (0xEE, 0xF5, 0xFB)  # the Reprocess buttons' background (base.html)
 
 
 def _chromium() -> str:
@@ -69,13 +70,19 @@ def test_the_study_page_draws_its_frame_charts_and_the_difference_image(
 ) -> None:
     with sqlite3.connect(processed / "catalogue.db") as conn:
         study = conn.execute("SELECT study_uid FROM studies").fetchone()[0]
-    html = client.get(f"/dcmtier/studies/{study}/j2k-r20",
-                      headers={"Authorization": f"Bearer {token()}"}).text  # fmt: skip
-    image = _screenshot(html, tmp_path, "study", 1800)
+    shots = {}
+    for role in ("viewer", "user"):  # a user may trigger the DAG: the Reprocess buttons
+        html = client.get(f"/dcmtier/studies/{study}/j2k-r20",
+                          headers={"Authorization": f"Bearer {token(role)}"}).text  # fmt: skip
+        name = "study" if role == "user" else "study-viewer"
+        shots[role] = _screenshot(html, tmp_path, name, 1800)
+    image = shots["user"]
     assert _pixels(image, BLUE) > 100 and _pixels(image, ORANGE) > 100  # PSNR, max |diff|
     reddish = (image[..., 0] > 200) & (image[..., 1] < 180) & (image[..., 2] < 180)
     bluish = (image[..., 2] > 200) & (image[..., 0] < 180) & (image[..., 1] < 180)
     assert reddish.sum() > 200 and bluish.sum() > 200  # the difference image, both signs
+    # four buttons (two tiers, all tiers, failed only) in their pale blue; none for a viewer
+    assert _pixels(shots["viewer"], BUTTON, 2) < 50 < 4 * 600 < _pixels(image, BUTTON, 2)
 
 
 def test_the_overview_draws_the_delivery_table_once_viewers_are_checked(

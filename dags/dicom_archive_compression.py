@@ -66,6 +66,12 @@ RETRIES = int(os.environ.get("DCMTIER_TASK_RETRIES", "3"))
 # a scheduled one; Airflow counts backfill runs apart (per backfill, its own max_active_runs).
 MAX_ACTIVE_RUNS = int(os.environ.get("DCMTIER_MAX_ACTIVE_RUNS", "3"))
 
+
+def _listed(name: str) -> list[str]:
+    """A comma-separated environment variable as a param's default list (unset: empty)."""
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
 PARAMS = {
     "landing": Param(
         os.environ.get("DCMTIER_LANDING", "./landing"),
@@ -127,7 +133,7 @@ PARAMS = {
         "its tier); reject: do not keep the instance's output; keep: keep it, flagged.",
     ),
     "candidates": Param(
-        [],
+        _listed("DCMTIER_CANDIDATES"),
         type="array",
         items={"type": "string", "enum": list(CANDIDATE_FAMILIES)},
         description="The codecs maxerr20, maxerr150 and best-lossless may choose from, e.g. "
@@ -135,7 +141,7 @@ PARAMS = {
         "decoder.",
     ),
     "viewers": Param(
-        [],
+        _listed("DCMTIER_VIEWERS"),
         type="array",
         items={"type": "string", "enum": list(VIEWER_FAMILIES)},
         description="Keep the codec-choosing tiers to what these web viewers decode "

@@ -30,7 +30,10 @@ at once (claims keep them apart), so it does not wait behind a scheduled run, an
 are counted apart by Airflow. `summary` logs the run's totals and the backlog, and releases the
 run's claims. `publish`, when `publish_to` names a DICOMweb archive, stores the run's studies'
 `publish_tiers` there with STOW-RS (what the archive holds already is not sent again; recorded
-in the catalogue's `publications`). **landing** may itself be a DICOMweb archive
+in the catalogue's `publications`). `viewer_check`, when `viewer_check_studies` is above 0,
+decodes that many of the run's studies, every tier, with the web viewers' codecs (`dcmtier
+viewer-check`) and records the rows in the catalogue (`viewer_checks`, `delivery_by_tier`);
+its XCom holds counts only. **landing** may itself be a DICOMweb archive
 (`dicomweb+https://host/dicom-web`): studies are searched with QIDO-RS and retrieved with
 WADO-RS; credentials from the `dicomweb_conn_id` HTTP connection. Each `compress` instance emits
 `dcmtier_packages` and `dcmtier_quality` asset events whose `extra` names the unit, tier, counts
@@ -186,6 +189,15 @@ PARAMS = {
         description="A DICOMweb archive (dicomweb+https://host/dicom-web) to store the run's "
         "publish_tiers into with STOW-RS once its studies are done; empty: publish nothing.",
     ),
+    "viewer_check_studies": Param(
+        0,
+        type="integer",
+        minimum=0,
+        description="After compress, decode every frame of this many of the run's studies (the "
+        "first by UID), each tier the run made, with the web viewers' own codecs (dcmtier "
+        "viewer-check; needs Node.js 20+ and make install) and record the rows in the "
+        "catalogue (viewer_checks, delivery_by_tier); 0: off.",
+    ),
     "publish_tiers": Param(
         [],
         type="array",
@@ -252,6 +264,12 @@ def dicom_archive_compression() -> None:
         return publish_task(plan, get_current_context())
 
     @task(trigger_rule="all_done", multiple_outputs=False)
+    def viewer_check(plan: dict[str, Any]) -> dict[str, Any]:
+        from dcmtier.orchestration.tasks import viewer_check_task
+
+        return viewer_check_task(plan, get_current_context())
+
+    @task(trigger_rule="all_done", multiple_outputs=False)
     def summary(results: list[dict[str, Any] | None]) -> dict[str, Any]:
         from dcmtier.orchestration.tasks import summary_task
 
@@ -264,6 +282,7 @@ def dicom_archive_compression() -> None:
     results = compress.expand(unit=keys, tier=tiers(work))
     layers >> results
     results >> publish(work)
+    results >> viewer_check(work)
     summary(results)
 
 

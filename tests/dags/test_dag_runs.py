@@ -11,6 +11,8 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 from dcmtier.sample import write_ct_series
+from dcmtier.viewer.node import ViewerUnavailable, check_installed, node_binary
+from tests.support import skip_or_fail
 
 DAG_ID = "dicom_archive_compression"
 DAGS = Path(__file__).resolve().parents[2] / "dags"
@@ -45,6 +47,11 @@ def _states(run: Any) -> dict[tuple[str, int], str]:
     return {(ti.task_id, ti.map_index): str(ti.state) for ti in run.get_task_instances()}
 
 
+def _xcom(run: Any, task_id: str) -> Any:
+    (ti,) = [ti for ti in run.get_task_instances() if ti.task_id == task_id]
+    return ti.xcom_pull(task_ids=task_id)
+
+
 def test_a_manual_run_compresses_every_study_and_quarantines_the_broken_file(
     airflow_db: Path, landing_with_faults: Path, tmp_path: Path
 ) -> None:
@@ -77,6 +84,11 @@ def test_a_manual_run_compresses_every_study_and_quarantines_the_broken_file(
     assert all(f[2].startswith(f"{f[1]}: pixel data cannot be decoded") for f in failures)
     assert list((output / "quarantine").rglob("*.reason.json"))
     assert len(list((output / "packages").rglob("*.zip"))) == 2 * len(TIERS)
+    # the viewer check is off by default: it runs, does nothing and records nothing
+    assert states[("viewer_check", -1)] == "success"
+    assert _xcom(run, "viewer_check") == {"checked": False,
+                                          "reason": "viewer_check_studies is 0 (off)"}  # fmt: skip
+    assert _query(output, "SELECT count(*) FROM viewer_checks") == [(0,)]
 
 
 def test_a_second_run_skips_what_is_done_and_reprocess_all_redoes_it(
@@ -154,3 +166,37 @@ def test_a_noisy_ct_whose_r20_breaks_the_review_gate_runs_green_and_packages_bot
         > 0
     )
     assert len(list((output / "packages").rglob("*.zip"))) == len(TIERS)
+
+
+def test_viewer_check_studies_decodes_that_many_of_the_runs_studies_into_the_catalogue(
+    airflow_db: Path, tmp_path: Path
+) -> None:
+    """Issue #28: the param's studies (the first by UID) of each tier the run made, decoded
+    by every viewer, recorded in viewer_checks; XCom holds counts only."""
+    try:
+        node_binary()
+        check_installed()
+    except ViewerUnavailable as exc:
+        skip_or_fail(str(exc))
+    landing = tmp_path / "landing"
+    for name, seed, signed in (("a", 21, True), ("b", 22, False)):
+        write_ct_series(landing / name, slices=3, rows=128, columns=128, seed=seed, signed=signed)
+    output = tmp_path / "out"
+    run = _run(landing, output, viewer_check_studies=1)
+    states = _states(run)
+    assert str(run.state).endswith("success"), states
+    assert states[("viewer_check", -1)] == "success"
+    assert _xcom(run, "viewer_check") == {
+        "checked": True, "studies": 1, "rows": 4, "tiers": 2, "frames": 4 * 3,
+        "decodable": 4, "not_decodable": 0, "not_bit_exact": 0,
+    }  # fmt: skip
+    rows = _query(output, "SELECT tier, viewer, studies, frames, study_frames, decodable, "
+                  "bit_exact FROM viewer_checks ORDER BY tier, viewer")  # fmt: skip
+    viewers = ["cornerstone-5.14.0", "cornerstone-5.6.8"]
+    assert [(r[0], r[1]) for r in rows] == [(t, v) for t in TIERS for v in viewers]
+    assert {r[2:5] for r in rows} == {(1, 3, 3)}  # one study of the two, every frame of it
+    assert all(r[5] for r in rows)
+    assert {r[0]: r[6] for r in rows} == {"j2k-lossless": 1, "j2k-r20": None}
+    delivery = _query(output, "SELECT tier, decodable_by FROM delivery_by_tier ORDER BY tier")
+    assert [r[0] for r in delivery] == TIERS
+    assert all(set(r[1].split(", ")) == set(viewers) for r in delivery), delivery

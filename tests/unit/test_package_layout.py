@@ -40,7 +40,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "discovery": SHARED | {"catalogue", "storage"},
     "work": SHARED | {"codec", "measure", "packaging", "catalogue", "storage"},
     "orchestration": SHARED
-    | {"discovery", "work", "codec", "measure", "packaging", "catalogue", "storage"},
+    | {"discovery", "work", "codec", "measure", "packaging", "catalogue", "storage", "viewer"},
     "commands": SHARED
     | {"cli", "sample", "codec", "measure", "packaging", "catalogue", "discovery", "work"}
     | {"bench", "storage", "viewer"},

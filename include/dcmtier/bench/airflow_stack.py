@@ -147,7 +147,17 @@ class AirflowStack:
                         "--concurrency", "2", "--skip-serve-logs",
                         "--queues", self.env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"],
                         env=(worker_env or {}).get(name))  # fmt: skip
-        wait_for(self._healthy, timeout=180, what="the api-server")
+        wait_for(self._parsed, timeout=300, what="the DAGs to be parsed")
+
+    def _parsed(self) -> bool:
+        """Every DAG of the checkout's dags/ (each file one DAG of its own name) serialized."""
+        self._healthy()  # fails at once if a component exited
+        wanted = {path.stem for path in (REPO / "dags").glob("*.py")}
+        try:
+            found = self.api("GET", "/dags", params={"limit": 100})
+        except (RuntimeError, httpx.HTTPError):
+            return False
+        return wanted <= {str(d["dag_id"]) for d in found.get("dags", [])}
 
     def _spawn(self, name: str, *args: str, env: Mapping[str, str] | None = None) -> None:
         log = (self.home / f"{name}.log").open("wb")

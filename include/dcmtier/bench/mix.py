@@ -152,7 +152,8 @@ def projection(rows: Sequence[dict[str, Any]], *, studies: int = 1_000_000,
     per_task = b.get("per_task") or {}
     mapped = {"encode", "compress"}
     fixed = sum(sum(states.values()) for task, states in per_task.items() if task not in mapped)
-    fixed_per_run = -(-fixed // max(1, int(b["runs"]))) if per_task else 4
+    # unmeasured: discover, units, tiers, publish, viewer_check, summary
+    fixed_per_run = -(-fixed // max(1, int(b["runs"]))) if per_task else 6
     instances = int(runs * (fixed_per_run + units_per_run * (1 + tiers)))
     return {
         "metadata_per_task_instance_bytes": round(per_ti),

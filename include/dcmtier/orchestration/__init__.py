@@ -7,7 +7,8 @@ Airflow.
 - ``operators``: ``@lineage_task``, the ``@task`` whose COMPLETE event carries them;
 - ``assets``: the names and URIs of the assets the pipeline updates.
 
-May import: ``discovery``, ``work``, and everything they may import. ``tasks`` touches Airflow
+May import: ``discovery``, ``work``, ``viewer`` (the run's optional viewer check), and
+everything they may import. ``tasks`` touches Airflow
 only inside functions; ``operators`` subclasses Airflow's ``@task`` operator (the DAG files
 import it, so it imports nothing heavy).
 """

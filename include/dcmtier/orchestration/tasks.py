@@ -323,6 +323,35 @@ def publish_task(plan: Mapping[str, Any], context: Mapping[str, Any]) -> dict[st
     return {"published": True, **stats.as_dict()}
 
 
+def viewer_check_task(plan: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Decode the first ``viewer_check_studies`` of the run's studies (by UID), every tier the
+    run made, with the web viewers' codecs (``dcmtier viewer-check``) and record the rows in
+    the catalogue; counts only for XCom. Off (nothing done) when the param is 0. Fails without
+    a retry when Node.js or the codec packages are missing: the operator asked for the check."""
+    params = context["params"]
+    wanted = int(params.get("viewer_check_studies") or 0)
+    if wanted <= 0:
+        return {"checked": False, "reason": "viewer_check_studies is 0 (off)"}
+    root = _output(params)
+    planned = read_plan(root.location, str(context["run_id"])) or {}  # XCom holds no studies
+    studies = sorted(str(uid) for uid in planned.get("studies") or ())[:wanted]
+    if not studies:
+        return {"checked": False, "reason": "the run has no studies"}
+    from dcmtier.viewer.node import ViewerUnavailable
+    from dcmtier.viewer.runs import check_studies
+
+    try:
+        counts = check_studies(
+            root.location, studies, [str(t) for t in plan["tiers"]], _catalogue_url(root)
+        )
+    except ViewerUnavailable as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"viewer check: {exc}") from exc
+    log.info("viewer check of %d studies: %s", len(studies), counts)
+    return {"checked": True, "studies": len(studies), **counts}
+
+
 def _interval(context: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
     run = context.get("dag_run")
     run_type = str(getattr(run, "run_type", "") or "").lower().rsplit(".", 1)[-1]

@@ -4,7 +4,8 @@ Derived minus original in modality units (HU for CT), on a diverging scale symme
 zero: blue where the copy is darker, red where it is brighter, white where they agree, full
 colour at the frame's largest absolute difference. The original's pixels come from a
 bit-exact (lossless) copy when the catalogue has one, else from the source file; either way
-the file is read on the api-server and its path is never shown.
+the file is read on the api-server and its path is never shown. The same two frames are also
+drawn through the modality's usual display windows (``dcmtier.ui.windows``), side by side.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from typing import Final
 
 import numpy as np
 
+from dcmtier.measure.metrics import ModalityLUT
+from dcmtier.ui.windows import Windowed, render
+
 MAX_SIDE: Final = 768  # larger frames are shown subsampled
 
 
@@ -27,6 +31,7 @@ class Difference:
     unit: str
     rows: int
     columns: int
+    windows: tuple[Windowed, ...] = ()  # the original and derived frames, windowed
 
 
 def difference_image(original: Path, derived: Path, frame: int) -> Difference:
@@ -42,7 +47,6 @@ def difference_image(original: Path, derived: Path, frame: int) -> Difference:
     import imagecodecs
 
     from dcmtier.codec.pixels import read_source
-    from dcmtier.measure.metrics import ModalityLUT
 
     before, after = read_source(original), read_source(derived)
     lut = ModalityLUT.from_dataset(before.dataset)
@@ -50,13 +54,27 @@ def difference_image(original: Path, derived: Path, frame: int) -> Difference:
     if a.shape != b.shape:
         raise ValueError(f"frame shapes differ: {a.shape} and {b.shape}")
     diff = (b.astype(np.float64) - a.astype(np.float64)) * lut.slope
+    step = max(1, -(-max(diff.shape[:2]) // MAX_SIDE))
+    windows = render(
+        before.dataset,
+        _modality(a[::step, ::step], lut),
+        _modality(b[::step, ::step], ModalityLUT.from_dataset(after.dataset)),
+        inverted=str(before.dataset.get("PhotometricInterpretation")) == "MONOCHROME1",
+    )
     if diff.ndim == 3:  # colour: the channel with the largest difference
         diff = np.take_along_axis(diff, np.abs(diff).argmax(axis=-1)[..., None], -1)[..., 0]
-    step = max(1, -(-max(diff.shape) // MAX_SIDE))
     shown = diff[::step, ::step]
     max_abs = float(np.abs(diff).max())
     png = imagecodecs.png_encode(colour(shown, max_abs))
-    return Difference(bytes(png), max_abs, lut.unit, int(diff.shape[0]), int(diff.shape[1]))
+    rows, columns = int(diff.shape[0]), int(diff.shape[1])
+    return Difference(bytes(png), max_abs, lut.unit, rows, columns, tuple(windows))
+
+
+def _modality(stored: np.ndarray, lut: ModalityLUT) -> np.ndarray:
+    """Stored values in modality units (a colour frame: as stored)."""
+    if stored.ndim == 3:
+        return stored.astype(np.float64)
+    return stored.astype(np.float64) * lut.slope + lut.intercept
 
 
 def colour(diff: np.ndarray, max_abs: float) -> np.ndarray:

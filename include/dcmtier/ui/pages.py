@@ -103,6 +103,14 @@ def render_study(
         difference_src=_data_uri(difference.png) if difference else None,
         difference_scale=Markup(_scale_bar(difference)) if difference else None,
         difference_note=difference_note,
+        windows=[
+            {
+                "window": w.window,
+                "original_src": _data_uri(w.original_png),
+                "derived_src": _data_uri(w.derived_png),
+            }
+            for w in (difference.windows if difference else ())
+        ],
         retry=retry,
         dag_id=DAG_ID,
     )

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from dcmtier.outputs import uid_name
 from dcmtier.tiers import TIERS
 from dcmtier.viewer.listing import (
     StudyTier,
@@ -39,13 +40,15 @@ BITS_PER_S = {"100mbps": 100e6, "1gbps": 1e9}
 
 @dataclass(frozen=True)
 class CheckOptions:
-    """What to check: which tiers (all found when empty), how many studies per tier, at most
-    how many frames per study (None: all), and the catalogue that knows the sources."""
+    """What to check: which tiers (all found when empty), how many studies per tier (among
+    ``study_uids`` when given), at most how many frames per study (None: all), and the
+    catalogue that knows the sources."""
 
     tiers: tuple[str, ...] = ()
     studies: int = 3
     frames: int | None = None
     catalogue: str | None = None
+    study_uids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,8 @@ def judge(decoded: Decoded, frame: Frame) -> str | None:
 
 def check(root: str, options: CheckOptions) -> Iterator[dict[str, Any]]:
     """One row per (tier, viewer) under ``root``, tier by tier as each is done."""
-    found = list_outputs(root, options.tiers, options.studies)
+    only = {uid_name(uid) for uid in options.study_uids}  # their folders' names
+    found = list_outputs(root, options.tiers, options.studies, only)
     if not found:  # nothing to decode: Node.js is not needed
         return
     url = catalogue_url(root, options.catalogue)

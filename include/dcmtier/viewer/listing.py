@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +30,12 @@ class StudyTier:
     package_bytes: int | None  # None: no package (the study x tier is not finished)
 
 
-def list_outputs(root: str, tiers: Sequence[str] = (), studies: int = 3) -> list[StudyTier]:
+def list_outputs(
+    root: str, tiers: Sequence[str] = (), studies: int = 3, only: Collection[str] = ()
+) -> list[StudyTier]:
     """Up to ``studies`` studies of each tier under ``root`` (all tiers found, or ``tiers``),
-    the same studies for every tier where it has them (the first in name order)."""
+    the same studies for every tier where it has them (the first in name order; only those
+    whose folder is named in ``only``, when given)."""
     files, packages = _local(root) if not is_remote(root) else _remote(root)
     by_tier: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for (tier, study), found in files.items():
@@ -40,7 +43,7 @@ def list_outputs(root: str, tiers: Sequence[str] = (), studies: int = 3) -> list
     wanted = list(tiers) or sorted(by_tier)
     chosen: list[StudyTier] = []
     for tier in wanted:
-        names = sorted(by_tier.get(tier, {}))[:studies]
+        names = sorted(n for n in by_tier.get(tier, {}) if not only or n in only)[:studies]
         chosen += [
             StudyTier(tier, name, tuple(by_tier[tier][name]), packages.get((name, tier)))
             for name in names

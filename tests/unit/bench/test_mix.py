@@ -51,7 +51,7 @@ def test_two_rows_give_the_cost_of_a_task_instance_and_of_a_run() -> None:
     assert found["metadata_per_run_bytes"] == 50_000
     # 0.5 s a study x tier: 1,000 studies are 500 s, 5 units of 120 s (rounded up)
     assert found["units_per_run"] == 5 and found["runs"] == 1000
-    assert found["task_instances"] == 1000 * (4 + 5 * 14)
+    assert found["task_instances"] == 1000 * (6 + 5 * 14)  # 6 unmapped tasks a run
     assert projection(rows[:1]) is None
 
 

@@ -128,6 +128,12 @@ def test_the_study_page_shows_frames_lineage_package_and_the_worst_frames_differ
     assert html.count('class="uid">2.25.') == 2  # two lineage rows, each with its derived UID
     png = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert png is not None and len(png.group(1)) > 200
+    # beside it, the worst frame's original and derived through CT's three windows
+    assert html.count('<img class="window"') == 6 and html.count("data:image/png") == 7
+    for window in ("soft tissue<br><span class=\"muted\">W 400 / L 40 HU",
+                   "lung<br><span class=\"muted\">W 1,500 / L -600 HU",
+                   "bone<br><span class=\"muted\">W 1,800 / L 400 HU"):  # fmt: skip
+        assert window in html
     assert f"/dcmtier/studies/{study}/j2k-r20/package.zip" in html
     assert PLANTED not in html and str(processed.parent) not in html
     lossless = _get(client, f"/dcmtier/studies/{study}/j2k-lossless")

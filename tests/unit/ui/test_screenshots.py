@@ -65,7 +65,7 @@ def test_the_overview_saved_and_opened_offline_draws_its_charts(
     assert _pixels(image, GREEN) > 300  # the gate chart's passed bars
 
 
-def test_the_study_page_draws_its_frame_charts_and_the_difference_image(
+def test_the_study_page_draws_its_frame_charts_the_windowed_frames_and_the_difference(
     client: TestClient, processed: Path, tmp_path: Path
 ) -> None:
     with sqlite3.connect(processed / "catalogue.db") as conn:
@@ -75,12 +75,22 @@ def test_the_study_page_draws_its_frame_charts_and_the_difference_image(
         html = client.get(f"/dcmtier/studies/{study}/j2k-r20",
                           headers={"Authorization": f"Bearer {token(role)}"}).text  # fmt: skip
         name = "study" if role == "user" else "study-viewer"
-        shots[role] = _screenshot(html, tmp_path, name, 1800)
+        shots[role] = _screenshot(html, tmp_path, name, 2200)
     image = shots["user"]
     assert _pixels(image, BLUE) > 100 and _pixels(image, ORANGE) > 100  # PSNR, max |diff|
     reddish = (image[..., 0] > 200) & (image[..., 1] < 180) & (image[..., 2] < 180)
     bluish = (image[..., 2] > 200) & (image[..., 0] < 180) & (image[..., 1] < 180)
     assert reddish.sum() > 200 and bluish.sum() > 200  # the difference image, both signs
+    # the six windowed frames (256 px each): air is pure black in soft tissue and bone (no
+    # text, chart or border on the page is), mid greys of tissue in all six
+    black = int((image.max(axis=-1) <= 4).sum())
+    grey = (
+        (image.max(axis=-1) - image.min(axis=-1) <= 2)
+        & (image[..., 0] > 40)
+        & (image[..., 0] < 200)
+    )
+    assert black > 4 * 256 * 256 // 10, black
+    assert int(grey.sum()) > 6 * 256 * 256 // 4, int(grey.sum())
     # four buttons (two tiers, all tiers, failed only) in their pale blue; none for a viewer
     assert _pixels(shots["viewer"], BUTTON, 2) < 50 < 4 * 600 < _pixels(image, BUTTON, 2)
 

@@ -20,29 +20,30 @@ unit the studies run one after another, each its own attempt in the catalogue. W
 `large_instance_mb` set, the studies holding a larger landing file are packed into units of
 their own that `encode_large` and `compress_large` run, the same work in the pool
 `$DCMTIER_LARGE_POOL` (a task's pool is fixed when the DAG is parsed; see
-docs/operators/memory.md); without it those two tasks expand to nothing and are skipped. A
-failed instance is quarantined and the study × tier reports `partial`; an infrastructure error
-(output not writable, catalogue unreachable) fails the unit's task once its other studies are
-done, and it retries with exponential backoff: a retry, or clearing the task, redoes only the
-unit's studies not done. A frame that breaks its tier's quality gate is a quality outcome
-handled by `on_gate_failure` (fallback, reject or keep): it is never retried and never fails the
-run. Retry one study × tier with a manual run: conf `{"study_uids": ["<uid>"], "tiers":
-["j2k-r20"], "reprocess": "all"}` (or `"failed"`); up to `DCMTIER_MAX_ACTIVE_RUNS` (3)
-non-backfill runs run at once (claims keep them apart), so it does not wait behind a scheduled
-run, and backfill runs are counted apart by Airflow. `summary` logs the run's totals and the
-backlog, and releases the run's claims. `publish`, when `publish_to` names a DICOMweb archive,
-stores the run's studies' `publish_tiers` there with STOW-RS (what the archive holds already is
-not sent again; recorded in the catalogue's `publications`). `viewer_check`, when
-`viewer_check_studies` is above 0, decodes that many of the run's studies, every tier, with the
-web viewers' codecs (`dcmtier viewer-check`) and records the rows in the catalogue
-(`viewer_checks`, `delivery_by_tier`); its XCom holds counts only. **landing** may itself be a
-DICOMweb archive (`dicomweb+https://host/dicom-web`): studies are searched with QIDO-RS and
-retrieved with WADO-RS; credentials from the `dicomweb_conn_id` HTTP connection. Each `compress`
-instance emits `dcmtier_packages` and `dcmtier_quality` asset events whose `extra` names the
-unit, tier, counts and a JSON list of each study × tier package (`dcmtier_packages_changed` is
-an example consumer that reads it), and, where an OpenLineage transport is configured,
-`discover` and `compress` report their datasets (landing study in; derived series, Parquet
-partition and ZIP out).
+docs/operators/memory.md); without it those two tasks expand to nothing and are skipped.
+A failed instance is quarantined and the study × tier reports `partial`; an infrastructure
+error (output not writable, catalogue unreachable) fails the unit's task once its other
+studies are done, and it retries with exponential backoff: a retry, or clearing the task,
+redoes only the unit's studies not done. A frame that breaks its tier's quality gate is a quality outcome handled by
+`on_gate_failure` (fallback, reject or keep): it is never retried and never fails the run.
+`candidates` and `viewers` keep the tiers that choose a codec per instance to the codecs the
+deployed viewers decode (`viewers: ["cornerstone-5.6.8"]`: no JPEG XL). Retry
+one study × tier with a manual run: conf `{"study_uids": ["<uid>"], "tiers": ["j2k-r20"],
+"reprocess": "all"}` (or `"failed"`); up to `DCMTIER_MAX_ACTIVE_RUNS` (3) non-backfill runs run
+at once (claims keep them apart), so it does not wait behind a scheduled run, and backfill runs
+are counted apart by Airflow. `summary` logs the run's totals and the backlog, and releases the
+run's claims. `publish`, when `publish_to` names a DICOMweb archive, stores the run's studies'
+`publish_tiers` there with STOW-RS (what the archive holds already is not sent again; recorded
+in the catalogue's `publications`). `viewer_check`, when `viewer_check_studies` is above 0,
+decodes that many of the run's studies, every tier, with the web viewers' codecs (`dcmtier
+viewer-check`) and records the rows in the catalogue (`viewer_checks`, `delivery_by_tier`);
+its XCom holds counts only. **landing** may itself be a DICOMweb archive
+(`dicomweb+https://host/dicom-web`): studies are searched with QIDO-RS and retrieved with
+WADO-RS; credentials from the `dicomweb_conn_id` HTTP connection. Each `compress` instance emits
+`dcmtier_packages` and `dcmtier_quality` asset events whose `extra` names the unit, tier, counts
+and a JSON list of each study × tier package (`dcmtier_packages_changed` is an example consumer
+that reads it), and, where an OpenLineage transport is configured, `discover` and `compress`
+report their datasets (landing study in; derived series, Parquet partition and ZIP out).
 
 Backfill an archive by study date:
 `airflow backfill create --dag-id dicom_archive_compression --from-date 2024-01-01
@@ -60,7 +61,7 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_curren
 from dcmtier.orchestration.assets import PACKAGES_ASSET, QUALITY_ASSET
 from dcmtier.orchestration.names import COMPRESS_LARGE, ENCODE_LARGE
 from dcmtier.orchestration.operators import lineage_task
-from dcmtier.tiers import DEFAULT_TIERS, TIERS
+from dcmtier.tiers import CANDIDATE_FAMILIES, DEFAULT_TIERS, TIERS, VIEWER_FAMILIES
 
 QUALITY_DATASET = Asset(name=QUALITY_ASSET[0], uri=QUALITY_ASSET[1])
 PACKAGES = Asset(name=PACKAGES_ASSET[0], uri=PACKAGES_ASSET[1])
@@ -77,6 +78,12 @@ RETRIES = int(os.environ.get("DCMTIER_TASK_RETRIES", "3"))
 # Claims keep concurrent runs apart, so a manual run (an operator's retry) need not queue behind
 # a scheduled one; Airflow counts backfill runs apart (per backfill, its own max_active_runs).
 MAX_ACTIVE_RUNS = int(os.environ.get("DCMTIER_MAX_ACTIVE_RUNS", "3"))
+
+
+def _listed(name: str) -> list[str]:
+    """A comma-separated environment variable as a param's default list (unset: empty)."""
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
 
 PARAMS = {
     "landing": Param(
@@ -137,6 +144,21 @@ PARAMS = {
         description="A frame that breaks its tier's quality gate is a quality outcome, never a "
         "failure. fallback: recode it at the highest ratio meeting the gate (the output keeps "
         "its tier); reject: do not keep the instance's output; keep: keep it, flagged.",
+    ),
+    "candidates": Param(
+        _listed("DCMTIER_CANDIDATES"),
+        type="array",
+        items={"type": "string", "enum": list(CANDIDATE_FAMILIES)},
+        description="The codecs maxerr20, maxerr150 and best-lossless may choose from, e.g. "
+        '["htj2k", "jls", "j2k"] (no JPEG XL); empty: all of theirs. Ties go to the faster '
+        "decoder.",
+    ),
+    "viewers": Param(
+        _listed("DCMTIER_VIEWERS"),
+        type="array",
+        items={"type": "string", "enum": list(VIEWER_FAMILIES)},
+        description="Keep the codec-choosing tiers to what these web viewers decode "
+        "(cornerstone-5.6.8, OHIF's pin, has no JPEG XL decoder); empty: no viewer limit.",
     ),
     "settle_seconds": Param(
         300,

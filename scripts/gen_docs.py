@@ -45,6 +45,18 @@ ENVIRONMENT: dict[str, tuple[str, str, str]] = {
         "`./landing`",
         "the DAG's default `landing` param: a folder or an fsspec URL",
     ),
+    "DCMTIER_CANDIDATES": (
+        "DAG",
+        "empty",
+        "the DAG's default `candidates` param, comma-separated (`htj2k,jls,j2k`): the codecs "
+        "`maxerr20`, `maxerr150` and `best-lossless` may choose from; empty: all of theirs",
+    ),
+    "DCMTIER_VIEWERS": (
+        "DAG",
+        "empty",
+        "the DAG's default `viewers` param, comma-separated (`cornerstone-5.6.8`, OHIF's pin): "
+        "the codec-choosing tiers keep to what these viewers decode",
+    ),
     "DCMTIER_JOBS": (
         "DAG tasks",
         "1",
@@ -314,6 +326,8 @@ def _param_rows(source: str) -> Iterator[tuple[str, str, str, str]]:
             default = f"`{ast.unparse(call.args[0])}`" if call.args else ""
             # os.environ.get('NAME', 'x') reads as "$NAME, else 'x'"
             default = re.sub(r"`os\.environ\.get\('(\w+)', (.+)\)`", r"`$\1`, else `\2`", default)
+            # _listed('NAME') reads as "$NAME, comma-separated, else []"
+            default = re.sub(r"`_listed\('(\w+)'\)`", r"`$\1`, comma-separated, else `[]`", default)
             described = words.get("description")
             text = ast.literal_eval(described) if described is not None else ""
             yield str(key.value), str(kind), default, text

@@ -228,6 +228,17 @@ JLS_BOUNDS = (5, 20, 150)  # jls-maxerr{N}: max |diff| N in modality units, NEAR
 # in Node on one 512x512 16-bit frame, HTJ2K 2.1 ms, JPEG-LS 7.4, JPEG XL 42, J2K 55-69.
 BOUND_CANDIDATES = (HTJ2K, JLS, JXL, J2K)
 LOSSLESS_CANDIDATES = (HTJ2K, JLS, JXL, J2K)
+# The codec families a policy may restrict the choosing tiers to (`dcmtier.codec.candidates`)
+CANDIDATE_FAMILIES = tuple(
+    c.label for c in dict.fromkeys((*BOUND_CANDIDATES, *LOSSLESS_CANDIDATES))
+)
+# The families each web viewer decodes in every syntax dcmtier writes for them: a policy's
+# ``viewers`` keeps the choosing tiers to those (the releases of `dcmtier.viewer.routing`,
+# tests check that the two agree). OHIF pins dicom-image-loader 5.6.8: no JPEG XL decoder.
+VIEWER_FAMILIES: dict[str, tuple[str, ...]] = {
+    "cornerstone-5.6.8": ("htj2k", "jls", "j2k"),
+    "cornerstone-5.14.0": ("htj2k", "jls", "jxl", "j2k"),
+}
 
 TIERS: dict[str, Tier] = {
     t.name: t

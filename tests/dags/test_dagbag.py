@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,21 @@ def test_parsing_the_dags_loads_no_heavy_library() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_the_candidates_and_viewers_defaults_come_from_the_environment() -> None:
+    """A deployment sets what its viewers decode once; scheduled runs take the defaults."""
+    code = (
+        "import runpy\n"
+        f"params = runpy.run_path('{DAGS}/{DAG_ID}.py')['PARAMS']\n"
+        "print(repr((params['candidates'].value, params['viewers'].value)))"
+    )
+    env = {**os.environ, "DCMTIER_CANDIDATES": "htj2k, jls,j2k", "DCMTIER_VIEWERS": ""}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[-1] == "(['htj2k', 'jls', 'j2k'], [])"
 
 
 def test_the_example_consumer_runs_on_the_packages_asset_the_compress_task_emits(

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from dcmtier.codec.candidates import CANDIDATES_KEY, VIEWERS_KEY, Candidates
 from dcmtier.errors import ConfigError, PolicyRefused
 from dcmtier.tiers import TIERS, Tier, Use
 
@@ -20,7 +21,8 @@ FALLBACK = "fallback"  # recoded at the highest ratio meeting the gate; the outp
 REJECT = "reject"  # the instance's output is not kept (nothing in derived/, not in the package)
 KEEP = "keep"  # the output is kept and flagged (gate_failed), for measurement
 GATE_ACTIONS = (FALLBACK, REJECT, KEEP)
-GATE_KEY = "on_gate_failure"  # the policy file's key for them; every other key is a modality
+GATE_KEY = "on_gate_failure"  # the policy file's key for them
+# ... and CANDIDATES_KEY, VIEWERS_KEY for the choosing tiers' codecs; every other key is a modality
 
 
 @dataclass(frozen=True)
@@ -73,33 +75,43 @@ DEFAULT_MODALITY_RULES: Mapping[str, ModalityRule] = {
 
 @dataclass(frozen=True)
 class Policy:
-    """The modality table in force (modalities absent from it have no limit) and what happens
-    to frames that break their tier's quality gate."""
+    """The modality table in force (modalities absent from it have no limit), what happens
+    to frames that break their tier's quality gate, and which codecs the tiers that choose
+    one per instance may choose from (`dcmtier.codec.candidates`)."""
 
     modality_rules: Mapping[str, ModalityRule] = field(
         default_factory=lambda: dict(DEFAULT_MODALITY_RULES)
     )
     on_gate_failure: GateActions = field(default_factory=GateActions)
+    candidates: Candidates = field(default_factory=Candidates)
 
     @classmethod
     def from_file(cls, path: Path) -> Policy:
         """Read ``{"MG": {"lossless_only": true}, "CR": {"max_lossy_ratio": 20},
-        "on_gate_failure": {"default": "fallback", "thumbnail": "keep"}}`` from JSON."""
+        "on_gate_failure": {"default": "fallback", "thumbnail": "keep"},
+        "candidates": ["htj2k", "jls", "j2k"], "viewers": ["cornerstone-5.6.8"]}`` from JSON."""
         try:
             raw = json.loads(path.read_text())
             actions = GateActions.parse(raw.pop(GATE_KEY, FALLBACK))
+            candidates = Candidates.parse(raw.pop(CANDIDATES_KEY, None), raw.pop(VIEWERS_KEY, None))
             rules = {str(k).upper(): ModalityRule(**v) for k, v in raw.items()}
         except ConfigError as exc:
             raise ConfigError(f"{path}: not a valid policy: {exc}") from exc
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{path}: not a valid modality policy: {exc}") from exc
-        return cls(rules, actions)
+        return cls(rules, actions, candidates)
 
     def with_gate_action(self, action: str | None) -> Policy:
         """This policy with ``action`` for every tier (a command-line flag or a DAG param)."""
         if action is None:
             return self
-        return Policy(self.modality_rules, GateActions(action))
+        return replace(self, on_gate_failure=GateActions(action))
+
+    def with_candidates(self, candidates: Candidates | None) -> Policy:
+        """This policy with ``candidates`` when they restrict anything (the DAG params)."""
+        if candidates is None or not candidates.restricts:
+            return self
+        return replace(self, candidates=candidates)
 
     def max_ratio(self, modality: str) -> float | None:
         """The highest lossy ratio the modality allows (None: no limit)."""

@@ -52,7 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     add_jobs(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per (source, tier)")
-    parser.add_argument("--policy", type=Path, metavar="FILE", help="modality policy JSON")
+    parser.add_argument(
+        "--policy", type=Path, metavar="FILE",
+        help="policy JSON: modality rules, on_gate_failure, candidates, viewers",
+    )  # fmt: skip
     parser.add_argument(
         "--strategy", choices=STRATEGIES, default=LAYERED,
         help="layered (default): J2K rate tiers cut from one layered encode per frame; "

@@ -65,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per study x tier")
     parser.add_argument(
         "--policy", type=Path, metavar="FILE",
-        help="policy JSON: modality rules and on_gate_failure",
+        help="policy JSON: modality rules, on_gate_failure, and the candidates (or viewers) "
+        "the codec-choosing tiers may choose from",
     )  # fmt: skip
     add_gate_option(parser)
     parser.add_argument(

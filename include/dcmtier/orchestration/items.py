@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlparse
 
 from dcmtier.catalogue import Catalogue, JobContext, resolve_url
 from dcmtier.catalogue.sources import file_digest
+from dcmtier.codec.candidates import Candidates
 from dcmtier.codec.layering import cut_tiers
 from dcmtier.codec.pixels import SourceImage, read_source
 from dcmtier.codec.policy import Policy
@@ -48,6 +49,7 @@ def run_pair(
     catalogue_url: str | None = None,
     jobs: int = 1,
     on_gate_failure: str | None = None,
+    candidates: Candidates | None = None,
     catalogue: Catalogue | None = None,
 ) -> dict[str, Any] | None:
     """Run the unit of work for one study x tier of the run's plan; None when the plan has no
@@ -57,6 +59,8 @@ def run_pair(
     once a result is recorded. A frame that breaks its gate is a quality outcome handled by
     ``on_gate_failure`` (the DAG param; None: the default policy's ``fallback``), never an
     error: nothing is raised for it, so it is never retried and never fails the run.
+    ``candidates`` (the DAG params of that name and ``viewers``) restricts the codecs of the
+    tiers that choose one per instance.
 
     On an output root on object storage the work happens in this worker's scratch folder and
     the finished study x tier is published to the store (``dcmtier.work.publish``). An open
@@ -84,7 +88,7 @@ def run_pair(
             layout,
             context.run_id,
             jobs=jobs,
-            policy=Policy().with_gate_action(on_gate_failure),
+            policy=Policy().with_gate_action(on_gate_failure).with_candidates(candidates),
             strategy=str(manifest.get("strategy", LAYERED)),
             layer_tiers=tuple(resolve_tiers(list(manifest.get("layer_tiers") or [tier]))),
             catalogue=catalogue,

@@ -16,6 +16,7 @@ from typing import Any
 
 from dcmtier.catalogue import Catalogue, JobContext
 from dcmtier.catalogue.hook import CatalogueHook
+from dcmtier.codec.candidates import Candidates
 from dcmtier.discovery.landing import location_scope
 from dcmtier.discovery.plan import Plan, PlanRequest, plan, read_plan
 from dcmtier.discovery.units import UNIT_SECONDS
@@ -121,6 +122,7 @@ def compress_task(unit: Mapping[str, Any], tier: str, context: Mapping[str, Any]
                 catalogue_url=_catalogue_url(root),
                 jobs=int(os.environ.get("DCMTIER_JOBS", "1")),
                 on_gate_failure=str(context["params"].get("on_gate_failure") or "fallback"),
+                candidates=_candidates(context["params"]),
             )
     except Interrupted as exc:  # the attempt is marked interrupted; Airflow ends the task
         from airflow.sdk.exceptions import AirflowTaskTerminated
@@ -133,6 +135,11 @@ def compress_task(unit: Mapping[str, Any], tier: str, context: Mapping[str, Any]
     _describe_asset_events(context, result)
     _label_outcome(context, result)
     return result
+
+
+def _candidates(params: Mapping[str, Any]) -> Candidates:
+    """The choosing tiers' codecs from the ``candidates`` and ``viewers`` params (empty: all)."""
+    return Candidates.parse(params.get("candidates") or None, params.get("viewers") or None)
 
 
 def _describe_asset_events(context: Mapping[str, Any], result: Mapping[str, Any]) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dcmtier.catalogue import Catalogue, JobContext, resolve_url
+from dcmtier.codec.candidates import Candidates
 from dcmtier.discovery.plan import read_unit, work_folder, write_json
 from dcmtier.errors import DcmtierError, Interrupted, one_line
 from dcmtier.orchestration.events import asset_extra
@@ -50,6 +51,7 @@ def run_unit(
     catalogue_url: str | None = None,
     jobs: int = 1,
     on_gate_failure: str | None = None,
+    candidates: Candidates | None = None,
 ) -> dict[str, Any]:
     """Run ``tier`` for each study of ``unit`` not yet done by this run; the unit's result."""
     from dcmtier.catalogue.attempts import finished_in_run
@@ -68,7 +70,8 @@ def run_unit(
                 continue
             try:
                 result = run_pair(uid, tier, output=root, context=context, jobs=jobs,
-                                  on_gate_failure=on_gate_failure, catalogue=catalogue)  # fmt: skip
+                                  on_gate_failure=on_gate_failure, candidates=candidates,
+                                  catalogue=catalogue)  # fmt: skip
             except Interrupted:
                 raise
             except Exception as exc:

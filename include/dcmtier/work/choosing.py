@@ -3,7 +3,9 @@ NEAR it gets in a JPEG-LS bound tier (``jls-maxerr20``).
 
 A choosing tier codes the instance with each of its candidates and keeps the smallest output
 whose every frame was decoded and seen to meet the tier's bound (lossless: bit-exact); ties go
-to the earlier candidate in the tier's list (the faster decoder). Candidates:
+to the earlier candidate in the tier's list (the faster decoder, `beats`). The policy may
+leave some out (`dcmtier.codec.candidates`: e.g. JPEG XL, for viewers that cannot decode it).
+Candidates:
 
 - JPEG-LS near-lossless at the NEAR the bound allows (`dcmtier.work.nearlossless`): the bound
   holds by construction, and is checked all the same;
@@ -122,14 +124,15 @@ def code_near(source: SourceImage, tier: Tier, lut: ModalityLUT, policy: Policy)
 def choose(
     source: SourceImage, tier: Tier, lut: ModalityLUT, policy: Policy, cache: Path | None
 ) -> Chosen:
-    """The smallest of ``tier.candidates`` meeting its bound (or lossless) on every frame."""
+    """The smallest of ``tier.candidates`` that the policy lets it try (its ``candidates``
+    and ``viewers``) meeting its bound (or lossless) on every frame."""
     task = _instance(source, tier, lut, policy, cache)
     kind: Candidate = _lossless if tier.lossless else _bounded
-    rank = {codec.label: i for i, codec in enumerate(tier.candidates)}
+    candidates = policy.candidates.for_tier(tier)
     best: Frames | None = None
     tried: dict[str, object] = {}
     failed = False
-    for codec in (c for c in TRY_ORDER if c in tier.candidates):
+    for codec in (c for c in TRY_ORDER if c in candidates):
         budget = best.bytes if best is not None else None
         if codec is J2K and not tier.lossless and str(tried.get(HTJ2K.label)).startswith("over"):
             tried[codec.label] = f"not searched: HTJ2K lost to {budget} bytes"
@@ -146,9 +149,7 @@ def choose(
             tried[codec.label] = f"over {budget} bytes"
             continue
         tried[codec.label] = found.bytes
-        if best is None or (found.bytes, rank[codec.label]) < (
-            best.bytes, rank[best.tier.codec.label]
-        ):  # fmt: skip
+        if best is None or beats(found, best, candidates):
             best, found = found, best
         if found is not None:
             found.close()  # lost: its temporary file goes at once
@@ -159,6 +160,13 @@ def choose(
             raise VerificationFailed(message)
         raise PolicyRefused(message, rule="choice:no-candidate")
     return Chosen(best.loaded(), [round(ms, 3) for ms in task.spent], tried)
+
+
+def beats(found: Frames, best: Frames, candidates: tuple[Codec, ...]) -> bool:
+    """True when ``found`` is smaller than ``best``, or as small and its codec comes first
+    in ``candidates`` (the tier's order: the faster decoder)."""
+    rank = {codec.label: i for i, codec in enumerate(candidates)}
+    return (found.bytes, rank[found.tier.codec.label]) < (best.bytes, rank[best.tier.codec.label])
 
 
 def code_with(

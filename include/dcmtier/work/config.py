@@ -71,11 +71,16 @@ class RunConfig:
         """What the attempt at ``tier`` records as its parameters (without ``inputs``)."""
         rules = {m: asdict(rule) for m, rule in sorted(self.policy.modality_rules.items())}
         layering = layering_of(self.strategy, [tier], self.layer_tiers)[tier.name]
-        return {
+        params: dict[str, Any] = {
             "jobs": self.jobs, "policy": rules, "output": self.output,
             **tier.parameters(), **layering,
             "on_gate_failure": self.policy.on_gate_failure.for_tier(tier),
         }  # fmt: skip
+        # only when the policy leaves a choosing tier fewer codecs: other inputs stay as they were
+        restricted = self.policy.candidates.restricted(tier) if tier.chooses else None
+        if restricted is not None:
+            params["candidates"] = restricted
+        return params
 
     def inputs(self, study: Study, tier: Tier) -> str:
         """A digest of everything that decides what an attempt at ``tier`` makes: the sources

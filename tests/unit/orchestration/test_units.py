@@ -112,3 +112,31 @@ def test_a_unit_runs_each_study_as_its_own_attempt_and_a_retry_redoes_only_the_r
                        context=JobContext("dag", "manual__u", "compress", 0, 2))  # fmt: skip
     assert retried["done_before"] == 2 and retried["statuses"] == {"ok": 1}
     assert [j for j in _jobs(catalogue) if j[2] == 2] == [(killed, "ok", 2)]
+
+
+def test_the_dags_candidates_and_viewers_params_keep_jpeg_xl_out_of_a_choosing_tier(
+    tmp_path: Path, catalogue: Catalogue
+) -> None:
+    import json
+
+    from dcmtier.orchestration.tasks import _candidates
+    from tests.unit.work.frontier_cases import write_case
+
+    write_case(tmp_path / "landing" / "s0", "padded", slices=2, size=48)
+    request = PlanRequest(landing=str(tmp_path / "landing"), output=tmp_path / "out",
+                          tiers=["maxerr20"], run_id="manual__c", now=datetime.now(UTC),
+                          settle_seconds=0)  # fmt: skip
+    plan(request, catalogue)
+    context = JobContext("dag", "manual__c", "compress", 0, 1)
+    params = {"candidates": [], "viewers": ["cornerstone-5.6.8"]}  # as the trigger form gives
+    url = str(catalogue.engine.url)
+    result = run_unit("u0000", "maxerr20", output=tmp_path / "out", context=context,
+                      catalogue_url=url, candidates=_candidates(params))  # fmt: skip
+    assert result["statuses"] == {"ok": 1}
+    with catalogue.engine.connect() as connection:
+        codecs = {r[0] for r in connection.execute(text("SELECT codec FROM derived_instances"))}
+        (parameters,) = connection.execute(text("SELECT parameters FROM jobs")).scalars()
+    assert codecs and "jxl" not in codecs  # unrestricted, this series takes JPEG XL
+    recorded = json.loads(parameters) if isinstance(parameters, str) else parameters
+    assert recorded["candidates"] == ["htj2k", "jls", "j2k"]
+    assert not _candidates({"candidates": [], "viewers": []}).restricts

@@ -24,8 +24,9 @@ docs/operators/memory.md); without it those two tasks expand to nothing and are 
 A failed instance is quarantined and the study × tier reports `partial`; an infrastructure
 error (output not writable, catalogue unreachable) fails the unit's task once its other
 studies are done, and it retries with exponential backoff: a retry, or clearing the task,
-redoes only the unit's studies not done. A frame that breaks its tier's quality gate is a quality outcome handled by
-`on_gate_failure` (fallback, reject or keep): it is never retried and never fails the run.
+redoes only the unit's studies not done. A frame that breaks its tier's quality gate is a
+quality outcome handled by `on_gate_failure` (fallback, reject or keep): it is never retried
+and never fails the run.
 `candidates` and `viewers` keep the tiers that choose a codec per instance to the codecs the
 deployed viewers decode (`viewers: ["cornerstone-5.6.8"]`: no JPEG XL). Retry
 one study × tier with a manual run: conf `{"study_uids": ["<uid>"], "tiers": ["j2k-r20"],

@@ -18,15 +18,20 @@ from pydicom import dcmread
 
 from dcmtier.catalogue import Catalogue
 from dcmtier.storage import dicomweb
-from tests.integration.airflow_stack import AirflowStack, deployment_databases, query, wait_for
+from tests.integration.airflow_stack import (
+    DAG_ID,
+    AirflowStack,
+    deployment_databases,
+    query,
+    trigger_run,
+    wait_run,
+)
 from tests.orthanc import PASSWORD, USER, Orthanc, running_orthanc, two_studies
 from tests.support import gdcm_frames
 
-DAG_ID = "dicom_archive_compression"
 TIERS = ["j2k-lossless", "j2k-r20"]
 J2K_LOSSY = "1.2.840.10008.1.2.4.91"  # JPEG 2000 (lossy allowed)
 CONN_ID = "dcmtier_pacs"
-RUN_TIMEOUT = 420
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -74,7 +79,7 @@ def test_a_run_takes_its_studies_from_an_archive_and_publishes_a_tier_to_another
     stack, source, target = deployment["stack"], deployment["source"], deployment["target"]
     started = time.monotonic()
     first = _trigger(stack, source, target)
-    assert _wait_run(stack, first) == "success", _failed_logs(stack, first)
+    assert wait_run(stack, first) == "success", _failed_logs(stack, first)
     first_s = time.monotonic() - started
 
     catalogue = deployment["catalogue"]
@@ -107,7 +112,7 @@ def test_a_run_takes_its_studies_from_an_archive_and_publishes_a_tier_to_another
     assert _xcom(stack, first, "publish")["sent"] == 10
 
     second = _trigger(stack, source, target)  # reprocess none: nothing new
-    assert _wait_run(stack, second) == "success", _failed_logs(stack, second)
+    assert wait_run(stack, second) == "success", _failed_logs(stack, second)
     assert _xcom(stack, second, "discover")["units"] == []
     assert _xcom(stack, second, "publish")["published"] is False
     assert len(target.transfer_syntaxes()) == 10
@@ -145,20 +150,7 @@ def _trigger(stack: AirflowStack, source: Orthanc, target: Orthanc) -> str:
     conf = {"landing": source.url, "tiers": TIERS, "settle_seconds": 0,
             "publish_to": target.url, "publish_tiers": ["j2k-r20"],
             "dicomweb_conn_id": CONN_ID}  # fmt: skip
-    body = {"logical_date": None, "conf": conf}
-    return str(stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json=body)["dag_run_id"])
-
-
-def _wait_run(stack: AirflowStack, run_id: str) -> str:
-    def finished() -> str | None:
-        state = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
-        return state if state in ("success", "failed") else None
-
-    try:
-        return str(wait_for(finished, timeout=RUN_TIMEOUT, what=f"run {run_id}", every=2))
-    except TimeoutError as exc:
-        logs = "\n".join(f"--- {n}\n{stack.log_tail(n, 30)}" for n in stack.processes)
-        raise AssertionError(f"{exc}\n{logs}") from None
+    return trigger_run(stack, conf)
 
 
 def _xcom(stack: AirflowStack, run_id: str, task_id: str) -> Any:

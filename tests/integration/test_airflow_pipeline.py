@@ -22,15 +22,17 @@ from dcmtier.orchestration.assets import PACKAGES_ASSET
 from dcmtier.sample import write_ct_series
 from tests.faults.planted import leaks_in_text, leaks_under, plant_landing, postgres_leaks
 from tests.integration.airflow_stack import (
+    DAG_ID,
+    RUN_TIMEOUT,
     AirflowStack,
     deployment_databases,
     query,
+    trigger_run,
     wait_for,
+    wait_run,
 )
 
-DAG_ID = "dicom_archive_compression"
 TIERS = ["j2k-lossless", "j2k-r20"]
-RUN_TIMEOUT = 420
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -65,21 +67,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
 
 
 def _trigger(stack: AirflowStack, landing: Path, **conf: Any) -> str:
-    body = {"logical_date": None, "conf": {"landing": str(landing), "tiers": TIERS,
-                                           "settle_seconds": 0, **conf}}  # fmt: skip
-    return str(stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json=body)["dag_run_id"])
-
-
-def _wait_run(stack: AirflowStack, run_id: str) -> str:
-    def finished() -> str | None:
-        state = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
-        return state if state in ("success", "failed") else None
-
-    try:
-        return str(wait_for(finished, timeout=RUN_TIMEOUT, what=f"run {run_id}", every=3))
-    except TimeoutError as exc:
-        logs = "\n".join(f"--- {n}\n{stack.log_tail(n, 30)}" for n in stack.processes)
-        raise AssertionError(f"{exc}\n{logs}") from None
+    return trigger_run(stack, {"landing": str(landing), "tiers": TIERS, "settle_seconds": 0,
+                               **conf})  # fmt: skip
 
 
 def _task_instances(stack: AirflowStack, run_id: str) -> list[dict[str, Any]]:
@@ -122,7 +111,7 @@ def test_1_a_run_completes_every_study_and_lists_the_corrupt_file(
     broken = landing / "s0" / "CT0002.dcm"
     broken.write_bytes(broken.read_bytes()[:-3000])
     run_id = _trigger(stack, landing)
-    assert _wait_run(stack, run_id) == "success"
+    assert wait_run(stack, run_id) == "success"
     compress = [ti for ti in _task_instances(stack, run_id) if ti["task_id"] == "compress"]
     assert len(compress) == len(TIERS)  # three small studies: one work unit
     assert {ti["state"] for ti in compress} == {"success"}
@@ -155,7 +144,7 @@ def test_1b_each_mapped_instance_reports_its_own_datasets_and_the_downstream_dag
     stack, landing = deployment["stack"], deployment["landing"] / "run1b"
     studies = {_study(landing, f"s{i}", seed=150 + i) for i in range(2)}
     run_id = _trigger(stack, landing)
-    assert _wait_run(stack, run_id) == "success"
+    assert wait_run(stack, run_id) == "success"
     events = [json.loads(line) for line in deployment["lineage"].read_text().splitlines()]
     mine = [
         e for e in events
@@ -224,7 +213,7 @@ def test_2_an_operator_clears_one_failed_study_tier_and_its_retry_leaves_one_res
     blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("storage fault")
     run_id = _trigger(stack, landing)
-    assert _wait_run(stack, run_id) == "failed"
+    assert wait_run(stack, run_id) == "failed"
     states = {
         (ti["task_id"], str(ti["rendered_map_index"])): ti for ti in _task_instances(stack, run_id)
     }
@@ -239,7 +228,7 @@ def test_2_an_operator_clears_one_failed_study_tier_and_its_retry_leaves_one_res
             "task_ids": [["compress", failed[0]["map_index"]]], "only_failed": True,
             "reset_dag_runs": True, "include_downstream": True}  # fmt: skip
     stack.api("POST", f"/dags/{DAG_ID}/clearTaskInstances", json=body)
-    assert _wait_run(stack, run_id) == "success"
+    assert wait_run(stack, run_id) == "success"
     rows = query(deployment["catalogue"],
                       "SELECT count(*), count(DISTINCT derived_sop_uid) FROM lineage "
                       "WHERE tier = 'j2k-r20' AND source_sop_uid IN "
@@ -302,7 +291,7 @@ def test_4_a_patient_name_in_landing_paths_reaches_no_task_log_xcom_or_view(
     landing = deployment["landing"] / "planted"
     plant_landing(landing)
     run_id = _trigger(stack, landing)
-    assert _wait_run(stack, run_id) == "success"
+    assert wait_run(stack, run_id) == "success"
     task_logs = [p for p in (stack.home / "logs").rglob("*") if p.is_file() and run_id in str(p)]
     assert any(b"discovery:" in p.read_bytes() for p in task_logs), task_logs
     process_logs = list(stack.home.glob("*.log"))
@@ -332,7 +321,7 @@ def test_5_a_mixed_archive_of_small_studies_runs_in_a_few_units_and_one_study_is
     studies = [_study(landing, f"m{n}", seed=500 + n, slices=1 + n % 3, size=32 + 16 * (n % 4))
                for n in range(46)]  # fmt: skip
     run_id = _trigger(stack, landing, tiers=tiers)
-    assert _wait_run(stack, run_id) == "success"
+    assert wait_run(stack, run_id) == "success"
     compress = [ti for ti in _task_instances(stack, run_id) if ti["task_id"] == "compress"]
     for tier in tiers:
         mine = [str(ti["rendered_map_index"]) for ti in compress
@@ -349,7 +338,7 @@ def test_5_a_mixed_archive_of_small_studies_runs_in_a_few_units_and_one_study_is
     }  # all 138 pairs, each once
     first = query(catalogue, "SELECT max(id) FROM jobs")[0][0]
     retry = _trigger(stack, landing, tiers=["j2k-r20"], study_uids=[studies[7]], reprocess="all")
-    assert _wait_run(stack, retry) == "success"
+    assert wait_run(stack, retry) == "success"
     new = query(catalogue, "SELECT study_uid, tier, status FROM jobs WHERE id > :i", i=first)
     assert new == [(studies[7], "j2k-r20", "ok")]
     (label,) = [str(ti["rendered_map_index"]) for ti in _task_instances(stack, retry)

@@ -18,12 +18,15 @@ from pydicom import dcmread
 from dcmtier.catalogue import Catalogue
 from dcmtier.packaging.package import MANIFEST_NAME
 from dcmtier.sample import write_ct_series
-from tests.integration.airflow_stack import AirflowStack, deployment_databases, wait_for
+from tests.integration.airflow_stack import (
+    AirflowStack,
+    deployment_databases,
+    trigger_run,
+    wait_run,
+)
 from tests.objstore import s3_server, upload_folder
 
-DAG_ID = "dicom_archive_compression"
 TIERS = ["j2k-lossless", "j2k-r20", "j2k-r50"]  # two rate tiers: the encode task runs
-RUN_TIMEOUT = 420
 SLICES = 3
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -72,9 +75,8 @@ def test_two_workers_without_a_shared_folder_publish_every_study_tier_to_the_sto
     upload_folder(s3, root / "landing", "landing", "in")
     conf = {"landing": "s3://landing/in", "output": "s3://archive/dcm", "tiers": TIERS,
             "settle_seconds": 0}  # fmt: skip
-    body = {"logical_date": None, "conf": conf}
-    run_id = str(stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json=body)["dag_run_id"])
-    assert _wait_run(stack, run_id) == "success"
+    run_id = trigger_run(stack, conf)
+    assert wait_run(stack, run_id) == "success"
 
     objects = s3.objects("archive", "dcm/")
     keys = [k.removeprefix("dcm/") for k in objects]
@@ -104,18 +106,6 @@ def test_two_workers_without_a_shared_folder_publish_every_study_tier_to_the_sto
     assert all(row[1] >= 1 for row in layers)
     for scratch in deployment["scratch"].values():  # nothing published is left on a worker
         assert not [p for p in Path(scratch).rglob("*") if p.suffix in (".dcm", ".zip", ".j2c")]
-
-
-def _wait_run(stack: AirflowStack, run_id: str) -> str:
-    def finished() -> str | None:
-        state = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
-        return state if state in ("success", "failed") else None
-
-    try:
-        return str(wait_for(finished, timeout=RUN_TIMEOUT, what=f"run {run_id}", every=3))
-    except TimeoutError as exc:
-        logs = "\n".join(f"--- {n}\n{stack.log_tail(n, 30)}" for n in stack.processes)
-        raise AssertionError(f"{exc}\n{logs}") from None
 
 
 def _catalogue(url: str, sql: str) -> list[Any]:

@@ -48,16 +48,21 @@ glibc = pytest.mark.skipif(
 
 
 def _faults(mode: str, path: str = "pydicom", **env: str) -> dict[str, object]:
+    """The child's report with the fewest faults of three runs: the kernel adds faults of its
+    own under memory pressure (reclaim, a busy machine: 24-83 a file quiet, 507 once while a
+    test suite ran beside it), never takes away those of buffers mapped afresh."""
     clean = {k: v for k, v in os.environ.items() if k not in allocator._OWNER_SETTINGS}
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, mode, path],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    report: dict[str, object] = json.loads(out.stdout)
-    return report
+    reports: list[dict[str, object]] = []
+    for _ in range(3):
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, mode, path],
+            env={**clean, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        reports.append(json.loads(out.stdout))
+    return min(reports, key=lambda r: float(str(r["faults_per_file"])))
 
 
 @glibc

@@ -79,8 +79,9 @@ def test_the_noisy_ct_takes_jpeg_xl_unless_it_is_left_out(tmp_path: Path) -> Non
 
 
 def _frames(codec_tier: str, codec: object, size: int) -> Frames:
-    tier = get_tier(codec_tier).chosen(codec)
-    return Frames(tier, [Encoded(b"\0" * size, "MONOCHROME2", 16)], [1.0])
+    frames = Frames(get_tier(codec_tier).chosen(codec), [], [])
+    frames.add(Encoded(b"\0" * size, "MONOCHROME2", 16), 1.0)  # its size counted as it comes
+    return frames
 
 
 def test_a_tie_goes_to_the_faster_decoder_whatever_order_the_policy_lists() -> None:
